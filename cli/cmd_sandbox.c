@@ -1,0 +1,545 @@
+/* `porthole sandbox ...`: command sandboxes through /v1/sandboxes. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "cli.h"
+#include "localfile.h"
+#include "run.h"
+#include "util.h"
+
+#define SANDBOX_MAX_ARGS 4096
+
+static const char usage_sandbox[] =
+    "Usage: porthole sandbox COMMAND [ARGS...] [--json]\n"
+    "\n"
+    "  create     boot a sandbox and print its id\n"
+    "  list       list sandboxes\n"
+    "  exec       run a command: sandbox exec ID [--shell login|raw] [--timeout S] -- CMD...\n"
+    "  delete     delete sandboxes: sandbox delete ID...|--all\n"
+    "  upload     copy a file in: sandbox upload ID LOCAL REMOTE\n"
+    "  download   copy a file out: sandbox download ID REMOTE LOCAL\n"
+    "  env        show or set environment variables: sandbox env ID [NAME=VALUE...]\n"
+    "\n"
+    "Run 'porthole sandbox COMMAND --help' for a command's options.\n";
+
+static const char usage_create[] =
+    "Usage: porthole sandbox create [--vcpus N] [--memory MIB] [--disk MIB]\n"
+    "                               [--env NAME=VALUE]... [--timeout-minutes N] [--json]\n"
+    "\n"
+    "Boots a sandbox and prints its id once it is ready (seconds with KVM, up to a\n"
+    "minute under software emulation).\n"
+    "\n"
+    "  --vcpus N            virtual CPUs\n"
+    "  --memory MIB         guest memory in MiB\n"
+    "  --disk MIB           root disk size in MiB\n"
+    "  --env NAME=VALUE     environment variable for login-shell commands (repeatable)\n"
+    "  --timeout-minutes N  delete the sandbox after N minutes\n"
+    "  --json               print the sandbox as a JSON envelope\n";
+
+static const char usage_list[] = "Usage: porthole sandbox list [--json]\n"
+                                 "\n"
+                                 "Lists sandboxes: id, status, size and expiry.\n";
+
+static const char usage_exec[] =
+    "Usage: porthole sandbox exec ID [--shell login|raw] [--timeout S] [--json] -- CMD...\n"
+    "\n"
+    "Runs CMD in the sandbox (the words are joined with spaces, as ssh does).\n"
+    "Without --json, the command's stdout and stderr are written to ours and\n"
+    "porthole exits with the command's exit code.\n"
+    "\n"
+    "  --shell login|raw  login (default): through the login shell, with the\n"
+    "                     sandbox's env vars; raw: the command as given\n"
+    "  --timeout S        kill the command after S seconds (default 30)\n"
+    "  --json             print {exit_code, stdout, stderr, duration_ms} in an envelope\n";
+
+static const char usage_delete[] = "Usage: porthole sandbox delete ID...|--all [--json]\n"
+                                   "\n"
+                                   "Stops and deletes sandboxes; prints each deleted id.\n";
+
+static const char usage_upload[] =
+    "Usage: porthole sandbox upload ID LOCAL REMOTE [--json]\n"
+    "\n"
+    "Copies the local file LOCAL to the absolute path REMOTE in the sandbox.\n";
+
+static const char usage_download[] =
+    "Usage: porthole sandbox download ID REMOTE LOCAL [--json]\n"
+    "\n"
+    "Copies the file at absolute path REMOTE in the sandbox to LOCAL (a file, or a\n"
+    "directory to keep the remote name).\n";
+
+static const char usage_env[] =
+    "Usage: porthole sandbox env ID [NAME=VALUE...] [--json]\n"
+    "\n"
+    "Without assignments, prints the sandbox's environment variables as NAME=VALUE.\n"
+    "With them, sets those variables (others are kept); login-shell commands see\n"
+    "them from the next command on.\n";
+
+/* Parses only the common options; for commands whose arguments are positional. */
+static bool parse_plain(struct cli_ctx *c, int argc, char **argv, int *code)
+{
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+    int opt;
+
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+        if (!cli_common_option(c, opt, argc, argv, code))
+            return false;
+    return true;
+}
+
+static int fail_oom(struct cli_ctx *c)
+{
+    struct cli_error e;
+    cli_error_set(&e, 1, "internal", NULL, -ENOMEM, "out of memory");
+    return cli_fail(c, &e);
+}
+
+static int sandbox_create(struct cli_ctx *c, int argc, char **argv)
+{
+    enum { OPT_VCPUS = 1, OPT_MEMORY, OPT_DISK, OPT_ENV, OPT_TIMEOUT };
+    static const struct option opts[] = {
+        {"vcpus", required_argument, NULL, OPT_VCPUS},
+        {"memory", required_argument, NULL, OPT_MEMORY},
+        {"disk", required_argument, NULL, OPT_DISK},
+        {"env", required_argument, NULL, OPT_ENV},
+        {"timeout-minutes", required_argument, NULL, OPT_TIMEOUT},
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    json_auto_t *body = json_object(), *env = json_object(), *sb = NULL;
+    struct api api;
+    struct cli_error err;
+    int opt, code, r;
+    long n;
+
+    c->command = "sandbox.create";
+    c->usage = usage_create;
+    if (!body || !env)
+        return fail_oom(c);
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_VCPUS:
+            if (!cli_opt_int(c, "--vcpus", optarg, 1, 64, &n, &code))
+                return code;
+            json_object_set_new(body, "vcpus", json_integer(n));
+            break;
+        case OPT_MEMORY:
+            if (!cli_opt_int(c, "--memory", optarg, 128, 1024 * 1024, &n, &code))
+                return code;
+            json_object_set_new(body, "mem_mib", json_integer(n));
+            break;
+        case OPT_DISK:
+            if (!cli_opt_int(c, "--disk", optarg, 256, 4 * 1024 * 1024, &n, &code))
+                return code;
+            json_object_set_new(body, "disk_mib", json_integer(n));
+            break;
+        case OPT_ENV:
+            if (cli_parse_env(optarg, env) < 0)
+                return cli_usage_error(c,
+                                       "--env: expected NAME=VALUE with a valid name, got "
+                                       "'%.64s'",
+                                       optarg);
+            break;
+        case OPT_TIMEOUT:
+            if (!cli_opt_int(c, "--timeout-minutes", optarg, 1, 7 * 24 * 60, &n, &code))
+                return code;
+            json_object_set_new(body, "timeout_minutes", json_integer(n));
+            break;
+        default:
+            if (!cli_common_option(c, opt, argc, argv, &code))
+                return code;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%.64s'", argv[optind]);
+    if (json_object_size(env) > 0)
+        json_object_set(body, "env_vars", env);
+
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = api_call(&api, "POST", "/v1/sandboxes", body, API_TIMEOUT_LONG_MS, "Creating sandbox",
+                     &sb, &err);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    if (!json_str(sb, "id")) {
+        cli_error_set(&err, 1, "bad_response", NULL, -EPROTO, "the gateway's answer has no id");
+        return cli_fail(c, &err);
+    }
+    if (!c->json)
+        printf("%s\n", json_str(sb, "id"));
+    return cli_ok(c, json_incref(sb));
+}
+
+static int sandbox_list(struct cli_ctx *c, int argc, char **argv)
+{
+    static const char *const headers[] = {"ID", "STATUS", "VCPUS", "MEM_MIB", "CREATED", "EXPIRES"};
+    static const char *const keys[] = {"id",      "status",     "vcpus",
+                                       "mem_mib", "created_at", "expires_at"};
+    json_auto_t *list = NULL;
+    struct api api;
+    struct cli_error err;
+    json_t *arr;
+    int code, r;
+
+    c->command = "sandbox.list";
+    c->usage = usage_list;
+    if (!parse_plain(c, argc, argv, &code))
+        return code;
+    if (optind < argc)
+        return cli_usage_error(c, "unexpected argument '%.64s'", argv[optind]);
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = api_call(&api, "GET", "/v1/sandboxes", NULL, API_TIMEOUT_SHORT_MS, NULL, &list, &err);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    arr = json_object_get(list, "sandboxes");
+    if (!json_is_array(arr)) {
+        cli_error_set(&err, 1, "bad_response", NULL, -EPROTO,
+                      "the gateway's answer has no \"sandboxes\" array");
+        return cli_fail(c, &err);
+    }
+    if (!c->json)
+        cli_table(headers, keys, ARRAY_SIZE(keys), arr);
+    return cli_ok(c, json_incref(list));
+}
+
+/* The guest command: argv words joined by spaces, as ssh joins them. */
+static char *join_words(char **words, int n)
+{
+    size_t len = 1;
+    char *out, *p;
+
+    for (int i = 0; i < n; i++)
+        len += strlen(words[i]) + 1;
+    if (len > RUN_MAX_COMMAND_LEN + 1)
+        return NULL;
+    out = p = malloc(len);
+    if (!out)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%s%s", i ? " " : "", words[i]);
+    *p = '\0';
+    return out;
+}
+
+static void write_stream(int fd, const json_t *v)
+{
+    if (json_is_string(v))
+        cli_write_all(fd, json_string_value(v), json_string_length(v));
+}
+
+static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
+{
+    enum { OPT_SHELL = 1, OPT_TIMEOUT };
+    static const struct option opts[] = {
+        {"shell", required_argument, NULL, OPT_SHELL},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    json_auto_t *body = json_object(), *res = NULL;
+    _cleanup_free_ char *command = NULL, *path = NULL;
+    struct api api;
+    struct cli_error err;
+    enum run_shell shell;
+    long timeout_s = RUN_DEFAULT_TIMEOUT_S;
+    json_t *exit_v;
+    int opt, code, r;
+
+    c->command = "sandbox.exec";
+    c->usage = usage_exec;
+    if (!body)
+        return fail_oom(c);
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_SHELL:
+            if (run_shell_parse(optarg, &shell) < 0)
+                return cli_usage_error(c, "--shell: expected login or raw, got '%.32s'", optarg);
+            json_object_set_new(body, "shell", json_string(run_shell_name(shell)));
+            break;
+        case OPT_TIMEOUT:
+            if (!cli_opt_int(c, "--timeout", optarg, 1, RUN_MAX_TIMEOUT_S, &timeout_s, &code))
+                return code;
+            json_object_set_new(body, "timeout", json_integer(timeout_s));
+            break;
+        default:
+            if (!cli_common_option(c, opt, argc, argv, &code))
+                return code;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(c, "missing sandbox ID");
+    if (optind + 1 >= argc)
+        return cli_usage_error(c, "missing command: sandbox exec ID -- CMD...");
+    command = join_words(argv + optind + 1, argc - optind - 1);
+    if (!command)
+        return cli_usage_error(c, "command longer than %d bytes", RUN_MAX_COMMAND_LEN);
+    json_object_set_new(body, "command", json_string(command));
+    path = api_path("/v1/sandboxes/", argv[optind], "/exec");
+    if (!path || !json_object_get(body, "command"))
+        return cli_usage_error(c, "the command is not valid UTF-8");
+
+    r = api_open(c, &api, &err);
+    /* The gateway enforces the command's timeout; the HTTP wait covers it
+     * plus a reconnect to the guest. */
+    if (r >= 0)
+        r = api_call(&api, "POST", path, body, (int)(timeout_s + 120) * 1000, NULL, &res, &err);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    exit_v = json_object_get(res, "exit_code");
+    if (!json_is_integer(exit_v)) {
+        cli_error_set(&err, 1, "bad_response", NULL, -EPROTO,
+                      "the gateway's answer has no exit_code");
+        return cli_fail(c, &err);
+    }
+    /* Killed by a signal is -1 in the API; a shell would say 128+N, and 255
+     * is what ssh exits with when it cannot tell. */
+    code = (int)json_integer_value(exit_v);
+    if (code < 0 || code > 255)
+        code = 255;
+    if (!c->json) {
+        fflush(stdout);
+        write_stream(STDOUT_FILENO, json_object_get(res, "stdout"));
+        write_stream(STDERR_FILENO, json_object_get(res, "stderr"));
+        if (json_is_true(json_object_get(res, "stdout_truncated")) ||
+            json_is_true(json_object_get(res, "stderr_truncated")))
+            cli_notice(c, "output was truncated by the gateway");
+    }
+    return cli_emit(c, code, json_incref(res), NULL);
+}
+
+static int sandbox_delete(struct cli_ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'},
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    static const struct batch_spec spec = {
+        .list_path = "/v1/sandboxes",
+        .list_key = "sandboxes",
+        .id_key = "id",
+        .item_prefix = "/v1/sandboxes/",
+        .done_key = "deleted",
+        .progress = "Deleting",
+    };
+    bool all = false;
+    int opt, code;
+
+    c->command = "sandbox.delete";
+    c->usage = usage_delete;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == 'a')
+            all = true;
+        else if (!cli_common_option(c, opt, argc, argv, &code))
+            return code;
+    }
+    if (all && optind < argc)
+        return cli_usage_error(c, "give IDs or --all, not both");
+    if (!all && optind >= argc)
+        return cli_usage_error(c, "missing sandbox ID (or --all)");
+    if (argc - optind > SANDBOX_MAX_ARGS)
+        return cli_usage_error(c, "at most %d ids at once", SANDBOX_MAX_ARGS);
+    return batch_delete(c, &spec, argv + optind, (size_t)(argc - optind), all);
+}
+
+static bool remote_path_ok(const char *p)
+{
+    return p[0] == '/' && strlen(p) < 4096;
+}
+
+static int sandbox_upload(struct cli_ctx *c, int argc, char **argv)
+{
+    _cleanup_free_ char *path = NULL;
+    json_auto_t *res = NULL;
+    struct api api;
+    struct cli_error err;
+    size_t bytes = 0;
+    int code, r;
+
+    c->command = "sandbox.upload";
+    c->usage = usage_upload;
+    if (!parse_plain(c, argc, argv, &code))
+        return code;
+    if (argc - optind != 3)
+        return cli_usage_error(c, "expected ID LOCAL REMOTE");
+    if (!remote_path_ok(argv[optind + 2]))
+        return cli_usage_error(c, "REMOTE must be an absolute path, got '%.64s'", argv[optind + 2]);
+    /* Before api_open, so a typo never starts a gateway. */
+    if (access(argv[optind + 1], R_OK) < 0) {
+        cli_error_set(&err, 1, "local_io", NULL, -errno, "cannot read %s: %m", argv[optind + 1]);
+        return cli_fail(c, &err);
+    }
+    path = api_files_path(argv[optind], argv[optind + 2]);
+    if (!path)
+        return fail_oom(c);
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = localfile_upload(&api, path, argv[optind + 1], &res, &bytes, &err);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    if (!res)
+        res = json_pack("{s:s, s:I}", "path", argv[optind + 2], "bytes", (json_int_t)bytes);
+    if (!c->json)
+        printf("uploaded %zu bytes to %s:%s\n", bytes, argv[optind], argv[optind + 2]);
+    return cli_ok(c, json_incref(res));
+}
+
+static int sandbox_download(struct cli_ctx *c, int argc, char **argv)
+{
+    _cleanup_free_ char *path = NULL, *local = NULL;
+    struct api api;
+    struct cli_error err;
+    struct stat st;
+    const char *remote, *base;
+    size_t bytes = 0;
+    int code, r;
+
+    c->command = "sandbox.download";
+    c->usage = usage_download;
+    if (!parse_plain(c, argc, argv, &code))
+        return code;
+    if (argc - optind != 3)
+        return cli_usage_error(c, "expected ID REMOTE LOCAL");
+    remote = argv[optind + 1];
+    if (!remote_path_ok(remote))
+        return cli_usage_error(c, "REMOTE must be an absolute path, got '%.64s'", remote);
+    base = strrchr(remote, '/') + 1;
+    /* Like cp: into a directory, the file keeps its remote name. */
+    if (stat(argv[optind + 2], &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (!*base)
+            return cli_usage_error(c, "REMOTE names a directory: %.64s", remote);
+        r = asprintf(&local, "%s/%s", argv[optind + 2], base);
+    } else {
+        r = asprintf(&local, "%s", argv[optind + 2]);
+    }
+    path = api_files_path(argv[optind], remote);
+    if (r < 0 || !path)
+        return fail_oom(c);
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = localfile_download(&api, path, local, &bytes, &err);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    if (!c->json)
+        printf("downloaded %zu bytes to %s\n", bytes, local);
+    return cli_ok(c, json_pack("{s:s, s:s, s:I}", "path", remote, "local", local, "bytes",
+                               (json_int_t)bytes));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorted NAME=VALUE lines, so the output is stable and diffable. */
+static int print_env(const json_t *vars)
+{
+    size_t n = 0, cap = json_object_size(vars);
+    _cleanup_free_ const char **keys = calloc(cap ? cap : 1, sizeof(*keys));
+    const char *key;
+    json_t *v;
+
+    if (!keys)
+        return -ENOMEM;
+    json_object_foreach((json_t *)vars, key, v)
+    {
+        if (n < cap)
+            keys[n++] = key;
+    }
+    qsort(keys, n, sizeof(*keys), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        const char *value = json_string_value(json_object_get(vars, keys[i]));
+        printf("%s=%s\n", keys[i], value ? value : "");
+    }
+    return 0;
+}
+
+static int sandbox_env(struct cli_ctx *c, int argc, char **argv)
+{
+    _cleanup_free_ char *path = NULL;
+    json_auto_t *set = json_object(), *cur = NULL, *res = NULL, *body = NULL;
+    struct api api;
+    struct cli_error err;
+    json_t *vars;
+    int code, r;
+
+    c->command = "sandbox.env";
+    c->usage = usage_env;
+    if (!set)
+        return fail_oom(c);
+    if (!parse_plain(c, argc, argv, &code))
+        return code;
+    if (optind >= argc)
+        return cli_usage_error(c, "missing sandbox ID");
+    for (int i = optind + 1; i < argc; i++)
+        if (cli_parse_env(argv[i], set) < 0)
+            return cli_usage_error(c, "expected NAME=VALUE with a valid name, got '%.64s'",
+                                   argv[i]);
+    path = api_path("/v1/sandboxes/", argv[optind], "/env");
+    if (!path)
+        return fail_oom(c);
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = api_call(&api, "GET", path, NULL, API_TIMEOUT_SHORT_MS, NULL, &cur, &err);
+    if (r >= 0 && json_object_size(set) > 0) {
+        /* Merged here so the result is "these added or changed, the rest
+         * kept" whether the gateway's PUT replaces or merges. */
+        vars = json_object_get(cur, "env_vars");
+        body =
+            json_pack("{s:o}", "env_vars", json_is_object(vars) ? json_copy(vars) : json_object());
+        if (!body || json_object_update(json_object_get(body, "env_vars"), set) < 0) {
+            api_done(&api);
+            return fail_oom(c);
+        }
+        r = api_call(&api, "PUT", path, body, API_TIMEOUT_SHORT_MS, NULL, &res, &err);
+    }
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    if (json_object_size(set) == 0) {
+        vars = json_object_get(cur, "env_vars");
+        if (!c->json)
+            print_env(vars);
+        return cli_ok(c, json_incref(cur));
+    }
+    return cli_ok(c, json_incref(res ? res : body));
+}
+
+int cmd_sandbox(struct cli_ctx *c, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(struct cli_ctx *c, int argc, char **argv);
+    } subs[] = {
+        {"create", sandbox_create}, {"list", sandbox_list},         {"ls", sandbox_list},
+        {"exec", sandbox_exec},     {"delete", sandbox_delete},     {"rm", sandbox_delete},
+        {"upload", sandbox_upload}, {"download", sandbox_download}, {"env", sandbox_env},
+    };
+
+    c->command = "sandbox";
+    c->usage = usage_sandbox;
+    if (argc < 2)
+        return cli_usage_error(c, "missing sandbox command");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0)
+        return cli_help(c);
+    for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
+        if (strcmp(argv[1], subs[i].name) == 0)
+            return subs[i].fn(c, argc - 1, argv + 1);
+    return cli_usage_error(c, "unknown sandbox command '%.64s'", argv[1]);
+}

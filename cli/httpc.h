@@ -1,0 +1,78 @@
+/* httpc: a small blocking HTTP/1.1 client for the gateway's API.
+ *
+ * Usage:
+ *   struct httpc_url url;
+ *   httpc_url_parse("http://127.0.0.1:8790", &url);        // -EINVAL, -EPROTONOSUPPORT
+ *   struct httpc_request req = HTTPC_REQUEST_INIT("GET", "/v1/sandboxes");
+ *   req.token = token;
+ *   struct httpc_response resp;
+ *   r = httpc_do(&url, &req, &resp);                       // 0 or -errno
+ *   ... resp.status, resp.body ...
+ *   httpc_response_done(&resp);
+ *
+ * One request per connection ("Connection: close"), plain http only: the
+ * gateway listens on loopback by default. Bodies are read by Content-Length,
+ * chunked encoding, or until close, and are bounded by max_body. All waits
+ * are bounded by the request's deadline; tick (when set) runs about every
+ * 100 ms while the client waits, which is how a spinner animates without a
+ * thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTPC_MAX_BODY_DEFAULT (256u * 1024 * 1024)
+#define HTTPC_MAX_HEADER_BYTES (64 * 1024)
+
+struct httpc_url {
+    char host[256]; /* without IPv6 brackets */
+    char port[8];
+    char base_path[512]; /* "" or "/prefix" without a trailing slash */
+};
+
+/* Accepts "http://host[:port][/prefix]"; -EPROTONOSUPPORT for other schemes. */
+int httpc_url_parse(const char *url, struct httpc_url *out);
+
+struct httpc_request {
+    const char *method;       /* weak */
+    const char *path;         /* weak: "/v1/...", already percent-encoded */
+    const char *token;        /* weak, NULL: no Authorization header */
+    const char *content_type; /* weak, NULL: none */
+    const void *body;         /* weak, may be NULL */
+    size_t body_len;
+    int body_fd; /* -1 if unused: send body_len bytes read from it instead of body */
+    int out_fd;  /* -1 if unused: a 2xx body is written here instead of resp->body */
+    int connect_timeout_ms;
+    int timeout_ms;           /* the whole exchange, connect included */
+    size_t max_body;          /* 0: HTTPC_MAX_BODY_DEFAULT */
+    void (*tick)(void *data); /* may be NULL */
+    void *tick_data;          /* weak */
+};
+#define HTTPC_REQUEST_INIT(m, p)                                                                   \
+    ((struct httpc_request){.method = (m),                                                         \
+                            .path = (p),                                                           \
+                            .body_fd = -1,                                                         \
+                            .out_fd = -1,                                                          \
+                            .connect_timeout_ms = 5000,                                            \
+                            .timeout_ms = 60000})
+
+struct httpc_response {
+    int status;
+    char content_type[128];
+    char *body;       /* owned, NUL-terminated (empty when streamed to out_fd) */
+    size_t body_len;  /* bytes received, also when streamed */
+    bool connected;   /* the TCP connection was made (failures after it are not "unreachable") */
+    char detail[256]; /* on failure: what went wrong, for the user */
+};
+
+/* 0 once a complete response arrived (any status); -errno when the exchange
+ * failed: -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH (name did not resolve),
+ * -EPROTO (not HTTP), -EFBIG (body over max_body), -EIO, -ENOMEM. */
+int httpc_do(const struct httpc_url *url, const struct httpc_request *req,
+             struct httpc_response *resp);
+void httpc_response_done(struct httpc_response *resp);
+
+/* Percent-encodes s: a path segment (keep_slash false) or a query value
+ * holding a path (keep_slash true, which keeps it readable in logs). */
+char *httpc_escape(const char *s, bool keep_slash);

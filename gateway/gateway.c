@@ -1,0 +1,265 @@
+#include "gateway.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "manager.h"
+#include "util.h"
+
+#define GATEWAY_CONFIG_MAX (1024 * 1024)
+
+static struct http_server *signal_server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signal_server)
+        http_server_stop(signal_server);
+}
+
+/* PORTHOLE_TOKEN when set; else the token of this state dir, generated on
+ * first start and readable by its owner only. */
+static int gateway_load_token(struct gateway *gw, struct ph_error *err)
+{
+    const char *env = getenv("PORTHOLE_TOKEN");
+    _cleanup_free_ char *path = NULL, *data = NULL;
+    char fresh[65];
+    int r;
+
+    if (env && *env) {
+        gw->token = strdup(env);
+        return gw->token ? 0 : -ENOMEM;
+    }
+    if (asprintf(&path, "%s/token", gw->state_dir) < 0)
+        return -ENOMEM;
+    if (read_file(path, &data, NULL, 1024) == 0) {
+        data[strcspn(data, "\r\n")] = '\0';
+        if (strlen(data) >= 32) {
+            gw->token = TAKE_PTR(data);
+            return 0;
+        }
+    }
+    r = random_hex(fresh, 32);
+    if (r < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot generate a token");
+    r = write_file_atomic(path, fresh, strlen(fresh), 0600);
+    if (r < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot write %s: %s", path, strerror(-r));
+    gw->token = strdup(fresh);
+    return gw->token ? 0 : -ENOMEM;
+}
+
+static int gateway_load_config(struct gateway *gw, const char *path, json_t **out,
+                               struct ph_error *err)
+{
+    json_t *cfg;
+    json_error_t je;
+    _cleanup_free_ char *audit = NULL;
+
+    if (path) {
+        _cleanup_free_ char *text = NULL;
+        int r = read_file(path, &text, NULL, GATEWAY_CONFIG_MAX);
+        if (r < 0)
+            return ph_error_set(err, PH_ERR_INVALID, r, "cannot read config %s: %s", path,
+                                strerror(-r));
+        cfg = json_loads(text, 0, &je);
+        if (!cfg || !json_is_object(cfg)) {
+            json_decref(cfg);
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "config %s: line %d: %s", path,
+                                je.line, cfg ? "must be a JSON object" : je.text);
+        }
+    } else {
+        cfg = json_object();
+    }
+    if (!json_object_get(cfg, "audit_log")) {
+        if (asprintf(&audit, "%s/audit.jsonl", gw->state_dir) < 0) {
+            json_decref(cfg);
+            return -ENOMEM;
+        }
+        json_object_set_new(cfg, "audit_log", json_string(audit));
+    }
+    json_t *v = json_object_get(cfg, "max_sandboxes");
+    gw->max_sandboxes = json_is_integer(v) ? (int)json_integer_value(v) : 16;
+    v = json_object_get(cfg, "boot_timeout_s");
+    gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 300;
+    *out = cfg;
+    return 0;
+}
+
+static void api_healthz(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    http_reply_json(req, 200,
+                    json_pack("{s:s, s:s, s:s}", "status", "ok", "version", PORTHOLE_VERSION,
+                              "accel", accel_name(gw->accel.accel)));
+}
+
+static lws_sorted_usec_list_t sweep_sul;
+static struct gateway *sweep_gateway;
+
+static void gateway_tick(lws_sorted_usec_list_t *sul)
+{
+    sandbox_sweep(sweep_gateway);
+    lws_sul_schedule(http_server_context(sweep_gateway->http), 0, sul, gateway_tick,
+                     LWS_US_PER_SEC);
+}
+
+static int parse_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long p;
+
+    if (!colon || (size_t)(colon - listen) >= hostlen || colon == listen)
+        return -EINVAL;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return -EINVAL;
+    *port = (int)p;
+    return 0;
+}
+
+static void gateway_free(struct gateway *gw)
+{
+    while (gw->sandboxes) {
+        struct sandbox *sb = gw->sandboxes;
+        gw->sandboxes = sb->next;
+        /* VMs keep running: the next gateway re-attaches to them. */
+        json_decref(sb->env_vars);
+        json_decref(sb->extra);
+        vm_free(sb->vm);
+        run_hooks_free(sb->hooks);
+        free(sb);
+    }
+    http_server_free(gw->http);
+    policy_free(gw->policy);
+    run_hooks_free(gw->hooks);
+    state_close(gw->db);
+    free(gw->token);
+    free(gw->state_dir);
+    free(gw->cache_dir);
+}
+
+static void gateway_log_observer_failure(void *data, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    (void)data;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    lwsl_warn("%s\n", buf);
+}
+
+int gateway_main(const struct gateway_opts *o)
+{
+    struct gateway gw = {0};
+    struct ph_error err = {0};
+    json_t *cfg = NULL;
+    char host[256];
+    int port, r, rc = 1;
+    enum vm_accel requested;
+    _cleanup_free_ char *db_path = NULL, *info_path = NULL, *info = NULL;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN | LLL_USER, NULL);
+    if (parse_listen(o->listen ? o->listen : GATEWAY_DEFAULT_LISTEN, host, sizeof(host), &port) <
+        0) {
+        fprintf(stderr, "porthole gateway: --listen must be ADDR:PORT\n");
+        return 2;
+    }
+    if (accel_parse(o->accel, &requested) < 0) {
+        fprintf(stderr, "porthole gateway: --accel must be auto, kvm or tcg\n");
+        return 2;
+    }
+    gw.state_dir = o->state_dir ? strdup(o->state_dir) : default_state_dir();
+    gw.cache_dir = default_cache_dir();
+    if (!gw.state_dir || !gw.cache_dir)
+        goto out;
+    if ((r = mkdir_p(gw.state_dir, 0700)) < 0) {
+        fprintf(stderr, "porthole gateway: cannot create %s: %s\n", gw.state_dir, strerror(-r));
+        goto out;
+    }
+    if (gateway_load_token(&gw, &err) < 0 || gateway_load_config(&gw, o->config_path, &cfg, &err) < 0) {
+        fprintf(stderr, "porthole gateway: %s\n", err.message);
+        goto out;
+    }
+    if (accel_choose(requested, &gw.accel) < 0) {
+        fprintf(stderr, "porthole gateway: PORTHOLE_ACCEL must be auto, kvm or tcg\n");
+        rc = 2;
+        goto out;
+    }
+    if (gw.accel.accel == VM_ACCEL_TCG && !gw.accel.overridden)
+        fprintf(stderr,
+                "porthole gateway: hardware acceleration unavailable: %s; running guests in "
+                "software emulation, expect ~10-30x slower\n",
+                gw.accel.reason);
+    else
+        fprintf(stderr, "porthole gateway: accelerator %s (%s)\n", accel_name(gw.accel.accel),
+                gw.accel.reason);
+
+    if (asprintf(&db_path, "%s/state.db", gw.state_dir) < 0)
+        goto out;
+    if (state_open(db_path, &gw.db, &err) < 0) {
+        fprintf(stderr, "porthole gateway: %s\n", err.message);
+        goto out;
+    }
+    gw.hooks = run_hooks_new();
+    gw.policy = policy_new();
+    if (!gw.hooks || !gw.policy)
+        goto out;
+    run_hooks_set_logger(gw.hooks, gateway_log_observer_failure, NULL);
+    if (policy_load(gw.policy, cfg, &err) < 0 || policy_register(gw.policy, gw.hooks) < 0) {
+        fprintf(stderr, "porthole gateway: policy: %s\n", err.message);
+        goto out;
+    }
+
+    struct http_server_opts hopts = {
+        .listen_addr = host,
+        .port = port,
+        .admin_token = gw.token,
+        .max_connections = 256,
+    };
+    if (http_server_new(&hopts, &gw.http, &err) < 0) {
+        fprintf(stderr, "porthole gateway: %s\n", err.message);
+        goto out;
+    }
+    gw.work = http_server_work(gw.http);
+    snprintf(gw.url, sizeof(gw.url), "http://%s:%d", host, http_server_port(gw.http));
+    http_route(gw.http, HTTP_GET, "/healthz", HTTP_ROUTE_PUBLIC, 0, api_healthz, &gw);
+    sandbox_api_register(&gw);
+
+    if (asprintf(&info_path, "%s/gateway.json", gw.state_dir) < 0 ||
+        asprintf(&info, "{\"url\": \"%s\", \"pid\": %d}\n", gw.url, (int)getpid()) < 0)
+        goto out;
+    write_file_atomic(info_path, info, strlen(info), 0600);
+
+    sandbox_restore_all(&gw);
+    sweep_gateway = &gw;
+    lws_sul_schedule(http_server_context(gw.http), 0, &sweep_sul, gateway_tick, LWS_US_PER_SEC);
+
+    signal_server = gw.http;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    fprintf(stderr, "porthole gateway: listening on %s (state %s)\n", gw.url, gw.state_dir);
+    if (o->ready_fd >= 0) {
+        dprintf(o->ready_fd, "ready %s\n", gw.url);
+        close(o->ready_fd);
+    }
+    rc = http_server_run(gw.http) < 0 ? 1 : 0;
+    lws_sul_schedule(http_server_context(gw.http), 0, &sweep_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    signal_server = NULL;
+    fprintf(stderr, "porthole gateway: stopped\n");
+out:
+    json_decref(cfg);
+    gateway_free(&gw);
+    return rc;
+}

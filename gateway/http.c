@@ -1,0 +1,1536 @@
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "work.h"
+
+#define HTTP_CHUNK (64 * 1024)           /* body bytes per WRITEABLE */
+#define HTTP_HEADER_BUF 4096             /* response header block */
+#define HTTP_MAX_EXTRA_HEADERS 2048      /* http_reply_data's extra_headers */
+#define HTTP_MAX_QUERY 4096              /* stored query items, all together */
+#define HTTP_MAX_QUERY_ITEMS 64
+#define HTTP_MAX_HEADER_VALUE 4096       /* one kept request header */
+#define HTTP_LWS_HEADER_DATA 8192        /* lws's per-request header storage */
+#define HTTP_RX_BUF 32768                /* lws's read size, so body chunks */
+#define HTTP_SEND_TIMEOUT_S 30           /* a client that stops reading our reply */
+#define HTTP_DEFAULT_REPLY_TIMEOUT_S 3700 /* above RUN_MAX_TIMEOUT_S */
+
+/* Request headers handlers can ask for; everything is copied out of lws's
+ * header table when the request starts, because a deferred reply outlives
+ * it. */
+static const struct {
+    const char *name;
+    int token;          /* lws token, or -1 for a header lws does not know */
+    const char *custom; /* lws's name for an unknown header: lowercase + ':' */
+} kept_headers[] = {
+    {"host", WSI_TOKEN_HOST, NULL},
+    {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE, NULL},
+    {"content-length", WSI_TOKEN_HTTP_CONTENT_LENGTH, NULL},
+    {"authorization", WSI_TOKEN_HTTP_AUTHORIZATION, NULL},
+    {"range", WSI_TOKEN_HTTP_RANGE, NULL},
+    {"if-range", WSI_TOKEN_HTTP_IF_RANGE, NULL},
+    {"if-none-match", WSI_TOKEN_HTTP_IF_NONE_MATCH, NULL},
+    {"accept", WSI_TOKEN_HTTP_ACCEPT, NULL},
+    {"origin", WSI_TOKEN_ORIGIN, NULL},
+    {"referer", WSI_TOKEN_HTTP_REFERER, NULL},
+    {"user-agent", WSI_TOKEN_HTTP_USER_AGENT, NULL},
+    {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR, NULL},
+    {"transfer-encoding", WSI_TOKEN_HTTP_TRANSFER_ENCODING, NULL},
+    {"expect", WSI_TOKEN_HTTP_EXPECT, NULL},
+    {"x-request-id", -1, "x-request-id:"},
+};
+#define N_KEPT_HEADERS ARRAY_SIZE(kept_headers)
+
+struct http_route_entry {
+    enum http_method method;
+    char *pattern; /* owned */
+    unsigned flags;
+    size_t max_body;
+    http_handler_fn fn;
+    void *data; /* weak */
+};
+
+enum req_state {
+    REQ_RECEIVING, /* reading the body; the server owns req */
+    REQ_HANDLING,  /* the handler owns req until it replies */
+    REQ_SENDING,   /* reply attached; the server owns req */
+};
+
+struct http_resp {
+    int status;
+    char content_type[128];
+    char *extra;      /* owned header lines, or NULL */
+    char *data;       /* owned body, or NULL */
+    size_t len, off;
+    int fd;           /* owned file being streamed, -1 if unused */
+    uint64_t file_off, file_len, file_sent;
+    bool headers_sent;
+    bool close_after; /* body left unread: the connection cannot be reused */
+};
+
+struct http_req_full {
+    struct http_req pub;
+    struct http_server *server; /* weak */
+    struct lws *wsi;            /* weak; NULL once the connection closed */
+    enum req_state state;
+    bool replied;               /* an http_reply_* call happened */
+    bool head_only;             /* HEAD: a GET without the body */
+    const struct http_route_entry *route; /* weak */
+    size_t body_expected;
+    int64_t started_ms;
+    char capture[HTTP_MAX_PATH];        /* params[] point here */
+    char *query;                        /* owned, NUL-separated items */
+    size_t query_len;
+    char *headers[N_KEPT_HEADERS];      /* owned values, NULL if absent */
+    struct http_resp resp;
+    struct http_req_full *next_handoff; /* weak link on server->handoff */
+};
+
+/* Per-connection state lws allocates for the HTTP protocol. */
+struct http_conn {
+    struct http_req_full *req; /* the transaction in progress, or NULL */
+};
+
+struct http_server {
+    struct lws_context *ctx; /* owned */
+    struct lws_vhost *vhost; /* weak, owned by ctx */
+    struct work_pool *pool;  /* owned */
+    struct lws_protocols *protocols;           /* owned, NULL-name terminated */
+    struct lws_protocol_vhost_options pvo;     /* lws keeps pointers to these */
+    struct lws_protocol_vhost_options pvo_default;
+    char *ws_default_protocol;                 /* owned */
+    lws_callback_function *ws_default_cb;      /* the wrapped default protocol's own */
+
+    struct http_route_entry *routes; /* owned */
+    size_t n_routes, cap_routes;
+
+    char *admin_token; /* owned, wiped on free */
+    http_auth_fn auth;
+    void *auth_data; /* weak */
+    char *static_dir; /* owned, NULL if none */
+    size_t max_body, max_big_body;
+    int reply_timeout_s;
+    http_ws_upgrade_fn ws_upgrade;
+    void *ws_data; /* weak */
+
+    /* Accepted sockets, to enforce max_connections: the wsi created right
+     * after FILTER_NETWORK_CONNECTION allowed one is the accepted one. */
+    struct lws **conns; /* owned array of weak pointers */
+    size_t n_conns, max_conns;
+    bool accepting;
+
+    pthread_t loop_thread;
+    bool loop_started;
+    volatile sig_atomic_t stop;
+
+    /* Replies made off the loop thread wait here for EVENT_WAIT_CANCELLED. */
+    pthread_mutex_t handoff_lock;
+    struct http_req_full *handoff; /* weak list, LIFO */
+
+    unsigned char *scratch; /* owned, LWS_PRE + HTTP_CHUNK, loop thread only */
+};
+
+static struct http_req_full *full(struct http_req *req)
+{
+    return (struct http_req_full *)((char *)req - offsetof(struct http_req_full, pub));
+}
+
+static const char *const method_names[HTTP_N_METHODS] = {
+    [HTTP_GET] = "GET", [HTTP_POST] = "POST", [HTTP_PUT] = "PUT",
+    [HTTP_DELETE] = "DELETE", [HTTP_PATCH] = "PATCH",
+};
+
+const char *http_method_name(enum http_method m)
+{
+    return (unsigned)m < HTTP_N_METHODS ? method_names[m] : "?";
+}
+
+/* ---- pure parsers ---------------------------------------------------- */
+
+static bool capture_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+int http_pattern_check(const char *pattern)
+{
+    size_t n_caps = 0;
+
+    if (!pattern || pattern[0] != '/' || strlen(pattern) >= HTTP_MAX_PATH)
+        return -EINVAL;
+    if (pattern[1] == '\0')
+        return 0;
+    for (const char *seg = pattern + 1;;) {
+        const char *end = strchrnul(seg, '/');
+        size_t len = (size_t)(end - seg);
+        if (len == 0)
+            return -EINVAL; /* "//" or a trailing '/' */
+        if (seg[0] == '{') {
+            if (len < 3 || seg[len - 1] != '}' || ++n_caps > HTTP_MAX_PARAMS)
+                return -EINVAL;
+            for (size_t i = 1; i < len - 1; i++)
+                if (!capture_char_ok(seg[i]))
+                    return -EINVAL;
+        } else {
+            for (size_t i = 0; i < len; i++)
+                if (seg[i] == '{' || seg[i] == '}')
+                    return -EINVAL;
+        }
+        if (*end == '\0')
+            return 0;
+        seg = end + 1;
+    }
+}
+
+bool http_route_match(const char *pattern, const char *path, char *store, size_t store_len,
+                      const char **params, size_t *n_params)
+{
+    size_t plen = strlen(path), used = 0, n = 0;
+
+    *n_params = 0;
+    if (path[0] != '/' || pattern[0] != '/')
+        return false;
+    if (plen > 1 && path[plen - 1] == '/')
+        plen--; /* "/a/b/" is "/a/b" */
+    if (pattern[1] == '\0')
+        return plen == 1;
+    if (plen == 1)
+        return false;
+
+    const char *ps = pattern + 1, *qs = path + 1, *qend = path + plen;
+    for (;;) {
+        const char *pe = strchrnul(ps, '/');
+        const char *qe = memchr(qs, '/', (size_t)(qend - qs));
+        if (!qe)
+            qe = qend;
+        size_t pl = (size_t)(pe - ps), ql = (size_t)(qe - qs);
+
+        if (ps[0] == '{') {
+            if (ql == 0 || ql > HTTP_MAX_CAPTURE || n >= HTTP_MAX_PARAMS)
+                return false;
+            for (size_t i = 0; i < ql; i++)
+                if (!capture_char_ok(qs[i]))
+                    return false;
+            if (used + ql + 1 > store_len)
+                return false;
+            memcpy(store + used, qs, ql);
+            store[used + ql] = '\0';
+            params[n++] = store + used;
+            used += ql + 1;
+        } else if (pl != ql || memcmp(ps, qs, pl) != 0) {
+            return false;
+        }
+
+        bool pattern_done = *pe == '\0', path_done = qe == qend;
+        if (pattern_done || path_done) {
+            if (pattern_done != path_done)
+                return false;
+            *n_params = n;
+            return true;
+        }
+        ps = pe + 1;
+        qs = qe + 1;
+    }
+}
+
+/* Parses a decimal without sign; false on no digits or overflow. */
+static bool parse_u64(const char **s, uint64_t *out)
+{
+    const char *p = *s;
+    uint64_t v = 0;
+
+    if (*p < '0' || *p > '9')
+        return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+            return false;
+        v = v * 10 + d;
+    }
+    *s = p;
+    *out = v;
+    return true;
+}
+
+int http_parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *len)
+{
+    uint64_t a = 0, b = 0;
+
+    if (!h)
+        return 0;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    if (strncasecmp(h, "bytes", 5) != 0)
+        return 0;
+    h += 5;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    if (*h++ != '=')
+        return 0;
+    while (*h == ' ' || *h == '\t')
+        h++;
+
+    if (*h == '-') {
+        h++;
+        if (!parse_u64(&h, &b))
+            return 0;
+        while (*h == ' ' || *h == '\t')
+            h++;
+        if (*h != '\0')
+            return 0; /* trailing junk or a second range */
+        if (b == 0 || size == 0)
+            return -ERANGE;
+        *start = b >= size ? 0 : size - b;
+        *len = size - *start;
+        return 1;
+    }
+
+    if (!parse_u64(&h, &a) || *h++ != '-')
+        return 0;
+    bool open_end = !(*h >= '0' && *h <= '9');
+    if (!open_end && !parse_u64(&h, &b))
+        return 0;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    if (*h != '\0')
+        return 0;
+    if (!open_end && b < a)
+        return 0; /* invalid range-spec: RFC 9110 says ignore the header */
+    if (a >= size)
+        return -ERANGE;
+    *start = a;
+    *len = (open_end || b >= size - 1 ? size - 1 : b) - a + 1;
+    return 1;
+}
+
+const char *http_query_find(const char *args, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+
+    for (size_t off = 0; off < len;) {
+        const char *item = args + off;
+        size_t il = strnlen(item, len - off);
+        if (il >= nl && memcmp(item, name, nl) == 0) {
+            if (item[nl] == '=')
+                return item + nl + 1;
+            if (item[nl] == '\0')
+                return item + nl;
+        }
+        off += il + 1;
+    }
+    return NULL;
+}
+
+bool http_static_path_ok(const char *rel)
+{
+    size_t seglen = 0;
+
+    if (!rel || !*rel || strlen(rel) >= 512)
+        return false;
+    for (const char *p = rel;; p++) {
+        if (*p == '/' || *p == '\0') {
+            if (seglen == 0)
+                return false;
+            if (*p == '\0')
+                return true;
+            seglen = 0;
+            continue;
+        }
+        if (seglen == 0 && *p == '.')
+            return false; /* hidden files, "." and ".." */
+        if (!capture_char_ok(*p))
+            return false;
+        seglen++;
+    }
+}
+
+/* ---- requests ------------------------------------------------------- */
+
+static void resp_reset(struct http_resp *r)
+{
+    free(r->extra);
+    free(r->data);
+    if (r->fd >= 0)
+        close(r->fd);
+    *r = (struct http_resp){.fd = -1};
+}
+
+static void req_free(struct http_req_full *r)
+{
+    if (!r)
+        return;
+    resp_reset(&r->resp);
+    free(r->pub.body);
+    free(r->query);
+    for (size_t i = 0; i < N_KEPT_HEADERS; i++)
+        free(r->headers[i]);
+    free(r);
+}
+
+static bool on_loop_thread(const struct http_server *s)
+{
+    return s->loop_started && pthread_equal(pthread_self(), s->loop_thread);
+}
+
+/* Loop thread: the reply is attached, send it (or drop it with req when the
+ * client is gone). */
+static void req_kick(struct http_req_full *r)
+{
+    if (!r->wsi) {
+        req_free(r);
+        return;
+    }
+    r->state = REQ_SENDING;
+    lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
+    lws_callback_on_writable(r->wsi);
+}
+
+static void req_reply_ready(struct http_req_full *r)
+{
+    struct http_server *s = r->server;
+
+    if (on_loop_thread(s)) {
+        req_kick(r);
+        return;
+    }
+    pthread_mutex_lock(&s->handoff_lock);
+    r->next_handoff = s->handoff;
+    s->handoff = r;
+    pthread_mutex_unlock(&s->handoff_lock);
+    lws_cancel_service(s->ctx);
+}
+
+static void handoff_dispatch(struct http_server *s)
+{
+    pthread_mutex_lock(&s->handoff_lock);
+    struct http_req_full *list = s->handoff;
+    s->handoff = NULL;
+    pthread_mutex_unlock(&s->handoff_lock);
+
+    while (list) {
+        struct http_req_full *next = list->next_handoff;
+        list->next_handoff = NULL;
+        req_kick(list);
+        list = next;
+    }
+}
+
+/* Attaches a response; takes ownership of data and fd in every case. */
+static void req_set_reply(struct http_req_full *r, int status, const char *content_type,
+                          char *data, size_t len, const char *extra, int fd, uint64_t file_off,
+                          uint64_t file_len)
+{
+    if (r->replied) {
+        /* A second reply is a handler bug; the first one stands. */
+        lwsl_err("http: second reply to %s %s ignored\n", http_method_name(r->pub.method),
+                 r->pub.path);
+        free(data);
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    r->replied = true;
+    bool close_after = r->resp.close_after;
+    resp_reset(&r->resp);
+    r->resp.close_after = close_after;
+    r->resp.status = status;
+    snprintf(r->resp.content_type, sizeof(r->resp.content_type), "%s",
+             content_type ? content_type : "");
+    r->resp.data = data;
+    r->resp.len = data ? len : 0;
+    r->resp.fd = fd;
+    r->resp.file_off = file_off;
+    r->resp.file_len = fd >= 0 ? file_len : 0;
+    if (extra && *extra) {
+        r->resp.extra = strndup(extra, HTTP_MAX_EXTRA_HEADERS);
+        /* Without its extra headers (Content-Range, ...) the reply would
+         * lie; without memory there is nothing better to send. */
+        if (!r->resp.extra) {
+            resp_reset(&r->resp);
+            r->resp.status = 500;
+            r->resp.close_after = true;
+        }
+    }
+    req_reply_ready(r);
+}
+
+static char *error_body(const char *code, const char *message, size_t *len)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s)
+        return NULL;
+    *len = strlen(s);
+    return s;
+}
+
+static void reply_error_code(struct http_req_full *r, int status, const char *code,
+                             const char *message, const char *extra)
+{
+    size_t len = 0;
+    char *body = error_body(code, message, &len);
+    req_set_reply(r, status, "application/json", body, len, extra, -1, 0, 0);
+}
+
+void http_reply_json(struct http_req *req, int status, json_t *body)
+{
+    char *s = json_dumps(body ? body : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (!s) {
+        reply_error_code(full(req), 500, ph_error_code(PH_ERR_INTERNAL), "out of memory", NULL);
+        return;
+    }
+    req_set_reply(full(req), status, "application/json", s, strlen(s), NULL, -1, 0, 0);
+}
+
+void http_reply_error(struct http_req *req, const struct ph_error *err)
+{
+    enum ph_error_kind kind = err && err->kind != PH_ERR_NONE ? err->kind : PH_ERR_INTERNAL;
+    const char *msg = err && err->message[0] ? err->message : "internal error";
+    const char *extra = kind == PH_ERR_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n" : NULL;
+    reply_error_code(full(req), ph_error_http_status(kind), ph_error_code(kind), msg, extra);
+}
+
+void http_reply_errorf(struct http_req *req, enum ph_error_kind kind, const char *fmt, ...)
+{
+    struct ph_error err = {.kind = kind};
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof(err.message), fmt, ap);
+    va_end(ap);
+    http_reply_error(req, &err);
+}
+
+void http_reply_data(struct http_req *req, int status, const char *content_type, char *data,
+                     size_t len, const char *extra_headers)
+{
+    req_set_reply(full(req), status, content_type, data, len, extra_headers, -1, 0, 0);
+}
+
+void http_reply_file(struct http_req *req, const char *path, const char *content_type)
+{
+    struct http_req_full *r = full(req);
+    char extra[256];
+    uint64_t start = 0, len;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            http_reply_errorf(req, PH_ERR_NOT_FOUND, "file not found");
+        else
+            http_reply_errorf(req, PH_ERR_INTERNAL, "cannot open file: %s", strerror(errno));
+        return;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "not a regular file");
+        return;
+    }
+    len = (uint64_t)st.st_size;
+
+    int rr = http_parse_range(http_header(req, "range"), (uint64_t)st.st_size, &start, &len);
+    /* If-Range with a validator we never issue cannot match: serve it all. */
+    if (rr != 0 && http_header(req, "if-range"))
+        rr = 0, start = 0, len = (uint64_t)st.st_size;
+    if (rr < 0) {
+        close(fd);
+        snprintf(extra, sizeof(extra), "Content-Range: bytes */%llu\r\n",
+                 (unsigned long long)st.st_size);
+        reply_error_code(r, 416, "range_not_satisfiable", "requested range not satisfiable",
+                         extra);
+        return;
+    }
+    if (rr > 0)
+        snprintf(extra, sizeof(extra), "Accept-Ranges: bytes\r\nContent-Range: bytes %llu-%llu/%llu\r\n",
+                 (unsigned long long)start, (unsigned long long)(start + len - 1),
+                 (unsigned long long)st.st_size);
+    else
+        snprintf(extra, sizeof(extra), "Accept-Ranges: bytes\r\n");
+    req_set_reply(r, rr > 0 ? 206 : 200, content_type ? content_type : "application/octet-stream",
+                  NULL, 0, extra, fd, start, len);
+}
+
+const char *http_query(struct http_req *req, const char *name)
+{
+    struct http_req_full *r = full(req);
+    return r->query ? http_query_find(r->query, r->query_len, name) : NULL;
+}
+
+const char *http_header(struct http_req *req, const char *name)
+{
+    struct http_req_full *r = full(req);
+    for (size_t i = 0; i < N_KEPT_HEADERS; i++)
+        if (strcasecmp(kept_headers[i].name, name) == 0)
+            return r->headers[i];
+    return NULL;
+}
+
+bool http_req_disconnected(const struct http_req *req)
+{
+    const struct http_req_full *r =
+        (const struct http_req_full *)((const char *)req - offsetof(struct http_req_full, pub));
+    return r->wsi == NULL;
+}
+
+json_t *http_json_body(struct http_req *req, struct ph_error *err)
+{
+    json_error_t jerr;
+    size_t i = 0;
+
+    while (i < req->body_len && isspace((unsigned char)req->body[i]))
+        i++;
+    if (i == req->body_len)
+        return json_object();
+    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+        ph_error_set(err, PH_ERR_INVALID, -EINVAL, "invalid JSON: line %d: %s", jerr.line,
+                     jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        ph_error_set(err, PH_ERR_INVALID, -EINVAL, "body must be a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- the lws side --------------------------------------------------- */
+
+static const struct {
+    enum http_method method;
+    enum lws_token_indexes token;
+} method_tokens[] = {
+    {HTTP_GET, WSI_TOKEN_GET_URI},       {HTTP_POST, WSI_TOKEN_POST_URI},
+    {HTTP_PUT, WSI_TOKEN_PUT_URI},       {HTTP_DELETE, WSI_TOKEN_DELETE_URI},
+    {HTTP_PATCH, WSI_TOKEN_PATCH_URI},
+};
+
+static int req_method(struct lws *wsi, enum http_method *m, int *uri_token_len)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(method_tokens); i++) {
+        int n = lws_hdr_total_length(wsi, method_tokens[i].token);
+        if (n > 0) {
+            *m = method_tokens[i].method;
+            *uri_token_len = n;
+            return 0;
+        }
+    }
+    return -1; /* OPTIONS; CONNECT never gets here, lws makes it raw */
+}
+
+static int req_copy_headers(struct http_req_full *r, struct lws *wsi)
+{
+    for (size_t i = 0; i < N_KEPT_HEADERS; i++) {
+        int n = kept_headers[i].token >= 0
+                    ? lws_hdr_total_length(wsi, (enum lws_token_indexes)kept_headers[i].token)
+                    : lws_hdr_custom_length(wsi, kept_headers[i].custom,
+                                            (int)strlen(kept_headers[i].custom));
+        if (n < 0 || (n == 0 && kept_headers[i].token >= 0))
+            continue;
+        if (n > HTTP_MAX_HEADER_VALUE)
+            return -E2BIG;
+        char *v = malloc((size_t)n + 1);
+        if (!v)
+            return -ENOMEM;
+        int c = kept_headers[i].token >= 0
+                    ? lws_hdr_copy(wsi, v, n + 1, (enum lws_token_indexes)kept_headers[i].token)
+                    : lws_hdr_custom_copy(wsi, v, n + 1, kept_headers[i].custom,
+                                          (int)strlen(kept_headers[i].custom));
+        if (c < 0) {
+            free(v);
+            continue;
+        }
+        v[c] = '\0';
+        r->headers[i] = v;
+    }
+    return 0;
+}
+
+static int req_copy_query(struct http_req_full *r, struct lws *wsi)
+{
+    char item[HTTP_MAX_QUERY];
+
+    for (int idx = 0; idx < HTTP_MAX_QUERY_ITEMS; idx++) {
+        int n = lws_hdr_copy_fragment(wsi, item, sizeof(item), WSI_TOKEN_HTTP_URI_ARGS, idx);
+        if (n < 0) {
+            if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) >= (int)sizeof(item))
+                return -E2BIG;
+            return 0;
+        }
+        if (n == 0)
+            continue;
+        if ((size_t)n != strlen(item))
+            return -EINVAL; /* a decoded NUL */
+        if (r->query_len + (size_t)n + 1 > HTTP_MAX_QUERY)
+            return -E2BIG;
+        if (!r->query && !(r->query = malloc(HTTP_MAX_QUERY)))
+            return -ENOMEM;
+        memcpy(r->query + r->query_len, item, (size_t)n + 1);
+        r->query_len += (size_t)n + 1;
+    }
+    return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, HTTP_MAX_QUERY_ITEMS) > 0 ? -E2BIG
+                                                                                          : 0;
+}
+
+static const char *static_mime(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".map", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".ico", "image/x-icon"},
+        {".woff2", "font/woff2"},
+        {".wasm", "application/wasm"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".mp4", "video/mp4"},
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot && !strchr(dot, '/'))
+        for (size_t i = 0; i < ARRAY_SIZE(types); i++)
+            if (strcasecmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+static void serve_static(struct http_server *s, struct http_req_full *r)
+{
+    const char *rel = r->pub.path + strlen("/static/");
+    char full_path[4096];
+
+    if (!http_static_path_ok(rel) ||
+        snprintf(full_path, sizeof(full_path), "%s/%s", s->static_dir, rel) >=
+            (int)sizeof(full_path)) {
+        http_reply_errorf(&r->pub, PH_ERR_NOT_FOUND, "no such file");
+        return;
+    }
+    http_reply_file(&r->pub, full_path, static_mime(rel));
+}
+
+/* The token after "Bearer ", or NULL. */
+static const char *bearer_token(const char *authz)
+{
+    if (!authz || strncasecmp(authz, "Bearer", 6) != 0 || (authz[6] != ' ' && authz[6] != '\t'))
+        return NULL;
+    authz += 6;
+    while (*authz == ' ' || *authz == '\t')
+        authz++;
+    return *authz ? authz : NULL;
+}
+
+static bool req_authorize(struct http_server *s, struct http_req_full *r)
+{
+    const char *token = bearer_token(http_header(&r->pub, "authorization"));
+
+    if (!token)
+        return false;
+    if (s->admin_token && secret_equal(s->admin_token, token)) {
+        snprintf(r->pub.actor, sizeof(r->pub.actor), "admin");
+        return true;
+    }
+    if (s->auth) {
+        char actor[sizeof(r->pub.actor)] = "";
+        if (s->auth(s->auth_data, token, actor, sizeof(actor)) == 0) {
+            snprintf(r->pub.actor, sizeof(r->pub.actor), "%s", actor[0] ? actor : "token");
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Rejects a request before its handler: the body (if any) is never read,
+ * so the connection closes after the reply. */
+static void req_reject(struct http_req_full *r, enum ph_error_kind kind, const char *extra,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void req_reject(struct http_req_full *r, enum ph_error_kind kind, const char *extra,
+                       const char *fmt, ...)
+{
+    char msg[sizeof(((struct ph_error *)0)->message)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (r->body_expected > 0)
+        r->resp.close_after = true;
+    r->state = REQ_SENDING;
+    if (kind == PH_ERR_UNAUTHORIZED)
+        extra = "WWW-Authenticate: Bearer\r\n";
+    reply_error_code(r, ph_error_http_status(kind), ph_error_code(kind), msg, extra);
+}
+
+static void req_dispatch(struct http_req_full *r)
+{
+    r->state = REQ_HANDLING;
+    /* lws's own timeout would cut a request whose reply waits for long
+     * work (a command may run an hour); the handler's work is bounded by
+     * its own timeouts, this is the safety net. */
+    lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, r->server->reply_timeout_s);
+    r->route->fn(&r->pub, r->route->data);
+}
+
+/* Lets a client that sent "Expect: 100-continue" send its body now rather
+ * than after its own timeout (curl waits a second). */
+static void send_continue(struct lws *wsi, struct http_server *s)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+    /* h2 streams have no interim responses through this path. */
+    if (lws_get_network_wsi(wsi) != wsi)
+        return;
+    memcpy(s->scratch + LWS_PRE, msg, sizeof(msg) - 1);
+    lws_write(wsi, s->scratch + LWS_PRE, sizeof(msg) - 1, LWS_WRITE_HTTP);
+}
+
+/* Finds the route for the request; on failure replies 404 or 405. */
+static const struct http_route_entry *req_route(struct http_server *s, struct http_req_full *r,
+                                                bool method_known)
+{
+    char store[HTTP_MAX_PATH];
+    const char *params[HTTP_MAX_PARAMS];
+    size_t n_params;
+    bool methods[HTTP_N_METHODS] = {false};
+    bool path_known = false;
+
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const struct http_route_entry *e = &s->routes[i];
+        if (!http_route_match(e->pattern, r->pub.path, store, sizeof(store), params, &n_params))
+            continue;
+        path_known = true;
+        methods[e->method] = true;
+        if (!method_known || e->method != r->pub.method)
+            continue;
+        memcpy(r->capture, store, sizeof(store));
+        for (size_t k = 0; k < n_params; k++)
+            r->pub.params[k] = r->capture + (params[k] - store);
+        r->pub.n_params = n_params;
+        return e;
+    }
+    if (!path_known) {
+        req_reject(r, PH_ERR_NOT_FOUND, NULL, "no such endpoint: %.200s", r->pub.path);
+        return NULL;
+    }
+
+    char allow[128] = "Allow: ";
+    for (int m = 0; m < HTTP_N_METHODS; m++) {
+        if (!methods[m])
+            continue;
+        if (allow[7] != '\0')
+            strcat(allow, ", ");
+        strcat(allow, method_names[m]);
+    }
+    strcat(allow, "\r\n");
+    if (r->body_expected > 0)
+        r->resp.close_after = true;
+    reply_error_code(r, 405, "method_not_allowed", "method not allowed for this endpoint", allow);
+    return NULL;
+}
+
+/* LWS_CALLBACK_HTTP: headers are in; route, authorize, bound the body. */
+static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *conn,
+                      const char *uri, size_t uri_len)
+{
+    struct http_req_full *r;
+    int uri_token_len = 0;
+
+    if (conn->req) {
+        /* lws starts the next transaction only after the previous one
+         * completed; this is defensive. */
+        if (conn->req->state == REQ_HANDLING)
+            conn->req->wsi = NULL;
+        else
+            req_free(conn->req);
+        conn->req = NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return -1;
+    r->server = s;
+    r->wsi = wsi;
+    r->resp.fd = -1;
+    r->state = REQ_RECEIVING;
+    r->started_ms = now_ms();
+    conn->req = r;
+
+    bool method_known = req_method(wsi, &r->pub.method, &uri_token_len) == 0;
+    if (!method_known && (uri_token_len = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI)) > 0) {
+        method_known = true;
+        r->pub.method = HTTP_GET;
+        r->head_only = true;
+    }
+    if (lws_get_peer_simple(lws_get_network_wsi(wsi), r->pub.remote, sizeof(r->pub.remote)) ==
+            NULL ||
+        !r->pub.remote[0])
+        snprintf(r->pub.remote, sizeof(r->pub.remote), "unix");
+
+    int hr = req_copy_headers(r, wsi);
+    if (hr == -ENOMEM)
+        return -1;
+
+    /* Whether a body follows decides whether the connection survives an
+     * early error reply, so work it out first. */
+    const char *cl = http_header(&r->pub, "content-length");
+    uint64_t content_length = 0;
+    bool cl_bad = false;
+    if (cl) {
+        const char *p = cl;
+        cl_bad = !parse_u64(&p, &content_length) || *p != '\0';
+    }
+    r->body_expected = (size_t)(content_length > SIZE_MAX / 2 ? SIZE_MAX / 2 : content_length);
+    if (cl_bad || http_header(&r->pub, "transfer-encoding")) {
+        r->body_expected = 1; /* unknown amount of body follows */
+        req_reject(r, PH_ERR_INVALID, NULL, "%s",
+                   cl_bad ? "invalid Content-Length"
+                          : "chunked request bodies are not supported; send Content-Length");
+        return 0;
+    }
+    if (hr < 0) {
+        req_reject(r, PH_ERR_TOO_LARGE, NULL, "request header too large");
+        return 0;
+    }
+
+    /* uri is decoded by lws; a shorter string than lws's token means a
+     * decoded NUL cut it. */
+    if (uri_len >= HTTP_MAX_PATH) {
+        req_reject(r, PH_ERR_TOO_LARGE, NULL, "request path longer than %d bytes",
+                   HTTP_MAX_PATH - 1);
+        return 0;
+    }
+    memcpy(r->pub.path, uri, uri_len);
+    r->pub.path[uri_len] = '\0';
+    bool path_ok = strlen(r->pub.path) == uri_len && r->pub.path[0] == '/' &&
+                   (!method_known || (size_t)uri_token_len == uri_len);
+    /* Control bytes (%01, %0A, ...) name nothing here and would end up in
+     * logs. */
+    for (size_t i = 0; path_ok && i < uri_len; i++)
+        path_ok = (unsigned char)r->pub.path[i] >= 0x20 && r->pub.path[i] != 0x7f;
+    if (!path_ok) {
+        snprintf(r->pub.path, sizeof(r->pub.path), "(invalid)");
+        req_reject(r, PH_ERR_INVALID, NULL, "invalid request path");
+        return 0;
+    }
+    int qr = req_copy_query(r, wsi);
+    if (qr < 0) {
+        req_reject(r, qr == -E2BIG ? PH_ERR_TOO_LARGE : PH_ERR_INVALID, NULL,
+                   qr == -E2BIG ? "query string too large" : "invalid query string");
+        return 0;
+    }
+
+    if (s->static_dir && method_known && r->pub.method == HTTP_GET &&
+        strncmp(r->pub.path, "/static/", 8) == 0) {
+        if (r->body_expected > 0)
+            r->resp.close_after = true;
+        r->state = REQ_HANDLING;
+        serve_static(s, r);
+        return 0;
+    }
+
+    r->route = req_route(s, r, method_known);
+    if (!r->route)
+        return 0;
+
+    if (!(r->route->flags & HTTP_ROUTE_PUBLIC) && !req_authorize(s, r)) {
+        req_reject(r, PH_ERR_UNAUTHORIZED, NULL, "missing or invalid bearer token");
+        return 0;
+    }
+
+    size_t limit = r->route->max_body ? r->route->max_body
+                   : (r->route->flags & HTTP_ROUTE_BIG_BODY) ? s->max_big_body
+                                                             : s->max_body;
+    if (content_length > limit) {
+        req_reject(r, PH_ERR_TOO_LARGE, NULL, "request body larger than %zu bytes", limit);
+        return 0;
+    }
+    r->pub.body = malloc(r->body_expected + 1);
+    if (!r->pub.body)
+        return -1;
+    r->pub.body[0] = '\0';
+    if (r->body_expected == 0) {
+        req_dispatch(r);
+        return 0;
+    }
+    const char *expect = http_header(&r->pub, "expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        send_continue(wsi, s);
+    return 0;
+}
+
+static int on_body(struct http_conn *conn, const void *in, size_t len)
+{
+    struct http_req_full *r = conn->req;
+
+    /* After an early reject the body is ignored; the connection closes. */
+    if (!r || r->state != REQ_RECEIVING || !r->pub.body)
+        return 0;
+    if (len > r->body_expected - r->pub.body_len) {
+        req_reject(r, PH_ERR_TOO_LARGE, NULL, "request body longer than its Content-Length");
+        return 0;
+    }
+    memcpy(r->pub.body + r->pub.body_len, in, len);
+    r->pub.body_len += len;
+    r->pub.body[r->pub.body_len] = '\0';
+    return 0;
+}
+
+static int on_body_done(struct http_conn *conn)
+{
+    struct http_req_full *r = conn->req;
+
+    if (!r || r->state != REQ_RECEIVING || !r->pub.body)
+        return 0;
+    if (r->pub.body_len != r->body_expected) {
+        r->resp.close_after = true;
+        req_reject(r, PH_ERR_INVALID, NULL, "request body shorter than its Content-Length");
+        return 0;
+    }
+    req_dispatch(r);
+    return 0;
+}
+
+/* Appends "Name: value\r\n" lines through lws so h1 and h2 both work. */
+static int add_extra_headers(struct lws *wsi, const char *extra, unsigned char **p,
+                             unsigned char *end)
+{
+    while (extra && *extra) {
+        const char *eol = strstr(extra, "\r\n");
+        const char *colon = memchr(extra, ':', eol ? (size_t)(eol - extra) : strlen(extra));
+        if (!eol || !colon)
+            return -1;
+        char name[64];
+        size_t nl = (size_t)(colon - extra);
+        if (nl == 0 || nl + 2 > sizeof(name))
+            return -1;
+        for (size_t i = 0; i < nl; i++)
+            name[i] = (char)tolower((unsigned char)extra[i]);
+        name[nl] = ':';
+        name[nl + 1] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,
+                                        (int)(eol - v), p, end))
+            return -1;
+        extra = eol + 2;
+    }
+    return 0;
+}
+
+/* Completes the transaction: returns what the WRITEABLE callback returns. */
+static int req_finish(struct http_server *s, struct lws *wsi, struct http_conn *conn)
+{
+    struct http_req_full *r = conn->req;
+    bool close_after = r->resp.close_after;
+
+    lwsl_info("http: %s %s %d %lldms %s %s\n", http_method_name(r->pub.method), r->pub.path,
+              r->resp.status, (long long)(now_ms() - r->started_ms), r->pub.remote,
+              r->pub.actor[0] ? r->pub.actor : "-");
+    (void)s;
+    conn->req = NULL;
+    req_free(r);
+    if (close_after)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_writeable(struct http_server *s, struct lws *wsi, struct http_conn *conn)
+{
+    struct http_req_full *r = conn->req;
+    struct http_resp *o;
+
+    if (!r || r->state != REQ_SENDING)
+        return 0;
+    o = &r->resp;
+
+    if (!o->headers_sent) {
+        unsigned char *start = s->scratch + LWS_PRE, *p = start;
+        unsigned char *end = s->scratch + LWS_PRE + HTTP_HEADER_BUF - 1;
+        bool no_body = o->status == 204 || o->status == 304;
+        uint64_t clen = o->fd >= 0 ? o->file_len : o->len;
+
+        if (lws_add_http_header_status(wsi, (unsigned int)o->status, &p, end))
+            return -1;
+        if (!no_body && o->content_type[0] &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                         (const unsigned char *)o->content_type,
+                                         (int)strlen(o->content_type), &p, end))
+            return -1;
+        if (!no_body && lws_add_http_header_content_length(wsi, clen, &p, end))
+            return -1;
+        if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                         (const unsigned char *)"no-store", 8, &p, end))
+            return -1;
+        if (add_extra_headers(wsi, o->extra, &p, end) < 0)
+            return -1;
+        if (o->close_after &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                         (const unsigned char *)"close", 5, &p, end))
+            return -1;
+        if (lws_finalize_http_header(wsi, &p, end))
+            return -1;
+        bool last = no_body || clen == 0 || r->head_only;
+        int flags = LWS_WRITE_HTTP_HEADERS | (last ? LWS_WRITE_H2_STREAM_END : 0);
+        if (lws_write(wsi, start, (size_t)(p - start), (enum lws_write_protocol)flags) !=
+            (int)(p - start))
+            return -1;
+        o->headers_sent = true;
+        if (last)
+            return req_finish(s, wsi, conn);
+        /* One lws_write per WRITEABLE: lws may have buffered part of it. */
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+
+    unsigned char *buf = s->scratch + LWS_PRE;
+    size_t n;
+    bool last;
+    if (o->fd >= 0) {
+        uint64_t left = o->file_len - o->file_sent;
+        size_t want = left > HTTP_CHUNK ? HTTP_CHUNK : (size_t)left;
+        ssize_t got;
+        do
+            got = pread(o->fd, buf, want, (off_t)(o->file_off + o->file_sent));
+        while (got < 0 && errno == EINTR);
+        /* A file that shrank under us cannot honour the Content-Length we
+         * sent: cut the connection rather than send a short body. */
+        if (got <= 0)
+            return -1;
+        n = (size_t)got;
+        o->file_sent += n;
+        last = o->file_sent == o->file_len;
+    } else {
+        n = o->len - o->off > HTTP_CHUNK ? HTTP_CHUNK : o->len - o->off;
+        memcpy(buf, o->data + o->off, n);
+        o->off += n;
+        last = o->off == o->len;
+    }
+    if (lws_write(wsi, buf, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    if (last)
+        return req_finish(s, wsi, conn);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void on_closed(struct http_conn *conn)
+{
+    struct http_req_full *r = conn->req;
+
+    if (!r)
+        return;
+    conn->req = NULL;
+    /* The handler still holds it: leave it be, its reply will free it. */
+    if (r->state == REQ_HANDLING)
+        r->wsi = NULL;
+    else
+        req_free(r);
+}
+
+/* Writes a complete small response from inside a callback (no WRITEABLE
+ * round trip), as lws's own lws_return_http_status does. */
+static int write_now(struct http_server *s, struct lws *wsi, int status, const char *code,
+                     const char *message)
+{
+    size_t len = 0;
+    char *body = error_body(code, message, &len);
+    unsigned char *start = s->scratch + LWS_PRE, *p = start;
+    unsigned char *end = s->scratch + LWS_PRE + HTTP_CHUNK - 1;
+    int r = -1;
+
+    if (!body || len > HTTP_CHUNK - HTTP_HEADER_BUF)
+        goto out;
+    if (lws_add_http_header_status(wsi, (unsigned int)status, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"application/json", 16, &p, end) ||
+        lws_add_http_header_content_length(wsi, len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end))
+        goto out;
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
+        goto out;
+    memcpy(start, body, len);
+    if (lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+        goto out;
+    r = 0;
+out:
+    free(body);
+    return r;
+}
+
+/* lws asks whichever protocol the connection is bound to at the time: ours
+ * after an HTTP transaction on it, else the vhost's default protocol, whose
+ * callback is wrapped for this. */
+static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char *upgrade)
+{
+    struct ph_error err = {0};
+    char path[HTTP_MAX_PATH];
+    int n;
+
+    /* h2c: lws's HTTP/2 needs flow-control-aware writes this server does
+     * not do (large bodies stall), and no real client needs cleartext h2. */
+    if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
+        return write_now(s, wsi, 400, ph_error_code(PH_ERR_INVALID),
+                         "protocol upgrades other than WebSocket are not supported; use HTTP/1.1") < 0
+                   ? -1
+                   : 1;
+    n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+    if (n <= 0 || (size_t)n != strlen(path))
+        return write_now(s, wsi, 400, ph_error_code(PH_ERR_INVALID), "invalid request path") < 0
+                   ? -1
+                   : 1;
+    /* Without a default protocol, lws would bind a subprotocol-less
+     * upgrade to the HTTP protocol. */
+    if (!s->ws_upgrade || (!s->ws_default_protocol && lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0)) {
+        ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
+    } else if (s->ws_upgrade(s->ws_data, wsi, path, &err) == 0) {
+        return 0;
+    } else if (err.kind == PH_ERR_NONE) {
+        ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
+    }
+    /* > 0 tells lws the response is written and the transaction is over. */
+    return write_now(s, wsi, ph_error_http_status(err.kind), ph_error_code(err.kind),
+                     err.message) < 0
+               ? -1
+               : 1;
+}
+
+static void conn_track(struct http_server *s, struct lws *wsi)
+{
+    if (s->n_conns < s->max_conns)
+        s->conns[s->n_conns++] = wsi;
+}
+
+static void conn_untrack(struct http_server *s, struct lws *wsi)
+{
+    for (size_t i = 0; i < s->n_conns; i++)
+        if (s->conns[i] == wsi) {
+            s->conns[i] = s->conns[--s->n_conns];
+            return;
+        }
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    struct http_server *s = http_server_from_wsi(wsi);
+    struct http_conn *conn = user;
+
+    if (!s)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        if (s->n_conns >= s->max_conns) {
+            lwsl_warn("http: refusing connection: %zu connections open\n", s->n_conns);
+            return 1;
+        }
+        s->accepting = true;
+        return 0;
+    case LWS_CALLBACK_WSI_CREATE:
+        if (s->accepting) {
+            s->accepting = false;
+            conn_track(s, wsi);
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        conn_untrack(s, wsi);
+        return 0;
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        handoff_dispatch(s);
+        work_pool_dispatch(s->pool);
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        if (!conn)
+            return -1;
+        return on_request(s, wsi, conn, in ? in : "", in ? len : 0);
+    case LWS_CALLBACK_HTTP_BODY:
+        return conn ? on_body(conn, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return conn ? on_body_done(conn) : -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return conn ? on_writeable(s, wsi, conn) : -1;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (conn)
+            on_closed(conn);
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return on_confirm_upgrade(s, wsi, in);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return 1; /* a client naming "http" as its subprotocol */
+
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static int ws_default_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                               void *in, size_t len)
+{
+    struct http_server *s = http_server_from_wsi(wsi);
+
+    if (!s || !s->ws_default_cb)
+        return 0;
+    if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+        return on_confirm_upgrade(s, wsi, in);
+    return s->ws_default_cb(wsi, reason, user, in, len);
+}
+
+/* ---- server lifecycle ----------------------------------------------- */
+
+struct http_server *http_server_from_wsi(struct lws *wsi)
+{
+    struct lws_context *ctx = wsi ? lws_get_context(wsi) : NULL;
+    return ctx ? lws_context_user(ctx) : NULL;
+}
+
+int http_server_new(const struct http_server_opts *o, struct http_server **out,
+                    struct ph_error *err)
+{
+    struct lws_context_creation_info info;
+    struct http_server *s;
+    size_t n_extra = 0;
+    int r;
+
+    *out = NULL;
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "TLS needs both a certificate and a key");
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    pthread_mutex_init(&s->handoff_lock, NULL);
+    s->max_body = o->max_body ? o->max_body : HTTP_DEFAULT_MAX_BODY;
+    s->max_big_body = o->max_big_body ? o->max_big_body : HTTP_DEFAULT_MAX_BIG_BODY;
+    if (s->max_big_body < s->max_body)
+        s->max_big_body = s->max_body;
+    s->max_conns = (size_t)(o->max_connections > 0 ? o->max_connections
+                                                   : HTTP_DEFAULT_MAX_CONNECTIONS);
+    s->auth = o->auth;
+    s->auth_data = o->auth_data;
+    s->reply_timeout_s = o->reply_timeout_s > 0 ? o->reply_timeout_s : HTTP_DEFAULT_REPLY_TIMEOUT_S;
+    s->ws_upgrade = o->ws_upgrade;
+    s->ws_data = o->ws_data;
+    s->conns = calloc(s->max_conns, sizeof(*s->conns));
+    s->scratch = malloc(LWS_PRE + HTTP_CHUNK);
+    if (!s->conns || !s->scratch)
+        goto oom;
+    if (o->admin_token && *o->admin_token && !(s->admin_token = strdup(o->admin_token)))
+        goto oom;
+    if (o->static_dir && !(s->static_dir = strdup(o->static_dir)))
+        goto oom;
+
+    for (const struct lws_protocols *p = o->extra_protocols; p && p->name; p++)
+        n_extra++;
+    s->protocols = calloc(n_extra + 2, sizeof(*s->protocols));
+    if (!s->protocols)
+        goto oom;
+    s->protocols[0] = (struct lws_protocols){
+        .name = "http",
+        .callback = http_callback,
+        .per_session_data_size = sizeof(struct http_conn),
+        .rx_buffer_size = HTTP_RX_BUF,
+    };
+    for (size_t i = 0; i < n_extra; i++) {
+        s->protocols[1 + i] = o->extra_protocols[i];
+        if (o->ws_default_protocol && strcmp(o->extra_protocols[i].name, o->ws_default_protocol) == 0) {
+            s->ws_default_cb = o->extra_protocols[i].callback;
+            s->protocols[1 + i].callback = ws_default_callback;
+        }
+    }
+    if (o->ws_default_protocol && !s->ws_default_cb) {
+        http_server_free(s);
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "ws_default_protocol \"%s\" is not among extra_protocols",
+                            o->ws_default_protocol);
+    }
+
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (o->tls_cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.user = s;
+    info.max_http_header_data = HTTP_LWS_HEADER_DATA;
+    /* A request waiting for its (possibly slow) reply keeps its header
+     * table; one per allowed connection means nobody queues behind it. */
+    info.max_http_header_pool = (unsigned short)(s->max_conns > 65535 ? 65535 : s->max_conns);
+    info.pt_serv_buf_size = HTTP_RX_BUF;
+    info.timeout_secs = 30;
+    info.keepalive_timeout = 60;
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        http_server_free(s);
+        return ph_error_set(err, PH_ERR_INTERNAL, -EIO, "cannot create the libwebsockets context");
+    }
+
+    memset(&info, 0, sizeof(info));
+    info.vhost_name = "porthole";
+    info.protocols = s->protocols;
+    info.port = o->port;
+    const char *addr = o->listen_addr && *o->listen_addr ? o->listen_addr : "127.0.0.1";
+    info.iface = addr;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (addr[0] == '/') {
+        info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+    } else if (strchr(addr, ':')) {
+        http_server_free(s);
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "IPv6 listen addresses are not supported");
+    }
+    if (o->tls_cert) {
+        info.ssl_cert_filepath = o->tls_cert;
+        info.ssl_private_key_filepath = o->tls_key;
+        info.alpn = "http/1.1"; /* no h2 over TLS either, see on_confirm_upgrade */
+        /* lws enables TLS per vhost only with this option on the vhost too. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
+    info.max_http_header_data = HTTP_LWS_HEADER_DATA;
+    info.keepalive_timeout = 60;
+    info.timeout_secs = 30;
+    if (o->ws_default_protocol) {
+        if (!(s->ws_default_protocol = strdup(o->ws_default_protocol)))
+            goto oom;
+        s->pvo_default = (struct lws_protocol_vhost_options){.name = "default", .value = "1"};
+        s->pvo = (struct lws_protocol_vhost_options){
+            .options = &s->pvo_default, .name = s->ws_default_protocol, .value = ""};
+        info.pvo = &s->pvo;
+    }
+    s->vhost = lws_create_vhost(s->ctx, &info);
+    if (!s->vhost) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EADDRINUSE, "cannot listen on %s port %d",
+                         addr, o->port);
+        http_server_free(s);
+        return r;
+    }
+
+    /* The API is for the local user only; lws creates the socket 0755. */
+    if (addr[0] == '/' && chmod(addr, 0600) < 0) {
+        r = ph_error_set(err, PH_ERR_INTERNAL, -errno, "cannot restrict %s: %s", addr,
+                         strerror(errno));
+        http_server_free(s);
+        return r;
+    }
+
+    s->pool = work_pool_new(s->ctx, o->n_threads, o->max_queued);
+    if (!s->pool)
+        goto oom;
+    *out = s;
+    return 0;
+
+oom:
+    http_server_free(s);
+    return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+}
+
+int http_route(struct http_server *s, enum http_method m, const char *pattern, unsigned flags,
+               size_t max_body, http_handler_fn fn, void *data)
+{
+    if ((unsigned)m >= HTTP_N_METHODS || !fn || http_pattern_check(pattern) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (s->routes[i].method == m && strcmp(s->routes[i].pattern, pattern) == 0)
+            return -EEXIST;
+    if (s->n_routes == s->cap_routes) {
+        size_t ncap = s->cap_routes ? 2 * s->cap_routes : 32;
+        struct http_route_entry *n = realloc(s->routes, ncap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        s->routes = n;
+        s->cap_routes = ncap;
+    }
+    char *copy = strdup(pattern);
+    if (!copy)
+        return -ENOMEM;
+    s->routes[s->n_routes++] = (struct http_route_entry){
+        .method = m, .pattern = copy, .flags = flags, .max_body = max_body, .fn = fn, .data = data};
+    return 0;
+}
+
+int http_server_run(struct http_server *s)
+{
+    s->loop_thread = pthread_self();
+    s->loop_started = true;
+    while (!s->stop)
+        if (lws_service(s->ctx, 0) < 0)
+            return -EIO;
+    return 0;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    s->stop = 1;
+    if (s->ctx)
+        lws_cancel_service(s->ctx);
+}
+
+void http_server_free(struct http_server *s)
+{
+    if (!s)
+        return;
+    if (!s->loop_started) {
+        s->loop_thread = pthread_self();
+        s->loop_started = true;
+    }
+    /* Finish the queued jobs first: their done() callbacks reply to
+     * requests whose connections lws is about to close. */
+    work_pool_free(s->pool);
+    s->pool = NULL;
+    if (s->ctx)
+        handoff_dispatch(s);
+    /* Closing every connection frees the requests the server owns. */
+    lws_context_destroy(s->ctx);
+
+    for (size_t i = 0; i < s->n_routes; i++)
+        free(s->routes[i].pattern);
+    free(s->routes);
+    if (s->admin_token) {
+        explicit_bzero(s->admin_token, strlen(s->admin_token));
+        free(s->admin_token);
+    }
+    free(s->static_dir);
+    free(s->ws_default_protocol);
+    free(s->protocols);
+    free(s->conns);
+    free(s->scratch);
+    pthread_mutex_destroy(&s->handoff_lock);
+    free(s);
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->vhost ? lws_get_vhost_listen_port(s->vhost) : -1;
+}
+
+struct lws_context *http_server_context(struct http_server *s)
+{
+    return s->ctx;
+}
+
+struct work_pool *http_server_work(struct http_server *s)
+{
+    return s->pool;
+}

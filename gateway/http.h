@@ -1,0 +1,202 @@
+/* http_server: the gateway's HTTP/1.1 API server on libwebsockets.
+ *
+ * Usage:
+ *   struct http_server_opts o = {.listen_addr = "127.0.0.1", .port = 8080,
+ *                                .admin_token = token};
+ *   r = http_server_new(&o, &srv, &err);
+ *   http_route(srv, HTTP_POST, "/v1/sandboxes/{id}/exec", 0, 0, api_exec, api);
+ *   http_route(srv, HTTP_GET, "/healthz", HTTP_ROUTE_PUBLIC, 0, api_health, api);
+ *   http_server_run(srv);            // until http_server_stop()
+ *   http_server_free(srv);
+ *
+ *   static void api_exec(struct http_req *req, void *data)
+ *   {
+ *       json_t *body = http_json_body(req, &err);
+ *       if (!body) return http_reply_error(req, &err);
+ *       ... work_submit(http_server_work(srv), exec_run, exec_done, job) ...
+ *       // exec_done (loop thread) later: http_reply_json(job->req, 200, result);
+ *   }
+ *
+ * Requests and replies:
+ *  - Routes match the decoded path segment by segment; "{x}" captures one
+ *    segment of [A-Za-z0-9._-]{1,64} into req->params[], in order. A
+ *    trailing '/' on the request path is ignored. Unknown path → 404
+ *    not_found; known path, other method → 405 method_not_allowed (with
+ *    Allow).
+ *  - Every route without HTTP_ROUTE_PUBLIC needs "Authorization: Bearer T"
+ *    where T is the admin token (actor "admin") or accepted by opts.auth;
+ *    otherwise 401 unauthorized.
+ *  - The body is read whole before the handler runs; over the route's limit
+ *    → 413 too_large (from Content-Length before reading, and while
+ *    reading). Chunked request bodies are refused with 400.
+ *  - The handler owns req until it calls exactly one http_reply_*(), at
+ *    once or later, from any thread (replies made off the loop thread are
+ *    handed to it). If the client went away meanwhile, the reply only frees
+ *    req: never reply twice, never touch req after replying.
+ *  - Every response has Content-Length and Cache-Control: no-store; JSON
+ *    errors are {"error": {"code", "message"}}. Keep-alive works. HEAD is
+ *    served as GET without the body (handlers see HTTP_GET).
+ *
+ * lws decodes the request line itself: "%zz"-style escapes are refused by
+ * lws with 403 before any route sees them, "+" in the path becomes a space,
+ * "/./" and "/../" are collapsed, and %2F becomes a '/' (so it can never
+ * hide inside a capture). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct lws;
+struct lws_context;
+struct lws_protocols;
+struct work_pool;
+struct http_server;
+
+enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_PATCH };
+#define HTTP_N_METHODS 5
+const char *http_method_name(enum http_method m);
+
+#define HTTP_MAX_PATH 1024
+#define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_CAPTURE 64
+#define HTTP_DEFAULT_MAX_BODY (1024 * 1024)
+#define HTTP_DEFAULT_MAX_BIG_BODY (64 * 1024 * 1024)
+#define HTTP_DEFAULT_MAX_CONNECTIONS 256
+
+/* Allocated by the server and handed to the handler; private state follows
+ * it in memory. Everything here stays valid until the reply. */
+struct http_req {
+    enum http_method method;
+    char path[HTTP_MAX_PATH];             /* decoded, no query */
+    const char *params[HTTP_MAX_PARAMS];  /* weak: the {x} captures, in order */
+    size_t n_params;
+    char *body;                           /* owned by req, NUL-terminated, never NULL */
+    size_t body_len;
+    char remote[64];                      /* client address, "unix" on a unix socket */
+    char actor[64];                       /* "admin", what opts.auth said, or "" if public */
+};
+
+typedef void (*http_handler_fn)(struct http_req *req, void *data);
+
+/* Accepts a bearer token other than the admin token (per-user keys, ...).
+ * Loop thread, must not block. Returns 0 and writes actor when valid. */
+typedef int (*http_auth_fn)(void *data, const char *token, char *actor, size_t actor_len);
+
+/* Decides on a WebSocket upgrade before lws binds it to a protocol. Loop
+ * thread. path is decoded, without query (lws_get_urlarg_by_name works on
+ * wsi). Return 0 to let it proceed, < 0 with err filled to refuse it with
+ * that error as the HTTP response. */
+typedef int (*http_ws_upgrade_fn)(void *data, struct lws *wsi, const char *path,
+                                  struct ph_error *err);
+
+struct http_server_opts {
+    const char *listen_addr;  /* weak; default "127.0.0.1"; starting with '/' = unix socket */
+    int port;                 /* 0 = any free port, see http_server_port() */
+    size_t max_body;          /* 0 = HTTP_DEFAULT_MAX_BODY */
+    size_t max_big_body;      /* HTTP_ROUTE_BIG_BODY routes; 0 = HTTP_DEFAULT_MAX_BIG_BODY */
+    int max_connections;      /* accepted sockets at once; 0 = HTTP_DEFAULT_MAX_CONNECTIONS */
+    int n_threads;            /* work pool threads; 0 = WORK_DEFAULT_THREADS */
+    int max_queued;           /* work pool queue bound; 0 = WORK_DEFAULT_MAX_QUEUED */
+    int reply_timeout_s;      /* a handler that never replies loses the connection
+                                 after this; 0 = 3700 s (past RUN_MAX_TIMEOUT_S) */
+    const char *admin_token;  /* weak, copied; NULL or "" = only opts.auth can authorize */
+    http_auth_fn auth;        /* optional */
+    void *auth_data;          /* weak */
+    const char *static_dir;   /* weak, copied; optional: files served under GET /static/ */
+    const char *tls_cert;     /* weak; PEM paths, both or neither: serve HTTPS */
+    const char *tls_key;
+
+    /* WebSocket extension point. extra_protocols (weak, must outlive the
+     * server, terminated by an entry with a NULL name) are appended to the
+     * vhost after the HTTP protocol. An upgrade is bound to the protocol
+     * named by the client's Sec-WebSocket-Protocol, else to
+     * ws_default_protocol (one of extra_protocols). Upgrades are refused
+     * with 404 unless ws_upgrade is set and allows them. The lws context's
+     * user pointer belongs to the server: use http_server_from_wsi(). */
+    const struct lws_protocols *extra_protocols;
+    const char *ws_default_protocol;
+    http_ws_upgrade_fn ws_upgrade;
+    void *ws_data; /* weak */
+};
+
+enum {
+    HTTP_ROUTE_PUBLIC = 1u << 0,   /* no Authorization needed */
+    HTTP_ROUTE_BIG_BODY = 1u << 1, /* body up to opts.max_big_body */
+};
+
+int http_server_new(const struct http_server_opts *o, struct http_server **out,
+                    struct ph_error *err);
+/* Before http_server_run. pattern: "/a/{x}/b", at most HTTP_MAX_PARAMS
+ * captures, each a whole segment. max_body != 0 overrides the limit the
+ * flags give. Returns 0, -EINVAL (bad pattern), -EEXIST, -ENOMEM. */
+int http_route(struct http_server *s, enum http_method m, const char *pattern, unsigned flags,
+               size_t max_body, http_handler_fn fn, void *data);
+/* Runs the event loop on the calling thread (which becomes "the loop
+ * thread") until http_server_stop(). Returns 0 or -EIO. */
+int http_server_run(struct http_server *s);
+/* Any thread, and async-signal-safe: sets a flag and wakes the loop. */
+void http_server_stop(struct http_server *s);
+/* Stops accepting, finishes the work pool (running the pending done()
+ * callbacks, whose replies are dropped with their connections), closes
+ * every connection. Handlers must have replied to every request they
+ * still hold by the time this returns. NULL is a no-op. */
+void http_server_free(struct http_server *s);
+
+int http_server_port(const struct http_server *s); /* the bound TCP port */
+struct lws_context *http_server_context(struct http_server *s);
+struct work_pool *http_server_work(struct http_server *s);
+struct http_server *http_server_from_wsi(struct lws *wsi);
+
+/* Request accessors; valid until the reply. Query values are decoded (a
+ * name without '=' has value ""); the first of repeated names wins.
+ * Header names are case-insensitive; the server keeps Host, Content-Type,
+ * Content-Length, Authorization, Range, If-Range, If-None-Match, Accept,
+ * Origin, Referer, User-Agent, X-Request-Id and X-Forwarded-For. */
+const char *http_query(struct http_req *req, const char *name);
+const char *http_header(struct http_req *req, const char *name);
+/* Loop thread: true once the client's connection closed (the reply will be
+ * dropped), so long work may give up early. */
+bool http_req_disconnected(const struct http_req *req);
+
+/* The body as a JSON object (new reference): empty body → {}. NULL with a
+ * 400 in err for invalid JSON ("invalid JSON: line L: ...") or a non-object. */
+json_t *http_json_body(struct http_req *req, struct ph_error *err);
+
+/* Replies. Exactly one per request, from any thread. */
+void http_reply_json(struct http_req *req, int status, json_t *body /* stolen, may be NULL */);
+void http_reply_error(struct http_req *req, const struct ph_error *err);
+void http_reply_errorf(struct http_req *req, enum ph_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* data is stolen (free()'d); extra_headers are complete lines, each ending
+ * in "\r\n" ("Content-Disposition: attachment\r\n"), or NULL. */
+void http_reply_data(struct http_req *req, int status, const char *content_type, char *data,
+                     size_t len, const char *extra_headers);
+/* Streams a regular file from disk in chunks, honouring one Range
+ * (bytes=a-b, a-, -n): 200 with Accept-Ranges, 206 with Content-Range, 416
+ * when unsatisfiable; 404 when the file does not exist. */
+void http_reply_file(struct http_req *req, const char *path, const char *content_type);
+
+/* For tests: the pure parsers behind the server. */
+
+/* 0 when pattern is a valid route pattern, else -EINVAL. */
+int http_pattern_check(const char *pattern);
+/* Matches path against pattern; captures are copied into store (store_len
+ * >= strlen(path) + 1 is always enough) and params[] point into it.
+ * Returns true on a match. */
+bool http_route_match(const char *pattern, const char *path, char *store, size_t store_len,
+                      const char **params, size_t *n_params);
+/* One Range header against a resource of size bytes. Returns 1 with
+ * *start and *len set for a satisfiable single range; 0 when the header is
+ * to be ignored (absent, another unit, malformed, several ranges: serve the
+ * whole resource); -ERANGE when unsatisfiable (416). */
+int http_parse_range(const char *header, uint64_t size, uint64_t *start, uint64_t *len);
+/* Looks name up in args, a sequence of len bytes holding NUL-terminated
+ * "name=value" (or "name") items, as the server stores a query string. */
+const char *http_query_find(const char *args, size_t len, const char *name);
+/* True when a /static/ sub-path is safe to open below static_dir: segments
+ * of [A-Za-z0-9._-] not starting with '.', no empty segment. */
+bool http_static_path_ok(const char *rel);

@@ -1,0 +1,187 @@
+#include "params.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "util.h"
+
+int params_only(json_t *obj, const char *const *allowed, struct ph_error *err)
+{
+    const char *key;
+    json_t *val;
+
+    json_object_foreach(obj, key, val)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, key) == 0)
+                ok = true;
+        if (!ok)
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "unknown field \"%.64s\"", key);
+    }
+    return 0;
+}
+
+int params_int(json_t *obj, const char *field, int def, int min, int max, int *out,
+               struct ph_error *err)
+{
+    json_t *v = json_object_get(obj, field);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must be an integer", field);
+    json_int_t n = json_integer_value(v);
+    if (n < min || n > max)
+        return ph_error_set(err, PH_ERR_INVALID, -ERANGE, "%s must be between %d and %d", field,
+                            min, max);
+    *out = (int)n;
+    return 0;
+}
+
+int params_bool(json_t *obj, const char *field, bool def, bool *out, struct ph_error *err)
+{
+    json_t *v = json_object_get(obj, field);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_boolean(v))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must be true or false", field);
+    *out = json_is_true(v);
+    return 0;
+}
+
+int params_string(json_t *obj, const char *field, const char *def, size_t max, const char **out,
+                  struct ph_error *err)
+{
+    json_t *v = json_object_get(obj, field);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_string(v))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must be a string", field);
+    if (json_string_length(v) > max)
+        return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s is longer than %zu bytes", field,
+                            max);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must not contain NUL", field);
+    *out = json_string_value(v);
+    return 0;
+}
+
+int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_error *err)
+{
+    const char *key;
+    json_t *val;
+
+    if (!value || json_is_null(value)) {
+        *out = json_object();
+        return *out ? 0 : -ENOMEM;
+    }
+    if (!json_is_object(value))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "%s must be an object of NAME: \"value\"", field);
+    if (json_object_size(value) > PARAMS_MAX_ENV)
+        return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s holds more than %d variables", field,
+                            PARAMS_MAX_ENV);
+    json_object_foreach(value, key, val)
+    {
+        if (!env_name_valid(key))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "%s: \"%.64s\" is not a valid variable name", field, key);
+        if (!json_is_string(val))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s.%s must be a string", field,
+                                key);
+        const char *s = json_string_value(val);
+        size_t n = json_string_length(val);
+        if (n > PARAMS_MAX_ENV_VALUE)
+            return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s.%s is longer than %d bytes",
+                                field, key, PARAMS_MAX_ENV_VALUE);
+        /* Values travel to the guest as one config line each. */
+        if (strlen(s) != n || strpbrk(s, "\n\r"))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "%s.%s must not contain newlines or NUL", field, key);
+    }
+    *out = json_deep_copy(value);
+    return *out ? 0 : -ENOMEM;
+}
+
+void sandbox_params_done(struct sandbox_params *p)
+{
+    json_decref(p->env_vars);
+    p->env_vars = NULL;
+}
+
+int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
+{
+    static const char *const allowed[] = {"vcpus", "mem_mib", "disk_mib", "env_vars",
+                                          "timeout_minutes", "wait", NULL};
+    int r;
+
+    memset(p, 0, sizeof(*p));
+    if ((r = params_only(body, allowed, err)) < 0 ||
+        (r = params_int(body, "vcpus", 2, 1, 8, &p->vcpus, err)) < 0 ||
+        (r = params_int(body, "mem_mib", 1024, 256, 16384, &p->mem_mib, err)) < 0 ||
+        (r = params_int(body, "disk_mib", 0, 0, 65536, &p->disk_mib, err)) < 0 ||
+        (r = params_int(body, "timeout_minutes", 60, 1, 1440, &p->timeout_minutes, err)) < 0 ||
+        (r = params_bool(body, "wait", true, &p->wait, err)) < 0)
+        return r;
+    if (p->disk_mib != 0 && p->disk_mib < 1024)
+        return ph_error_set(err, PH_ERR_INVALID, -ERANGE,
+                            "disk_mib must be 0 (image size) or between 1024 and 65536");
+    return env_vars_parse(json_object_get(body, "env_vars"), "env_vars", &p->env_vars, err);
+}
+
+int exec_params_parse(json_t *body, struct exec_params *p, struct ph_error *err)
+{
+    static const char *const allowed[] = {"command", "shell", "timeout", NULL};
+    const char *shell;
+    int r;
+
+    memset(p, 0, sizeof(*p));
+    if ((r = params_only(body, allowed, err)) < 0 ||
+        (r = params_string(body, "command", NULL, RUN_MAX_COMMAND_LEN, &p->command, err)) < 0 ||
+        (r = params_string(body, "shell", "login", 16, &shell, err)) < 0 ||
+        (r = params_int(body, "timeout", RUN_DEFAULT_TIMEOUT_S, 1, RUN_MAX_TIMEOUT_S, &p->timeout_s,
+                        err)) < 0)
+        return r;
+    if (!p->command || !*p->command)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "command is required");
+    if (run_shell_parse(shell, &p->shell) < 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "shell must be \"login\" or \"raw\"");
+    return 0;
+}
+
+int guest_path_check(const char *path, struct ph_error *err)
+{
+    size_t n;
+
+    if (!path || !*path)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "path is required");
+    n = strlen(path);
+    if (n > PARAMS_MAX_PATH)
+        return ph_error_set(err, PH_ERR_INVALID, -ENAMETOOLONG, "path is longer than %d bytes",
+                            PARAMS_MAX_PATH);
+    if (path[0] != '/')
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "path must be absolute");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "path must not contain control characters");
+    /* ".." would let a path name something other than what it spells out;
+     * refuse it outright rather than resolve it. */
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        const char *end = strchrnul(p, '/');
+        if ((end - p == 2 && p[0] == '.' && p[1] == '.'))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "path must not contain \"..\"");
+        p = end;
+    }
+    if (path[n - 1] == '/')
+        return ph_error_set(err, PH_ERR_INVALID, -EISDIR, "path names a directory");
+    return 0;
+}

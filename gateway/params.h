@@ -1,0 +1,51 @@
+/* Validation of API request bodies, kept pure (no I/O, no state) so every
+ * rule is unit-tested. Each parser fills err with a 400 naming the field. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "error.h"
+#include "run.h"
+
+#define PARAMS_MAX_ENV 64
+#define PARAMS_MAX_ENV_VALUE 4096
+#define PARAMS_MAX_PATH 4096
+
+struct sandbox_params {
+    int vcpus;           /* 1..8, default 2 */
+    int mem_mib;         /* 256..16384, default 1024 */
+    int disk_mib;        /* 0 (image size) or 1024..65536 */
+    int timeout_minutes; /* 1..1440, default 60 */
+    bool wait;           /* reply once ready (default) or at once */
+    json_t *env_vars;    /* owned: object NAME -> string */
+};
+void sandbox_params_done(struct sandbox_params *p);
+int sandbox_params_parse(json_t *body, struct sandbox_params *out, struct ph_error *err);
+
+struct exec_params {
+    const char *command; /* weak: points into the body */
+    enum run_shell shell;
+    int timeout_s;
+};
+int exec_params_parse(json_t *body, struct exec_params *out, struct ph_error *err);
+
+/* env_vars: object of NAME -> string, bounded; field names the JSON key
+ * in messages. Returns a new reference (a copy) in *out. */
+int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_error *err);
+
+/* A file path inside the guest: absolute, no "..", no NUL, no control
+ * characters, bounded. */
+int guest_path_check(const char *path, struct ph_error *err);
+
+/* Integer field helper: absent → def; wrong type or out of range → 400. */
+int params_int(json_t *obj, const char *field, int def, int min, int max, int *out,
+               struct ph_error *err);
+int params_bool(json_t *obj, const char *field, bool def, bool *out, struct ph_error *err);
+/* String field: absent → def (may be NULL); wrong type → 400; longer than
+ * max → 400. Returns a borrowed pointer. */
+int params_string(json_t *obj, const char *field, const char *def, size_t max, const char **out,
+                  struct ph_error *err);
+/* Rejects fields not in the NULL-terminated allowed list, so a typo such as
+ * "timout" is an error instead of a silently ignored option. */
+int params_only(json_t *obj, const char *const *allowed, struct ph_error *err);

@@ -1,0 +1,1485 @@
+/*
+ * porthole-init: PID 1 of a Porthole guest.
+ *
+ * One static binary, two stages:
+ *  - stage 1 runs from the initramfs (which carries /porthole-initramfs): it
+ *    loads the virtio modules, mounts /dev/vda and switches root into it;
+ *  - stage 2 runs as /sbin/porthole-init in the real root: it applies the
+ *    per-VM config the host passed through fw_cfg, brings up the network,
+ *    starts sshd (and for browser guests Xvnc, Chromium and a CDP relay),
+ *    prints readiness markers on the serial console and then reaps children
+ *    until it is told to power off.
+ *
+ * The host learns what happens only from the serial log, so every step logs a
+ * short line and readiness is a fixed marker line:
+ *   "PORTHOLE_READY ssh", "PORTHOLE_READY browser",
+ *   "PORTHOLE_ERROR <what>: <reason>".
+ *
+ * Run by hand (not as PID 1) it offers two test modes:
+ *   porthole-init relay LISTEN_PORT TARGET_PORT
+ *   porthole-init check-config FILE
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "porthole-init: "
+#define STAGE1_MARKER "/porthole-initramfs"
+#define MODULE_ORDER "/lib/modules/order"
+#define NEWROOT "/newroot"
+#define ROOT_DEVICE "/dev/vda"
+#define SELF_PATH "/sbin/porthole-init"
+#define MARKER_TTY "/dev/ttyS0"
+
+#define FWCFG_DIR "/sys/firmware/qemu_fw_cfg/by_name/opt/porthole"
+#define FWCFG_CONFIG FWCFG_DIR "/config/raw"
+#define FWCFG_HOST_KEY FWCFG_DIR "/host_key/raw"
+#define FWCFG_AUTH_KEYS FWCFG_DIR "/authorized_keys/raw"
+
+#define CONFIG_MAX (64 * 1024)
+#define HOST_KEY_MAX (16 * 1024)
+#define AUTH_KEYS_MAX (64 * 1024)
+#define MODULE_LIST_MAX (16 * 1024)
+#define ENV_MAX 128
+#define CHILDREN_MAX 16
+
+#define HOST_KEY_PATH "/etc/ssh/ssh_host_ed25519_key"
+#define ENV_SCRIPT "/etc/profile.d/porthole-env.sh"
+#define POLICY_DIR "/etc/chromium/policies/managed"
+#define POLICY_PATH POLICY_DIR "/porthole.json"
+#define X_SOCKET "/tmp/.X11-unix/X0"
+
+#define SSH_PORT 22
+#define VNC_PORT 5900
+#define CDP_PORT 9222
+#define RELAY_PORT 9223
+#define RELAY_CONNS_MAX 64
+#define RELAY_BUF (64 * 1024)
+
+/* QEMU user-mode networking's fixed addresses. */
+#define GUEST_ADDR "10.0.2.15"
+#define GUEST_NETMASK "255.255.255.0"
+#define GATEWAY_ADDR "10.0.2.2"
+#define DNS_ADDR "10.0.2.3"
+
+#define SYSTEM_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* ------------------------------------------------------------------------ */
+/* Logging and markers                                                      */
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void logmsg(const char *fmt, ...)
+{
+    char line[512];
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    int n = snprintf(line, sizeof(line), LOG_PREFIX "[%ld.%02ld] ", (long)ts.tv_sec,
+                     ts.tv_nsec / 10000000L);
+    if (n < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+    /* One write per line, so lines from children never split ours. */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The host scans the serial log for these lines; they go to the UART itself
+ * rather than /dev/console so a changed console= cannot hide them. */
+static void emit_marker(const char *line)
+{
+    int fd = open(MARKER_TTY, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        logmsg("cannot open a console for the marker: %s", strerror(errno));
+        return;
+    }
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf), "%s\n", line);
+    if (n > 0)
+        write_all(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    close(fd);
+    logmsg("marker: %s", line);
+}
+
+/* The kernel starts PID 1 with no fds at all when /dev/console is missing. */
+static void console_setup(void)
+{
+    if (fcntl(STDERR_FILENO, F_GETFD) >= 0)
+        return;
+    int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    for (int i = 0; i < 3; i++)
+        dup2(fd, i);
+    if (fd > 2)
+        close(fd);
+}
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small file helpers                                                       */
+
+static bool path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Reads at most max bytes; a longer file is an error, never silently cut.
+ * Returns the length, or -errno. buf gets a terminating NUL. */
+static ssize_t read_file(const char *path, char *buf, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = 0;
+    for (;;) {
+        if (len == max) {
+            char extra;
+            ssize_t r = read(fd, &extra, 1);
+            if (r < 0 && errno == EINTR)
+                continue;
+            close(fd);
+            if (r != 0)
+                return -EFBIG;
+            break;
+        }
+        ssize_t r = read(fd, buf + len, max - len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* Writes through a temp file and rename, so a reader (sshd, a login shell)
+ * sees the old file or the new one, never half of it. */
+static int write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -errno;
+    int r = write_all(fd, data, len);
+    if (r == 0 && fchmod(fd, mode) < 0)
+        r = -errno;
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}
+
+static int write_string(const char *path, const char *s, mode_t mode)
+{
+    return write_file(path, s, strlen(s), mode);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Mounts                                                                   */
+
+static void mount_fs(const char *source, const char *target, const char *type, unsigned long flags,
+                     const char *data)
+{
+    mkdir(target, 0755);
+    if (mount(source, target, type, flags, data) < 0 && errno != EBUSY)
+        logmsg("mount %s on %s: %s", type, target, strerror(errno));
+}
+
+/* Stage 1 moves its /proc, /sys and /dev into the new root, and a guest may
+ * also boot stage 2 directly; mount only what is not there yet. */
+static void mount_unless(const char *source, const char *target, const char *type,
+                         unsigned long flags, const char *data, long magic)
+{
+    struct statfs sf;
+    if (statfs(target, &sf) == 0 && (long)sf.f_type == magic) {
+        struct stat here, parent;
+        char up[PATH_MAX];
+        snprintf(up, sizeof(up), "%s/..", target);
+        /* Same fs type as the parent means "not a mount point" (e.g. a tmpfs
+         * /tmp under a tmpfs root would otherwise be skipped wrongly). */
+        if (stat(target, &here) == 0 && stat(up, &parent) == 0 && here.st_dev != parent.st_dev)
+            return;
+    }
+    mount_fs(source, target, type, flags, data);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Children                                                                 */
+
+struct child {
+    pid_t pid; /* 0 if the slot is free */
+    char name[24];
+    bool exited;
+    int status;
+};
+
+static struct child children[CHILDREN_MAX];
+static sigset_t handled_signals;
+
+static void noop_handler(int sig)
+{
+    (void)sig;
+}
+
+/* Signals stay blocked and are taken with sigtimedwait(), so PID 1 never
+ * runs code from a handler. The handlers exist because the kernel drops
+ * signals to init whose disposition is SIG_DFL. */
+static void signals_setup(void)
+{
+    sigemptyset(&handled_signals);
+    const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGHUP, SIGUSR1, SIGUSR2};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = noop_handler;
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        sigaddset(&handled_signals, sigs[i]);
+        sigaction(sigs[i], &sa, NULL);
+    }
+    sigprocmask(SIG_BLOCK, &handled_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void child_reset_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static struct child *child_track(pid_t pid, const char *name)
+{
+    for (size_t i = 0; i < CHILDREN_MAX; i++) {
+        struct child *c = &children[i];
+        if (c->pid != 0 && !c->exited)
+            continue;
+        memset(c, 0, sizeof(*c));
+        c->pid = pid;
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        return c;
+    }
+    return NULL;
+}
+
+static void describe_status(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exit %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "signal %d", WTERMSIG(status));
+    else
+        snprintf(buf, size, "status 0x%x", (unsigned)status);
+}
+
+static void reap_children(void)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        for (size_t i = 0; i < CHILDREN_MAX; i++) {
+            struct child *c = &children[i];
+            if (c->pid != pid || c->exited)
+                continue;
+            c->exited = true;
+            c->status = status;
+            char why[32];
+            describe_status(status, why, sizeof(why));
+            logmsg("%s (pid %d) exited: %s", c->name, (int)pid, why);
+        }
+    }
+}
+
+struct spawn_opts {
+    const char *log_path; /* stdout+stderr appended here; NULL = console */
+    char *const *envp;    /* NULL = the default environment */
+};
+
+static char *default_env[] = {"PATH=" SYSTEM_PATH, "HOME=/root", "LANG=C.UTF-8", "TERM=linux",
+                              NULL};
+
+static struct child *spawn(const char *name, char *const argv[], const struct spawn_opts *opts)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        logmsg("fork for %s: %s", name, strerror(errno));
+        return NULL;
+    }
+    if (pid == 0) {
+        child_reset_signals();
+        setsid();
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (in >= 0)
+            dup2(in, STDIN_FILENO);
+        if (opts && opts->log_path) {
+            int out = open(opts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+            if (out >= 0) {
+                dup2(out, STDOUT_FILENO);
+                dup2(out, STDERR_FILENO);
+            }
+        }
+        execve(argv[0], argv, opts && opts->envp ? opts->envp : default_env);
+        logmsg("exec %s: %s", argv[0], strerror(errno));
+        _exit(127);
+    }
+    struct child *c = child_track(pid, name);
+    if (!c)
+        logmsg("child table full; %s (pid %d) untracked", name, (int)pid);
+    return c;
+}
+
+static _Noreturn void shutdown_system(const char *why);
+
+/* Waits up to timeout_ms for one handled signal and acts on it: reaps on
+ * SIGCHLD, shuts down on the power signals. */
+static void service_signals(int timeout_ms)
+{
+    struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                          .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
+    siginfo_t info;
+    int sig = sigtimedwait(&handled_signals, &info, &ts);
+    if (sig == SIGTERM)
+        shutdown_system("SIGTERM");
+    if (sig == SIGINT)
+        shutdown_system("SIGINT (ctrl-alt-del)");
+    if (sig == SIGPWR)
+        shutdown_system("SIGPWR");
+    reap_children();
+}
+
+typedef bool (*wait_cond)(const void *arg);
+
+/* Polls cond every step_ms while still doing PID 1's work; a child that
+ * the caller depends on dying ends the wait early. */
+static bool wait_for(wait_cond cond, const void *arg, int timeout_ms, int step_ms,
+                     const struct child *needed)
+{
+    double deadline = monotonic_s() + timeout_ms / 1000.0;
+    for (;;) {
+        if (cond(arg))
+            return true;
+        if (needed && needed->exited)
+            return false;
+        if (monotonic_s() >= deadline)
+            return false;
+        service_signals(step_ms);
+    }
+}
+
+static bool cond_path_exists(const void *arg)
+{
+    return path_exists(arg);
+}
+
+/* True when some socket is in LISTEN on the port; reading /proc/net/tcp
+ * avoids the stray connections a connect() probe would leave in logs. */
+static bool tcp_listening(uint16_t port)
+{
+    const char *tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    for (size_t t = 0; t < 2; t++) {
+        FILE *f = fopen(tables[t], "re");
+        if (!f)
+            continue;
+        char line[512];
+        bool found = false;
+        while (!found && fgets(line, sizeof(line), f)) {
+            char *colon = strchr(line, ':');
+            if (!colon)
+                continue;
+            /* "sl: LOCAL_ADDR:PORT REMOTE_ADDR:PORT ST ..." */
+            char local[64], remote[64];
+            unsigned st;
+            if (sscanf(colon + 1, " %63s %63s %x", local, remote, &st) != 3)
+                continue;
+            char *p = strrchr(local, ':');
+            if (p && strtoul(p + 1, NULL, 16) == port && st == 0x0A)
+                found = true;
+        }
+        fclose(f);
+        if (found)
+            return true;
+    }
+    return false;
+}
+
+static bool cond_port_listening(const void *arg)
+{
+    return tcp_listening(*(const uint16_t *)arg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shutdown                                                                 */
+
+static bool reap_all_for(int timeout_ms)
+{
+    double deadline = monotonic_s() + timeout_ms / 1000.0;
+    for (;;) {
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+            ;
+        if (pid < 0 && errno == ECHILD)
+            return true;
+        if (monotonic_s() >= deadline)
+            return false;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+        siginfo_t info;
+        sigtimedwait(&handled_signals, &info, &ts);
+    }
+}
+
+static _Noreturn void shutdown_system(const char *why)
+{
+    logmsg("shutting down: %s", why);
+    kill(-1, SIGTERM);
+    if (!reap_all_for(3000)) {
+        logmsg("processes left after 3 s, killing");
+        kill(-1, SIGKILL);
+        reap_all_for(1000);
+    }
+    sync();
+    umount2("/dev/pts", MNT_DETACH);
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        logmsg("remount / read-only: %s", strerror(errno));
+    sync();
+    logmsg("power off");
+    reboot(RB_POWER_OFF);
+    /* Power-off unsupported: a reset still ends QEMU under -no-reboot. */
+    reboot(RB_AUTOBOOT);
+    for (;;)
+        pause();
+}
+
+static _Noreturn void fatal(const char *what)
+{
+    char line[256];
+    snprintf(line, sizeof(line), "PORTHOLE_ERROR boot: %s", what);
+    emit_marker(line);
+    sync();
+    reboot(RB_POWER_OFF);
+    reboot(RB_AUTOBOOT);
+    for (;;)
+        pause();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stage 1: initramfs                                                       */
+
+static void load_modules(void)
+{
+    static char list[MODULE_LIST_MAX + 1];
+    ssize_t n = read_file(MODULE_ORDER, list, MODULE_LIST_MAX);
+    if (n < 0) {
+        logmsg("no module list: %s", strerror((int)-n));
+        return;
+    }
+    int loaded = 0;
+    for (char *save = NULL, *path = strtok_r(list, "\n", &save); path;
+         path = strtok_r(NULL, "\n", &save)) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            logmsg("module %s: %s", path, strerror(errno));
+            continue;
+        }
+        /* glibc has no finit_module() wrapper. */
+        if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+            logmsg("load %s: %s", path, strerror(errno));
+        else
+            loaded++;
+        close(fd);
+    }
+    logmsg("loaded %d modules", loaded);
+}
+
+static _Noreturn void stage1(void)
+{
+    mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    mount_fs("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+    console_setup();
+    logmsg("stage 1");
+    load_modules();
+
+    /* virtio_blk usually probes synchronously, but give a slow (TCG) guest
+     * a bounded grace period. */
+    if (!wait_for(cond_path_exists, ROOT_DEVICE, 10000, 10, NULL))
+        fatal(ROOT_DEVICE " did not appear");
+    mkdir(NEWROOT, 0755);
+    if (mount(ROOT_DEVICE, NEWROOT, "ext4", MS_NOATIME, NULL) < 0) {
+        logmsg("mount " ROOT_DEVICE ": %s", strerror(errno));
+        fatal("cannot mount " ROOT_DEVICE);
+    }
+
+    const char *moved[] = {"/dev", "/proc", "/sys"};
+    for (size_t i = 0; i < 3; i++) {
+        char target[64];
+        snprintf(target, sizeof(target), NEWROOT "%s", moved[i]);
+        mkdir(target, 0755);
+        if (mount(moved[i], target, NULL, MS_MOVE, NULL) < 0)
+            logmsg("move %s: %s", moved[i], strerror(errno));
+    }
+    /* The classic switch_root: make the new root "/" by moving its mount
+     * over the initramfs, then chroot into it. The initramfs stays in
+     * memory (about a megabyte) since nothing can unmount rootfs. */
+    if (chdir(NEWROOT) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+        chdir("/") < 0) {
+        logmsg("switch root: %s", strerror(errno));
+        fatal("cannot switch root");
+    }
+    char *argv[] = {(char *)"porthole-init", NULL};
+    execve(SELF_PATH, argv, default_env);
+    logmsg("exec " SELF_PATH ": %s", strerror(errno));
+    fatal("cannot exec " SELF_PATH);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stage 2: config                                                          */
+
+enum guest_kind { KIND_SANDBOX, KIND_BROWSER };
+
+struct config {
+    char hostname[65];
+    enum guest_kind kind;
+    bool resize_root;
+    const char *env[ENV_MAX]; /* "NAME=VALUE", weak: point into the config text */
+    size_t n_env;
+    bool headless;
+    unsigned width, height;
+    bool downloads;
+    char profile_dir[256];
+    char download_dir[256];
+};
+
+static void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->hostname, sizeof(cfg->hostname), "porthole");
+    cfg->kind = KIND_SANDBOX;
+    cfg->width = 1280;
+    cfg->height = 720;
+    cfg->downloads = true;
+    snprintf(cfg->profile_dir, sizeof(cfg->profile_dir), "/root/porthole/profile");
+    snprintf(cfg->download_dir, sizeof(cfg->download_dir), "/root/porthole/downloads");
+}
+
+static bool valid_hostname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-' || s[0] == '.')
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+            return false;
+    return true;
+}
+
+static bool valid_env_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 128 || isdigit((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+            return false;
+    return true;
+}
+
+/* Absolute, no "..": the value ends up in mkdir and in Chromium's policy. */
+static bool valid_dir(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    return n > 1 && n < max && s[0] == '/' && !strstr(s, "/../") &&
+           strcmp(s + n - (n >= 3 ? 3 : n), "/..") != 0;
+}
+
+static bool parse_dimension(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+/* Parses "key=value" lines in place: env entries keep pointers into text. */
+static void config_parse(struct config *cfg, char *text)
+{
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        size_t len = strlen(line);
+        if (len > 0 && line[len - 1] == '\r')
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        char *eq = strchr(line, '=');
+        if (!eq) {
+            logmsg("config: ignoring line without '='");
+            continue;
+        }
+        *eq = '\0';
+        const char *key = line, *val = eq + 1;
+        bool ok = true;
+        if (strcmp(key, "hostname") == 0) {
+            ok = valid_hostname(val);
+            if (ok)
+                snprintf(cfg->hostname, sizeof(cfg->hostname), "%s", val);
+        } else if (strcmp(key, "kind") == 0) {
+            if (strcmp(val, "sandbox") == 0)
+                cfg->kind = KIND_SANDBOX;
+            else if (strcmp(val, "browser") == 0)
+                cfg->kind = KIND_BROWSER;
+            else
+                ok = false;
+        } else if (strcmp(key, "env") == 0) {
+            const char *veq = strchr(val, '=');
+            ok = veq && valid_env_name(val, (size_t)(veq - val)) && cfg->n_env < ENV_MAX;
+            if (ok)
+                cfg->env[cfg->n_env++] = val;
+        } else if (strcmp(key, "resize_root") == 0) {
+            cfg->resize_root = strcmp(val, "1") == 0;
+        } else if (strcmp(key, "browser.mode") == 0) {
+            if (strcmp(val, "live") == 0)
+                cfg->headless = false;
+            else if (strcmp(val, "headless") == 0)
+                cfg->headless = true;
+            else
+                ok = false;
+        } else if (strcmp(key, "browser.width") == 0) {
+            ok = parse_dimension(val, 320, 7680, &cfg->width);
+        } else if (strcmp(key, "browser.height") == 0) {
+            ok = parse_dimension(val, 240, 4320, &cfg->height);
+        } else if (strcmp(key, "browser.downloads") == 0) {
+            cfg->downloads = strcmp(val, "1") == 0;
+        } else if (strcmp(key, "browser.profile_dir") == 0) {
+            ok = valid_dir(val, sizeof(cfg->profile_dir));
+            if (ok)
+                snprintf(cfg->profile_dir, sizeof(cfg->profile_dir), "%s", val);
+        } else if (strcmp(key, "browser.download_dir") == 0) {
+            ok = valid_dir(val, sizeof(cfg->download_dir));
+            if (ok)
+                snprintf(cfg->download_dir, sizeof(cfg->download_dir), "%s", val);
+        }
+        /* Unknown keys are ignored: a newer host may send more. */
+        if (!ok)
+            logmsg("config: ignoring invalid %s", key);
+    }
+}
+
+/* Appends to a bounded buffer; returns false once it would overflow. */
+struct strbuf {
+    char *data;
+    size_t len, cap;
+    bool overflow;
+};
+
+static void sb_add(struct strbuf *sb, const char *s, size_t n)
+{
+    if (sb->overflow || n > sb->cap - 1 - sb->len) {
+        sb->overflow = true;
+        return;
+    }
+    memcpy(sb->data + sb->len, s, n);
+    sb->len += n;
+    sb->data[sb->len] = '\0';
+}
+
+static void sb_str(struct strbuf *sb, const char *s)
+{
+    sb_add(sb, s, strlen(s));
+}
+
+/* POSIX shells have no escape inside '...': close, add \', reopen. */
+static void sb_shell_quote(struct strbuf *sb, const char *s)
+{
+    sb_str(sb, "'");
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'')
+            sb_str(sb, "'\\''");
+        else
+            sb_add(sb, p, 1);
+    }
+    sb_str(sb, "'");
+}
+
+static void sb_json_string(struct strbuf *sb, const char *s)
+{
+    sb_str(sb, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            sb_add(sb, esc, 2);
+        } else if (*p < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            sb_str(sb, esc);
+        } else {
+            sb_add(sb, (const char *)p, 1);
+        }
+    }
+    sb_str(sb, "\"");
+}
+
+static int env_script_build(const struct config *cfg, struct strbuf *sb)
+{
+    sb_str(sb, "# Written at boot by porthole-init from the VM's config.\n");
+    for (size_t i = 0; i < cfg->n_env; i++) {
+        const char *eq = strchr(cfg->env[i], '=');
+        sb_str(sb, "export ");
+        sb_add(sb, cfg->env[i], (size_t)(eq - cfg->env[i]));
+        sb_str(sb, "=");
+        sb_shell_quote(sb, eq + 1);
+        sb_str(sb, "\n");
+    }
+    return sb->overflow ? -E2BIG : 0;
+}
+
+static int policy_build(const struct config *cfg, struct strbuf *sb)
+{
+    if (!cfg->downloads) {
+        /* 3 = block all downloads. */
+        sb_str(sb, "{\"DownloadRestrictions\": 3}\n");
+    } else {
+        sb_str(sb, "{\"DownloadDirectory\": ");
+        sb_json_string(sb, cfg->download_dir);
+        sb_str(sb, ", \"PromptForDownload\": false}\n");
+    }
+    return sb->overflow ? -E2BIG : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stage 2: system setup                                                    */
+
+static void hostname_apply(const struct config *cfg)
+{
+    if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
+        logmsg("sethostname: %s", strerror(errno));
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s\n", cfg->hostname);
+    write_string("/etc/hostname", buf, 0644);
+    snprintf(buf, sizeof(buf),
+             "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
+             cfg->hostname);
+    write_string("/etc/hosts", buf, 0644);
+}
+
+static int if_set_flags_up(int sock, const char *ifname)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+        return -errno;
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0)
+        return -errno;
+    return 0;
+}
+
+static int if_set_addr(int sock, const char *ifname, unsigned long request, const char *addr)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    inet_pton(AF_INET, addr, &sin->sin_addr);
+    if (ioctl(sock, request, &ifr) < 0)
+        return -errno;
+    return 0;
+}
+
+static int route_add_default(int sock, const char *gateway)
+{
+    struct rtentry rt;
+    memset(&rt, 0, sizeof(rt));
+    struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst;
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+    struct sockaddr_in *mask = (struct sockaddr_in *)&rt.rt_genmask;
+    dst->sin_family = gw->sin_family = mask->sin_family = AF_INET;
+    inet_pton(AF_INET, gateway, &gw->sin_addr);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    if (ioctl(sock, SIOCADDRT, &rt) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* The legacy ioctls cover a static address and one route with no exec of
+ * `ip`, which costs real time under TCG. */
+static void network_setup(void)
+{
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) {
+        logmsg("network: socket: %s", strerror(errno));
+        return;
+    }
+    int r = if_set_flags_up(sock, "lo");
+    if (r < 0)
+        logmsg("network: lo up: %s", strerror(-r));
+    if (!wait_for(cond_path_exists, "/sys/class/net/eth0", 5000, 10, NULL)) {
+        logmsg("network: no eth0");
+        close(sock);
+        return;
+    }
+    if ((r = if_set_addr(sock, "eth0", SIOCSIFADDR, GUEST_ADDR)) < 0 ||
+        (r = if_set_addr(sock, "eth0", SIOCSIFNETMASK, GUEST_NETMASK)) < 0 ||
+        (r = if_set_flags_up(sock, "eth0")) < 0 || (r = route_add_default(sock, GATEWAY_ADDR)) < 0)
+        logmsg("network: eth0: %s", strerror(-r));
+    else
+        logmsg("network: eth0 " GUEST_ADDR "/24 via " GATEWAY_ADDR);
+    close(sock);
+    unlink("/etc/resolv.conf");
+    write_string("/etc/resolv.conf", "nameserver " DNS_ADDR "\n", 0644);
+}
+
+static void run_and_wait(const char *name, char *const argv[])
+{
+    struct child *c = spawn(name, argv, NULL);
+    if (!c)
+        return;
+    while (!c->exited)
+        service_signals(100);
+}
+
+static void keys_install(void)
+{
+    static char buf[AUTH_KEYS_MAX + 1];
+    ssize_t n = read_file(FWCFG_HOST_KEY, buf, HOST_KEY_MAX);
+    int r = n > 0 ? write_file(HOST_KEY_PATH, buf, (size_t)n, 0600) : (int)n;
+    if (n > 0 && r == 0) {
+        logmsg("ssh host key installed from fw_cfg");
+    } else {
+        /* Booted without the host's key: still usable, but the host cannot
+         * pin this key. */
+        logmsg("no host key from fw_cfg (%s); generating one", strerror(r ? -r : ENODATA));
+        unlink(HOST_KEY_PATH);
+        char *argv[] = {(char *)"/usr/bin/ssh-keygen",
+                        (char *)"-q",
+                        (char *)"-t",
+                        (char *)"ed25519",
+                        (char *)"-N",
+                        (char *)"",
+                        (char *)"-f",
+                        (char *)HOST_KEY_PATH,
+                        NULL};
+        run_and_wait("ssh-keygen", argv);
+    }
+    explicit_bzero(buf, sizeof(buf));
+
+    n = read_file(FWCFG_AUTH_KEYS, buf, AUTH_KEYS_MAX);
+    if (n <= 0) {
+        logmsg("no authorized_keys from fw_cfg: %s", n < 0 ? strerror((int)-n) : "empty");
+        return;
+    }
+    mkdir("/root", 0700);
+    mkdir("/root/.ssh", 0700);
+    chmod("/root/.ssh", 0700);
+    r = write_file("/root/.ssh/authorized_keys", buf, (size_t)n, 0600);
+    if (r < 0)
+        logmsg("authorized_keys: %s", strerror(-r));
+}
+
+static void env_install(const struct config *cfg)
+{
+    static char text[CONFIG_MAX * 2];
+    struct strbuf sb = {.data = text, .cap = sizeof(text)};
+    int r = env_script_build(cfg, &sb);
+    if (r == 0)
+        r = write_file(ENV_SCRIPT, sb.data, sb.len, 0644);
+    if (r < 0)
+        logmsg("%s: %s", ENV_SCRIPT, strerror(-r));
+}
+
+static void mounts_setup(void)
+{
+    mount_unless("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, PROC_SUPER_MAGIC);
+    mount_unless("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, SYSFS_MAGIC);
+    mount_unless("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", TMPFS_MAGIC);
+    console_setup();
+    /* A directly booted root may come up read-only. */
+    mount(NULL, "/", NULL, MS_REMOUNT, NULL);
+    mount_unless("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                 "gid=5,mode=0620,ptmxmode=0666", DEVPTS_SUPER_MAGIC);
+    mount_unless("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", TMPFS_MAGIC);
+    mount_unless("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=20%", TMPFS_MAGIC);
+    /* devtmpfs has no /dev/fd; bash process substitution needs it. */
+    symlink("/proc/self/fd", "/dev/fd");
+    symlink("/proc/self/fd/0", "/dev/stdin");
+    symlink("/proc/self/fd/1", "/dev/stdout");
+    symlink("/proc/self/fd/2", "/dev/stderr");
+    mkdir("/tmp", 01777);
+    chmod("/tmp", 01777);
+    mkdir("/run/lock", 01777);
+    chmod("/run/lock", 01777);
+    mkdir("/run/sshd", 0755);
+    symlink("/proc/self/mounts", "/etc/mtab");
+}
+
+static struct child *sshd_start(void)
+{
+    char *argv[] = {(char *)"/usr/sbin/sshd", (char *)"-D", (char *)"-e", NULL};
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-sshd.log"};
+    return spawn("sshd", argv, &opts);
+}
+
+static void resize_root_start(void)
+{
+    char *argv[] = {(char *)"/sbin/resize2fs", (char *)ROOT_DEVICE, NULL};
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-resize.log"};
+    if (spawn("resize2fs", argv, &opts))
+        logmsg("resize2fs " ROOT_DEVICE " started");
+}
+
+/* ------------------------------------------------------------------------ */
+/* CDP relay: Chromium binds its debugging port to loopback only            */
+
+struct relay_dir {
+    char *buf; /* owned, RELAY_BUF bytes */
+    size_t off, len;
+    bool eof;  /* source said EOF */
+    bool shut; /* EOF passed on to the sink */
+};
+
+struct relay_conn {
+    int fd[2]; /* [0] client, [1] upstream; -1 if the slot is free */
+    bool connecting;
+    struct relay_dir dir[2]; /* [0] client->upstream, [1] upstream->client */
+};
+
+static void relay_close(struct relay_conn *c)
+{
+    for (int i = 0; i < 2; i++) {
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+        c->fd[i] = -1;
+        free(c->dir[i].buf);
+        c->dir[i].buf = NULL;
+    }
+}
+
+static int relay_listen(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 64) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static void relay_accept(int lfd, struct relay_conn *conns, uint16_t target_port)
+{
+    int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0)
+        return;
+    struct relay_conn *c = NULL;
+    for (size_t i = 0; i < RELAY_CONNS_MAX && !c; i++)
+        if (conns[i].fd[0] < 0)
+            c = &conns[i];
+    if (!c) {
+        close(cfd);
+        return;
+    }
+    int ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    char *b0 = malloc(RELAY_BUF), *b1 = malloc(RELAY_BUF);
+    if (ufd < 0 || !b0 || !b1) {
+        if (ufd >= 0)
+            close(ufd);
+        free(b0);
+        free(b1);
+        close(cfd);
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->fd[0] = cfd;
+    c->fd[1] = ufd;
+    c->dir[0].buf = b0;
+    c->dir[1].buf = b1;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(target_port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(ufd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+        return;
+    if (errno == EINPROGRESS) {
+        c->connecting = true;
+        return;
+    }
+    relay_close(c);
+}
+
+/* Moves bytes for one direction; returns false when the connection must
+ * close (an error on either side). */
+static bool relay_pump(struct relay_conn *c, int d, short src_ev, short dst_ev)
+{
+    struct relay_dir *dir = &c->dir[d];
+    int src = c->fd[d], dst = c->fd[1 - d];
+    if (!dir->eof && dir->len < RELAY_BUF && (src_ev & (POLLIN | POLLHUP | POLLERR))) {
+        if (dir->off == dir->len)
+            dir->off = dir->len = 0;
+        ssize_t r = recv(src, dir->buf + dir->len, RELAY_BUF - dir->len, 0);
+        if (r > 0)
+            dir->len += (size_t)r;
+        else if (r == 0)
+            dir->eof = true;
+        else if (errno != EAGAIN && errno != EINTR)
+            return false;
+    }
+    if (!c->connecting && dir->len > dir->off && (dst_ev & (POLLOUT | POLLERR))) {
+        ssize_t w = send(dst, dir->buf + dir->off, dir->len - dir->off, MSG_NOSIGNAL);
+        if (w > 0)
+            dir->off += (size_t)w;
+        else if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return false;
+        if (dir->off == dir->len)
+            dir->off = dir->len = 0;
+    }
+    if (!c->connecting && dir->eof && dir->len == dir->off && !dir->shut) {
+        /* Half-close: HTTP clients may shut their write side and still
+         * expect the reply. */
+        shutdown(dst, SHUT_WR);
+        dir->shut = true;
+    }
+    return true;
+}
+
+static _Noreturn void relay_run(uint16_t listen_port, uint16_t target_port)
+{
+    int lfd = relay_listen(listen_port);
+    if (lfd < 0) {
+        logmsg("relay: listen on %u: %s", listen_port, strerror(-lfd));
+        _exit(1);
+    }
+    static struct relay_conn conns[RELAY_CONNS_MAX];
+    for (size_t i = 0; i < RELAY_CONNS_MAX; i++)
+        conns[i].fd[0] = conns[i].fd[1] = -1;
+    struct pollfd pfd[1 + 2 * RELAY_CONNS_MAX];
+    for (;;) {
+        size_t n = 0, active = 0;
+        for (size_t i = 0; i < RELAY_CONNS_MAX; i++) {
+            struct relay_conn *c = &conns[i];
+            if (c->fd[0] < 0)
+                continue;
+            active++;
+            short ev[2] = {0, 0};
+            for (int d = 0; d < 2; d++) {
+                struct relay_dir *dir = &c->dir[d];
+                if (!dir->eof && dir->len < RELAY_BUF)
+                    ev[d] |= POLLIN;
+                if (dir->len > dir->off)
+                    ev[1 - d] |= POLLOUT;
+            }
+            if (c->connecting)
+                ev[1] = POLLOUT;
+            pfd[n++] = (struct pollfd){.fd = c->fd[0], .events = ev[0]};
+            pfd[n++] = (struct pollfd){.fd = c->fd[1], .events = ev[1]};
+        }
+        /* When full, leave new clients in the kernel's backlog. */
+        bool listening = active < RELAY_CONNS_MAX;
+        if (listening)
+            pfd[n++] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        if (poll(pfd, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            logmsg("relay: poll: %s", strerror(errno));
+            _exit(1);
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < RELAY_CONNS_MAX; i++) {
+            struct relay_conn *c = &conns[i];
+            if (c->fd[0] < 0)
+                continue;
+            short ev0 = pfd[k].revents, ev1 = pfd[k + 1].revents;
+            k += 2;
+            if (c->connecting) {
+                if (!(ev1 & (POLLOUT | POLLERR | POLLHUP)))
+                    goto pump;
+                int err = 0;
+                socklen_t len = sizeof(err);
+                getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err != 0) {
+                    relay_close(c);
+                    continue;
+                }
+                c->connecting = false;
+                ev1 &= (short)~(POLLHUP | POLLERR);
+            }
+        pump:
+            /* An error on either side ends the pair; without this a reset
+             * peer that we poll for nothing would linger. */
+            if (!c->connecting && ((ev0 | ev1) & POLLERR)) {
+                relay_close(c);
+                continue;
+            }
+            if (!relay_pump(c, 0, ev0, ev1) || !relay_pump(c, 1, ev1, ev0) ||
+                (c->dir[0].shut && c->dir[1].shut))
+                relay_close(c);
+        }
+        if (listening && (pfd[n - 1].revents & POLLIN))
+            relay_accept(lfd, conns, target_port);
+    }
+}
+
+static struct child *relay_start(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        logmsg("fork for relay: %s", strerror(errno));
+        return NULL;
+    }
+    if (pid == 0) {
+        child_reset_signals();
+        relay_run(RELAY_PORT, CDP_PORT);
+    }
+    return child_track(pid, "cdp-relay");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Browser                                                                  */
+
+static const char *first_existing(const char *a, const char *b)
+{
+    return access(a, X_OK) == 0 ? a : b;
+}
+
+static struct child *xvnc_start(const struct config *cfg)
+{
+    /* A display lock left in an image would make Xvnc refuse :0. */
+    unlink("/tmp/.X0-lock");
+    unlink(X_SOCKET);
+    mkdir("/tmp/.X11-unix", 01777);
+    chmod("/tmp/.X11-unix", 01777);
+    char geometry[32];
+    snprintf(geometry, sizeof(geometry), "%ux%u", cfg->width, cfg->height);
+    char *argv[] = {(char *)first_existing("/usr/bin/Xtigervnc", "/usr/bin/Xvnc"),
+                    (char *)":0",
+                    (char *)"-geometry",
+                    geometry,
+                    (char *)"-depth",
+                    (char *)"24",
+                    (char *)"-rfbport",
+                    (char *)"5900",
+                    (char *)"-interface",
+                    (char *)"0.0.0.0",
+                    (char *)"-localhost=0",
+                    (char *)"-SecurityTypes",
+                    (char *)"None",
+                    (char *)"-AlwaysShared",
+                    (char *)"-desktop",
+                    (char *)"porthole",
+                    (char *)"-nolisten",
+                    (char *)"tcp",
+                    NULL};
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-xvnc.log"};
+    return spawn("Xvnc", argv, &opts);
+}
+
+static void policy_install(const struct config *cfg)
+{
+    char text[1024];
+    struct strbuf sb = {.data = text, .cap = sizeof(text)};
+    int r = mkdir_p(POLICY_DIR, 0755);
+    if (r == 0)
+        r = policy_build(cfg, &sb);
+    if (r == 0)
+        r = write_file(POLICY_PATH, sb.data, sb.len, 0644);
+    if (r < 0)
+        logmsg("chromium policy: %s", strerror(-r));
+}
+
+static struct child *chromium_start(const struct config *cfg)
+{
+    int r = mkdir_p(cfg->profile_dir, 0700);
+    if (r < 0)
+        logmsg("profile dir %s: %s", cfg->profile_dir, strerror(-r));
+    if (cfg->downloads && (r = mkdir_p(cfg->download_dir, 0755)) < 0)
+        logmsg("download dir %s: %s", cfg->download_dir, strerror(-r));
+
+    static char user_data[300], window_size[48];
+    snprintf(user_data, sizeof(user_data), "--user-data-dir=%s", cfg->profile_dir);
+    snprintf(window_size, sizeof(window_size), "--window-size=%u,%u", cfg->width, cfg->height);
+    /* The wrapper script /usr/bin/chromium only adds a shell start. */
+    const char *argv[32];
+    size_t n = 0;
+    argv[n++] = first_existing("/usr/lib/chromium/chromium", "/usr/bin/chromium");
+    if (cfg->headless)
+        argv[n++] = "--headless=new";
+    const char *flags[] = {"--no-sandbox", "--no-first-run", "--no-default-browser-check",
+                           "--disable-background-networking", "--disable-component-update",
+                           "--disable-sync", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--password-store=basic", "--remote-debugging-port=9222",
+                           /* The gateway's CDP proxy is the access check;
+                            * Chromium's Origin check would only reject
+                            * clients that send an Origin header. */
+                           "--remote-allow-origins=*", user_data, "--window-position=0,0",
+                           window_size, "--start-maximized", "about:blank"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        argv[n++] = flags[i];
+    argv[n] = NULL;
+
+    /* The sandbox's env vars reach the browser as well as login shells. */
+    static char display[] = "DISPLAY=:0";
+    char *envp[ENV_MAX + 8];
+    size_t e = 0;
+    for (char **p = default_env; *p; p++)
+        envp[e++] = *p;
+    if (!cfg->headless)
+        envp[e++] = display;
+    for (size_t i = 0; i < cfg->n_env && e < ENV_MAX + 7; i++)
+        envp[e++] = (char *)cfg->env[i];
+    envp[e] = NULL;
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-chromium.log", .envp = envp};
+    return spawn("chromium", (char *const *)argv, &opts);
+}
+
+static void browser_start(const struct config *cfg, struct child *xvnc)
+{
+    if (xvnc && !cfg->headless) {
+        /* Chromium started before the X socket exists exits at once. */
+        if (!wait_for(cond_path_exists, X_SOCKET, 30000, 20, xvnc)) {
+            emit_marker("PORTHOLE_ERROR browser: Xvnc did not start");
+            return;
+        }
+        logmsg("Xvnc ready on :0, VNC port %d", VNC_PORT);
+    }
+    policy_install(cfg);
+    struct child *chromium = chromium_start(cfg);
+    if (!chromium) {
+        emit_marker("PORTHOLE_ERROR browser: cannot start chromium");
+        return;
+    }
+    relay_start();
+    const uint16_t port = CDP_PORT;
+    /* First start in a fresh guest under TCG takes tens of seconds. */
+    if (!wait_for(cond_port_listening, &port, 180000, 50, chromium)) {
+        char why[32] = "timeout";
+        if (chromium->exited)
+            describe_status(chromium->status, why, sizeof(why));
+        char line[96];
+        snprintf(line, sizeof(line), "PORTHOLE_ERROR browser: chromium not listening (%s)", why);
+        emit_marker(line);
+        return;
+    }
+    emit_marker("PORTHOLE_READY browser");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stage 2 main                                                             */
+
+static void config_load(struct config *cfg)
+{
+    /* Static: env entries point into this text for the guest's lifetime. */
+    static char text[CONFIG_MAX + 1];
+    config_defaults(cfg);
+    ssize_t n = read_file(FWCFG_CONFIG, text, CONFIG_MAX);
+    if (n < 0) {
+        logmsg("no config from fw_cfg (%s); using defaults", strerror((int)-n));
+        return;
+    }
+    config_parse(cfg, text);
+}
+
+static _Noreturn void stage2(void)
+{
+    mounts_setup();
+    logmsg("stage 2");
+    static struct config cfg;
+    config_load(&cfg);
+    hostname_apply(&cfg);
+    network_setup();
+    keys_install();
+    env_install(&cfg);
+    if (cfg.resize_root)
+        resize_root_start();
+
+    struct child *sshd = sshd_start();
+    struct child *xvnc = cfg.kind == KIND_BROWSER ? xvnc_start(&cfg) : NULL;
+
+    const uint16_t ssh_port = SSH_PORT;
+    if (sshd && wait_for(cond_port_listening, &ssh_port, 30000, 10, sshd))
+        emit_marker("PORTHOLE_READY ssh");
+    else
+        emit_marker("PORTHOLE_ERROR ssh: sshd did not start");
+
+    if (cfg.kind == KIND_BROWSER)
+        browser_start(&cfg, xvnc);
+
+    /* sshd is the guest's only way in; bring it back if it dies, within
+     * reason. */
+    int sshd_restarts = 0;
+    for (;;) {
+        service_signals(1000);
+        if (sshd && sshd->exited && sshd_restarts < 5) {
+            sshd_restarts++;
+            logmsg("restarting sshd");
+            sshd = sshd_start();
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Test modes (not PID 1)                                                   */
+
+static int check_config(const char *path)
+{
+    static char text[CONFIG_MAX + 1];
+    ssize_t n = read_file(path, text, CONFIG_MAX);
+    if (n < 0) {
+        fprintf(stderr, "%s: %s\n", path, strerror((int)-n));
+        return 1;
+    }
+    static struct config cfg;
+    config_defaults(&cfg);
+    config_parse(&cfg, text);
+    static char out[CONFIG_MAX * 2];
+    struct strbuf sb = {.data = out, .cap = sizeof(out)};
+    if (env_script_build(&cfg, &sb) < 0)
+        return 1;
+    printf("hostname=%s\nkind=%s\nresize_root=%d\nbrowser.mode=%s\nbrowser.size=%ux%u\n"
+           "browser.profile_dir=%s\n",
+           cfg.hostname, cfg.kind == KIND_BROWSER ? "browser" : "sandbox", cfg.resize_root,
+           cfg.headless ? "headless" : "live", cfg.width, cfg.height, cfg.profile_dir);
+    printf("--- %s\n%s", ENV_SCRIPT, sb.data);
+    sb.len = 0;
+    sb.data[0] = '\0';
+    if (policy_build(&cfg, &sb) < 0)
+        return 1;
+    printf("--- %s\n%s", POLICY_PATH, sb.data);
+    return 0;
+}
+
+static int test_main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "relay") == 0) {
+        unsigned long lp = strtoul(argv[2], NULL, 10), tp = strtoul(argv[3], NULL, 10);
+        if (lp == 0 || lp > 65535 || tp == 0 || tp > 65535)
+            return 2;
+        signal(SIGPIPE, SIG_IGN);
+        relay_run((uint16_t)lp, (uint16_t)tp);
+    }
+    if (argc == 3 && strcmp(argv[1], "check-config") == 0)
+        return check_config(argv[2]);
+    fprintf(stderr,
+            "porthole-init is the guest's PID 1.\n"
+            "test modes: %s relay LISTEN_PORT TARGET_PORT | check-config FILE\n",
+            argv[0]);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (getpid() != 1)
+        return test_main(argc, argv);
+    umask(022);
+    setenv("PATH", SYSTEM_PATH, 1);
+    signals_setup();
+    /* Let ctrl-alt-del reach us as SIGINT instead of an instant reboot. */
+    reboot(RB_DISABLE_CAD);
+    if (path_exists(STAGE1_MARKER))
+        stage1();
+    stage2();
+}

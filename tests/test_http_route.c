@@ -1,0 +1,498 @@
+/* Unit tests for gateway/http.c: route patterns and captures, Range and
+ * query parsing, static paths, JSON bodies; then one real server on an
+ * ephemeral port driven over a socket, for what only lws can show
+ * (percent-decoding, auth, status codes, bounded bodies, keep-alive,
+ * replies from worker threads). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "http.h"
+#include "work.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+static void test_patterns(void)
+{
+    static const struct {
+        const char *pattern;
+        int ok;
+    } cases[] = {
+        {"/", 1},
+        {"/healthz", 1},
+        {"/v1/sandboxes/{id}/exec", 1},
+        {"/a/{w}/{x}/{y}/{z}", 1},
+        {"/a/{v}/{w}/{x}/{y}/{z}", 0}, /* five captures */
+        {"", 0},
+        {"healthz", 0},
+        {"//a", 0},
+        {"/a/", 0},
+        {"/a//b", 0},
+        {"/a/{}", 0},
+        {"/a/{id", 0},
+        {"/a/x{id}", 0},
+        {"/a/{i d}", 0},
+        {"/a/{id}x", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int r = http_pattern_check(cases[i].pattern);
+        CHECK((r == 0) == cases[i].ok, "pattern \"%s\" gave %d", cases[i].pattern, r);
+    }
+    CHECK(http_pattern_check(NULL) == -EINVAL, "NULL pattern");
+}
+
+static void test_match(void)
+{
+    static const struct {
+        const char *pattern, *path;
+        int match;
+        const char *p0, *p1;
+    } cases[] = {
+        {"/", "/", 1, NULL, NULL},
+        {"/", "/a", 0, NULL, NULL},
+        {"/healthz", "/healthz", 1, NULL, NULL},
+        {"/healthz", "/healthz/", 1, NULL, NULL},
+        {"/healthz", "/healthz//", 0, NULL, NULL},
+        {"/healthz", "/Healthz", 0, NULL, NULL},
+        {"/healthz", "/healthzz", 0, NULL, NULL},
+        {"/healthz", "/health", 0, NULL, NULL},
+        {"/v1/sandboxes", "/v1/sandboxes/x", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}", "/v1/sandboxes", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}", "/v1/sandboxes/", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}", "/v1/sandboxes/sb-1a2b", 1, "sb-1a2b", NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/sb_1.x/exec", 1, "sb_1.x", NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/sb1/exec/", 1, "sb1", NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/sb1/exec/x", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes//exec", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/a/b/exec", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/a b/exec", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/a%2Fb/exec", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/a:b/exec", 0, NULL, NULL},
+        {"/v1/sandboxes/{id}/exec", "/v1/sandboxes/\xc3\xa9/exec", 0, NULL, NULL},
+        {"/v1/s/{a}/f/{b}", "/v1/s/one/f/two", 1, "one", "two"},
+        {"/v1/s/{a}/f/{b}", "/v1/s/one/g/two", 0, NULL, NULL},
+        {"/cdp/{token}/json/version", "/cdp/0123abcd/json/version/", 1, "0123abcd", NULL},
+        {"/a", "a", 0, NULL, NULL},
+        {"/a", "", 0, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char store[HTTP_MAX_PATH];
+        const char *params[HTTP_MAX_PARAMS] = {NULL};
+        size_t n = 99;
+        bool m = http_route_match(cases[i].pattern, cases[i].path, store, sizeof(store), params,
+                                  &n);
+        CHECK(m == (bool)cases[i].match, "\"%s\" vs \"%s\" gave %d", cases[i].pattern,
+              cases[i].path, m);
+        if (!m || !cases[i].match)
+            continue;
+        size_t want = cases[i].p1 ? 2 : cases[i].p0 ? 1 : 0;
+        CHECK(n == want, "\"%s\": %zu params, want %zu", cases[i].path, n, want);
+        if (cases[i].p0 && n >= 1)
+            CHECK(strcmp(params[0], cases[i].p0) == 0, "param 0 \"%s\"", params[0]);
+        if (cases[i].p1 && n >= 2)
+            CHECK(strcmp(params[1], cases[i].p1) == 0, "param 1 \"%s\"", params[1]);
+    }
+
+    /* Capture length: 64 characters pass, 65 do not. */
+    char path[128], store[HTTP_MAX_PATH];
+    const char *params[HTTP_MAX_PARAMS];
+    size_t n;
+    snprintf(path, sizeof(path), "/x/%064d", 7);
+    CHECK(http_route_match("/x/{id}", path, store, sizeof(store), params, &n) && n == 1 &&
+              strlen(params[0]) == 64,
+          "64-character capture");
+    snprintf(path, sizeof(path), "/x/%065d", 7);
+    CHECK(!http_route_match("/x/{id}", path, store, sizeof(store), params, &n),
+          "65-character capture must not match");
+    /* A store too small for the captures is a non-match, not an overflow. */
+    CHECK(!http_route_match("/x/{id}", "/x/abcdef", store, 4, params, &n), "small store");
+}
+
+static void test_range(void)
+{
+    static const struct {
+        const char *h;
+        uint64_t size;
+        int r;
+        uint64_t start, len;
+    } cases[] = {
+        {NULL, 100, 0, 0, 0},
+        {"", 100, 0, 0, 0},
+        {"bytes=0-9", 100, 1, 0, 10},
+        {"bytes=10-19", 100, 1, 10, 10},
+        {"bytes=90-200", 100, 1, 90, 10},
+        {"bytes=99-99", 100, 1, 99, 1},
+        {"bytes=50-", 100, 1, 50, 50},
+        {"bytes=0-", 100, 1, 0, 100},
+        {"bytes=-10", 100, 1, 90, 10},
+        {"bytes=-100", 100, 1, 0, 100},
+        {"bytes=-1000", 100, 1, 0, 100},
+        {"Bytes = 5-6 ", 100, 1, 5, 2},
+        {"bytes=100-", 100, -ERANGE, 0, 0},
+        {"bytes=100-200", 100, -ERANGE, 0, 0},
+        {"bytes=-0", 100, -ERANGE, 0, 0},
+        {"bytes=0-", 0, -ERANGE, 0, 0},
+        {"bytes=-5", 0, -ERANGE, 0, 0},
+        {"bytes=9-5", 100, 0, 0, 0},       /* invalid spec: ignored */
+        {"bytes=0-1,5-6", 100, 0, 0, 0},   /* several ranges: whole file */
+        {"items=0-1", 100, 0, 0, 0},
+        {"bytes 0-1", 100, 0, 0, 0},
+        {"bytes=a-b", 100, 0, 0, 0},
+        {"bytes=-", 100, 0, 0, 0},
+        {"bytes=1-2x", 100, 0, 0, 0},
+        {"bytes=99999999999999999999-", 100, 0, 0, 0}, /* overflow: ignored */
+        {"bytes=18446744073709551614-", UINT64_MAX, 1, UINT64_MAX - 1, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t start = 12345, len = 12345;
+        int r = http_parse_range(cases[i].h, cases[i].size, &start, &len);
+        CHECK(r == cases[i].r, "Range \"%s\" size %llu gave %d", cases[i].h ? cases[i].h : "(null)",
+              (unsigned long long)cases[i].size, r);
+        if (r == 1 && cases[i].r == 1)
+            CHECK(start == cases[i].start && len == cases[i].len,
+                  "Range \"%s\": start %llu len %llu", cases[i].h, (unsigned long long)start,
+                  (unsigned long long)len);
+    }
+}
+
+static void test_query(void)
+{
+    static const char args[] = "id=1\0idx=2\0flag\0empty=\0id=3\0eq=a=b\0sp=a b";
+    size_t len = sizeof(args); /* includes the final NUL */
+    const char *v;
+
+    CHECK((v = http_query_find(args, len, "id")) && strcmp(v, "1") == 0, "first id wins");
+    CHECK((v = http_query_find(args, len, "idx")) && strcmp(v, "2") == 0, "idx is not id");
+    CHECK((v = http_query_find(args, len, "flag")) && strcmp(v, "") == 0, "bare flag");
+    CHECK((v = http_query_find(args, len, "empty")) && strcmp(v, "") == 0, "empty value");
+    CHECK((v = http_query_find(args, len, "eq")) && strcmp(v, "a=b") == 0, "'=' in value");
+    CHECK((v = http_query_find(args, len, "sp")) && strcmp(v, "a b") == 0, "space in value");
+    CHECK(http_query_find(args, len, "i") == NULL, "prefix of a name");
+    CHECK(http_query_find(args, len, "missing") == NULL, "missing name");
+    CHECK(http_query_find(args, 0, "id") == NULL, "empty list");
+}
+
+static void test_static_paths(void)
+{
+    CHECK(http_static_path_ok("index.html"), "index.html");
+    CHECK(http_static_path_ok("novnc/core/rfb.js"), "nested");
+    CHECK(!http_static_path_ok(""), "empty");
+    CHECK(!http_static_path_ok("../etc/passwd"), "dotdot");
+    CHECK(!http_static_path_ok("a/../b"), "inner dotdot");
+    CHECK(!http_static_path_ok(".hidden"), "hidden");
+    CHECK(!http_static_path_ok("a//b"), "empty segment");
+    CHECK(!http_static_path_ok("a/"), "trailing slash");
+    CHECK(!http_static_path_ok("/etc/passwd"), "absolute");
+    CHECK(!http_static_path_ok("a b.js"), "space");
+}
+
+static void test_json_body(void)
+{
+    struct ph_error err;
+    struct http_req req;
+    json_t *v;
+    char body[64];
+
+#define BODY(s) (snprintf(body, sizeof(body), "%s", s), req.body = body, req.body_len = strlen(body))
+    memset(&req, 0, sizeof(req));
+    BODY("");
+    v = http_json_body(&req, &err);
+    CHECK(v && json_is_object(v) && json_object_size(v) == 0, "empty body is {}");
+    json_decref(v);
+    BODY(" \n ");
+    v = http_json_body(&req, &err);
+    CHECK(v && json_is_object(v), "blank body is {}");
+    json_decref(v);
+    BODY("{\"a\": 1}");
+    v = http_json_body(&req, &err);
+    CHECK(v && json_integer_value(json_object_get(v, "a")) == 1, "object");
+    json_decref(v);
+    BODY("{\"a\":\n");
+    memset(&err, 0, sizeof(err));
+    CHECK(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
+              strncmp(err.message, "invalid JSON: line ", 19) == 0,
+          "invalid JSON: %s", err.message);
+    BODY("[1,2]");
+    memset(&err, 0, sizeof(err));
+    CHECK(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
+              strcmp(err.message, "body must be a JSON object") == 0,
+          "array body: %s", err.message);
+    BODY("{\"a\":1,\"a\":2}");
+    memset(&err, 0, sizeof(err));
+    CHECK(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID, "duplicate keys refused");
+#undef BODY
+}
+
+/* ---- a live server -------------------------------------------------- */
+
+#define TOKEN "test-admin-token"
+
+static struct http_server *srv;
+
+static void h_echo(struct http_req *req, void *data)
+{
+    struct ph_error err;
+    json_t *body = http_json_body(req, &err);
+    if (!body) {
+        http_reply_error(req, &err);
+        return;
+    }
+    json_t *params = json_array();
+    for (size_t i = 0; i < req->n_params; i++)
+        json_array_append_new(params, json_string(req->params[i]));
+    http_reply_json(req, 200,
+                    json_pack("{s:o,s:o,s:s,s:s,s:s?,s:s?,s:s?}", "body", body, "params", params,
+                              "path", req->path, "actor", req->actor, "q", http_query(req, "q"),
+                              "ct", http_header(req, "Content-Type"), "range",
+                              http_header(req, "range")));
+}
+
+static void worker_reply(void *data)
+{
+    http_reply_json(data, 200, json_pack("{s:s}", "from", "worker"));
+}
+
+static void done_reply(void *data)
+{
+    http_reply_json(data, 200, json_pack("{s:s}", "from", "loop"));
+}
+
+static void noop(void *data)
+{
+    (void)data;
+}
+
+static void h_deferred(struct http_req *req, void *data)
+{
+    int r = strcmp(req->params[0], "worker") == 0
+                ? work_submit(http_server_work(srv), worker_reply, NULL, req)
+                : work_submit(http_server_work(srv), noop, done_reply, req);
+    if (r < 0)
+        http_reply_errorf(req, PH_ERR_LIMIT, "busy");
+}
+
+static void *serve(void *arg)
+{
+    (void)arg;
+    http_server_run(srv);
+    return NULL;
+}
+
+static int port;
+
+/* Sends raw bytes, reads until the connection closes or the timeout. */
+static char *roundtrip_on(int fd, const char *request, size_t want_responses)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = calloc(1, cap);
+
+    if (write(fd, request, strlen(request)) < 0) {
+        free(buf);
+        return NULL;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        /* Count complete responses by their bodies' closing brace plus a
+         * header block each; good enough for these small JSON replies. */
+        size_t seen = 0;
+        for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")); p++)
+            seen++;
+        const char *last = buf;
+        for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")); p++)
+            last = p;
+        const char *cl = strcasestr(last, "content-length: ");
+        const char *hend = strstr(last, "\r\n\r\n");
+        if (seen >= want_responses && cl && hend &&
+            (size_t)(buf + len - (hend + 4)) >= (size_t)atoi(cl + 16))
+            break;
+    }
+    return buf;
+}
+
+static int connect_server(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {.tv_sec = 5};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static char *roundtrip(const char *request)
+{
+    int fd = connect_server();
+    if (fd < 0)
+        return NULL;
+    char *r = roundtrip_on(fd, request, 1);
+    close(fd);
+    return r;
+}
+
+/* lws answers its own refusals as HTTP/1.0. */
+static int status_of(const char *resp)
+{
+    return resp && (strncmp(resp, "HTTP/1.1 ", 9) == 0 || strncmp(resp, "HTTP/1.0 ", 9) == 0)
+               ? atoi(resp + 9)
+               : -1;
+}
+
+static void expect(const char *request, int status, const char *needle)
+{
+    char *resp = roundtrip(request);
+    CHECK(status_of(resp) == status, "%.60s... -> status %d, want %d", request, status_of(resp),
+          status);
+    if (needle)
+        CHECK(resp && strstr(resp, needle), "%.60s... lacks %s; got %s", request, needle,
+              resp ? resp : "(nothing)");
+    free(resp);
+}
+
+#define AUTH "Authorization: Bearer " TOKEN "\r\n"
+
+static void test_server(void)
+{
+    struct http_server_opts o = {
+        .port = 0, .admin_token = TOKEN, .max_body = 64, .n_threads = 2, .max_queued = 8};
+    struct ph_error err = {0};
+    pthread_t t;
+    char req[4096], *resp;
+
+    lws_set_log_level(LLL_ERR, NULL);
+    if (http_server_new(&o, &srv, &err) < 0) {
+        CHECK(0, "http_server_new: %s", err.message);
+        return;
+    }
+    CHECK(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == 0, "route");
+    CHECK(http_route(srv, HTTP_GET, "/v1/echo/{id}", HTTP_ROUTE_PUBLIC, 0, h_echo, NULL) == 0,
+          "route");
+    CHECK(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == -EEXIST, "dup");
+    CHECK(http_route(srv, HTTP_POST, "/v1/bad/", 0, 0, h_echo, NULL) == -EINVAL, "bad pattern");
+    CHECK(http_route(srv, HTTP_PUT, "/v1/big", HTTP_ROUTE_BIG_BODY, 0, h_echo, NULL) == 0, "big");
+    CHECK(http_route(srv, HTTP_GET, "/v1/deferred/{how}", 0, 0, h_deferred, NULL) == 0, "route");
+    port = http_server_port(srv);
+    CHECK(port > 0, "port %d", port);
+    pthread_create(&t, NULL, serve, NULL);
+
+    /* Percent-decoding and queries, as lws hands them over. */
+    expect("GET /v1/echo/a%62c?q=hello%20w%26rld&x=1 HTTP/1.1\r\nHost: t\r\n\r\n", 200,
+           "\"params\":[\"abc\"]");
+    expect("GET /v1/echo/abc?q=hello%20w%26rld HTTP/1.1\r\nHost: t\r\n\r\n", 200,
+           "\"q\":\"hello w&rld\"");
+    expect("GET /v1/echo/abc?q=a+b HTTP/1.1\r\nHost: t\r\n\r\n", 200, "\"q\":\"a b\"");
+    expect("GET /v1/echo/abc/ HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\n\r\n", 200,
+           "\"range\":\"bytes=1-2\"");
+    expect("GET /v1/echo/a%2Fb HTTP/1.1\r\nHost: t\r\n\r\n", 404, "\"code\":\"not_found\"");
+    expect("GET /v1/echo/a%20b HTTP/1.1\r\nHost: t\r\n\r\n", 404, "not_found");
+    expect("GET /v1/echo/a%zzb HTTP/1.1\r\nHost: t\r\n\r\n", 403, NULL); /* lws refuses */
+    expect("GET /v1/echo/a%01b HTTP/1.1\r\nHost: t\r\n\r\n", 400, "invalid request path");
+    resp = roundtrip("GET /v1/echo/a%00b HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(status_of(resp) != 200, "a decoded NUL must not reach a route: %s", resp);
+    free(resp);
+    expect("GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n", 404, "\"code\":\"not_found\"");
+    expect("DELETE /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 405, "allow: GET, POST");
+    expect("DELETE /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 405, "method_not_allowed");
+    expect("GET /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 200, "cache-control: no-store");
+    expect("GET /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 200, "content-type: application/json");
+
+    /* Auth. */
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}", 401,
+           "\"code\":\"unauthorized\"");
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer nope\r\n"
+           "Content-Length: 2\r\n\r\n{}",
+           401, "www-authenticate: Bearer");
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\nAuthorization: Basic " TOKEN "\r\n"
+           "Content-Length: 2\r\n\r\n{}",
+           401, "unauthorized");
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: 7\r\n"
+           "Content-Type: application/json\r\n\r\n{\"a\":1}",
+           200, "\"actor\":\"admin\"");
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\nauthorization: bearer  " TOKEN "\r\n"
+           "Content-Length: 0\r\n\r\n",
+           200, "\"body\":{}");
+
+    /* Bodies: limit 64 bytes by default, BIG_BODY gets the big limit. */
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: 65\r\n\r\n", 413,
+           "\"code\":\"too_large\"");
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: 3\r\n\r\n[1]", 400,
+           "body must be a JSON object");
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: x\r\n\r\n", 400,
+           "invalid Content-Length");
+    expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\n" AUTH "Transfer-Encoding: chunked\r\n\r\n"
+           "2\r\n{}\r\n0\r\n\r\n",
+           400, "chunked");
+    snprintf(req, sizeof(req),
+             "PUT /v1/big HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: 1000\r\n\r\n{\"x\":\"%0992d\"}",
+             0);
+    expect(req, 200, "\"x\":\"000");
+
+    /* Keep-alive: two requests on one connection, then a deferred reply
+     * from a worker thread and one from a done() callback. */
+    int fd = connect_server();
+    resp = roundtrip_on(fd,
+                              "GET /v1/echo/one HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "GET /v1/echo/two HTTP/1.1\r\nHost: t\r\n\r\n",
+                              2);
+    CHECK(resp && strstr(resp, "\"params\":[\"one\"]") && strstr(resp, "\"params\":[\"two\"]"),
+          "keep-alive: %s", resp ? resp : "(nothing)");
+    free(resp);
+    resp = roundtrip_on(fd, "GET /v1/deferred/worker HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", 1);
+    CHECK(status_of(resp) == 200 && strstr(resp, "\"from\":\"worker\""), "worker reply: %s",
+          resp ? resp : "(nothing)");
+    free(resp);
+    resp = roundtrip_on(fd, "GET /v1/deferred/loop HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", 1);
+    CHECK(status_of(resp) == 200 && strstr(resp, "\"from\":\"loop\""), "done() reply: %s",
+          resp ? resp : "(nothing)");
+    free(resp);
+    close(fd);
+
+    http_server_stop(srv);
+    pthread_join(t, NULL);
+    http_server_free(srv);
+}
+
+int main(void)
+{
+    test_patterns();
+    test_match();
+    test_range();
+    test_query();
+    test_static_paths();
+    test_json_body();
+    test_server();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_http_route: all passed\n");
+    return 0;
+}

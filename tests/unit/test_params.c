@@ -1,0 +1,149 @@
+/* The API's input validation: every bad field gets a 400 that names it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "params.h"
+#include "utf8.h"
+
+static json_t *J(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    if (!j) {
+        fprintf(stderr, "bad test JSON: %s\n", text);
+        exit(2);
+    }
+    return j;
+}
+
+/* Expects parse failure with a 400 whose message contains needle. */
+static void bad_sandbox(const char *text, const char *needle)
+{
+    struct sandbox_params p;
+    struct ph_error err = {0};
+    json_t *j = J(text);
+    int r = sandbox_params_parse(j, &p, &err);
+    if (r >= 0 || err.kind != PH_ERR_INVALID || !strstr(err.message, needle)) {
+        fprintf(stderr, "sandbox %s: r=%d msg=\"%s\", wanted \"%s\"\n", text, r, err.message,
+                needle);
+        check_failures++;
+    }
+    if (r >= 0)
+        sandbox_params_done(&p);
+    json_decref(j);
+}
+
+static void bad_exec(const char *text, const char *needle)
+{
+    struct exec_params p;
+    struct ph_error err = {0};
+    json_t *j = J(text);
+    int r = exec_params_parse(j, &p, &err);
+    if (r >= 0 || err.kind != PH_ERR_INVALID || !strstr(err.message, needle)) {
+        fprintf(stderr, "exec %s: r=%d msg=\"%s\", wanted \"%s\"\n", text, r, err.message, needle);
+        check_failures++;
+    }
+    json_decref(j);
+}
+
+static void bad_path(const char *path, const char *needle)
+{
+    struct ph_error err = {0};
+    int r = guest_path_check(path, &err);
+    if (r >= 0 || !strstr(err.message, needle)) {
+        fprintf(stderr, "path \"%s\": r=%d msg=\"%s\", wanted \"%s\"\n", path ? path : "(null)",
+                r, err.message, needle);
+        check_failures++;
+    }
+}
+
+int main(void)
+{
+    struct sandbox_params sp;
+    struct exec_params ep;
+    struct ph_error err;
+    json_t *j;
+
+    /* Defaults. */
+    j = J("{}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0);
+    CHECK(sp.vcpus == 2 && sp.mem_mib == 1024 && sp.disk_mib == 0 && sp.timeout_minutes == 60);
+    CHECK(sp.wait && json_object_size(sp.env_vars) == 0);
+    sandbox_params_done(&sp);
+    json_decref(j);
+
+    j = J("{\"vcpus\": 4, \"mem_mib\": 2048, \"disk_mib\": 4096, \"timeout_minutes\": 5,"
+          " \"env_vars\": {\"FOO\": \"bar baz\", \"_X1\": \"\"}, \"wait\": false}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0);
+    CHECK(sp.vcpus == 4 && sp.mem_mib == 2048 && sp.disk_mib == 4096 && !sp.wait);
+    CHECK_STR(json_string_value(json_object_get(sp.env_vars, "FOO")), "bar baz");
+    sandbox_params_done(&sp);
+    json_decref(j);
+
+    bad_sandbox("{\"vcpus\": \"2\"}", "vcpus must be an integer");
+    bad_sandbox("{\"vcpus\": 0}", "vcpus must be between 1 and 8");
+    bad_sandbox("{\"vcpus\": 2.5}", "vcpus must be an integer");
+    bad_sandbox("{\"mem_mib\": 100}", "mem_mib must be between");
+    bad_sandbox("{\"mem_mib\": 99999999999}", "mem_mib must be between");
+    bad_sandbox("{\"disk_mib\": 10}", "disk_mib must be 0");
+    bad_sandbox("{\"timeout_minutes\": 0}", "timeout_minutes");
+    bad_sandbox("{\"timeout_minutes\": null, \"wait\": 1}", "wait must be true or false");
+    bad_sandbox("{\"env_vars\": [\"A=b\"]}", "env_vars must be an object");
+    bad_sandbox("{\"env_vars\": {\"1BAD\": \"x\"}}", "not a valid variable name");
+    bad_sandbox("{\"env_vars\": {\"A-B\": \"x\"}}", "not a valid variable name");
+    bad_sandbox("{\"env_vars\": {\"A\": 1}}", "env_vars.A must be a string");
+    bad_sandbox("{\"env_vars\": {\"A\": \"x\\ny\"}}", "must not contain newlines");
+    bad_sandbox("{\"env_vars\": {\"A\": \"x\\u0000y\"}}", "must not contain newlines or NUL");
+    bad_sandbox("{\"vpcus\": 2}", "unknown field \"vpcus\"");
+
+    /* Exec. */
+    j = J("{\"command\": \"echo hi\"}");
+    CHECK(exec_params_parse(j, &ep, &err) == 0);
+    CHECK_STR(ep.command, "echo hi");
+    CHECK(ep.shell == RUN_SHELL_LOGIN && ep.timeout_s == 30);
+    json_decref(j);
+    j = J("{\"command\": \"true\", \"shell\": \"raw\", \"timeout\": 5}");
+    CHECK(exec_params_parse(j, &ep, &err) == 0 && ep.shell == RUN_SHELL_RAW && ep.timeout_s == 5);
+    json_decref(j);
+    bad_exec("{}", "command is required");
+    bad_exec("{\"command\": \"\"}", "command is required");
+    bad_exec("{\"command\": 42}", "command must be a string");
+    bad_exec("{\"command\": \"a\\u0000b\"}", "must not contain NUL");
+    bad_exec("{\"command\": \"ls\", \"shell\": \"zsh\"}", "shell must be");
+    bad_exec("{\"command\": \"ls\", \"timeout\": -1}", "timeout must be between");
+    bad_exec("{\"command\": \"ls\", \"timeout\": \"5\"}", "timeout must be an integer");
+    bad_exec("{\"command\": \"ls\", \"cwd\": \"/\"}", "unknown field");
+    {
+        size_t n = RUN_MAX_COMMAND_LEN + 10;
+        char *big = malloc(n + 1);
+        memset(big, 'a', n);
+        big[n] = 0;
+        json_t *o = json_pack("{s:s}", "command", big);
+        CHECK(exec_params_parse(o, &ep, &err) < 0 && strstr(err.message, "longer than"));
+        json_decref(o);
+        free(big);
+    }
+
+    /* Guest paths. */
+    CHECK(guest_path_check("/root/file.txt", &err) == 0);
+    CHECK(guest_path_check("/tmp/a..b/..c", &err) == 0);
+    bad_path(NULL, "path is required");
+    bad_path("", "path is required");
+    bad_path("relative/x", "absolute");
+    bad_path("/tmp/../etc/shadow", "\"..\"");
+    bad_path("/..", "\"..\"");
+    bad_path("/tmp/x/..", "\"..\"");
+    bad_path("/tmp/a\nb", "control characters");
+    bad_path("/tmp/", "directory");
+
+    /* Output with invalid UTF-8 still becomes a JSON string. */
+    json_t *s = utf8_json_string("ok\xff\xc3(\xe2\x82\xac", 8);
+    CHECK(s != NULL);
+    CHECK_STR(json_string_value(s), "ok\xef\xbf\xbd\xef\xbf\xbd(\xe2\x82\xac");
+    json_decref(s);
+    s = utf8_json_string("a\0b", 3);
+    CHECK(s && json_string_length(s) == 3);
+    json_decref(s);
+    CHECK_DONE();
+}

@@ -1,0 +1,149 @@
+#include "qemu.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+char *qemu_kernel_cmdline(enum vm_accel accel, const char *extra)
+{
+    char *out = NULL;
+    /* Under TCG the kernel cannot calibrate the TSC and microvm boots then
+     * hang at random; telling it the rate and trusting the TSC fixes that
+     * (PLATFORM.md §2). Under KVM the kernel calibrates itself. */
+    const char *timer = accel == VM_ACCEL_TCG ? " tsc_early_khz=2000000 tsc=reliable" : "";
+    if (asprintf(&out, "console=ttyS0 quiet panic=-1 reboot=t%s%s%s", timer, extra ? " " : "",
+                 extra ? extra : "") < 0)
+        return NULL;
+    return out;
+}
+
+struct argv_builder {
+    char **v;
+    size_t n, cap;
+    int failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void arg(struct argv_builder *b, const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+
+    if (b->failed)
+        return;
+    if (b->n + 2 > b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 64;
+        char **nv = realloc(b->v, ncap * sizeof(*nv));
+        if (!nv) {
+            b->failed = 1;
+            return;
+        }
+        b->v = nv;
+        b->cap = ncap;
+    }
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    if (!s) {
+        b->failed = 1;
+        return;
+    }
+    b->v[b->n++] = s;
+    b->v[b->n] = NULL;
+}
+
+char **qemu_build_argv(const struct qemu_opts *o)
+{
+    struct argv_builder b = {0};
+    const char *bin = o->binary ? o->binary : getenv("PORTHOLE_QEMU");
+    char *cmdline = qemu_kernel_cmdline(o->accel, o->cmdline_extra);
+
+    if (!cmdline)
+        return NULL;
+    arg(&b, "%s", bin && *bin ? bin : "qemu-system-x86_64");
+    arg(&b, "-M");
+    arg(&b, "microvm");
+    if (o->accel == VM_ACCEL_KVM) {
+        arg(&b, "-accel");
+        arg(&b, "kvm");
+        arg(&b, "-cpu");
+        arg(&b, "host");
+    } else {
+        arg(&b, "-accel");
+        arg(&b, "tcg,thread=multi");
+        arg(&b, "-cpu");
+        arg(&b, "max");
+    }
+    arg(&b, "-smp");
+    arg(&b, "%d", o->vcpus);
+    arg(&b, "-m");
+    arg(&b, "%d", o->mem_mib);
+    arg(&b, "-nodefaults");
+    arg(&b, "-no-user-config");
+    arg(&b, "-display");
+    arg(&b, "none");
+    arg(&b, "-no-reboot");
+    arg(&b, "-kernel");
+    arg(&b, "%s", o->kernel);
+    arg(&b, "-initrd");
+    arg(&b, "%s", o->initrd);
+    arg(&b, "-append");
+    arg(&b, "%s", cmdline);
+    /* The serial console goes to a socket the gateway reads for the ready
+     * marker, and always to a log file, whether anybody listens or not. */
+    arg(&b, "-chardev");
+    arg(&b, "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s,logappend=on", o->serial_socket,
+        o->serial_log);
+    arg(&b, "-serial");
+    arg(&b, "chardev:ser0");
+    arg(&b, "-qmp");
+    arg(&b, "unix:%s,server=on,wait=off", o->qmp_socket);
+    arg(&b, "-drive");
+    arg(&b, "id=root,file=%s,format=qcow2,if=none,discard=unmap", o->disk);
+    arg(&b, "-device");
+    arg(&b, "virtio-blk-device,drive=root");
+    {
+        char fwd[1024] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < o->n_forwards; i++) {
+            int w = snprintf(fwd + used, sizeof(fwd) - used, ",hostfwd=tcp:127.0.0.1:%d-:%d",
+                             o->forwards[i].host_port, o->forwards[i].guest_port);
+            if (w < 0 || (size_t)w >= sizeof(fwd) - used) {
+                b.failed = 1;
+                break;
+            }
+            used += (size_t)w;
+        }
+        arg(&b, "-netdev");
+        arg(&b, "user,id=n0%s", fwd);
+    }
+    arg(&b, "-device");
+    arg(&b, "virtio-net-device,netdev=n0");
+    for (size_t i = 0; i < o->n_fwcfg; i++) {
+        arg(&b, "-fw_cfg");
+        arg(&b, "name=%s,file=%s", o->fwcfg[i].name, o->fwcfg[i].path);
+    }
+    if (o->incoming) {
+        arg(&b, "-incoming");
+        arg(&b, "%s", o->incoming);
+    }
+    arg(&b, "-pidfile");
+    arg(&b, "%s", o->pidfile);
+    arg(&b, "-daemonize");
+    free(cmdline);
+    if (b.failed) {
+        strv_free(b.v);
+        return NULL;
+    }
+    return b.v;
+}

@@ -1,0 +1,43 @@
+/* The QEMU microvm command line, in one place. */
+#pragma once
+
+#include <stddef.h>
+
+#include "accel.h"
+
+#define QEMU_MAX_FWCFG 8
+#define QEMU_MAX_FORWARDS 8
+
+struct qemu_fwcfg {
+    const char *name; /* "opt/porthole/config" */
+    const char *path; /* host file */
+};
+
+struct qemu_forward {
+    int host_port;  /* bound on 127.0.0.1 only */
+    int guest_port;
+};
+
+struct qemu_opts {
+    const char *binary; /* NULL: qemu-system-x86_64 (or $PORTHOLE_QEMU) */
+    enum vm_accel accel; /* KVM or TCG, never AUTO */
+    int vcpus;
+    int mem_mib;
+    const char *kernel, *initrd, *cmdline_extra;
+    const char *disk;        /* qcow2 overlay */
+    const char *qmp_socket;
+    const char *serial_socket;
+    const char *serial_log;
+    const char *pidfile;
+    const char *incoming;    /* "exec:cat FILE" for snapshot restore, or NULL */
+    struct qemu_fwcfg fwcfg[QEMU_MAX_FWCFG];
+    size_t n_fwcfg;
+    struct qemu_forward forwards[QEMU_MAX_FORWARDS];
+    size_t n_forwards;
+};
+
+/* Kernel command line for an accelerator (TCG needs the timer fix). malloc'd. */
+char *qemu_kernel_cmdline(enum vm_accel accel, const char *extra);
+/* NULL-terminated argv, every string malloc'd; free with strv_free. */
+char **qemu_build_argv(const struct qemu_opts *o);
+void strv_free(char **v);

@@ -1,0 +1,417 @@
+#include "ssh.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libssh/libssh.h>
+#include <libssh/sftp.h>
+
+#include "util.h"
+
+#define SSH_IO_CHUNK 65536
+
+struct vm_ssh {
+    pthread_mutex_t lock;
+    char *host, *user, *privkey_path, *hostkey_path; /* owned */
+    int port;
+    ssh_session session; /* owned, NULL when disconnected */
+    ssh_key pinned;      /* owned: the guest host key we accept, and no other */
+};
+
+struct vm_ssh *vm_ssh_new(const char *host, int port, const char *user, const char *privkey_path,
+                          const char *hostkey_pub_path)
+{
+    struct vm_ssh *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    s->host = strdup(host);
+    s->user = strdup(user);
+    s->privkey_path = strdup(privkey_path);
+    s->hostkey_path = strdup(hostkey_pub_path);
+    s->port = port;
+    if (!s->host || !s->user || !s->privkey_path || !s->hostkey_path) {
+        vm_ssh_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void ssh_drop_session(struct vm_ssh *s)
+{
+    if (!s->session)
+        return;
+    ssh_disconnect(s->session);
+    ssh_free(s->session);
+    s->session = NULL;
+}
+
+void vm_ssh_free(struct vm_ssh *s)
+{
+    if (!s)
+        return;
+    ssh_drop_session(s);
+    if (s->pinned)
+        ssh_key_free(s->pinned);
+    free(s->host);
+    free(s->user);
+    free(s->privkey_path);
+    free(s->hostkey_path);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static int ssh_connect_locked(struct vm_ssh *s, int timeout_ms, struct ph_error *err)
+{
+    ssh_session sess;
+    ssh_key server_key = NULL, client_key = NULL;
+    long timeout_s = timeout_ms / 1000 > 0 ? timeout_ms / 1000 : 1;
+    int no = 0, r;
+
+    if (s->session)
+        return 0;
+    if (!s->pinned && ssh_pki_import_pubkey_file(s->hostkey_path, &s->pinned) != SSH_OK)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOENT, "cannot read pinned host key %s",
+                            s->hostkey_path);
+    sess = ssh_new();
+    if (!sess)
+        return -ENOMEM;
+    ssh_options_set(sess, SSH_OPTIONS_HOST, s->host);
+    ssh_options_set(sess, SSH_OPTIONS_PORT, &s->port);
+    ssh_options_set(sess, SSH_OPTIONS_USER, s->user);
+    ssh_options_set(sess, SSH_OPTIONS_TIMEOUT, &timeout_s);
+    /* The user's ~/.ssh/config and known_hosts have no say here: the only
+     * trusted host key is the one generated for this VM. */
+    ssh_options_set(sess, SSH_OPTIONS_PROCESS_CONFIG, &no);
+    ssh_options_set(sess, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
+    ssh_options_set(sess, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+    ssh_options_set(sess, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519");
+
+    if (ssh_connect(sess) != SSH_OK) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -ECONNREFUSED, "ssh connect to %s:%d: %s",
+                         s->host, s->port, ssh_get_error(sess));
+        goto fail;
+    }
+    if (ssh_get_server_publickey(sess, &server_key) != SSH_OK ||
+        ssh_key_cmp(server_key, s->pinned, SSH_KEY_CMP_PUBLIC) != 0) {
+        r = ph_error_set(err, PH_ERR_TRANSPORT, -EPERM,
+                         "guest host key does not match the key pinned for this VM");
+        goto fail;
+    }
+    if (ssh_pki_import_privkey_file(s->privkey_path, NULL, NULL, NULL, &client_key) != SSH_OK) {
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOENT, "cannot read client key %s",
+                         s->privkey_path);
+        goto fail;
+    }
+    if (ssh_userauth_publickey(sess, NULL, client_key) != SSH_AUTH_SUCCESS) {
+        r = ph_error_set(err, PH_ERR_TRANSPORT, -EACCES, "ssh authentication failed: %s",
+                         ssh_get_error(sess));
+        goto fail;
+    }
+    ssh_key_free(server_key);
+    ssh_key_free(client_key);
+    s->session = sess;
+    return 0;
+fail:
+    if (server_key)
+        ssh_key_free(server_key);
+    if (client_key)
+        ssh_key_free(client_key);
+    ssh_disconnect(sess);
+    ssh_free(sess);
+    return r;
+}
+
+int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int r = ssh_connect_locked(s, timeout_ms, err);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+/* Opens a session channel, reconnecting once when the cached session turns
+ * out to be dead (guest sshd restarted, connection reset). */
+static ssh_channel ssh_open_channel_locked(struct vm_ssh *s, struct ph_error *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ssh_connect_locked(s, 10000, err) < 0)
+            return NULL;
+        ssh_channel ch = ssh_channel_new(s->session);
+        if (ch && ssh_channel_open_session(ch) == SSH_OK)
+            return ch;
+        if (ch)
+            ssh_channel_free(ch);
+        ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh channel open failed: %s",
+                     ssh_get_error(s->session));
+        ssh_drop_session(s);
+    }
+    return NULL;
+}
+
+struct growbuf {
+    char *data;
+    size_t len, cap, max;
+    bool truncated;
+};
+
+static int growbuf_append(struct growbuf *b, const char *p, size_t n)
+{
+    if (b->len + n > b->max) {
+        b->truncated = true;
+        n = b->max - b->len;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        char *nd = realloc(b->data, ncap);
+        if (!nd)
+            return -ENOMEM;
+        b->data = nd;
+        b->cap = ncap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int growbuf_finish(struct growbuf *b, char **out, size_t *len)
+{
+    if (!b->data && !(b->data = calloc(1, 1)))
+        return -ENOMEM;
+    *out = b->data;
+    *len = b->len;
+    return 0;
+}
+
+int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
+                struct run_result *res, struct ph_error *err)
+{
+    struct vm_ssh *s = data;
+    struct growbuf out = {.max = RUN_MAX_OUTPUT}, errb = {.max = RUN_MAX_OUTPUT};
+    int64_t start = now_ms(), deadline = start + (int64_t)req->timeout_s * 1000;
+    char *buf = NULL;
+    ssh_channel ch = NULL;
+    int r = 0;
+
+    pthread_mutex_lock(&s->lock);
+    ch = ssh_open_channel_locked(s, err);
+    if (!ch) {
+        r = -EPIPE;
+        goto out;
+    }
+    if (ssh_channel_request_exec(ch, command) != SSH_OK) {
+        r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh exec failed: %s",
+                         ssh_get_error(s->session));
+        ssh_drop_session(s);
+        goto out;
+    }
+    if (req->stdin_len > 0 &&
+        ssh_channel_write(ch, req->stdin_data, (uint32_t)req->stdin_len) == SSH_ERROR) {
+        r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh write failed: %s",
+                         ssh_get_error(s->session));
+        goto out;
+    }
+    ssh_channel_send_eof(ch);
+
+    buf = malloc(SSH_IO_CHUNK);
+    if (!buf) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        bool got = false;
+        for (int is_stderr = 0; is_stderr < 2; is_stderr++) {
+            int n = ssh_channel_read_nonblocking(ch, buf, SSH_IO_CHUNK, is_stderr);
+            if (n == SSH_ERROR) {
+                r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh read failed: %s",
+                                 ssh_get_error(s->session));
+                ssh_drop_session(s);
+                goto out;
+            }
+            if (n > 0) {
+                got = true;
+                if (growbuf_append(is_stderr ? &errb : &out, buf, (size_t)n) < 0) {
+                    r = -ENOMEM;
+                    goto out;
+                }
+            }
+        }
+        if (!got && (ssh_channel_is_eof(ch) || ssh_channel_is_closed(ch)))
+            break;
+        if (got)
+            continue;
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            /* sshd delivers the signal with killpg() to the session's
+             * process group, so children of the command die with it. */
+            ssh_channel_request_send_signal(ch, "KILL");
+            r = ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT,
+                             "command did not finish within %d s and was killed", req->timeout_s);
+            goto out;
+        }
+        struct pollfd pfd = {.fd = ssh_get_fd(s->session), .events = POLLIN};
+        poll(&pfd, 1, left > 200 ? 200 : (int)left);
+    }
+    res->exit_code = ssh_channel_get_exit_status(ch);
+    res->duration_ms = now_ms() - start;
+    res->out_truncated = out.truncated;
+    res->err_truncated = errb.truncated;
+    if (growbuf_finish(&out, &res->out, &res->out_len) < 0 ||
+        growbuf_finish(&errb, &res->err, &res->err_len) < 0) {
+        r = -ENOMEM;
+        goto out;
+    }
+    out.data = errb.data = NULL;
+out:
+    if (ch) {
+        ssh_channel_close(ch);
+        ssh_channel_free(ch);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(buf);
+    free(out.data);
+    free(errb.data);
+    return r;
+}
+
+static sftp_session ssh_sftp_open_locked(struct vm_ssh *s, struct ph_error *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (ssh_connect_locked(s, 10000, err) < 0)
+            return NULL;
+        sftp_session sftp = sftp_new(s->session);
+        if (sftp && sftp_init(sftp) == SSH_OK)
+            return sftp;
+        if (sftp)
+            sftp_free(sftp);
+        ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "sftp session failed: %s",
+                     ssh_get_error(s->session));
+        ssh_drop_session(s);
+    }
+    return NULL;
+}
+
+static int sftp_errno_error(sftp_session sftp, const char *what, const char *path,
+                            struct ph_error *err)
+{
+    int code = sftp_get_error(sftp);
+    if (code == SSH_FX_NO_SUCH_FILE || code == SSH_FX_NO_SUCH_PATH)
+        return ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "%s %s: no such file or directory",
+                            what, path);
+    if (code == SSH_FX_PERMISSION_DENIED)
+        return ph_error_set(err, PH_ERR_BLOCKED, -EACCES, "%s %s: permission denied", what, path);
+    return ph_error_set(err, PH_ERR_INVALID, -EIO, "%s %s failed (sftp status %d)", what, path,
+                        code);
+}
+
+int vm_ssh_put_file(struct vm_ssh *s, const char *path, const void *data, size_t len, int mode,
+                    struct ph_error *err)
+{
+    sftp_session sftp;
+    sftp_file f;
+    int r = 0;
+
+    pthread_mutex_lock(&s->lock);
+    sftp = ssh_sftp_open_locked(s, err);
+    if (!sftp) {
+        pthread_mutex_unlock(&s->lock);
+        return -EPIPE;
+    }
+    f = sftp_open(sftp, path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
+    if (!f) {
+        r = sftp_errno_error(sftp, "write", path, err);
+        goto out;
+    }
+    for (size_t off = 0; off < len;) {
+        size_t chunk = len - off > SSH_IO_CHUNK ? SSH_IO_CHUNK : len - off;
+        ssize_t n = sftp_write(f, (const char *)data + off, chunk);
+        if (n <= 0) {
+            r = sftp_errno_error(sftp, "write", path, err);
+            sftp_close(f);
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (sftp_close(f) != SSH_OK)
+        r = sftp_errno_error(sftp, "close", path, err);
+out:
+    sftp_free(sftp);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+int vm_ssh_get_file(struct vm_ssh *s, const char *path, char **data, size_t *len, size_t max,
+                    struct ph_error *err)
+{
+    struct growbuf b = {.max = max};
+    sftp_session sftp;
+    sftp_attributes st;
+    sftp_file f = NULL;
+    char *buf = NULL;
+    int r = 0;
+
+    pthread_mutex_lock(&s->lock);
+    sftp = ssh_sftp_open_locked(s, err);
+    if (!sftp) {
+        pthread_mutex_unlock(&s->lock);
+        return -EPIPE;
+    }
+    st = sftp_stat(sftp, path);
+    if (!st) {
+        r = sftp_errno_error(sftp, "read", path, err);
+        goto out;
+    }
+    bool regular = st->type == SSH_FILEXFER_TYPE_REGULAR;
+    uint64_t size = st->size;
+    sftp_attributes_free(st);
+    if (!regular) {
+        r = ph_error_set(err, PH_ERR_INVALID, -EISDIR, "%s is not a regular file", path);
+        goto out;
+    }
+    if (size > max) {
+        r = ph_error_set(err, PH_ERR_TOO_LARGE, -EFBIG, "%s is %llu bytes, more than %zu", path,
+                         (unsigned long long)size, max);
+        goto out;
+    }
+    f = sftp_open(sftp, path, O_RDONLY, 0);
+    buf = malloc(SSH_IO_CHUNK);
+    if (!f || !buf) {
+        r = f ? -ENOMEM : sftp_errno_error(sftp, "read", path, err);
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = sftp_read(f, buf, SSH_IO_CHUNK);
+        if (n < 0) {
+            r = sftp_errno_error(sftp, "read", path, err);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (growbuf_append(&b, buf, (size_t)n) < 0) {
+            r = -ENOMEM;
+            goto out;
+        }
+        if (b.truncated) {
+            r = ph_error_set(err, PH_ERR_TOO_LARGE, -EFBIG, "%s grew past %zu bytes", path, max);
+            goto out;
+        }
+    }
+    r = growbuf_finish(&b, data, len);
+    if (r == 0)
+        b.data = NULL;
+out:
+    if (f)
+        sftp_close(f);
+    sftp_free(sftp);
+    pthread_mutex_unlock(&s->lock);
+    free(buf);
+    free(b.data);
+    return r;
+}

@@ -1,0 +1,76 @@
+/* Small shared helpers: cleanup attributes, time, ids, files, strings.
+ * Everything here is thread-safe and never prints. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static inline void freep(void *p)
+{
+    free(*(void **)p);
+}
+static inline void closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* Hands ownership out of a cleanup-tracked local. */
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) _tp = (p);                                                                   \
+        (p) = NULL;                                                                                \
+        _tp;                                                                                       \
+    })
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _tf = (fd);                                                                            \
+        (fd) = -1;                                                                                 \
+        _tf;                                                                                       \
+    })
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+int64_t now_ms(void);      /* CLOCK_MONOTONIC */
+int64_t wall_ms(void);     /* CLOCK_REALTIME, ms since epoch */
+/* RFC 3339 UTC ("2026-11-22T10:00:00Z") of a wall-clock ms value. */
+void format_time_utc(int64_t wall_ms, char *buf, size_t len);
+
+/* Random bytes from getrandom(); returns 0 or -errno. */
+int random_bytes(void *buf, size_t len);
+/* Lowercase hex of random bytes: out must hold 2*nbytes+1. */
+int random_hex(char *out, size_t nbytes);
+/* "sb-" + 12 hex chars and similar: prefix + 2*nbytes hex. */
+int random_id(char *out, size_t outlen, const char *prefix, size_t nbytes);
+
+/* Constant-time comparison of two NUL-terminated secrets. */
+bool secret_equal(const char *a, const char *b);
+
+/* Whole-file helpers. read_file adds a NUL after the data; fails with -EFBIG
+ * past max. write_file_atomic writes DIR/.tmp then renames, with mode. */
+int read_file(const char *path, char **data, size_t *len, size_t max);
+int write_file(const char *path, const void *data, size_t len, int mode);
+int write_file_atomic(const char *path, const void *data, size_t len, int mode);
+int mkdir_p(const char *path, int mode);
+int rm_rf(const char *path);
+
+/* Fresh TCP port on 127.0.0.1 that nothing listens on right now. */
+int alloc_local_port(void);
+/* True when something accepts TCP connections on 127.0.0.1:port. */
+bool local_port_in_use(int port);
+
+/* Default directories, honouring XDG_STATE_HOME / XDG_CACHE_HOME / HOME.
+ * Return malloc'd strings or NULL on OOM. */
+char *default_state_dir(void);
+char *default_cache_dir(void);
+
+/* Quote s for a POSIX shell as one single-quoted word; malloc'd. */
+char *shell_quote(const char *s);
+
+/* Checks an environment variable name ([A-Za-z_][A-Za-z0-9_]*, <= 128). */
+bool env_name_valid(const char *name);

@@ -1,0 +1,666 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libssh/libssh.h>
+
+#include "qemu.h"
+#include "qmp.h"
+#include "ssh.h"
+#include "util.h"
+
+extern char **environ;
+
+#define VM_SPAWN_ATTEMPTS 3
+#define VM_SERIAL_MAX_LINE 4096
+
+const char *vm_kind_flavour(enum vm_kind kind)
+{
+    return kind == VM_KIND_BROWSER ? "browser" : "base";
+}
+
+static bool vm_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= sizeof(((struct vm *)0)->id))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
+            return false;
+    return true;
+}
+
+static char *run_path(const struct vm *vm, const char *name)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", vm->run_dir, name) < 0)
+        return NULL;
+    return p;
+}
+
+static int pidfd_open_pid(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Runs argv to completion with output appended to log_path; returns its
+ * exit status (0..255) or -errno. */
+static int spawn_wait(char *const argv[], const char *log_path)
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int status, r;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0)
+        return -r;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* The last line of a log, for error messages that point at the cause. */
+static void log_tail(const char *path, char *out, size_t len)
+{
+    _cleanup_free_ char *data = NULL;
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (read_file(path, &data, &n, 16 * 1024 * 1024) < 0 || n == 0)
+        return;
+    while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+        data[--n] = '\0';
+    char *start = strrchr(data, '\n');
+    start = start ? start + 1 : data;
+    snprintf(out, len, "%s", start);
+}
+
+static int gen_keypair(const char *priv_path, const char *pub_path, char **pub_line,
+                       struct ph_error *err)
+{
+    ssh_key key = NULL;
+    char *b64 = NULL;
+    int r = 0;
+
+    unlink(priv_path);
+    if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK ||
+        ssh_pki_export_privkey_file(key, NULL, NULL, NULL, priv_path) != SSH_OK ||
+        ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) {
+        r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "cannot generate an ed25519 key at %s",
+                         priv_path);
+        goto out;
+    }
+    chmod(priv_path, 0600);
+    if (asprintf(pub_line, "ssh-ed25519 %s porthole\n", b64) < 0) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = write_file(pub_path, *pub_line, strlen(*pub_line), 0644);
+    if (r < 0)
+        ph_error_set(err, PH_ERR_INTERNAL, r, "cannot write %s: %s", pub_path, strerror(-r));
+out:
+    ssh_string_free_char(b64);
+    ssh_key_free(key);
+    return r;
+}
+
+static int vm_write_config(struct vm *vm, const struct vm_spec *spec, struct ph_error *err)
+{
+    _cleanup_free_ char *path = run_path(vm, "config");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int r;
+
+    if (!f || !path) {
+        if (f)
+            fclose(f);
+        free(buf);
+        return -ENOMEM;
+    }
+    fprintf(f, "hostname=%s\nkind=%s\n", vm->id,
+            spec->kind == VM_KIND_BROWSER ? "browser" : "sandbox");
+    if (spec->disk_mib > 0)
+        fprintf(f, "resize_root=1\n");
+    for (size_t i = 0; i < spec->n_env; i++)
+        fprintf(f, "env=%s=%s\n", spec->env[i].name, spec->env[i].value);
+    if (spec->extra_config)
+        fputs(spec->extra_config, f);
+    fclose(f);
+    r = write_file(path, buf, len, 0600);
+    free(buf);
+    if (r < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot write VM config: %s", strerror(-r));
+    return 0;
+}
+
+void vm_free(struct vm *vm)
+{
+    if (!vm)
+        return;
+    vm_ssh_free(vm->ssh);
+    if (vm->pidfd >= 0)
+        close(vm->pidfd);
+    free(vm->run_dir);
+    free(vm);
+}
+
+static struct vm *vm_alloc(const char *state_dir, const char *id, enum vm_kind kind)
+{
+    struct vm *vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return NULL;
+    snprintf(vm->id, sizeof(vm->id), "%s", id);
+    vm->kind = kind;
+    vm->pidfd = -1;
+    vm->vnc_port = vm->cdp_port = -1;
+    if (asprintf(&vm->run_dir, "%s/vms/%s", state_dir, id) < 0) {
+        free(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+static int vm_allocate_ports(struct vm *vm)
+{
+    vm->ssh_port = alloc_local_port();
+    if (vm->ssh_port < 0)
+        return vm->ssh_port;
+    if (vm->kind == VM_KIND_BROWSER) {
+        vm->vnc_port = alloc_local_port();
+        vm->cdp_port = alloc_local_port();
+        if (vm->vnc_port < 0 || vm->cdp_port < 0)
+            return -EADDRNOTAVAIL;
+    }
+    return 0;
+}
+
+int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, struct vm **out,
+           struct ph_error *err)
+{
+    struct vm *vm;
+    _cleanup_free_ char *pub = NULL, *hostpub = NULL;
+    int r;
+
+    if (!vm_id_valid(id))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "invalid VM id \"%s\"", id);
+    if (!vm_image_present(spec->image_dir))
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOENT,
+                            "guest image %s is missing; run: porthole image build %s",
+                            spec->image_dir, vm_kind_flavour(spec->kind));
+    vm = vm_alloc(state_dir, id, spec->kind);
+    if (!vm)
+        return -ENOMEM;
+    vm->accel = spec->accel;
+    if (access(vm->run_dir, F_OK) == 0) {
+        r = ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "run dir %s already exists",
+                         vm->run_dir);
+        goto fail_keep_dir;
+    }
+    r = mkdir_p(vm->run_dir, 0700);
+    if (r < 0) {
+        ph_error_set(err, PH_ERR_INTERNAL, r, "cannot create %s: %s", vm->run_dir, strerror(-r));
+        goto fail_keep_dir;
+    }
+
+    {
+        _cleanup_free_ char *ck = run_path(vm, "client_key"), *ckp = run_path(vm, "client_key.pub"),
+                            *hk = run_path(vm, "host_key"), *hkp = run_path(vm, "host_key.pub"),
+                            *ak = run_path(vm, "authorized_keys");
+        if (!ck || !ckp || !hk || !hkp || !ak) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        r = gen_keypair(ck, ckp, &pub, err);
+        if (r < 0)
+            goto fail;
+        r = gen_keypair(hk, hkp, &hostpub, err);
+        if (r < 0)
+            goto fail;
+        r = write_file(ak, pub, strlen(pub), 0600);
+        if (r < 0) {
+            ph_error_set(err, PH_ERR_INTERNAL, r, "cannot write authorized_keys");
+            goto fail;
+        }
+    }
+    r = vm_write_config(vm, spec, err);
+    if (r < 0)
+        goto fail;
+
+    {
+        _cleanup_free_ char *disk = run_path(vm, "disk.qcow2"), *log = run_path(vm, "qemu.log"),
+                            *backing = NULL, *size = NULL;
+        char real[PATH_MAX];
+        if (!disk || !log || !realpath(spec->image_dir, real)) {
+            r = ph_error_set(err, PH_ERR_INTERNAL, -ENOENT, "cannot resolve image dir %s",
+                             spec->image_dir);
+            goto fail;
+        }
+        /* The overlay names the resolved, recipe-hashed image, so a rebuilt
+         * image never changes the disk under a VM that already exists. */
+        if (asprintf(&backing, "%s/rootfs.img", real) < 0 ||
+            (spec->disk_mib > 0 && asprintf(&size, "%dM", spec->disk_mib) < 0)) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", backing,
+                        disk,       size,     NULL};
+        r = spawn_wait(argv, log);
+        if (r != 0) {
+            char tail[256];
+            log_tail(log, tail, sizeof(tail));
+            r = ph_error_set(err, PH_ERR_INTERNAL, r < 0 ? r : -EIO,
+                             "qemu-img create failed: %s", tail[0] ? tail : strerror(-r));
+            goto fail;
+        }
+    }
+    *out = vm;
+    return 0;
+fail:
+    rm_rf(vm->run_dir);
+fail_keep_dir:
+    vm_free(vm);
+    return r;
+}
+
+static int vm_read_pidfile(const struct vm *vm, pid_t *pid)
+{
+    _cleanup_free_ char *path = run_path(vm, "qemu.pid"), *data = NULL;
+    if (!path)
+        return -ENOMEM;
+    int r = read_file(path, &data, NULL, 64);
+    if (r < 0)
+        return r;
+    long v = strtol(data, NULL, 10);
+    if (v <= 1)
+        return -EINVAL;
+    *pid = (pid_t)v;
+    return 0;
+}
+
+static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_error *err)
+{
+    char real[PATH_MAX];
+    _cleanup_free_ char *kernel = NULL, *initrd = NULL, *disk = run_path(vm, "disk.qcow2"),
+                        *qmp = run_path(vm, "qmp.sock"), *ser = run_path(vm, "serial.sock"),
+                        *serlog = run_path(vm, "serial.log"), *pidf = run_path(vm, "qemu.pid"),
+                        *cfg = run_path(vm, "config"), *hk = run_path(vm, "host_key"),
+                        *ak = run_path(vm, "authorized_keys"), *log = run_path(vm, "qemu.log");
+
+    if (!realpath(spec->image_dir, real))
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOENT, "image dir %s is gone",
+                            spec->image_dir);
+    if (asprintf(&kernel, "%s/vmlinuz", real) < 0 || asprintf(&initrd, "%s/initrd.img", real) < 0)
+        return -ENOMEM;
+    if (!disk || !qmp || !ser || !serlog || !pidf || !cfg || !hk || !ak || !log)
+        return -ENOMEM;
+
+    struct qemu_opts o = {
+        .accel = spec->accel,
+        .vcpus = spec->vcpus,
+        .mem_mib = spec->mem_mib,
+        .kernel = kernel,
+        .initrd = initrd,
+        .disk = disk,
+        .qmp_socket = qmp,
+        .serial_socket = ser,
+        .serial_log = serlog,
+        .pidfile = pidf,
+        .fwcfg = {{"opt/porthole/config", cfg},
+                  {"opt/porthole/host_key", hk},
+                  {"opt/porthole/authorized_keys", ak}},
+        .n_fwcfg = 3,
+    };
+    o.forwards[o.n_forwards++] = (struct qemu_forward){vm->ssh_port, VM_GUEST_PORT_SSH};
+    if (vm->vnc_port > 0)
+        o.forwards[o.n_forwards++] = (struct qemu_forward){vm->vnc_port, VM_GUEST_PORT_VNC};
+    if (vm->cdp_port > 0)
+        o.forwards[o.n_forwards++] = (struct qemu_forward){vm->cdp_port, VM_GUEST_PORT_CDP};
+
+    char **argv = qemu_build_argv(&o);
+    if (!argv)
+        return -ENOMEM;
+    unlink(qmp);
+    unlink(ser);
+    unlink(pidf);
+    /* -daemonize: the process we start exits once QEMU is initialised and
+     * its sockets listen, which is our readiness signal. */
+    int st = spawn_wait(argv, log);
+    strv_free(argv);
+    if (st != 0) {
+        char tail[300];
+        log_tail(log, tail, sizeof(tail));
+        return ph_error_set(err, PH_ERR_INTERNAL, st < 0 ? st : -EIO, "QEMU failed to start: %s",
+                            tail[0] ? tail : "no output");
+    }
+    return 0;
+}
+
+int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err)
+{
+    struct qmp *q = NULL;
+    _cleanup_free_ char *qmp_path = run_path(vm, "qmp.sock");
+    int r = -EIO;
+
+    if (!qmp_path)
+        return -ENOMEM;
+    /* A forwarded port taken between our probe and QEMU's bind makes QEMU
+     * fail; pick fresh ports and try again. */
+    for (int attempt = 0; attempt < VM_SPAWN_ATTEMPTS; attempt++) {
+        r = vm_allocate_ports(vm);
+        if (r < 0)
+            return ph_error_set(err, PH_ERR_INTERNAL, r, "no free local port");
+        r = vm_spawn_qemu(vm, spec, err);
+        if (r == 0)
+            break;
+    }
+    if (r < 0)
+        return r;
+    r = vm_read_pidfile(vm, &vm->pid);
+    if (r < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, r, "QEMU wrote no usable pid file");
+    vm->pidfd = pidfd_open_pid(vm->pid);
+    if (vm->pidfd < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, -errno, "pidfd_open(%d): %s", (int)vm->pid,
+                            strerror(errno));
+    r = qmp_connect(qmp_path, 10000, &q, err);
+    qmp_free(q);
+    return r;
+}
+
+bool vm_alive(const struct vm *vm)
+{
+    if (vm->pidfd < 0)
+        return false;
+    struct pollfd p = {.fd = vm->pidfd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+static bool serial_log_has(const struct vm *vm, const char *marker)
+{
+    _cleanup_free_ char *path = run_path(vm, "serial.log"), *data = NULL;
+    if (!path || read_file(path, &data, NULL, 64 * 1024 * 1024) < 0)
+        return false;
+    return strstr(data, marker) != NULL;
+}
+
+static int serial_connect(const struct vm *vm)
+{
+    _cleanup_free_ char *path = run_path(vm, "serial.sock");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!path || strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static int vm_boot_failure(const struct vm *vm, struct ph_error *err, const char *what)
+{
+    _cleanup_free_ char *serlog = run_path(vm, "serial.log");
+    char tail[300] = "";
+    if (serlog)
+        log_tail(serlog, tail, sizeof(tail));
+    return ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "%s (last console line: %s)", what,
+                        tail[0] ? tail : "none");
+}
+
+int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    _cleanup_close_ int fd = serial_connect(vm);
+    char line[VM_SERIAL_MAX_LINE];
+    size_t used = 0;
+    bool seen = false;
+
+    if (fd < 0)
+        return vm_boot_failure(vm, err, "cannot attach to the VM's serial console");
+    /* Whatever was printed before we attached is only in the log. */
+    seen = serial_log_has(vm, marker);
+    while (!seen) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT,
+                                "guest not ready after %d s (waiting for \"%s\")",
+                                timeout_ms / 1000, marker);
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = vm->pidfd, .events = POLLIN}};
+        int n = poll(p, 2, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ph_error_set(err, PH_ERR_INTERNAL, -errno, "poll: %s", strerror(errno));
+        if (p[1].revents)
+            return vm_boot_failure(vm, err, "QEMU exited during boot");
+        if (!p[0].revents)
+            continue;
+        ssize_t got = read(fd, line + used, sizeof(line) - 1 - used);
+        if (got <= 0)
+            return vm_boot_failure(vm, err, "serial console closed during boot");
+        used += (size_t)got;
+        line[used] = '\0';
+        if (strstr(line, marker)) {
+            seen = true;
+            break;
+        }
+        /* Keep only the unfinished last line, so a marker split across two
+         * reads is still found. */
+        char *nl = strrchr(line, '\n');
+        if (nl) {
+            size_t rest = used - (size_t)(nl + 1 - line);
+            memmove(line, nl + 1, rest);
+            used = rest;
+        } else if (used >= sizeof(line) - 1) {
+            used = 0;
+        }
+    }
+    if (!vm->ssh) {
+        _cleanup_free_ char *ck = run_path(vm, "client_key"), *hkp = run_path(vm, "host_key.pub");
+        if (!ck || !hkp)
+            return -ENOMEM;
+        vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", ck, hkp);
+        if (!vm->ssh)
+            return -ENOMEM;
+    }
+    int64_t left = deadline - now_ms();
+    return vm_ssh_connect(vm->ssh, left > 5000 ? (int)left : 5000, err);
+}
+
+/* The pid in the pid file must still be the QEMU of this run dir: after a
+ * host reboot or a long downtime the number may belong to another process. */
+static bool vm_pid_is_ours(const struct vm *vm, pid_t pid)
+{
+    char path[64];
+    _cleanup_free_ char *cmdline = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    if (read_file(path, &cmdline, &len, 64 * 1024) < 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (cmdline[i] == '\0')
+            cmdline[i] = ' ';
+    return strstr(cmdline, vm->run_dir) != NULL && strstr(cmdline, "qemu") != NULL;
+}
+
+int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int vnc_port,
+              int cdp_port, struct vm **out, struct ph_error *err)
+{
+    struct vm *vm = vm_alloc(state_dir, id, kind);
+    struct qmp *q = NULL;
+    _cleanup_free_ char *qmp_path = NULL, *ck = NULL, *hkp = NULL;
+    int r;
+
+    if (!vm)
+        return -ENOMEM;
+    vm->ssh_port = ssh_port;
+    vm->vnc_port = vnc_port;
+    vm->cdp_port = cdp_port;
+    r = vm_read_pidfile(vm, &vm->pid);
+    if (r < 0 || !vm_pid_is_ours(vm, vm->pid)) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -ESRCH, "QEMU of VM %s is no longer running",
+                         id);
+        goto fail;
+    }
+    vm->pidfd = pidfd_open_pid(vm->pid);
+    if (vm->pidfd < 0) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -errno, "QEMU of VM %s is gone", id);
+        goto fail;
+    }
+    qmp_path = run_path(vm, "qmp.sock");
+    ck = run_path(vm, "client_key");
+    hkp = run_path(vm, "host_key.pub");
+    if (!qmp_path || !ck || !hkp) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = qmp_connect(qmp_path, 5000, &q, err);
+    qmp_free(q);
+    if (r < 0)
+        goto fail;
+    vm->ssh = vm_ssh_new("127.0.0.1", ssh_port, "root", ck, hkp);
+    if (!vm->ssh) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = vm_ssh_connect(vm->ssh, 15000, err);
+    if (r < 0)
+        goto fail;
+    *out = vm;
+    return 0;
+fail:
+    vm_free(vm);
+    return r;
+}
+
+static bool vm_wait_exit(const struct vm *vm, int timeout_ms)
+{
+    struct pollfd p = {.fd = vm->pidfd, .events = POLLIN};
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left < 0)
+            left = 0;
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return true;
+        if (n == 0)
+            return false;
+        if (errno != EINTR)
+            return false;
+    }
+}
+
+int vm_stop(struct vm *vm, int grace_ms, struct ph_error *err)
+{
+    _cleanup_free_ char *qmp_path = run_path(vm, "qmp.sock");
+    struct qmp *q = NULL;
+
+    vm_ssh_free(vm->ssh);
+    vm->ssh = NULL;
+    if (vm->pidfd < 0 || !vm_alive(vm))
+        return 0;
+    /* QMP quit ends QEMU at once; the guest's disk is a throwaway overlay,
+     * so there is nothing a guest shutdown would need to flush. */
+    if (qmp_path && qmp_connect(qmp_path, 2000, &q, NULL) == 0) {
+        qmp_execute(q, "quit", NULL, NULL, 2000, NULL);
+        qmp_free(q);
+    }
+    if (vm_wait_exit(vm, grace_ms))
+        return 0;
+    syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+    if (vm_wait_exit(vm, 5000))
+        return 0;
+    return ph_error_set(err, PH_ERR_INTERNAL, -EBUSY, "QEMU pid %d did not exit", (int)vm->pid);
+}
+
+int vm_remove_run_dir(const char *state_dir, const char *id)
+{
+    _cleanup_free_ char *dir = NULL;
+    if (!vm_id_valid(id))
+        return -EINVAL;
+    if (asprintf(&dir, "%s/vms/%s", state_dir, id) < 0)
+        return -ENOMEM;
+    return rm_rf(dir);
+}
+
+struct run_transport vm_transport(struct vm *vm)
+{
+    return (struct run_transport){.vm_id = vm->id, .exec = vm_ssh_exec, .data = vm->ssh};
+}
+
+int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct ph_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int r;
+
+    if (!f)
+        return -ENOMEM;
+    fputs("# written by porthole: the sandbox's environment variables\n", f);
+    for (size_t i = 0; i < n_env; i++) {
+        _cleanup_free_ char *q = shell_quote(env[i].value);
+        if (!q) {
+            fclose(f);
+            free(buf);
+            return -ENOMEM;
+        }
+        fprintf(f, "export %s=%s\n", env[i].name, q);
+    }
+    fclose(f);
+    if (!vm->ssh) {
+        free(buf);
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOTCONN, "VM %s is not ready", vm->id);
+    }
+    r = vm_ssh_put_file(vm->ssh, "/etc/profile.d/porthole-env.sh", buf, len, 0644, err);
+    free(buf);
+    return r;
+}
+
+char *vm_image_dir(const char *cache_dir, const char *flavour)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/images/%s", cache_dir, flavour) < 0)
+        return NULL;
+    return p;
+}
+
+bool vm_image_present(const char *image_dir)
+{
+    static const char *const files[] = {"vmlinuz", "initrd.img", "rootfs.img", "manifest.json"};
+    char path[PATH_MAX];
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        snprintf(path, sizeof(path), "%s/%s", image_dir, files[i]);
+        if (access(path, R_OK) != 0)
+            return false;
+    }
+    return true;
+}

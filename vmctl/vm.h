@@ -1,0 +1,100 @@
+/* One microVM: its run dir, QEMU process, keys, forwards and SSH session.
+ *
+ * Lifecycle:
+ *   vm_new(&spec, ...)     run dir, per-VM keys, qcow2 overlay, config blob
+ *   vm_start(vm)           QEMU daemonized; returns once QMP is up
+ *   vm_wait_ready(vm)      waits for the guest init's ready marker on the
+ *                          serial socket, then connects SSH (host key pinned)
+ *   ... vm_exec / vm_put_file / vm_get_file through vm->ssh ...
+ *   vm_stop(vm)            QMP quit, SIGKILL after a grace period, waits for
+ *                          the process to be gone
+ *   vm_free(vm)            memory only; vm_remove_run_dir() deletes files
+ *
+ * A restarted gateway calls vm_attach() with the id and ports it stored:
+ * the run dir's pid file, the process's identity and the QMP socket are
+ * checked before the VM is trusted again.
+ *
+ * Run dir layout (DIR = STATE/vms/ID): qmp.sock, serial.sock, serial.log,
+ * qemu.pid, disk.qcow2, client_key(.pub), host_key(.pub), config.
+ *
+ * All calls block (seconds to minutes): call them from worker threads. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "accel.h"
+#include "error.h"
+#include "run.h"
+
+enum vm_kind {
+    VM_KIND_SANDBOX = 0, /* image flavour "base" */
+    VM_KIND_BROWSER,     /* image flavour "browser" */
+};
+const char *vm_kind_flavour(enum vm_kind kind);
+
+/* Guest ports the gateway may forward to (besides SSH). */
+#define VM_GUEST_PORT_SSH 22
+#define VM_GUEST_PORT_VNC 5900
+#define VM_GUEST_PORT_CDP 9223 /* guest init's relay to Chromium's 127.0.0.1:9222 */
+
+struct vm_env_var {
+    const char *name;  /* weak */
+    const char *value; /* weak */
+};
+
+struct vm_spec {
+    enum vm_kind kind;
+    int vcpus;
+    int mem_mib;
+    int disk_mib; /* 0: the image's own size */
+    const struct vm_env_var *env; /* weak */
+    size_t n_env;
+    const char *extra_config; /* weak: more "key=value\n" lines for the guest init */
+    enum vm_accel accel;      /* KVM or TCG (already chosen) */
+    const char *image_dir;    /* weak: holds vmlinuz, initrd.img, rootfs.img */
+};
+
+struct vm {
+    char id[40];
+    enum vm_kind kind;
+    char *run_dir;        /* owned */
+    pid_t pid;            /* QEMU daemon, 0 if not started */
+    int pidfd;            /* owned, -1 if unused */
+    int ssh_port;         /* host side of the forward to guest :22 */
+    int vnc_port;         /* -1 if unused */
+    int cdp_port;         /* -1 if unused */
+    enum vm_accel accel;
+    struct vm_ssh *ssh;   /* owned, NULL until ready */
+};
+
+/* Creates the run dir under state_dir/vms/ and everything the VM needs
+ * before boot. id must be unique ([a-z0-9-], <= 39 chars). */
+int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, struct vm **out,
+           struct ph_error *err);
+void vm_free(struct vm *vm);
+
+int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err);
+/* Waits up to timeout_ms for marker ("PORTHOLE_READY ssh") on the serial
+ * console, then connects SSH. Fails early if QEMU exits. */
+int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err);
+
+/* Re-attach to a VM that may still be running after a gateway restart. */
+int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int vnc_port,
+              int cdp_port, struct vm **out, struct ph_error *err);
+
+/* True while the QEMU process exists (checks the pidfd without blocking). */
+bool vm_alive(const struct vm *vm);
+int vm_stop(struct vm *vm, int grace_ms, struct ph_error *err);
+int vm_remove_run_dir(const char *state_dir, const char *id);
+
+/* The transport for run_command(). */
+struct run_transport vm_transport(struct vm *vm);
+
+/* Writes /etc/profile.d/porthole-env.sh in the guest (login shells see it). */
+int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct ph_error *err);
+
+/* Image of a flavour under cache_dir: CACHE/images/FLAVOUR. malloc'd. */
+char *vm_image_dir(const char *cache_dir, const char *flavour);
+bool vm_image_present(const char *image_dir);
