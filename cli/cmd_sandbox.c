@@ -422,7 +422,11 @@ static int sandbox_download(struct cli_ctx *c, int argc, char **argv)
     if (stat(argv[optind + 2], &st) == 0 && S_ISDIR(st.st_mode)) {
         if (!*base)
             return cli_usage_error(c, "REMOTE names a directory: %.64s", remote);
-        r = asprintf(&local, "%s/%s", argv[optind + 2], base);
+        const char *dir = argv[optind + 2];
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+            n--;
+        r = asprintf(&local, "%.*s/%s", (int)n, dir, base);
     } else {
         r = asprintf(&local, "%s", argv[optind + 2]);
     }

@@ -119,8 +119,7 @@ int run_hooks_check(struct run_hooks *global, struct run_hooks *local, const str
     return 0;
 }
 
-void run_hooks_observe(struct run_hooks *global, struct run_hooks *local,
-                       const struct run_ctx *ctx)
+void run_hooks_observe(struct run_hooks *global, struct run_hooks *local, const struct run_ctx *ctx)
 {
     struct run_hooks *lists[2] = {global, local};
     enum hook_type want = ctx->error ? HOOK_ERROR : HOOK_POST;
@@ -134,10 +133,13 @@ void run_hooks_observe(struct run_hooks *global, struct run_hooks *local,
                 continue;
             /* An observer's failure must never change the command's outcome:
              * report it and carry on with the next one. */
-            if (h->fn.observer(ctx, h->data) < 0 && lists[l]->log)
-                lists[l]->log(lists[l]->log_data, "%s observer %zu failed for vm %s command %s",
-                              want == HOOK_ERROR ? "run_error" : "post_run", i, ctx->vm_id,
-                              ctx->command);
+            /* A list without a logger reports through the global one. */
+            struct run_hooks *logger =
+                lists[l]->log ? lists[l] : (global && global->log ? global : NULL);
+            if (h->fn.observer(ctx, h->data) < 0 && logger)
+                logger->log(logger->log_data, "%s observer %zu failed for vm %s command %s",
+                            want == HOOK_ERROR ? "run_error" : "post_run", i, ctx->vm_id,
+                            ctx->command);
         }
     }
 }

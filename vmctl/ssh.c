@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,31 @@ static ssh_channel ssh_open_channel_locked(struct vm_ssh *s, struct ph_error *er
     return NULL;
 }
 
+/* Kills every guest process that inherited PORTHOLE_RUN_ID=run_id: the
+ * command, its children, and children that left its process group. Several
+ * rounds catch processes forked while the previous round ran. */
+static void ssh_kill_run_locked(struct vm_ssh *s, const char *run_id)
+{
+    char script[512];
+    ssh_channel ch;
+
+    snprintf(script, sizeof(script),
+             "for round in 1 2 3; do for f in $(grep -lsxzF PORTHOLE_RUN_ID=%s "
+             "/proc/[0-9]*/environ); do p=${f#/proc/}; kill -KILL ${p%%/environ} 2>/dev/null; "
+             "done; done; exit 0",
+             run_id);
+    ch = ssh_open_channel_locked(s, NULL);
+    if (!ch)
+        return;
+    if (ssh_channel_request_exec(ch, script) == SSH_OK) {
+        char sink[256];
+        while (ssh_channel_read_timeout(ch, sink, sizeof(sink), 0, 10000) > 0)
+            ;
+    }
+    ssh_channel_close(ch);
+    ssh_channel_free(ch);
+}
+
 struct growbuf {
     char *data;
     size_t len, cap, max;
@@ -196,7 +222,7 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
     struct vm_ssh *s = data;
     struct growbuf out = {.max = RUN_MAX_OUTPUT}, errb = {.max = RUN_MAX_OUTPUT};
     int64_t start = now_ms(), deadline = start + (int64_t)req->timeout_s * 1000;
-    char *buf = NULL;
+    char *buf = NULL, run_id[33];
     ssh_channel ch = NULL;
     int r = 0;
 
@@ -204,6 +230,12 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
     ch = ssh_open_channel_locked(s, err);
     if (!ch) {
         r = -EPIPE;
+        goto out;
+    }
+    if (random_hex(run_id, 16) < 0 ||
+        ssh_channel_request_env(ch, "PORTHOLE_RUN_ID", run_id) != SSH_OK) {
+        r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh env request failed: %s",
+                         ssh_get_error(s->session));
         goto out;
     }
     if (ssh_channel_request_exec(ch, command) != SSH_OK) {
@@ -249,9 +281,10 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
             continue;
         int64_t left = deadline - now_ms();
         if (left <= 0) {
-            /* sshd delivers the signal with killpg() to the session's
-             * process group, so children of the command die with it. */
-            ssh_channel_request_send_signal(ch, "KILL");
+            ssh_channel_close(ch);
+            ssh_channel_free(ch);
+            ch = NULL;
+            ssh_kill_run_locked(s, run_id);
             r = ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT,
                              "command did not finish within %d s and was killed", req->timeout_s);
             goto out;

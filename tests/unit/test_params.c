@@ -9,7 +9,7 @@
 
 static json_t *J(const char *text)
 {
-    json_t *j = json_loads(text, 0, NULL);
+    json_t *j = json_loads(text, JSON_ALLOW_NUL, NULL);
     if (!j) {
         fprintf(stderr, "bad test JSON: %s\n", text);
         exit(2);

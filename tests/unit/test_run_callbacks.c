@@ -186,6 +186,7 @@ int main(void)
     CHECK(run_hooks_check(g, v, &ctx, &err) == 0);
 
     /* NULL lists are allowed; run_hooks_free(NULL) is a no-op. */
+    req = RUN_REQUEST_INIT("true");
     CHECK(run_command(&t, NULL, NULL, &req, &res, &err) == 0);
     run_result_done(&res);
     run_hooks_free(NULL);

@@ -19,13 +19,14 @@
 #include "http.h"
 #include "work.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                           \
+/* CHECK with the failing case spelled out, for table-driven checks. */
+#define CHECKF(cond, ...)                                                                          \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            check_failures++;                                                                      \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fputc('\n', stderr);                                                                   \
         }                                                                                          \
@@ -55,9 +56,9 @@ static void test_patterns(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int r = http_pattern_check(cases[i].pattern);
-        CHECK((r == 0) == cases[i].ok, "pattern \"%s\" gave %d", cases[i].pattern, r);
+        CHECKF((r == 0) == cases[i].ok, "pattern \"%s\" gave %d", cases[i].pattern, r);
     }
-    CHECK(http_pattern_check(NULL) == -EINVAL, "NULL pattern");
+    CHECKF(http_pattern_check(NULL) == -EINVAL, "NULL pattern");
 }
 
 static void test_match(void)
@@ -100,16 +101,16 @@ static void test_match(void)
         size_t n = 99;
         bool m = http_route_match(cases[i].pattern, cases[i].path, store, sizeof(store), params,
                                   &n);
-        CHECK(m == (bool)cases[i].match, "\"%s\" vs \"%s\" gave %d", cases[i].pattern,
+        CHECKF(m == (bool)cases[i].match, "\"%s\" vs \"%s\" gave %d", cases[i].pattern,
               cases[i].path, m);
         if (!m || !cases[i].match)
             continue;
         size_t want = cases[i].p1 ? 2 : cases[i].p0 ? 1 : 0;
-        CHECK(n == want, "\"%s\": %zu params, want %zu", cases[i].path, n, want);
+        CHECKF(n == want, "\"%s\": %zu params, want %zu", cases[i].path, n, want);
         if (cases[i].p0 && n >= 1)
-            CHECK(strcmp(params[0], cases[i].p0) == 0, "param 0 \"%s\"", params[0]);
+            CHECKF(strcmp(params[0], cases[i].p0) == 0, "param 0 \"%s\"", params[0]);
         if (cases[i].p1 && n >= 2)
-            CHECK(strcmp(params[1], cases[i].p1) == 0, "param 1 \"%s\"", params[1]);
+            CHECKF(strcmp(params[1], cases[i].p1) == 0, "param 1 \"%s\"", params[1]);
     }
 
     /* Capture length: 64 characters pass, 65 do not. */
@@ -117,14 +118,14 @@ static void test_match(void)
     const char *params[HTTP_MAX_PARAMS];
     size_t n;
     snprintf(path, sizeof(path), "/x/%064d", 7);
-    CHECK(http_route_match("/x/{id}", path, store, sizeof(store), params, &n) && n == 1 &&
+    CHECKF(http_route_match("/x/{id}", path, store, sizeof(store), params, &n) && n == 1 &&
               strlen(params[0]) == 64,
           "64-character capture");
     snprintf(path, sizeof(path), "/x/%065d", 7);
-    CHECK(!http_route_match("/x/{id}", path, store, sizeof(store), params, &n),
+    CHECKF(!http_route_match("/x/{id}", path, store, sizeof(store), params, &n),
           "65-character capture must not match");
     /* A store too small for the captures is a non-match, not an overflow. */
-    CHECK(!http_route_match("/x/{id}", "/x/abcdef", store, 4, params, &n), "small store");
+    CHECKF(!http_route_match("/x/{id}", "/x/abcdef", store, 4, params, &n), "small store");
 }
 
 static void test_range(void)
@@ -165,10 +166,10 @@ static void test_range(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint64_t start = 12345, len = 12345;
         int r = http_parse_range(cases[i].h, cases[i].size, &start, &len);
-        CHECK(r == cases[i].r, "Range \"%s\" size %llu gave %d", cases[i].h ? cases[i].h : "(null)",
+        CHECKF(r == cases[i].r, "Range \"%s\" size %llu gave %d", cases[i].h ? cases[i].h : "(null)",
               (unsigned long long)cases[i].size, r);
         if (r == 1 && cases[i].r == 1)
-            CHECK(start == cases[i].start && len == cases[i].len,
+            CHECKF(start == cases[i].start && len == cases[i].len,
                   "Range \"%s\": start %llu len %llu", cases[i].h, (unsigned long long)start,
                   (unsigned long long)len);
     }
@@ -180,29 +181,29 @@ static void test_query(void)
     size_t len = sizeof(args); /* includes the final NUL */
     const char *v;
 
-    CHECK((v = http_query_find(args, len, "id")) && strcmp(v, "1") == 0, "first id wins");
-    CHECK((v = http_query_find(args, len, "idx")) && strcmp(v, "2") == 0, "idx is not id");
-    CHECK((v = http_query_find(args, len, "flag")) && strcmp(v, "") == 0, "bare flag");
-    CHECK((v = http_query_find(args, len, "empty")) && strcmp(v, "") == 0, "empty value");
-    CHECK((v = http_query_find(args, len, "eq")) && strcmp(v, "a=b") == 0, "'=' in value");
-    CHECK((v = http_query_find(args, len, "sp")) && strcmp(v, "a b") == 0, "space in value");
-    CHECK(http_query_find(args, len, "i") == NULL, "prefix of a name");
-    CHECK(http_query_find(args, len, "missing") == NULL, "missing name");
-    CHECK(http_query_find(args, 0, "id") == NULL, "empty list");
+    CHECKF((v = http_query_find(args, len, "id")) && strcmp(v, "1") == 0, "first id wins");
+    CHECKF((v = http_query_find(args, len, "idx")) && strcmp(v, "2") == 0, "idx is not id");
+    CHECKF((v = http_query_find(args, len, "flag")) && strcmp(v, "") == 0, "bare flag");
+    CHECKF((v = http_query_find(args, len, "empty")) && strcmp(v, "") == 0, "empty value");
+    CHECKF((v = http_query_find(args, len, "eq")) && strcmp(v, "a=b") == 0, "'=' in value");
+    CHECKF((v = http_query_find(args, len, "sp")) && strcmp(v, "a b") == 0, "space in value");
+    CHECKF(http_query_find(args, len, "i") == NULL, "prefix of a name");
+    CHECKF(http_query_find(args, len, "missing") == NULL, "missing name");
+    CHECKF(http_query_find(args, 0, "id") == NULL, "empty list");
 }
 
 static void test_static_paths(void)
 {
-    CHECK(http_static_path_ok("index.html"), "index.html");
-    CHECK(http_static_path_ok("novnc/core/rfb.js"), "nested");
-    CHECK(!http_static_path_ok(""), "empty");
-    CHECK(!http_static_path_ok("../etc/passwd"), "dotdot");
-    CHECK(!http_static_path_ok("a/../b"), "inner dotdot");
-    CHECK(!http_static_path_ok(".hidden"), "hidden");
-    CHECK(!http_static_path_ok("a//b"), "empty segment");
-    CHECK(!http_static_path_ok("a/"), "trailing slash");
-    CHECK(!http_static_path_ok("/etc/passwd"), "absolute");
-    CHECK(!http_static_path_ok("a b.js"), "space");
+    CHECKF(http_static_path_ok("index.html"), "index.html");
+    CHECKF(http_static_path_ok("novnc/core/rfb.js"), "nested");
+    CHECKF(!http_static_path_ok(""), "empty");
+    CHECKF(!http_static_path_ok("../etc/passwd"), "dotdot");
+    CHECKF(!http_static_path_ok("a/../b"), "inner dotdot");
+    CHECKF(!http_static_path_ok(".hidden"), "hidden");
+    CHECKF(!http_static_path_ok("a//b"), "empty segment");
+    CHECKF(!http_static_path_ok("a/"), "trailing slash");
+    CHECKF(!http_static_path_ok("/etc/passwd"), "absolute");
+    CHECKF(!http_static_path_ok("a b.js"), "space");
 }
 
 static void test_json_body(void)
@@ -216,29 +217,29 @@ static void test_json_body(void)
     memset(&req, 0, sizeof(req));
     BODY("");
     v = http_json_body(&req, &err);
-    CHECK(v && json_is_object(v) && json_object_size(v) == 0, "empty body is {}");
+    CHECKF(v && json_is_object(v) && json_object_size(v) == 0, "empty body is {}");
     json_decref(v);
     BODY(" \n ");
     v = http_json_body(&req, &err);
-    CHECK(v && json_is_object(v), "blank body is {}");
+    CHECKF(v && json_is_object(v), "blank body is {}");
     json_decref(v);
     BODY("{\"a\": 1}");
     v = http_json_body(&req, &err);
-    CHECK(v && json_integer_value(json_object_get(v, "a")) == 1, "object");
+    CHECKF(v && json_integer_value(json_object_get(v, "a")) == 1, "object");
     json_decref(v);
     BODY("{\"a\":\n");
     memset(&err, 0, sizeof(err));
-    CHECK(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
+    CHECKF(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
               strncmp(err.message, "invalid JSON: line ", 19) == 0,
           "invalid JSON: %s", err.message);
     BODY("[1,2]");
     memset(&err, 0, sizeof(err));
-    CHECK(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
+    CHECKF(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
               strcmp(err.message, "body must be a JSON object") == 0,
           "array body: %s", err.message);
     BODY("{\"a\":1,\"a\":2}");
     memset(&err, 0, sizeof(err));
-    CHECK(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID, "duplicate keys refused");
+    CHECKF(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID, "duplicate keys refused");
 #undef BODY
 }
 
@@ -369,10 +370,10 @@ static int status_of(const char *resp)
 static void expect(const char *request, int status, const char *needle)
 {
     char *resp = roundtrip(request);
-    CHECK(status_of(resp) == status, "%.60s... -> status %d, want %d", request, status_of(resp),
+    CHECKF(status_of(resp) == status, "%.60s... -> status %d, want %d", request, status_of(resp),
           status);
     if (needle)
-        CHECK(resp && strstr(resp, needle), "%.60s... lacks %s; got %s", request, needle,
+        CHECKF(resp && strstr(resp, needle), "%.60s... lacks %s; got %s", request, needle,
               resp ? resp : "(nothing)");
     free(resp);
 }
@@ -389,18 +390,18 @@ static void test_server(void)
 
     lws_set_log_level(LLL_ERR, NULL);
     if (http_server_new(&o, &srv, &err) < 0) {
-        CHECK(0, "http_server_new: %s", err.message);
+        CHECKF(0, "http_server_new: %s", err.message);
         return;
     }
-    CHECK(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == 0, "route");
-    CHECK(http_route(srv, HTTP_GET, "/v1/echo/{id}", HTTP_ROUTE_PUBLIC, 0, h_echo, NULL) == 0,
+    CHECKF(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == 0, "route");
+    CHECKF(http_route(srv, HTTP_GET, "/v1/echo/{id}", HTTP_ROUTE_PUBLIC, 0, h_echo, NULL) == 0,
           "route");
-    CHECK(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == -EEXIST, "dup");
-    CHECK(http_route(srv, HTTP_POST, "/v1/bad/", 0, 0, h_echo, NULL) == -EINVAL, "bad pattern");
-    CHECK(http_route(srv, HTTP_PUT, "/v1/big", HTTP_ROUTE_BIG_BODY, 0, h_echo, NULL) == 0, "big");
-    CHECK(http_route(srv, HTTP_GET, "/v1/deferred/{how}", 0, 0, h_deferred, NULL) == 0, "route");
+    CHECKF(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == -EEXIST, "dup");
+    CHECKF(http_route(srv, HTTP_POST, "/v1/bad/", 0, 0, h_echo, NULL) == -EINVAL, "bad pattern");
+    CHECKF(http_route(srv, HTTP_PUT, "/v1/big", HTTP_ROUTE_BIG_BODY, 0, h_echo, NULL) == 0, "big");
+    CHECKF(http_route(srv, HTTP_GET, "/v1/deferred/{how}", 0, 0, h_deferred, NULL) == 0, "route");
     port = http_server_port(srv);
-    CHECK(port > 0, "port %d", port);
+    CHECKF(port > 0, "port %d", port);
     pthread_create(&t, NULL, serve, NULL);
 
     /* Percent-decoding and queries, as lws hands them over. */
@@ -416,7 +417,7 @@ static void test_server(void)
     expect("GET /v1/echo/a%zzb HTTP/1.1\r\nHost: t\r\n\r\n", 403, NULL); /* lws refuses */
     expect("GET /v1/echo/a%01b HTTP/1.1\r\nHost: t\r\n\r\n", 400, "invalid request path");
     resp = roundtrip("GET /v1/echo/a%00b HTTP/1.1\r\nHost: t\r\n\r\n");
-    CHECK(status_of(resp) != 200, "a decoded NUL must not reach a route: %s", resp);
+    CHECKF(status_of(resp) != 200, "a decoded NUL must not reach a route: %s", resp);
     free(resp);
     expect("GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n", 404, "\"code\":\"not_found\"");
     expect("DELETE /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 405, "allow: GET, POST");
@@ -462,15 +463,15 @@ static void test_server(void)
                               "GET /v1/echo/one HTTP/1.1\r\nHost: t\r\n\r\n"
                               "GET /v1/echo/two HTTP/1.1\r\nHost: t\r\n\r\n",
                               2);
-    CHECK(resp && strstr(resp, "\"params\":[\"one\"]") && strstr(resp, "\"params\":[\"two\"]"),
+    CHECKF(resp && strstr(resp, "\"params\":[\"one\"]") && strstr(resp, "\"params\":[\"two\"]"),
           "keep-alive: %s", resp ? resp : "(nothing)");
     free(resp);
     resp = roundtrip_on(fd, "GET /v1/deferred/worker HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", 1);
-    CHECK(status_of(resp) == 200 && strstr(resp, "\"from\":\"worker\""), "worker reply: %s",
+    CHECKF(status_of(resp) == 200 && strstr(resp, "\"from\":\"worker\""), "worker reply: %s",
           resp ? resp : "(nothing)");
     free(resp);
     resp = roundtrip_on(fd, "GET /v1/deferred/loop HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", 1);
-    CHECK(status_of(resp) == 200 && strstr(resp, "\"from\":\"loop\""), "done() reply: %s",
+    CHECKF(status_of(resp) == 200 && strstr(resp, "\"from\":\"loop\""), "done() reply: %s",
           resp ? resp : "(nothing)");
     free(resp);
     close(fd);
@@ -489,10 +490,5 @@ int main(void)
     test_static_paths();
     test_json_body();
     test_server();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_http_route: all passed\n");
-    return 0;
+    CHECK_DONE();
 }
