@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "browser.h"
 #include "manager.h"
 #include "util.h"
 
@@ -86,6 +87,8 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     }
     json_t *v = json_object_get(cfg, "max_sandboxes");
     gw->max_sandboxes = json_is_integer(v) ? (int)json_integer_value(v) : 16;
+    v = json_object_get(cfg, "browser_pool");
+    gw->pool_target = json_is_integer(v) ? (int)json_integer_value(v) : 1;
     v = json_object_get(cfg, "boot_timeout_s");
     gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 300;
     *out = cfg;
@@ -106,8 +109,28 @@ static struct gateway *sweep_gateway;
 static void gateway_tick(lws_sorted_usec_list_t *sul)
 {
     sandbox_sweep(sweep_gateway);
+    browser_pool_fill(sweep_gateway);
     lws_sul_schedule(http_server_context(sweep_gateway->http), 0, sul, gateway_tick,
                      LWS_US_PER_SEC);
+}
+
+/* The static root: live view, dashboard, noVNC. An installed gateway uses
+ * its data dir; one run from a build tree uses the tree it was built from. */
+static void gateway_find_web_root(struct gateway *gw)
+{
+    const char *candidates[] = {getenv("PORTHOLE_WEB_ROOT"), PORTHOLE_WEB_BUILD_ROOT,
+                                PORTHOLE_DATADIR "/web"};
+    char probe[700];
+    for (size_t i = 0; i < ARRAY_SIZE(candidates); i++) {
+        if (!candidates[i] || !*candidates[i])
+            continue;
+        snprintf(probe, sizeof(probe), "%s/live.html", candidates[i]);
+        if (access(probe, R_OK) == 0) {
+            snprintf(gw->web_root, sizeof(gw->web_root), "%s", candidates[i]);
+            return;
+        }
+    }
+    fprintf(stderr, "porthole gateway: live view files not found; live URLs will not work\n");
 }
 
 static int parse_listen(const char *listen, char *host, size_t hostlen, int *port)
@@ -221,7 +244,9 @@ int gateway_main(const struct gateway_opts *o)
         goto out;
     }
 
+    gateway_find_web_root(&gw);
     struct http_server_opts hopts = {
+        .static_dir = gw.web_root[0] ? gw.web_root : NULL,
         .listen_addr = host,
         .port = port,
         .admin_token = gw.token,
@@ -235,6 +260,7 @@ int gateway_main(const struct gateway_opts *o)
     snprintf(gw.url, sizeof(gw.url), "http://%s:%d", host, http_server_port(gw.http));
     http_route(gw.http, HTTP_GET, "/healthz", HTTP_ROUTE_PUBLIC, 0, api_healthz, &gw);
     sandbox_api_register(&gw);
+    browser_api_register(&gw);
 
     if (asprintf(&info_path, "%s/gateway.json", gw.state_dir) < 0 ||
         asprintf(&info, "{\"url\": \"%s\", \"pid\": %d}\n", gw.url, (int)getpid()) < 0)
@@ -242,6 +268,7 @@ int gateway_main(const struct gateway_opts *o)
     write_file_atomic(info_path, info, strlen(info), 0600);
 
     sandbox_restore_all(&gw);
+    browser_pool_fill(&gw);
     sweep_gateway = &gw;
     lws_sul_schedule(http_server_context(gw.http), 0, &sweep_sul, gateway_tick, LWS_US_PER_SEC);
 
@@ -257,6 +284,7 @@ int gateway_main(const struct gateway_opts *o)
     rc = http_server_run(gw.http) < 0 ? 1 : 0;
     lws_sul_schedule(http_server_context(gw.http), 0, &sweep_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
     signal_server = NULL;
+    browser_pool_drain(&gw);
     fprintf(stderr, "porthole gateway: stopped\n");
 out:
     json_decref(cfg);

@@ -17,15 +17,15 @@
 #include "util.h"
 #include "work.h"
 
-#define HTTP_CHUNK (64 * 1024)           /* body bytes per WRITEABLE */
-#define HTTP_HEADER_BUF 4096             /* response header block */
-#define HTTP_MAX_EXTRA_HEADERS 2048      /* http_reply_data's extra_headers */
-#define HTTP_MAX_QUERY 4096              /* stored query items, all together */
+#define HTTP_CHUNK (64 * 1024)      /* body bytes per WRITEABLE */
+#define HTTP_HEADER_BUF 4096        /* response header block */
+#define HTTP_MAX_EXTRA_HEADERS 2048 /* http_reply_data's extra_headers */
+#define HTTP_MAX_QUERY 4096         /* stored query items, all together */
 #define HTTP_MAX_QUERY_ITEMS 64
-#define HTTP_MAX_HEADER_VALUE 4096       /* one kept request header */
-#define HTTP_LWS_HEADER_DATA 8192        /* lws's per-request header storage */
-#define HTTP_RX_BUF 32768                /* lws's read size, so body chunks */
-#define HTTP_SEND_TIMEOUT_S 30           /* a client that stops reading our reply */
+#define HTTP_MAX_HEADER_VALUE 4096        /* one kept request header */
+#define HTTP_LWS_HEADER_DATA 8192         /* lws's per-request header storage */
+#define HTTP_RX_BUF 32768                 /* lws's read size, so body chunks */
+#define HTTP_SEND_TIMEOUT_S 30            /* a client that stops reading our reply */
 #define HTTP_DEFAULT_REPLY_TIMEOUT_S 3700 /* above RUN_MAX_TIMEOUT_S */
 
 /* Request headers handlers can ask for; everything is copied out of lws's
@@ -72,10 +72,10 @@ enum req_state {
 struct http_resp {
     int status;
     char content_type[128];
-    char *extra;      /* owned header lines, or NULL */
-    char *data;       /* owned body, or NULL */
+    char *extra; /* owned header lines, or NULL */
+    char *data;  /* owned body, or NULL */
     size_t len, off;
-    int fd;           /* owned file being streamed, -1 if unused */
+    int fd; /* owned file being streamed, -1 if unused */
     uint64_t file_off, file_len, file_sent;
     bool headers_sent;
     bool close_after; /* body left unread: the connection cannot be reused */
@@ -86,15 +86,15 @@ struct http_req_full {
     struct http_server *server; /* weak */
     struct lws *wsi;            /* weak; NULL once the connection closed */
     enum req_state state;
-    bool replied;               /* an http_reply_* call happened */
-    bool head_only;             /* HEAD: a GET without the body */
+    bool replied;                         /* an http_reply_* call happened */
+    bool head_only;                       /* HEAD: a GET without the body */
     const struct http_route_entry *route; /* weak */
     size_t body_expected;
     int64_t started_ms;
-    char capture[HTTP_MAX_PATH];        /* params[] point here */
-    char *query;                        /* owned, NUL-separated items */
+    char capture[HTTP_MAX_PATH]; /* params[] point here */
+    char *query;                 /* owned, NUL-separated items */
     size_t query_len;
-    char *headers[N_KEPT_HEADERS];      /* owned values, NULL if absent */
+    char *headers[N_KEPT_HEADERS]; /* owned values, NULL if absent */
     struct http_resp resp;
     struct http_req_full *next_handoff; /* weak link on server->handoff */
 };
@@ -105,21 +105,21 @@ struct http_conn {
 };
 
 struct http_server {
-    struct lws_context *ctx; /* owned */
-    struct lws_vhost *vhost; /* weak, owned by ctx */
-    struct work_pool *pool;  /* owned */
-    struct lws_protocols *protocols;           /* owned, NULL-name terminated */
-    struct lws_protocol_vhost_options pvo;     /* lws keeps pointers to these */
+    struct lws_context *ctx;               /* owned */
+    struct lws_vhost *vhost;               /* weak, owned by ctx */
+    struct work_pool *pool;                /* owned */
+    struct lws_protocols *protocols;       /* owned, NULL-name terminated */
+    struct lws_protocol_vhost_options pvo; /* lws keeps pointers to these */
     struct lws_protocol_vhost_options pvo_default;
-    char *ws_default_protocol;                 /* owned */
-    lws_callback_function *ws_default_cb;      /* the wrapped default protocol's own */
+    char *ws_default_protocol;            /* owned */
+    lws_callback_function *ws_default_cb; /* the wrapped default protocol's own */
 
     struct http_route_entry *routes; /* owned */
     size_t n_routes, cap_routes;
 
     char *admin_token; /* owned, wiped on free */
     http_auth_fn auth;
-    void *auth_data; /* weak */
+    void *auth_data;  /* weak */
     char *static_dir; /* owned, NULL if none */
     size_t max_body, max_big_body;
     int reply_timeout_s;
@@ -149,7 +149,7 @@ static struct http_req_full *full(struct http_req *req)
 }
 
 static const char *const method_names[HTTP_N_METHODS] = {
-    [HTTP_GET] = "GET", [HTTP_POST] = "POST", [HTTP_PUT] = "PUT",
+    [HTTP_GET] = "GET",       [HTTP_POST] = "POST",   [HTTP_PUT] = "PUT",
     [HTTP_DELETE] = "DELETE", [HTTP_PATCH] = "PATCH",
 };
 
@@ -162,8 +162,8 @@ const char *http_method_name(enum http_method m)
 
 static bool capture_char_ok(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 int http_pattern_check(const char *pattern)
@@ -430,8 +430,8 @@ static void handoff_dispatch(struct http_server *s)
 }
 
 /* Attaches a response; takes ownership of data and fd in every case. */
-static void req_set_reply(struct http_req_full *r, int status, const char *content_type,
-                          char *data, size_t len, const char *extra, int fd, uint64_t file_off,
+static void req_set_reply(struct http_req_full *r, int status, const char *content_type, char *data,
+                          size_t len, const char *extra, int fd, uint64_t file_off,
                           uint64_t file_len)
 {
     if (r->replied) {
@@ -553,12 +553,12 @@ void http_reply_file(struct http_req *req, const char *path, const char *content
         close(fd);
         snprintf(extra, sizeof(extra), "Content-Range: bytes */%llu\r\n",
                  (unsigned long long)st.st_size);
-        reply_error_code(r, 416, "range_not_satisfiable", "requested range not satisfiable",
-                         extra);
+        reply_error_code(r, 416, "range_not_satisfiable", "requested range not satisfiable", extra);
         return;
     }
     if (rr > 0)
-        snprintf(extra, sizeof(extra), "Accept-Ranges: bytes\r\nContent-Range: bytes %llu-%llu/%llu\r\n",
+        snprintf(extra, sizeof(extra),
+                 "Accept-Ranges: bytes\r\nContent-Range: bytes %llu-%llu/%llu\r\n",
                  (unsigned long long)start, (unsigned long long)(start + len - 1),
                  (unsigned long long)st.st_size);
     else
@@ -618,8 +618,8 @@ static const struct {
     enum http_method method;
     enum lws_token_indexes token;
 } method_tokens[] = {
-    {HTTP_GET, WSI_TOKEN_GET_URI},       {HTTP_POST, WSI_TOKEN_POST_URI},
-    {HTTP_PUT, WSI_TOKEN_PUT_URI},       {HTTP_DELETE, WSI_TOKEN_DELETE_URI},
+    {HTTP_GET, WSI_TOKEN_GET_URI},     {HTTP_POST, WSI_TOKEN_POST_URI},
+    {HTTP_PUT, WSI_TOKEN_PUT_URI},     {HTTP_DELETE, WSI_TOKEN_DELETE_URI},
     {HTTP_PATCH, WSI_TOKEN_PATCH_URI},
 };
 
@@ -687,7 +687,7 @@ static int req_copy_query(struct http_req_full *r, struct lws *wsi)
         r->query_len += (size_t)n + 1;
     }
     return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, HTTP_MAX_QUERY_ITEMS) > 0 ? -E2BIG
-                                                                                          : 0;
+                                                                                           : 0;
 }
 
 static const char *static_mime(const char *path)
@@ -723,9 +723,8 @@ static void serve_static(struct http_server *s, struct http_req_full *r)
     const char *rel = r->pub.path + strlen("/static/");
     char full_path[4096];
 
-    if (!http_static_path_ok(rel) ||
-        snprintf(full_path, sizeof(full_path), "%s/%s", s->static_dir, rel) >=
-            (int)sizeof(full_path)) {
+    if (!http_static_path_ok(rel) || snprintf(full_path, sizeof(full_path), "%s/%s", s->static_dir,
+                                              rel) >= (int)sizeof(full_path)) {
         http_reply_errorf(&r->pub, PH_ERR_NOT_FOUND, "no such file");
         return;
     }
@@ -959,7 +958,7 @@ static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *
         return 0;
     }
 
-    size_t limit = r->route->max_body ? r->route->max_body
+    size_t limit = r->route->max_body                        ? r->route->max_body
                    : (r->route->flags & HTTP_ROUTE_BIG_BODY) ? s->max_big_body
                                                              : s->max_body;
     if (content_length > limit) {
@@ -1041,7 +1040,7 @@ static int add_extra_headers(struct lws *wsi, const char *extra, unsigned char *
 }
 
 /* Completes the transaction: returns what the WRITEABLE callback returns. */
-static int req_finish(struct http_server *s, struct lws *wsi, struct http_conn *conn)
+static int req_finish(struct lws *wsi, struct http_conn *conn)
 {
     struct http_req_full *r = conn->req;
     bool close_after = r->resp.close_after;
@@ -1049,7 +1048,6 @@ static int req_finish(struct http_server *s, struct lws *wsi, struct http_conn *
     lwsl_info("http: %s %s %d %lldms %s %s\n", http_method_name(r->pub.method), r->pub.path,
               r->resp.status, (long long)(now_ms() - r->started_ms), r->pub.remote,
               r->pub.actor[0] ? r->pub.actor : "-");
-    (void)s;
     conn->req = NULL;
     req_free(r);
     if (close_after)
@@ -1087,8 +1085,8 @@ static int on_writeable(struct http_server *s, struct lws *wsi, struct http_conn
         if (add_extra_headers(wsi, o->extra, &p, end) < 0)
             return -1;
         if (o->close_after &&
-            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
-                                         (const unsigned char *)"close", 5, &p, end))
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+                                         5, &p, end))
             return -1;
         if (lws_finalize_http_header(wsi, &p, end))
             return -1;
@@ -1099,7 +1097,7 @@ static int on_writeable(struct http_server *s, struct lws *wsi, struct http_conn
             return -1;
         o->headers_sent = true;
         if (last)
-            return req_finish(s, wsi, conn);
+            return req_finish(wsi, conn);
         /* One lws_write per WRITEABLE: lws may have buffered part of it. */
         lws_callback_on_writable(wsi);
         return 0;
@@ -1131,7 +1129,7 @@ static int on_writeable(struct http_server *s, struct lws *wsi, struct http_conn
     if (lws_write(wsi, buf, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
         return -1;
     if (last)
-        return req_finish(s, wsi, conn);
+        return req_finish(wsi, conn);
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
     lws_callback_on_writable(wsi);
     return 0;
@@ -1196,7 +1194,8 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
      * not do (large bodies stall), and no real client needs cleartext h2. */
     if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
         return write_now(s, wsi, 400, ph_error_code(PH_ERR_INVALID),
-                         "protocol upgrades other than WebSocket are not supported; use HTTP/1.1") < 0
+                         "protocol upgrades other than WebSocket are not supported; use HTTP/1.1") <
+                       0
                    ? -1
                    : 1;
     n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
@@ -1206,7 +1205,8 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
                    : 1;
     /* Without a default protocol, lws would bind a subprotocol-less
      * upgrade to the HTTP protocol. */
-    if (!s->ws_upgrade || (!s->ws_default_protocol && lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0)) {
+    if (!s->ws_upgrade ||
+        (!s->ws_default_protocol && lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0)) {
         ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
     } else if (s->ws_upgrade(s->ws_data, wsi, path, &err) == 0) {
         return 0;
@@ -1214,8 +1214,8 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
         ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
     }
     /* > 0 tells lws the response is written and the transaction is over. */
-    return write_now(s, wsi, ph_error_http_status(err.kind), ph_error_code(err.kind),
-                     err.message) < 0
+    return write_now(s, wsi, ph_error_http_status(err.kind), ph_error_code(err.kind), err.message) <
+                   0
                ? -1
                : 1;
 }
@@ -1298,9 +1298,17 @@ static int ws_default_callback(struct lws *wsi, enum lws_callback_reasons reason
 
     if (!s || !s->ws_default_cb)
         return 0;
-    if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(s, wsi, in);
-    return s->ws_default_cb(wsi, reason, user, in, len);
+    /* lws binds every new connection to the default protocol until its
+     * first HTTP request is routed; these belong to the HTTP side. */
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        return 0;
+    default:
+        return s->ws_default_cb(wsi, reason, user, in, len);
+    }
 }
 
 /* ---- server lifecycle ----------------------------------------------- */
@@ -1330,8 +1338,8 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
     s->max_big_body = o->max_big_body ? o->max_big_body : HTTP_DEFAULT_MAX_BIG_BODY;
     if (s->max_big_body < s->max_body)
         s->max_big_body = s->max_body;
-    s->max_conns = (size_t)(o->max_connections > 0 ? o->max_connections
-                                                   : HTTP_DEFAULT_MAX_CONNECTIONS);
+    s->max_conns =
+        (size_t)(o->max_connections > 0 ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS);
     s->auth = o->auth;
     s->auth_data = o->auth_data;
     s->reply_timeout_s = o->reply_timeout_s > 0 ? o->reply_timeout_s : HTTP_DEFAULT_REPLY_TIMEOUT_S;
@@ -1359,14 +1367,16 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
     };
     for (size_t i = 0; i < n_extra; i++) {
         s->protocols[1 + i] = o->extra_protocols[i];
-        if (o->ws_default_protocol && strcmp(o->extra_protocols[i].name, o->ws_default_protocol) == 0) {
+        if (o->ws_default_protocol &&
+            strcmp(o->extra_protocols[i].name, o->ws_default_protocol) == 0) {
             s->ws_default_cb = o->extra_protocols[i].callback;
             s->protocols[1 + i].callback = ws_default_callback;
         }
     }
     if (o->ws_default_protocol && !s->ws_default_cb) {
         http_server_free(s);
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "ws_default_protocol \"%s\" is not among extra_protocols",
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "ws_default_protocol \"%s\" is not among extra_protocols",
                             o->ws_default_protocol);
     }
 
@@ -1399,7 +1409,8 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
         info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
     } else if (strchr(addr, ':')) {
         http_server_free(s);
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "IPv6 listen addresses are not supported");
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "IPv6 listen addresses are not supported");
     }
     if (o->tls_cert) {
         info.ssl_cert_filepath = o->tls_cert;
@@ -1421,8 +1432,8 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
     }
     s->vhost = lws_create_vhost(s->ctx, &info);
     if (!s->vhost) {
-        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EADDRINUSE, "cannot listen on %s port %d",
-                         addr, o->port);
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EADDRINUSE, "cannot listen on %s port %d", addr,
+                         o->port);
         http_server_free(s);
         return r;
     }

@@ -71,13 +71,13 @@ const char *http_method_name(enum http_method m);
  * it in memory. Everything here stays valid until the reply. */
 struct http_req {
     enum http_method method;
-    char path[HTTP_MAX_PATH];             /* decoded, no query */
-    const char *params[HTTP_MAX_PARAMS];  /* weak: the {x} captures, in order */
+    char path[HTTP_MAX_PATH];            /* decoded, no query */
+    const char *params[HTTP_MAX_PARAMS]; /* weak: the {x} captures, in order */
     size_t n_params;
-    char *body;                           /* owned by req, NUL-terminated, never NULL */
+    char *body; /* owned by req, NUL-terminated, never NULL */
     size_t body_len;
-    char remote[64];                      /* client address, "unix" on a unix socket */
-    char actor[64];                       /* "admin", what opts.auth said, or "" if public */
+    char remote[64]; /* client address, "unix" on a unix socket */
+    char actor[64];  /* "admin", what opts.auth said, or "" if public */
 };
 
 typedef void (*http_handler_fn)(struct http_req *req, void *data);
@@ -94,29 +94,32 @@ typedef int (*http_ws_upgrade_fn)(void *data, struct lws *wsi, const char *path,
                                   struct ph_error *err);
 
 struct http_server_opts {
-    const char *listen_addr;  /* weak; default "127.0.0.1"; starting with '/' = unix socket */
-    int port;                 /* 0 = any free port, see http_server_port() */
-    size_t max_body;          /* 0 = HTTP_DEFAULT_MAX_BODY */
-    size_t max_big_body;      /* HTTP_ROUTE_BIG_BODY routes; 0 = HTTP_DEFAULT_MAX_BIG_BODY */
-    int max_connections;      /* accepted sockets at once; 0 = HTTP_DEFAULT_MAX_CONNECTIONS */
-    int n_threads;            /* work pool threads; 0 = WORK_DEFAULT_THREADS */
-    int max_queued;           /* work pool queue bound; 0 = WORK_DEFAULT_MAX_QUEUED */
-    int reply_timeout_s;      /* a handler that never replies loses the connection
-                                 after this; 0 = 3700 s (past RUN_MAX_TIMEOUT_S) */
-    const char *admin_token;  /* weak, copied; NULL or "" = only opts.auth can authorize */
-    http_auth_fn auth;        /* optional */
-    void *auth_data;          /* weak */
-    const char *static_dir;   /* weak, copied; optional: files served under GET /static/ */
-    const char *tls_cert;     /* weak; PEM paths, both or neither: serve HTTPS */
+    const char *listen_addr; /* weak; default "127.0.0.1"; starting with '/' = unix socket */
+    int port;                /* 0 = any free port, see http_server_port() */
+    size_t max_body;         /* 0 = HTTP_DEFAULT_MAX_BODY */
+    size_t max_big_body;     /* HTTP_ROUTE_BIG_BODY routes; 0 = HTTP_DEFAULT_MAX_BIG_BODY */
+    int max_connections;     /* accepted sockets at once; 0 = HTTP_DEFAULT_MAX_CONNECTIONS */
+    int n_threads;           /* work pool threads; 0 = WORK_DEFAULT_THREADS */
+    int max_queued;          /* work pool queue bound; 0 = WORK_DEFAULT_MAX_QUEUED */
+    int reply_timeout_s;     /* a handler that never replies loses the connection
+                                after this; 0 = 3700 s (past RUN_MAX_TIMEOUT_S) */
+    const char *admin_token; /* weak, copied; NULL or "" = only opts.auth can authorize */
+    http_auth_fn auth;       /* optional */
+    void *auth_data;         /* weak */
+    const char *static_dir;  /* weak, copied; optional: files served under GET /static/ */
+    const char *tls_cert;    /* weak; PEM paths, both or neither: serve HTTPS */
     const char *tls_key;
 
-    /* WebSocket extension point. extra_protocols (weak, must outlive the
-     * server, terminated by an entry with a NULL name) are appended to the
-     * vhost after the HTTP protocol. An upgrade is bound to the protocol
-     * named by the client's Sec-WebSocket-Protocol, else to
-     * ws_default_protocol (one of extra_protocols). Upgrades are refused
-     * with 404 unless ws_upgrade is set and allows them. The lws context's
-     * user pointer belongs to the server: use http_server_from_wsi(). */
+    /* WebSocket extension point. extra_protocols (terminated by an entry
+     * with a NULL name; copied) are appended to the vhost after the HTTP
+     * protocol. lws binds an upgrade to the protocol named by the client's
+     * Sec-WebSocket-Protocol (refusing a client that names only unknown
+     * ones: noVNC asks for "binary"), else to ws_default_protocol (one of
+     * extra_protocols; without it such upgrades are refused). Every
+     * upgrade is refused with 404 unless ws_upgrade allows it. The default
+     * protocol's callback is wrapped so the server sees the upgrade first;
+     * everything else reaches it as lws sends it. The lws context's user
+     * pointer belongs to the server: use http_server_from_wsi(). */
     const struct lws_protocols *extra_protocols;
     const char *ws_default_protocol;
     http_ws_upgrade_fn ws_upgrade;

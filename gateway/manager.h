@@ -25,13 +25,31 @@ enum sandbox_status {
 };
 const char *sandbox_status_name(enum sandbox_status s);
 
+struct pool_vm;
+
 struct pending_reply {
     struct http_req *req; /* weak until replied */
     struct pending_reply *next; /* owned */
 };
 
+/* The browser-specific part of a browser session (NULL for sandboxes). */
+struct browser_session {
+    bool live, record_video, persistent, allow_downloads;
+    int width, height;
+    char profile_id[65];
+    char cdp_token[65];     /* capability secrets inside the URLs below */
+    char live_token[65];
+    char control_token[65];
+    char cdp_base[160];     /* "http://host:port/cdp/ID/TOKEN" (per-session listener or main) */
+    json_t *allowed_domains;/* owned, NULL: any */
+    bool from_pool;         /* served by a pre-booted VM */
+    int64_t start_ms;       /* monotonic: request arrived */
+    int64_t ready_ms;       /* monotonic: session ready */
+};
+
 struct sandbox {
     char id[40];
+    char vm_id[40];         /* the VM's id (== id unless served from the pool) */
     enum vm_kind kind;
     enum sandbox_status status;
     char error[512];        /* reason when status is error */
@@ -40,6 +58,7 @@ struct sandbox {
     int vcpus, mem_mib, disk_mib, timeout_minutes;
     json_t *env_vars;       /* owned: object NAME -> value */
     json_t *extra;          /* owned: kind-specific record fields, or NULL */
+    struct browser_session *browser; /* owned, browser sessions only */
     struct vm *vm;          /* owned; NULL until created */
     struct run_hooks *hooks;/* owned: this VM's own callbacks */
     int jobs;               /* worker jobs using vm right now */
@@ -62,6 +81,10 @@ struct gateway {
     struct sandbox *sandboxes;  /* owned list */
     int max_sandboxes;
     int boot_timeout_s;
+    struct pool_vm *pool;       /* owned list: pre-booted browser VMs */
+    int pool_target;            /* how many to keep ready */
+    int pool_booting;
+    char web_root[512];         /* static files: live view, dashboard, noVNC */
 };
 
 /* Lookup on the loop thread; NULL when unknown or being deleted. */
@@ -74,16 +97,31 @@ json_t *sandbox_to_json(const struct sandbox *sb);
 void sandbox_hold(struct sandbox *sb);
 void sandbox_release(struct gateway *gw, struct sandbox *sb);
 
-/* Creates a VM-backed object and boots it on a worker. extra_config
- * (stolen) goes to the guest init; marker is the console line that means
- * ready. reply_req, when set, gets 201 with the object once ready (or the
- * error). Returns NULL with err filled. */
-struct sandbox *sandbox_launch(struct gateway *gw, enum vm_kind kind, const char *id_prefix,
-                               int vcpus, int mem_mib, int disk_mib, int timeout_minutes,
-                               json_t *env_vars, char *extra_config, const char *marker,
-                               struct http_req *reply_req, struct ph_error *err);
+/* What sandbox_launch needs; fields marked stolen are taken (and NULLed)
+ * whether the launch succeeds or not. */
+struct launch {
+    enum vm_kind kind;
+    const char *id_prefix;        /* "sb-", "bs-" */
+    int vcpus, mem_mib, disk_mib, timeout_minutes;
+    json_t *env_vars;             /* borrowed */
+    char *extra_config;           /* stolen: more lines for the guest init */
+    const char *marker;           /* console line that means ready */
+    struct browser_session *browser; /* stolen, browser sessions only */
+    struct vm *pooled;            /* stolen: a pre-booted VM to use instead of booting */
+    /* Loop thread, before the boot is queued (e.g. open a listener). */
+    int (*setup)(struct gateway *gw, struct sandbox *sb, struct ph_error *err);
+    /* Worker thread, once the guest is ready: apply per-object settings. */
+    int (*prepare)(struct gateway *gw, struct sandbox *sb, struct vm *vm, struct ph_error *err);
+    struct http_req *reply;       /* gets 201 with the object once ready, or the error */
+};
+
+/* Creates a VM-backed object and boots it (or prepares a pooled VM) on a
+ * worker. Returns NULL with err filled. */
+struct sandbox *sandbox_launch(struct gateway *gw, struct launch *l, struct ph_error *err);
 
 void sandbox_api_register(struct gateway *gw);
+/* Starts deleting; req (may be NULL) gets the reply once the VM is gone. */
+void sandbox_delete(struct gateway *gw, struct sandbox *sb, struct http_req *req);
 /* Re-attaches to the VMs of a previous gateway run (at start). */
 void sandbox_restore_all(struct gateway *gw);
 /* Deletes expired sandboxes and notices dead QEMU processes (1 s tick). */

@@ -185,3 +185,152 @@ int guest_path_check(const char *path, struct ph_error *err)
         return ph_error_set(err, PH_ERR_INVALID, -EISDIR, "path names a directory");
     return 0;
 }
+
+bool profile_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void browser_params_done(struct browser_params *p)
+{
+    json_decref(p->env_vars);
+    json_decref(p->allowed_domains);
+    p->env_vars = p->allowed_domains = NULL;
+}
+
+static bool domain_pattern_valid(const char *d)
+{
+    size_t n = strlen(d);
+    if (n == 0 || n > 253)
+        return false;
+    if (strncmp(d, "*.", 2) == 0)
+        d += 2;
+    if (!*d)
+        return false;
+    for (; *d; d++)
+        if (!((*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') || *d == '-' || *d == '.'))
+            return false;
+    return true;
+}
+
+int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error *err)
+{
+    static const char *const allowed[] = {
+        "mode",         "viewport",        "record_video", "profile_mode",  "profile_id",
+        "timeout_minutes", "allow_downloads", "env_vars",  "mem_size_mib",  "disk_size_mib",
+        "allowed_domains", "wait",          NULL};
+    static const char *const vp_allowed[] = {"width", "height", NULL};
+    const char *mode, *profile_mode, *profile_id;
+    json_t *vp;
+    int r;
+
+    memset(p, 0, sizeof(*p));
+    if ((r = params_only(body, allowed, err)) < 0 ||
+        (r = params_string(body, "mode", "headless", 16, &mode, err)) < 0 ||
+        (r = params_bool(body, "record_video", false, &p->record_video, err)) < 0 ||
+        (r = params_string(body, "profile_mode", NULL, 16, &profile_mode, err)) < 0 ||
+        (r = params_string(body, "profile_id", NULL, 64, &profile_id, err)) < 0 ||
+        (r = params_int(body, "timeout_minutes", 30, 1, 240, &p->timeout_minutes, err)) < 0 ||
+        (r = params_bool(body, "allow_downloads", true, &p->allow_downloads, err)) < 0 ||
+        (r = params_int(body, "mem_size_mib", 2048, 512, 16384, &p->mem_mib, err)) < 0 ||
+        (r = params_int(body, "disk_size_mib", 0, 0, 16384, &p->disk_mib, err)) < 0 ||
+        (r = params_bool(body, "wait", true, &p->wait, err)) < 0)
+        return r;
+    if (strcmp(mode, "live") == 0)
+        p->live = true;
+    else if (strcmp(mode, "headless") != 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "mode must be \"headless\" or \"live\"");
+    if (p->disk_mib != 0 && p->disk_mib < 2048)
+        return ph_error_set(err, PH_ERR_INVALID, -ERANGE,
+                            "disk_size_mib must be between 2048 and 16384");
+    vp = json_object_get(body, "viewport");
+    p->width = 1280;
+    p->height = 720;
+    if (vp && !json_is_null(vp)) {
+        if (!json_is_object(vp))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "viewport must be an object {width, height}");
+        struct ph_error sub = {0};
+        if (params_only(vp, vp_allowed, &sub) < 0)
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "viewport: %s", sub.message);
+        if (params_int(vp, "width", 1280, 640, 7680, &p->width, &sub) < 0 ||
+            params_int(vp, "height", 720, 480, 4320, &p->height, &sub) < 0)
+            return ph_error_set(err, PH_ERR_INVALID, -ERANGE, "viewport.%s", sub.message);
+    }
+    if (p->record_video && !p->live)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "record_video needs mode \"live\" (a headless browser has no screen)");
+    if (profile_mode && strcmp(profile_mode, "persistent") == 0)
+        p->persistent = true;
+    else if (profile_mode && strcmp(profile_mode, "ephemeral") != 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "profile_mode must be \"ephemeral\" or \"persistent\"");
+    if (profile_id) {
+        if (!profile_id_valid(profile_id))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "profile_id must be 1-64 characters of [A-Za-z0-9._-]");
+        if (!profile_mode)
+            p->persistent = true;
+        else if (!p->persistent)
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "profile_id needs profile_mode \"persistent\"");
+        snprintf(p->profile_id, sizeof(p->profile_id), "%s", profile_id);
+    }
+    json_t *ad = json_object_get(body, "allowed_domains");
+    if (ad && !json_is_null(ad)) {
+        size_t i;
+        json_t *d;
+        if (!json_is_array(ad) || json_array_size(ad) > BROWSER_MAX_DOMAINS)
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "allowed_domains must be an array of at most %d host names",
+                                BROWSER_MAX_DOMAINS);
+        p->allowed_domains = json_array();
+        json_array_foreach(ad, i, d)
+        {
+            char low[254];
+            const char *s = json_string_value(d);
+            if (!s || strlen(s) >= sizeof(low))
+                return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                    "allowed_domains[%zu] must be a host name", i);
+            size_t k;
+            for (k = 0; s[k]; k++)
+                low[k] = (char)((s[k] >= 'A' && s[k] <= 'Z') ? s[k] + 32 : s[k]);
+            low[k] = '\0';
+            if (!domain_pattern_valid(low))
+                return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                    "allowed_domains[%zu] \"%.64s\" is not a host name", i, s);
+            json_array_append_new(p->allowed_domains, json_string(low));
+        }
+    }
+    return env_vars_parse(json_object_get(body, "env_vars"), "env_vars", &p->env_vars, err);
+}
+
+bool domain_allowed(json_t *allowed, const char *host)
+{
+    size_t i, hl = strlen(host);
+    json_t *d;
+
+    json_array_foreach(allowed, i, d)
+    {
+        const char *pat = json_string_value(d);
+        bool sub_only = strncmp(pat, "*.", 2) == 0;
+        if (sub_only)
+            pat += 2;
+        size_t pl = strlen(pat);
+        if (!sub_only && strcmp(host, pat) == 0)
+            return true;
+        /* A subdomain ends in ".pattern": "evil-example.com" must not match. */
+        if (hl > pl + 1 && strcmp(host + hl - pl, pat) == 0 && host[hl - pl - 1] == '.')
+            return true;
+    }
+    return false;
+}

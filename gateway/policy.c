@@ -24,9 +24,9 @@
 
 struct policy {
     bool loaded;
-    char **deny;      /* owned: rules, whitespace-normalized */
+    char **deny; /* owned: rules, whitespace-normalized */
     size_t n_deny;
-    char *hook;       /* owned, NULL if no hook program */
+    char *hook; /* owned, NULL if no hook program */
     int hook_timeout_s;
     char *audit_path; /* owned, NULL if no audit log */
     int audit_fd;     /* owned, -1 if unused */
@@ -158,7 +158,6 @@ static json_t *ctx_event(const char *event, const struct run_ctx *ctx)
     json_object_set_new(o, "event", json_string(event));
     return ctx_fields(o, ctx);
 }
-
 
 void policy_audit_blocked(struct policy *p, const struct run_ctx *ctx, const char *reason)
 {
@@ -590,8 +589,7 @@ static int open_audit(struct policy *p, const char *path, struct ph_error *err)
         *slash = '\0';
         r = mkdir_p(dir, 0700);
         if (r < 0)
-            return ph_error_set(err, PH_ERR_INVALID, r, "cannot create %s: %s", dir,
-                                strerror(-r));
+            return ph_error_set(err, PH_ERR_INVALID, r, "cannot create %s: %s", dir, strerror(-r));
     }
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0)
@@ -643,15 +641,14 @@ int policy_load(struct policy *p, json_t *config, struct ph_error *err)
         /* Caught here, a typo is a startup error; later it would block
          * every command (fail closed). */
         if (stat(hook, &st) < 0 || !S_ISREG(st.st_mode) || access(hook, X_OK) < 0)
-            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                "hook %s is not an executable file", hook);
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "hook %s is not an executable file",
+                                hook);
         if (!(p->hook = strdup(hook)))
             return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
     if (audit) {
         if (audit[0] != '/')
-            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                "audit_log must be an absolute path");
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "audit_log must be an absolute path");
         if (!(p->audit_path = strdup(audit)))
             return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         r = open_audit(p, audit, err);

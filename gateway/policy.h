@@ -32,7 +32,8 @@
  *                                 timeout its whole group is killed.
  *   "hook_timeout_s": 10          1..300
  *   "audit_log": "/abs/path.jsonl" one JSON object per line, appended
- *                                 (O_APPEND, mode 0600, parent made 0700):
+ *                                 (O_APPEND, mode 0600; missing parent
+ *                                 directories are created 0700):
  *     {"ts": "2026-11-22T10:00:00.123Z", "event": "run"|"blocked"|"error",
  *      "vm_id", "actor", "command", "shell", "timeout",
  *      run:     "exit_code", "duration_ms", "stdout_bytes", "stderr_bytes",

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "browser.h"
 #include "manager.h"
 #include "params.h"
 #include "ssh.h"
@@ -41,6 +42,7 @@ static void sandbox_free(struct sandbox *sb)
         return;
     json_decref(sb->env_vars);
     json_decref(sb->extra);
+    browser_session_free(sb->browser);
     vm_free(sb->vm);
     run_hooks_free(sb->hooks);
     free(sb);
@@ -64,6 +66,8 @@ static json_t *time_json(int64_t ms)
 
 json_t *sandbox_to_json(const struct sandbox *sb)
 {
+    if (sb->browser)
+        return browser_to_json(sb);
     json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:O}", "id", sb->id, "status",
                           sandbox_status_name(sb->status), "created_at",
                           time_json(sb->created_at), "expires_at", time_json(sb->expires_at),
@@ -87,8 +91,9 @@ void sandbox_save(struct gateway *gw, struct sandbox *sb)
                             sb->vm ? sb->vm->cdp_port : -1);
     if (!rec)
         return;
-    if (sb->extra)
-        json_object_set(rec, "extra", sb->extra);
+    json_object_set_new(rec, "vm_id", json_string(sb->vm_id));
+    if (sb->browser)
+        json_object_set_new(rec, "extra", browser_record(sb));
     if (state_put(gw->db, sb->id, kind_record_name(sb->kind), rec) < 0)
         lwsl_err("state: cannot save %s\n", sb->id);
     json_decref(rec);
@@ -112,9 +117,11 @@ struct stop_job {
 static void stop_job_run(void *data)
 {
     struct stop_job *j = data;
+    if (j->vm && j->sb->browser && vm_alive(j->vm))
+        browser_before_stop(j->gw, j->sb, j->vm);
     if (j->vm)
         j->r = vm_stop(j->vm, 3000, &j->err);
-    vm_remove_run_dir(j->gw->state_dir, j->sb->id);
+    vm_remove_run_dir(j->gw->state_dir, j->sb->vm_id);
 }
 
 static void stop_job_done(void *data)
@@ -126,6 +133,8 @@ static void stop_job_done(void *data)
         lwsl_err("stop %s: %s\n", sb->id, j->err.message);
     state_delete(j->gw->db, sb->id);
     sandbox_unlink(j->gw, sb);
+    if (sb->browser)
+        browser_after_stop(j->gw, sb);
     for (struct pending_reply *w = sb->delete_waiters, *next; w; w = next) {
         next = w->next;
         http_reply_json(w->req, 200, json_pack("{s:s, s:s}", "id", sb->id, "status", "deleted"));
@@ -158,8 +167,7 @@ void sandbox_release(struct gateway *gw, struct sandbox *sb)
         sandbox_stop_now(gw, sb);
 }
 
-/* Starts deleting; req (may be NULL) gets the reply once the VM is gone. */
-static void sandbox_delete(struct gateway *gw, struct sandbox *sb, struct http_req *req)
+void sandbox_delete(struct gateway *gw, struct sandbox *sb, struct http_req *req)
 {
     if (req) {
         struct pending_reply *w = calloc(1, sizeof(*w));
@@ -193,7 +201,8 @@ struct boot_job {
     struct sandbox *sb;
     struct http_req *req; /* weak, NULL when the client did not wait */
     char *extra_config;   /* owned */
-    struct vm *vm;        /* owned until handed to sb */
+    struct vm *vm;        /* owned until handed to sb; preset when pooled */
+    int (*prepare)(struct gateway *gw, struct sandbox *sb, struct vm *vm, struct ph_error *err);
     struct ph_error err;
     int r;
     const char *marker;
@@ -214,6 +223,12 @@ static void boot_job_run(void *data)
         free(env);
         return;
     }
+    if (j->vm) {
+        /* A pre-booted VM: only the session's own settings remain. */
+        free(env);
+        j->r = j->prepare ? j->prepare(j->gw, sb, j->vm, &j->err) : 0;
+        goto fail;
+    }
     /* env_vars is not modified while the boot job runs: PUT /env needs a
      * ready sandbox. */
     json_object_foreach(sb->env_vars, key, val)
@@ -229,17 +244,20 @@ static void boot_job_run(void *data)
         .accel = j->gw->accel.accel,
         .image_dir = image,
     };
-    j->r = vm_new(j->gw->state_dir, sb->id, &spec, &j->vm, &j->err);
+    j->r = vm_new(j->gw->state_dir, sb->vm_id, &spec, &j->vm, &j->err);
     if (j->r == 0)
         j->r = vm_start(j->vm, &spec, &j->err);
     if (j->r == 0)
         j->r = vm_wait_ready(j->vm, j->marker, j->gw->boot_timeout_s * 1000, &j->err);
+    if (j->r == 0 && j->prepare)
+        j->r = j->prepare(j->gw, sb, j->vm, &j->err);
+    free(env);
+fail:
     if (j->r < 0 && j->vm) {
         vm_stop(j->vm, 1000, NULL);
         vm_free(TAKE_PTR(j->vm));
-        vm_remove_run_dir(j->gw->state_dir, sb->id);
+        vm_remove_run_dir(j->gw->state_dir, sb->vm_id);
     }
-    free(env);
 }
 
 static void boot_job_done(void *data)
@@ -252,6 +270,8 @@ static void boot_job_done(void *data)
         sb->vm = TAKE_PTR(j->vm);
         if (!sb->deleting)
             sb->status = SANDBOX_READY;
+        if (sb->browser)
+            sb->browser->ready_ms = now_ms();
         lwsl_user("%s %s ready (ssh port %d)\n", kind_record_name(sb->kind), sb->id,
                   sb->vm->ssh_port);
     } else {
@@ -283,10 +303,7 @@ static int gateway_count(struct gateway *gw)
     return n;
 }
 
-struct sandbox *sandbox_launch(struct gateway *gw, enum vm_kind kind, const char *id_prefix,
-                               int vcpus, int mem_mib, int disk_mib, int timeout_minutes,
-                               json_t *env_vars, char *extra_config, const char *marker,
-                               struct http_req *reply_req, struct ph_error *err)
+struct sandbox *sandbox_launch(struct gateway *gw, struct launch *l, struct ph_error *err)
 {
     struct sandbox *sb;
     struct boot_job *j;
@@ -295,37 +312,47 @@ struct sandbox *sandbox_launch(struct gateway *gw, enum vm_kind kind, const char
         ph_error_set(err, PH_ERR_LIMIT, -EAGAIN,
                      "limit of %d sandboxes and sessions reached; delete one first",
                      gw->max_sandboxes);
-        free(extra_config);
-        return NULL;
+        goto fail_launch;
     }
     sb = calloc(1, sizeof(*sb));
     j = calloc(1, sizeof(*j));
     if (!sb || !j || !(sb->hooks = run_hooks_new()) ||
-        random_id(sb->id, sizeof(sb->id), id_prefix, 6) < 0) {
+        random_id(sb->id, sizeof(sb->id), l->id_prefix, 6) < 0) {
         ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-        free(extra_config);
         sandbox_free(sb);
         free(j);
-        return NULL;
+        goto fail_launch;
     }
-    sb->kind = kind;
+    sb->kind = l->kind;
+    snprintf(sb->vm_id, sizeof(sb->vm_id), "%s", l->pooled ? l->pooled->id : sb->id);
     sb->status = SANDBOX_STARTING;
     sb->created_at = wall_ms();
-    sb->expires_at = sb->created_at + (int64_t)timeout_minutes * 60000;
-    sb->vcpus = vcpus;
-    sb->mem_mib = mem_mib;
-    sb->disk_mib = disk_mib;
-    sb->timeout_minutes = timeout_minutes;
-    sb->env_vars = json_incref(env_vars);
+    sb->expires_at = sb->created_at + (int64_t)l->timeout_minutes * 60000;
+    sb->vcpus = l->vcpus;
+    sb->mem_mib = l->mem_mib;
+    sb->disk_mib = l->disk_mib;
+    sb->timeout_minutes = l->timeout_minutes;
+    sb->env_vars = json_incref(l->env_vars);
+    sb->browser = TAKE_PTR(l->browser);
     j->gw = gw;
     j->sb = sb;
-    j->req = reply_req;
-    j->extra_config = extra_config;
-    j->marker = marker;
+    j->req = l->reply;
+    j->extra_config = TAKE_PTR(l->extra_config);
+    j->marker = l->marker;
+    j->prepare = l->prepare;
+    j->vm = TAKE_PTR(l->pooled);
     sandbox_hold(sb);
+    if (l->setup && l->setup(gw, sb, err) < 0) {
+        free(j->extra_config);
+        vm_free(j->vm);
+        free(j);
+        sandbox_free(sb);
+        return NULL;
+    }
     if (work_submit(gw->work, boot_job_run, boot_job_done, j) < 0) {
         ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
         free(j->extra_config);
+        vm_free(j->vm);
         free(j);
         sandbox_free(sb);
         return NULL;
@@ -334,6 +361,11 @@ struct sandbox *sandbox_launch(struct gateway *gw, enum vm_kind kind, const char
     gw->sandboxes = sb;
     sandbox_save(gw, sb);
     return sb;
+fail_launch:
+    free(TAKE_PTR(l->extra_config));
+    browser_session_free(TAKE_PTR(l->browser));
+    vm_free(TAKE_PTR(l->pooled));
+    return NULL;
 }
 
 static void api_sandbox_create(struct http_req *req, void *data)
@@ -350,9 +382,18 @@ static void api_sandbox_create(struct http_req *req, void *data)
         return;
     }
     json_decref(body);
-    sb = sandbox_launch(gw, VM_KIND_SANDBOX, "sb-", p.vcpus, p.mem_mib, p.disk_mib,
-                        p.timeout_minutes, p.env_vars, NULL, "PORTHOLE_READY ssh",
-                        p.wait ? req : NULL, &err);
+    struct launch l = {
+        .kind = VM_KIND_SANDBOX,
+        .id_prefix = "sb-",
+        .vcpus = p.vcpus,
+        .mem_mib = p.mem_mib,
+        .disk_mib = p.disk_mib,
+        .timeout_minutes = p.timeout_minutes,
+        .env_vars = p.env_vars,
+        .marker = "PORTHOLE_READY ssh",
+        .reply = p.wait ? req : NULL,
+    };
+    sb = sandbox_launch(gw, &l, &err);
     sandbox_params_done(&p);
     if (!sb) {
         http_reply_error(req, &err);
@@ -664,7 +705,7 @@ struct restore_job {
 static void restore_job_run(void *data)
 {
     struct restore_job *j = data;
-    j->r = vm_attach(j->gw->state_dir, j->sb->id, j->sb->kind, j->ssh_port, j->vnc_port,
+    j->r = vm_attach(j->gw->state_dir, j->sb->vm_id, j->sb->kind, j->ssh_port, j->vnc_port,
                      j->cdp_port, &j->vm, &j->err);
 }
 
@@ -703,6 +744,12 @@ void sandbox_restore_all(struct gateway *gw)
         const char *status = json_string_value(json_object_get(rec, "status"));
         struct sandbox *sb = calloc(1, sizeof(*sb));
         struct restore_job *j = calloc(1, sizeof(*j));
+        if (kind && strcmp(kind, "pool") == 0) {
+            /* Pre-booted VMs of an earlier run are not worth keeping. */
+            free(sb);
+            free(j);
+            continue;
+        }
         if (!id || !kind || !sb || !j || !(sb->hooks = run_hooks_new())) {
             free(sb ? sb->hooks : NULL);
             free(sb);
@@ -710,6 +757,8 @@ void sandbox_restore_all(struct gateway *gw)
             continue;
         }
         snprintf(sb->id, sizeof(sb->id), "%s", id);
+        const char *vm_id = json_string_value(json_object_get(rec, "vm_id"));
+        snprintf(sb->vm_id, sizeof(sb->vm_id), "%s", vm_id ? vm_id : id);
         sb->kind = strcmp(kind, "browser") == 0 ? VM_KIND_BROWSER : VM_KIND_SANDBOX;
         sb->created_at = json_integer_value(json_object_get(rec, "created_at"));
         sb->expires_at = json_integer_value(json_object_get(rec, "expires_at"));
@@ -720,7 +769,8 @@ void sandbox_restore_all(struct gateway *gw)
         sb->env_vars = json_incref(json_object_get(rec, "env_vars"));
         if (!sb->env_vars)
             sb->env_vars = json_object();
-        sb->extra = json_incref(json_object_get(rec, "extra"));
+        if (sb->kind == VM_KIND_BROWSER)
+            sb->browser = browser_from_record(json_object_get(rec, "extra"));
         sb->status = SANDBOX_STARTING;
         sb->next = gw->sandboxes;
         gw->sandboxes = sb;

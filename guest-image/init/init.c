@@ -15,7 +15,12 @@
  *   "PORTHOLE_READY ssh", "PORTHOLE_READY browser",
  *   "PORTHOLE_ERROR <what>: <reason>".
  *
- * Run by hand (not as PID 1) it offers two test modes:
+ * Run by root when not PID 1 (the host calls these over ssh):
+ *   porthole-init browser-configure   restart Chromium with the key=value
+ *                                     config on stdin (same keys as fw_cfg),
+ *                                     resizing the Xvnc screen; prints "ready"
+ *   porthole-init browser-stop        stop Chromium so its profile is flushed
+ * and two test modes:
  *   porthole-init relay LISTEN_PORT TARGET_PORT
  *   porthole-init check-config FILE
  */
@@ -37,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -45,6 +51,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +81,15 @@
 #define POLICY_DIR "/etc/chromium/policies/managed"
 #define POLICY_PATH POLICY_DIR "/porthole.json"
 #define X_SOCKET "/tmp/.X11-unix/X0"
+#define RUN_DIR "/run/porthole"
+/* Whoever starts Chromium (PID 1 at boot, browser-configure later) records
+ * the browser process here, so the next stop finds it. */
+#define CHROMIUM_PID_FILE RUN_DIR "/chromium.pid"
+#define BROWSER_LOCK RUN_DIR "/browser.lock"
+#define CHROMIUM_LIB_DIR "/usr/lib/chromium/"
+#define CHROMIUM_BIN CHROMIUM_LIB_DIR "chromium"
+#define CHROMIUM_LOG "/var/log/porthole-chromium.log"
+#define XRANDR_BIN "/usr/bin/xrandr"
 
 #define SSH_PORT 22
 #define VNC_PORT 5900
@@ -184,13 +200,10 @@ static bool path_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* Reads at most max bytes; a longer file is an error, never silently cut.
+/* Reads fd to EOF, at most max bytes; more is an error, never silently cut.
  * Returns the length, or -errno. buf gets a terminating NUL. */
-static ssize_t read_file(const char *path, char *buf, size_t max)
+static ssize_t read_fd_all(int fd, char *buf, size_t max)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     size_t len = 0;
     for (;;) {
         if (len == max) {
@@ -198,7 +211,6 @@ static ssize_t read_file(const char *path, char *buf, size_t max)
             ssize_t r = read(fd, &extra, 1);
             if (r < 0 && errno == EINTR)
                 continue;
-            close(fd);
             if (r != 0)
                 return -EFBIG;
             break;
@@ -207,17 +219,24 @@ static ssize_t read_file(const char *path, char *buf, size_t max)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno;
-            close(fd);
-            return -e;
+            return -errno;
         }
         if (r == 0)
             break;
         len += (size_t)r;
     }
-    close(fd);
     buf[len] = '\0';
     return (ssize_t)len;
+}
+
+static ssize_t read_file(const char *path, char *buf, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read_fd_all(fd, buf, max);
+    close(fd);
+    return n;
 }
 
 /* Writes through a temp file and rename, so a reader (sshd, a login shell)
@@ -391,6 +410,10 @@ static void reap_children(void)
 struct spawn_opts {
     const char *log_path; /* stdout+stderr appended here; NULL = console */
     char *const *envp;    /* NULL = the default environment */
+    /* The child must outlive its caller (browser-configure run over ssh):
+     * no fd of the caller may stay open in it, or the ssh channel would
+     * never see EOF. */
+    bool detach;
 };
 
 static char *default_env[] = {"PATH=" SYSTEM_PATH, "HOME=/root", "LANG=C.UTF-8", "TERM=linux",
@@ -409,13 +432,17 @@ static struct child *spawn(const char *name, char *const argv[], const struct sp
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (in >= 0)
             dup2(in, STDIN_FILENO);
-        if (opts && opts->log_path) {
-            int out = open(opts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-            if (out >= 0) {
-                dup2(out, STDOUT_FILENO);
-                dup2(out, STDERR_FILENO);
-            }
+        int out = -1;
+        if (opts && opts->log_path)
+            out = open(opts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (out < 0 && opts && opts->detach)
+            out = in;
+        if (out >= 0) {
+            dup2(out, STDOUT_FILENO);
+            dup2(out, STDERR_FILENO);
         }
+        if (opts && opts->detach)
+            close_range(3, ~0U, 0);
         execve(argv[0], argv, opts && opts->envp ? opts->envp : default_env);
         logmsg("exec %s: %s", argv[0], strerror(errno));
         _exit(127);
@@ -700,9 +727,11 @@ static bool parse_dimension(const char *s, unsigned lo, unsigned hi, unsigned *o
     return true;
 }
 
-/* Parses "key=value" lines in place: env entries keep pointers into text. */
-static void config_parse(struct config *cfg, char *text)
+/* Parses "key=value" lines in place: env entries keep pointers into text.
+ * Returns how many lines were rejected (each one logged). */
+static int config_parse(struct config *cfg, char *text)
 {
+    int rejected = 0;
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         size_t len = strlen(line);
@@ -713,6 +742,7 @@ static void config_parse(struct config *cfg, char *text)
         char *eq = strchr(line, '=');
         if (!eq) {
             logmsg("config: ignoring line without '='");
+            rejected++;
             continue;
         }
         *eq = '\0';
@@ -759,9 +789,12 @@ static void config_parse(struct config *cfg, char *text)
                 snprintf(cfg->download_dir, sizeof(cfg->download_dir), "%s", val);
         }
         /* Unknown keys are ignored: a newer host may send more. */
-        if (!ok)
+        if (!ok) {
             logmsg("config: ignoring invalid %s", key);
+            rejected++;
+        }
     }
+    return rejected;
 }
 
 /* Appends to a bounded buffer; returns false once it would overflow. */
@@ -821,7 +854,7 @@ static void sb_json_string(struct strbuf *sb, const char *s)
 
 static int env_script_build(const struct config *cfg, struct strbuf *sb)
 {
-    sb_str(sb, "# Written at boot by porthole-init from the VM's config.\n");
+    sb_str(sb, "# Written by porthole-init from the VM's config (at boot, or by browser-configure).\n");
     for (size_t i = 0; i < cfg->n_env; i++) {
         const char *eq = strchr(cfg->env[i], '=');
         sb_str(sb, "export ");
@@ -1246,7 +1279,7 @@ static const char *first_existing(const char *a, const char *b)
     return access(a, X_OK) == 0 ? a : b;
 }
 
-static struct child *xvnc_start(const struct config *cfg)
+static struct child *xvnc_start(const struct config *cfg, bool detach)
 {
     /* A display lock left in an image would make Xvnc refuse :0. */
     unlink("/tmp/.X0-lock");
@@ -1274,11 +1307,11 @@ static struct child *xvnc_start(const struct config *cfg)
                     (char *)"-nolisten",
                     (char *)"tcp",
                     NULL};
-    struct spawn_opts opts = {.log_path = "/var/log/porthole-xvnc.log"};
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-xvnc.log", .detach = detach};
     return spawn("Xvnc", argv, &opts);
 }
 
-static void policy_install(const struct config *cfg)
+static int policy_install(const struct config *cfg)
 {
     char text[1024];
     struct strbuf sb = {.data = text, .cap = sizeof(text)};
@@ -1289,9 +1322,23 @@ static void policy_install(const struct config *cfg)
         r = write_file(POLICY_PATH, sb.data, sb.len, 0644);
     if (r < 0)
         logmsg("chromium policy: %s", strerror(-r));
+    return r;
 }
 
-static struct child *chromium_start(const struct config *cfg)
+static void chromium_pid_record(pid_t pid)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+    int r = mkdir_p(RUN_DIR, 0755);
+    if (r == 0)
+        r = write_string(CHROMIUM_PID_FILE, buf, 0644);
+    if (r < 0)
+        logmsg(CHROMIUM_PID_FILE ": %s", strerror(-r));
+}
+
+/* detach: see struct spawn_opts; browser-configure starts Chromium for PID 1
+ * to inherit. */
+static struct child *chromium_start(const struct config *cfg, bool detach)
 {
     int r = mkdir_p(cfg->profile_dir, 0700);
     if (r < 0)
@@ -1305,7 +1352,7 @@ static struct child *chromium_start(const struct config *cfg)
     /* The wrapper script /usr/bin/chromium only adds a shell start. */
     const char *argv[32];
     size_t n = 0;
-    argv[n++] = first_existing("/usr/lib/chromium/chromium", "/usr/bin/chromium");
+    argv[n++] = first_existing(CHROMIUM_BIN, "/usr/bin/chromium");
     if (cfg->headless)
         argv[n++] = "--headless=new";
     const char *flags[] = {"--no-sandbox", "--no-first-run", "--no-default-browser-check",
@@ -1332,8 +1379,11 @@ static struct child *chromium_start(const struct config *cfg)
     for (size_t i = 0; i < cfg->n_env && e < ENV_MAX + 7; i++)
         envp[e++] = (char *)cfg->env[i];
     envp[e] = NULL;
-    struct spawn_opts opts = {.log_path = "/var/log/porthole-chromium.log", .envp = envp};
-    return spawn("chromium", (char *const *)argv, &opts);
+    struct spawn_opts opts = {.log_path = CHROMIUM_LOG, .envp = envp, .detach = detach};
+    struct child *c = spawn("chromium", (char *const *)argv, &opts);
+    if (c)
+        chromium_pid_record(c->pid);
+    return c;
 }
 
 static void browser_start(const struct config *cfg, struct child *xvnc)
@@ -1347,7 +1397,7 @@ static void browser_start(const struct config *cfg, struct child *xvnc)
         logmsg("Xvnc ready on :0, VNC port %d", VNC_PORT);
     }
     policy_install(cfg);
-    struct child *chromium = chromium_start(cfg);
+    struct child *chromium = chromium_start(cfg, false);
     if (!chromium) {
         emit_marker("PORTHOLE_ERROR browser: cannot start chromium");
         return;
@@ -1397,7 +1447,7 @@ static _Noreturn void stage2(void)
         resize_root_start();
 
     struct child *sshd = sshd_start();
-    struct child *xvnc = cfg.kind == KIND_BROWSER ? xvnc_start(&cfg) : NULL;
+    struct child *xvnc = cfg.kind == KIND_BROWSER ? xvnc_start(&cfg, false) : NULL;
 
     const uint16_t ssh_port = SSH_PORT;
     if (sshd && wait_for(cond_port_listening, &ssh_port, 30000, 10, sshd))
@@ -1409,7 +1459,10 @@ static _Noreturn void stage2(void)
         browser_start(&cfg, xvnc);
 
     /* sshd is the guest's only way in; bring it back if it dies, within
-     * reason. */
+     * reason. Chromium is deliberately not restarted: browser-configure and
+     * browser-stop stop and start it from outside, and a restart here would
+     * fight them. A Chromium they start is reparented to us and reaped by
+     * the waitpid(-1) loop like any orphan. */
     int sshd_restarts = 0;
     for (;;) {
         service_signals(1000);
@@ -1419,6 +1472,428 @@ static _Noreturn void stage2(void)
             sshd = sshd_start();
         }
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Browser control over ssh (not PID 1)                                     */
+
+#define CHROMIUM_PROCS_MAX 512
+#define CHROMIUM_STOP_GRACE_MS 5000
+#define CHROMIUM_KILL_WAIT_MS 5000
+#define CHROMIUM_READY_MS 60000
+#define XVNC_START_MS 30000
+#define XRANDR_TIMEOUT_MS 10000
+#define XRANDR_OUTPUT_MAX (32 * 1024)
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+struct chromium_proc {
+    pid_t pid;
+    bool main_binary; /* runs CHROMIUM_BIN (not crashpad) */
+    bool browser;     /* the browser process itself: no --type= argument */
+};
+
+static bool cmdline_has_type(pid_t pid)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    for (char *arg = buf; arg < buf + n; arg += strlen(arg) + 1)
+        if (strncmp(arg, "--type=", 7) == 0)
+            return true;
+    return false;
+}
+
+/* Every live process running a binary from Chromium's directory, whoever
+ * started it: zygote-forked renderers never exec, so their exe still names
+ * Chromium. Zombies have no exe link and drop out, which is what "exited"
+ * must mean here since PID 1, not us, reaps them. */
+static size_t chromium_scan(struct chromium_proc *procs, size_t max)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    size_t n = 0;
+    const size_t dir_len = strlen(CHROMIUM_LIB_DIR), bin_len = strlen(CHROMIUM_BIN);
+    struct dirent *de;
+    while ((de = readdir(d)) && n < max) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == (long)getpid())
+            continue;
+        char path[64], exe[PATH_MAX];
+        snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+        ssize_t len = readlink(path, exe, sizeof(exe) - 1);
+        if (len <= 0)
+            continue;
+        exe[len] = '\0';
+        if (strncmp(exe, CHROMIUM_LIB_DIR, dir_len) != 0)
+            continue;
+        /* " (deleted)" follows the path of a binary replaced by an upgrade. */
+        bool main_binary =
+            strncmp(exe, CHROMIUM_BIN, bin_len) == 0 && (exe[bin_len] == '\0' || exe[bin_len] == ' ');
+        procs[n++] = (struct chromium_proc){.pid = (pid_t)pid,
+                                            .main_binary = main_binary,
+                                            .browser = main_binary && !cmdline_has_type((pid_t)pid)};
+    }
+    closedir(d);
+    return n;
+}
+
+static size_t chromium_count(struct chromium_proc *procs, size_t n, bool main_binary_only)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!main_binary_only || procs[i].main_binary)
+            k++;
+    return k;
+}
+
+static pid_t chromium_pid_read(void)
+{
+    char buf[32];
+    if (read_file(CHROMIUM_PID_FILE, buf, sizeof(buf) - 1) <= 0)
+        return 0;
+    long pid = strtol(buf, NULL, 10);
+    return pid > 1 && pid < INT_MAX ? (pid_t)pid : 0;
+}
+
+/* Stops every Chromium process: SIGTERM to the browser, which makes it close
+ * its windows and flush cookies and the profile; then a wait for all of its
+ * processes, since the cookie store lives in the network service process
+ * that finishes writing after the browser closes its pipe; then SIGKILL for
+ * whatever is left. Returns 0 once none is left, else -ETIMEDOUT. */
+static int chromium_stop(void)
+{
+    static struct chromium_proc procs[CHROMIUM_PROCS_MAX];
+    size_t n = chromium_scan(procs, CHROMIUM_PROCS_MAX);
+    pid_t recorded = chromium_pid_read();
+    for (size_t i = 0; i < n; i++)
+        if (procs[i].browser || (procs[i].main_binary && procs[i].pid == recorded))
+            kill(procs[i].pid, SIGTERM);
+
+    double deadline = monotonic_s() + CHROMIUM_STOP_GRACE_MS / 1000.0;
+    while (chromium_count(procs, n, true) > 0 && monotonic_s() < deadline) {
+        sleep_ms(50);
+        n = chromium_scan(procs, CHROMIUM_PROCS_MAX);
+    }
+    if (chromium_count(procs, n, true) > 0)
+        fprintf(stderr, "porthole-init: chromium still running %d s after SIGTERM; killing\n",
+                CHROMIUM_STOP_GRACE_MS / 1000);
+
+    /* Left now: a hung browser, or helpers such as crashpad that outlive it. */
+    deadline = monotonic_s() + CHROMIUM_KILL_WAIT_MS / 1000.0;
+    while (n > 0 && monotonic_s() < deadline) {
+        for (size_t i = 0; i < n; i++)
+            kill(procs[i].pid, SIGKILL);
+        sleep_ms(20);
+        n = chromium_scan(procs, CHROMIUM_PROCS_MAX);
+    }
+    unlink(CHROMIUM_PID_FILE);
+    return n == 0 ? 0 : -ETIMEDOUT;
+}
+
+/* Runs an X client on :0 with its stdout captured into out (NUL-terminated,
+ * cut at out_size - 1; out may be NULL) and stderr passed on, or dropped when
+ * quiet. Killed after timeout_ms. Returns the wait status, or -errno. */
+static int x_command(char *const argv[], char *out, size_t out_size, bool quiet, int timeout_ms)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return -e;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            if (quiet)
+                dup2(null, STDERR_FILENO);
+        }
+        dup2(pfd[1], STDOUT_FILENO);
+        char *envp[] = {(char *)"PATH=" SYSTEM_PATH, (char *)"HOME=/root", (char *)"DISPLAY=:0",
+                        NULL};
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    bool timed_out = false;
+    double deadline = monotonic_s() + timeout_ms / 1000.0;
+    for (;;) {
+        int left = (int)((deadline - monotonic_s()) * 1000.0);
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        int r = poll(&p, 1, left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            timed_out = r == 0;
+            break;
+        }
+        char buf[4096];
+        ssize_t k = read(pfd[0], buf, sizeof(buf));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        size_t room = out && out_size > len + 1 ? out_size - 1 - len : 0;
+        size_t take = (size_t)k < room ? (size_t)k : room;
+        if (take > 0)
+            memcpy(out + len, buf, take);
+        len += take;
+    }
+    if (out && out_size > 0)
+        out[len] = '\0';
+    close(pfd[0]);
+    if (timed_out)
+        kill(pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return timed_out ? -ETIMEDOUT : status;
+}
+
+/* Reads the screen size and the name of the connected output ("VNC-0" on
+ * TigerVNC) from `xrandr --current`. */
+static int x_screen_query(unsigned *width, unsigned *height, char *output, size_t output_size)
+{
+    static char out[XRANDR_OUTPUT_MAX];
+    char *argv[] = {(char *)XRANDR_BIN, (char *)"--current", NULL};
+    int st = x_command(argv, out, sizeof(out), false, XRANDR_TIMEOUT_MS);
+    if (st < 0)
+        return st;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return -EIO;
+    const char *cur = strstr(out, " current ");
+    if (!cur || sscanf(cur, " current %u x %u", width, height) != 2)
+        return -EPROTO;
+    output[0] = '\0';
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *sp = strstr(line, " connected");
+        if (!sp || line[0] == ' ')
+            continue;
+        size_t len = (size_t)(sp - line);
+        if (len == 0 || len >= output_size)
+            continue;
+        memcpy(output, line, len);
+        output[len] = '\0';
+        break;
+    }
+    return output[0] ? 0 : -ENODEV;
+}
+
+/* Xvnc's RandR takes any mode the client defines, and the VNC server follows
+ * the screen size, so clients get the new size (in ServerInit, and as a
+ * desktop-size update when connected). */
+static int x_screen_resize(unsigned width, unsigned height)
+{
+    unsigned cur_w, cur_h;
+    char output[64];
+    int r = x_screen_query(&cur_w, &cur_h, output, sizeof(output));
+    if (r < 0) {
+        fprintf(stderr, "porthole-init: xrandr --current on :0: %s\n", strerror(-r));
+        return r;
+    }
+    if (cur_w == width && cur_h == height)
+        return 0;
+    char mode[48], clock[32], w[16], h[16];
+    snprintf(mode, sizeof(mode), "porthole-%ux%u", width, height);
+    snprintf(clock, sizeof(clock), "%.2f", (double)width * height * 60.0 / 1e6);
+    snprintf(w, sizeof(w), "%u", width);
+    snprintf(h, sizeof(h), "%u", height);
+    /* A mode left by an earlier resize makes these two fail, harmlessly. */
+    char *newmode[] = {(char *)XRANDR_BIN, (char *)"--newmode", mode, clock, w, w, w, w, h, h, h,
+                       h, NULL};
+    x_command(newmode, NULL, 0, true, XRANDR_TIMEOUT_MS);
+    char *addmode[] = {(char *)XRANDR_BIN, (char *)"--addmode", output, mode, NULL};
+    x_command(addmode, NULL, 0, true, XRANDR_TIMEOUT_MS);
+    char *setmode[] = {(char *)XRANDR_BIN, (char *)"--output", output, (char *)"--mode", mode,
+                       NULL};
+    r = x_command(setmode, NULL, 0, false, XRANDR_TIMEOUT_MS);
+    if (r >= 0)
+        r = x_screen_query(&cur_w, &cur_h, output, sizeof(output));
+    if (r < 0 || cur_w != width || cur_h != height) {
+        fprintf(stderr, "porthole-init: resizing :0 to %ux%u failed (screen is %ux%u)\n", width,
+                height, cur_w, cur_h);
+        return r < 0 ? r : -EIO;
+    }
+    return 0;
+}
+
+static bool x_server_alive(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", X_SOCKET);
+    bool ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A guest booted headless has no X server; live mode needs one. */
+static int x_server_ensure(const struct config *cfg)
+{
+    if (x_server_alive())
+        return 0;
+    struct child *xvnc = xvnc_start(cfg, true);
+    if (!xvnc)
+        return -ECHILD;
+    double deadline = monotonic_s() + XVNC_START_MS / 1000.0;
+    while (!x_server_alive()) {
+        int status;
+        if (waitpid(xvnc->pid, &status, WNOHANG) == xvnc->pid) {
+            char why[32];
+            describe_status(status, why, sizeof(why));
+            fprintf(stderr, "porthole-init: Xvnc exited (%s); see /var/log/porthole-xvnc.log\n",
+                    why);
+            return -ECHILD;
+        }
+        if (monotonic_s() >= deadline)
+            return -ETIMEDOUT;
+        sleep_ms(20);
+    }
+    return 0;
+}
+
+/* The relay PID 1 started survives Chromium restarts (it connects to 9222
+ * per client); start one only if none listens. */
+static void relay_ensure(void)
+{
+    if (tcp_listening(RELAY_PORT))
+        return;
+    pid_t pid = fork();
+    if (pid != 0)
+        return;
+    child_reset_signals();
+    setsid();
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0)
+        for (int i = 0; i < 3; i++)
+            dup2(null, i);
+    close_range(3, ~0U, 0);
+    signal(SIGPIPE, SIG_IGN);
+    relay_run(RELAY_PORT, CDP_PORT);
+}
+
+/* Serializes browser-configure and browser-stop; released at exit. */
+static int browser_lock(void)
+{
+    int r = mkdir_p(RUN_DIR, 0755);
+    if (r < 0)
+        return r;
+    int fd = open(BROWSER_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return fd;
+}
+
+static int browser_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int browser_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "porthole-init %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+static int browser_stop_main(void)
+{
+    int lock = browser_lock();
+    if (lock < 0)
+        return browser_fail("browser-stop", "lock " BROWSER_LOCK ": %s", strerror(-lock));
+    if (chromium_stop() < 0)
+        return browser_fail("browser-stop", "chromium processes survived SIGKILL");
+    printf("stopped\n");
+    return 0;
+}
+
+/* stdin is a whole config, as at boot: keys left out take their defaults.
+ * The env= lines reach Chromium and, as at boot, login shells. */
+static int browser_configure_main(void)
+{
+    const char *cmd = "browser-configure";
+    static char text[CONFIG_MAX + 1];
+    ssize_t n = read_fd_all(STDIN_FILENO, text, CONFIG_MAX);
+    if (n < 0)
+        return browser_fail(cmd, "reading the config from stdin: %s", strerror((int)-n));
+    static struct config cfg;
+    config_defaults(&cfg);
+    cfg.kind = KIND_BROWSER;
+    if (config_parse(&cfg, text) > 0)
+        return browser_fail(cmd, "invalid config (lines named above)");
+    if (access(CHROMIUM_BIN, X_OK) < 0)
+        return browser_fail(cmd, CHROMIUM_BIN ": %s (not a browser image?)", strerror(errno));
+
+    int lock = browser_lock();
+    if (lock < 0)
+        return browser_fail(cmd, "lock " BROWSER_LOCK ": %s", strerror(-lock));
+    if (chromium_stop() < 0)
+        return browser_fail(cmd, "old chromium processes survived SIGKILL");
+
+    int r;
+    if (!cfg.headless) {
+        if ((r = x_server_ensure(&cfg)) < 0)
+            return browser_fail(cmd, "no X server on :0: %s", strerror(-r));
+        if ((r = x_screen_resize(cfg.width, cfg.height)) < 0)
+            return browser_fail(cmd, "cannot resize the screen to %ux%u: %s", cfg.width,
+                                cfg.height, strerror(-r));
+    }
+    if ((r = policy_install(&cfg)) < 0)
+        return browser_fail(cmd, "writing " POLICY_PATH ": %s", strerror(-r));
+    env_install(&cfg);
+    relay_ensure();
+
+    struct child *chromium = chromium_start(&cfg, true);
+    if (!chromium)
+        return browser_fail(cmd, "cannot start chromium");
+    double deadline = monotonic_s() + CHROMIUM_READY_MS / 1000.0;
+    while (!tcp_listening(CDP_PORT)) {
+        int status;
+        if (waitpid(chromium->pid, &status, WNOHANG) == chromium->pid) {
+            char why[32];
+            describe_status(status, why, sizeof(why));
+            return browser_fail(cmd, "chromium exited (%s) before listening; see " CHROMIUM_LOG,
+                                why);
+        }
+        if (monotonic_s() >= deadline)
+            return browser_fail(cmd, "chromium not listening on port %d after %d s", CDP_PORT,
+                                CHROMIUM_READY_MS / 1000);
+        sleep_ms(50);
+    }
+    printf("ready\n");
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1454,6 +1929,10 @@ static int check_config(const char *path)
 
 static int test_main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "browser-configure") == 0)
+        return browser_configure_main();
+    if (argc == 2 && strcmp(argv[1], "browser-stop") == 0)
+        return browser_stop_main();
     if (argc == 4 && strcmp(argv[1], "relay") == 0) {
         unsigned long lp = strtoul(argv[2], NULL, 10), tp = strtoul(argv[3], NULL, 10);
         if (lp == 0 || lp > 65535 || tp == 0 || tp > 65535)
@@ -1465,8 +1944,9 @@ static int test_main(int argc, char **argv)
         return check_config(argv[2]);
     fprintf(stderr,
             "porthole-init is the guest's PID 1.\n"
+            "browser control (root): %s browser-configure < CONFIG | browser-stop\n"
             "test modes: %s relay LISTEN_PORT TARGET_PORT | check-config FILE\n",
-            argv[0]);
+            argv[0], argv[0]);
     return 2;
 }
 

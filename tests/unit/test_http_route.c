@@ -99,10 +99,10 @@ static void test_match(void)
         char store[HTTP_MAX_PATH];
         const char *params[HTTP_MAX_PARAMS] = {NULL};
         size_t n = 99;
-        bool m = http_route_match(cases[i].pattern, cases[i].path, store, sizeof(store), params,
-                                  &n);
+        bool m =
+            http_route_match(cases[i].pattern, cases[i].path, store, sizeof(store), params, &n);
         CHECKF(m == (bool)cases[i].match, "\"%s\" vs \"%s\" gave %d", cases[i].pattern,
-              cases[i].path, m);
+               cases[i].path, m);
         if (!m || !cases[i].match)
             continue;
         size_t want = cases[i].p1 ? 2 : cases[i].p0 ? 1 : 0;
@@ -119,11 +119,11 @@ static void test_match(void)
     size_t n;
     snprintf(path, sizeof(path), "/x/%064d", 7);
     CHECKF(http_route_match("/x/{id}", path, store, sizeof(store), params, &n) && n == 1 &&
-              strlen(params[0]) == 64,
-          "64-character capture");
+               strlen(params[0]) == 64,
+           "64-character capture");
     snprintf(path, sizeof(path), "/x/%065d", 7);
     CHECKF(!http_route_match("/x/{id}", path, store, sizeof(store), params, &n),
-          "65-character capture must not match");
+           "65-character capture must not match");
     /* A store too small for the captures is a non-match, not an overflow. */
     CHECKF(!http_route_match("/x/{id}", "/x/abcdef", store, 4, params, &n), "small store");
 }
@@ -153,8 +153,8 @@ static void test_range(void)
         {"bytes=-0", 100, -ERANGE, 0, 0},
         {"bytes=0-", 0, -ERANGE, 0, 0},
         {"bytes=-5", 0, -ERANGE, 0, 0},
-        {"bytes=9-5", 100, 0, 0, 0},       /* invalid spec: ignored */
-        {"bytes=0-1,5-6", 100, 0, 0, 0},   /* several ranges: whole file */
+        {"bytes=9-5", 100, 0, 0, 0},     /* invalid spec: ignored */
+        {"bytes=0-1,5-6", 100, 0, 0, 0}, /* several ranges: whole file */
         {"items=0-1", 100, 0, 0, 0},
         {"bytes 0-1", 100, 0, 0, 0},
         {"bytes=a-b", 100, 0, 0, 0},
@@ -166,12 +166,12 @@ static void test_range(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint64_t start = 12345, len = 12345;
         int r = http_parse_range(cases[i].h, cases[i].size, &start, &len);
-        CHECKF(r == cases[i].r, "Range \"%s\" size %llu gave %d", cases[i].h ? cases[i].h : "(null)",
-              (unsigned long long)cases[i].size, r);
+        CHECKF(r == cases[i].r, "Range \"%s\" size %llu gave %d",
+               cases[i].h ? cases[i].h : "(null)", (unsigned long long)cases[i].size, r);
         if (r == 1 && cases[i].r == 1)
             CHECKF(start == cases[i].start && len == cases[i].len,
-                  "Range \"%s\": start %llu len %llu", cases[i].h, (unsigned long long)start,
-                  (unsigned long long)len);
+                   "Range \"%s\": start %llu len %llu", cases[i].h, (unsigned long long)start,
+                   (unsigned long long)len);
     }
 }
 
@@ -213,7 +213,8 @@ static void test_json_body(void)
     json_t *v;
     char body[64];
 
-#define BODY(s) (snprintf(body, sizeof(body), "%s", s), req.body = body, req.body_len = strlen(body))
+#define BODY(s)                                                                                    \
+    (snprintf(body, sizeof(body), "%s", s), req.body = body, req.body_len = strlen(body))
     memset(&req, 0, sizeof(req));
     BODY("");
     v = http_json_body(&req, &err);
@@ -230,13 +231,13 @@ static void test_json_body(void)
     BODY("{\"a\":\n");
     memset(&err, 0, sizeof(err));
     CHECKF(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
-              strncmp(err.message, "invalid JSON: line ", 19) == 0,
-          "invalid JSON: %s", err.message);
+               strncmp(err.message, "invalid JSON: line ", 19) == 0,
+           "invalid JSON: %s", err.message);
     BODY("[1,2]");
     memset(&err, 0, sizeof(err));
     CHECKF(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID &&
-              strcmp(err.message, "body must be a JSON object") == 0,
-          "array body: %s", err.message);
+               strcmp(err.message, "body must be a JSON object") == 0,
+           "array body: %s", err.message);
     BODY("{\"a\":1,\"a\":2}");
     memset(&err, 0, sizeof(err));
     CHECKF(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID, "duplicate keys refused");
@@ -371,10 +372,10 @@ static void expect(const char *request, int status, const char *needle)
 {
     char *resp = roundtrip(request);
     CHECKF(status_of(resp) == status, "%.60s... -> status %d, want %d", request, status_of(resp),
-          status);
+           status);
     if (needle)
         CHECKF(resp && strstr(resp, needle), "%.60s... lacks %s; got %s", request, needle,
-              resp ? resp : "(nothing)");
+               resp ? resp : "(nothing)");
     free(resp);
 }
 
@@ -395,7 +396,7 @@ static void test_server(void)
     }
     CHECKF(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == 0, "route");
     CHECKF(http_route(srv, HTTP_GET, "/v1/echo/{id}", HTTP_ROUTE_PUBLIC, 0, h_echo, NULL) == 0,
-          "route");
+           "route");
     CHECKF(http_route(srv, HTTP_POST, "/v1/echo/{id}", 0, 0, h_echo, NULL) == -EEXIST, "dup");
     CHECKF(http_route(srv, HTTP_POST, "/v1/bad/", 0, 0, h_echo, NULL) == -EINVAL, "bad pattern");
     CHECKF(http_route(srv, HTTP_PUT, "/v1/big", HTTP_ROUTE_BIG_BODY, 0, h_echo, NULL) == 0, "big");
@@ -452,7 +453,8 @@ static void test_server(void)
            "2\r\n{}\r\n0\r\n\r\n",
            400, "chunked");
     snprintf(req, sizeof(req),
-             "PUT /v1/big HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: 1000\r\n\r\n{\"x\":\"%0992d\"}",
+             "PUT /v1/big HTTP/1.1\r\nHost: t\r\n" AUTH
+             "Content-Length: 1000\r\n\r\n{\"x\":\"%0992d\"}",
              0);
     expect(req, 200, "\"x\":\"000");
 
@@ -460,19 +462,19 @@ static void test_server(void)
      * from a worker thread and one from a done() callback. */
     int fd = connect_server();
     resp = roundtrip_on(fd,
-                              "GET /v1/echo/one HTTP/1.1\r\nHost: t\r\n\r\n"
-                              "GET /v1/echo/two HTTP/1.1\r\nHost: t\r\n\r\n",
-                              2);
+                        "GET /v1/echo/one HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "GET /v1/echo/two HTTP/1.1\r\nHost: t\r\n\r\n",
+                        2);
     CHECKF(resp && strstr(resp, "\"params\":[\"one\"]") && strstr(resp, "\"params\":[\"two\"]"),
-          "keep-alive: %s", resp ? resp : "(nothing)");
+           "keep-alive: %s", resp ? resp : "(nothing)");
     free(resp);
     resp = roundtrip_on(fd, "GET /v1/deferred/worker HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", 1);
     CHECKF(status_of(resp) == 200 && strstr(resp, "\"from\":\"worker\""), "worker reply: %s",
-          resp ? resp : "(nothing)");
+           resp ? resp : "(nothing)");
     free(resp);
     resp = roundtrip_on(fd, "GET /v1/deferred/loop HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n", 1);
     CHECKF(status_of(resp) == 200 && strstr(resp, "\"from\":\"loop\""), "done() reply: %s",
-          resp ? resp : "(nothing)");
+           resp ? resp : "(nothing)");
     free(resp);
     close(fd);
 

@@ -187,9 +187,8 @@ static void test_deny_and_audit(void)
     struct ph_error err;
     struct fake f = {0};
     struct stat st;
-    struct policy *p = load(json_pack("{s:[s,s],s:s}", "deny", "rm -rf /", "mkfs", "audit_log",
-                                      audit),
-                            &err);
+    struct policy *p =
+        load(json_pack("{s:[s,s],s:s}", "deny", "rm -rf /", "mkfs", "audit_log", audit), &err);
     struct run_hooks *hooks = run_hooks_new();
 
     CHECK(p != NULL);
@@ -215,8 +214,8 @@ static void test_deny_and_audit(void)
 
     struct run_ctx other = {.vm_id = "sb-x", .command = "curl evil", .timeout_s = 30};
     policy_audit_blocked(p, &other, "blocked by the egress callback");
-    policy_audit_event(p, json_pack("{s:s,s:s,s:s}", "event", "cdp", "session_id", "bs-1",
-                                    "method", "Page.navigate"));
+    policy_audit_event(p, json_pack("{s:s,s:s,s:s}", "event", "cdp", "session_id", "bs-1", "method",
+                                    "Page.navigate"));
     policy_audit_event(p, json_pack("{s:s,s:s}", "ts", "fixed", "event", "custom"));
     /* Commands are bytes; the audit line stays valid JSON. */
     f.fail = false;
@@ -293,8 +292,8 @@ static void test_deny_and_audit(void)
 static struct policy *hook_policy(const char *script, int timeout_s, struct run_hooks **hooks)
 {
     struct ph_error err;
-    struct policy *p = load(json_pack("{s:s,s:i,s:s}", "hook", script, "hook_timeout_s",
-                                      timeout_s, "audit_log", path_in_dir("hook-audit.jsonl")),
+    struct policy *p = load(json_pack("{s:s,s:i,s:s}", "hook", script, "hook_timeout_s", timeout_s,
+                                      "audit_log", path_in_dir("hook-audit.jsonl")),
                             &err);
     CHECK(p != NULL);
     if (!p) {

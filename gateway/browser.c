@@ -1,0 +1,838 @@
+/* Browser sessions on top of the sandbox lifecycle: the session API, the
+ * pool of pre-booted browser VMs that makes a start fast, persistent
+ * profiles, downloads, logs, and the policy applied to CDP commands. */
+#include "browser.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "params.h"
+#include "ssh.h"
+#include "util.h"
+
+#define POOL_MEM_MIB 2048
+#define POOL_VCPUS 2
+#define POOL_WIDTH 1280
+#define POOL_HEIGHT 720
+#define BROWSER_MARKER "PORTHOLE_READY browser"
+#define GUEST_PROFILE_DIR "/root/porthole/profile"
+#define GUEST_PERSIST_DIR "/root/porthole/persist"
+#define GUEST_DOWNLOAD_DIR "/root/porthole/downloads"
+#define PROFILE_MAX (512 * 1024 * 1024)
+#define DOWNLOAD_MAX (256 * 1024 * 1024)
+
+struct pool_vm {
+    struct vm *vm;         /* owned */
+    struct pool_vm *next;  /* owned */
+};
+
+void browser_session_free(struct browser_session *b)
+{
+    if (!b)
+        return;
+    json_decref(b->allowed_domains);
+    free(b);
+}
+
+/* ---- guest configuration ------------------------------------------------ */
+
+static char *browser_config_text(const struct browser_session *b, json_t *env, const char *profile_dir)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    const char *key;
+    json_t *val;
+
+    if (!f)
+        return NULL;
+    fprintf(f, "browser.mode=%s\nbrowser.width=%d\nbrowser.height=%d\nbrowser.downloads=%d\n",
+            b->live ? "live" : "headless", b->width, b->height, b->allow_downloads ? 1 : 0);
+    fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\n", profile_dir,
+            GUEST_DOWNLOAD_DIR);
+    json_object_foreach(env, key, val)
+        fprintf(f, "env=%s=%s\n", key, json_string_value(val));
+    fclose(f);
+    return buf;
+}
+
+static bool browser_is_pool_default(const struct browser_session *b, json_t *env)
+{
+    return b->live && b->width == POOL_WIDTH && b->height == POOL_HEIGHT && b->allow_downloads &&
+           !b->persistent && json_object_size(env) == 0;
+}
+
+/* Runs an internal command in the guest: not a user command, so it does
+ * not pass the user-facing policy chain, but it is bounded the same way. */
+static int guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
+                     struct run_result *res, struct ph_error *err)
+{
+    struct run_request req = {.command = cmd,
+                              .shell = RUN_SHELL_RAW,
+                              .timeout_s = timeout_s,
+                              .stdin_data = in,
+                              .stdin_len = in_len};
+    int r = vm_ssh_exec(vm->ssh, cmd, &req, res, err);
+    if (r < 0)
+        return r;
+    if (res->exit_code != 0) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "guest command failed (exit %d): %.300s",
+                         res->exit_code, res->err && *res->err ? res->err : res->out);
+        run_result_done(res);
+        return r;
+    }
+    return 0;
+}
+
+static char *profile_path(struct gateway *gw, const char *profile_id)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/profiles/%s.tgz", gw->state_dir, profile_id) < 0)
+        return NULL;
+    return p;
+}
+
+/* Worker thread, once the guest is up: restores a persistent profile and
+ * restarts Chromium with the session's settings when they differ from what
+ * the guest booted with. */
+static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm,
+                           struct ph_error *err)
+{
+    struct browser_session *b = sb->browser;
+    struct run_result res = {0};
+    const char *profile_dir = b->persistent ? GUEST_PERSIST_DIR : GUEST_PROFILE_DIR;
+    int r;
+
+    if (b->persistent) {
+        _cleanup_free_ char *path = profile_path(gw, b->profile_id), *data = NULL;
+        size_t len = 0;
+        r = guest_run(vm, "/sbin/porthole-init browser-stop && rm -rf " GUEST_PERSIST_DIR
+                          " && mkdir -p " GUEST_PERSIST_DIR,
+                      NULL, 0, 60, &res, err);
+        run_result_done(&res);
+        if (r < 0)
+            return r;
+        if (path && read_file(path, &data, &len, PROFILE_MAX) == 0) {
+            r = vm_ssh_put_file(vm->ssh, "/root/porthole/profile-in.tgz", data, len, 0600, err);
+            if (r < 0)
+                return r;
+            r = guest_run(vm,
+                          "tar -xzf /root/porthole/profile-in.tgz -C " GUEST_PERSIST_DIR
+                          " && rm -f /root/porthole/profile-in.tgz",
+                          NULL, 0, 120, &res, err);
+            run_result_done(&res);
+            if (r < 0)
+                return r;
+        }
+    } else if (!b->from_pool || browser_is_pool_default(b, sb->env_vars)) {
+        return 0;
+    }
+    _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
+    if (!cfg)
+        return -ENOMEM;
+    r = guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res, err);
+    run_result_done(&res);
+    if (r < 0)
+        ph_error_prefix(err, "configuring the browser");
+    return r;
+}
+
+void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
+{
+    struct browser_session *b = sb->browser;
+    struct run_result res = {0};
+    struct ph_error err = {0};
+    _cleanup_free_ char *path = NULL, *dir = NULL, *data = NULL;
+    size_t len = 0;
+
+    if (!b->persistent || !vm->ssh)
+        return;
+    /* Chromium writes its cookie store on exit; stop it before packing. */
+    if (guest_run(vm,
+                  "/sbin/porthole-init browser-stop; tar -czf /root/porthole/profile-out.tgz "
+                  "--exclude=Cache --exclude='Code Cache' --exclude=GPUCache -C " GUEST_PERSIST_DIR
+                  " .",
+                  NULL, 0, 120, &res, &err) < 0 ||
+        vm_ssh_get_file(vm->ssh, "/root/porthole/profile-out.tgz", &data, &len, PROFILE_MAX,
+                        &err) < 0) {
+        lwsl_err("session %s: profile %s not saved: %s\n", sb->id, b->profile_id, err.message);
+        run_result_done(&res);
+        return;
+    }
+    run_result_done(&res);
+    path = profile_path(gw, b->profile_id);
+    if (!path || asprintf(&dir, "%s/profiles", gw->state_dir) < 0)
+        return;
+    mkdir_p(dir, 0700);
+    if (write_file_atomic(path, data, len, 0600) < 0)
+        lwsl_err("session %s: cannot write %s\n", sb->id, path);
+    else
+        lwsl_user("session %s: profile %s saved (%zu bytes)\n", sb->id, b->profile_id, len);
+}
+
+void browser_after_stop(struct gateway *gw, struct sandbox *sb)
+{
+    (void)gw;
+    (void)sb;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static json_t *time_json(int64_t ms)
+{
+    char buf[40];
+    format_time_utc(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *url_or_null(const char *base, const char *fmt, const char *a, const char *b,
+                           bool present)
+{
+    char buf[512];
+    if (!present)
+        return json_null();
+    int n = snprintf(buf, sizeof(buf), "%s", base);
+    snprintf(buf + n, sizeof(buf) - (size_t)n, fmt, a, b);
+    return json_string(buf);
+}
+
+static char gateway_base[128];
+
+json_t *browser_to_json(const struct sandbox *sb)
+{
+    const struct browser_session *b = sb->browser;
+    char ws[256];
+    json_t *o;
+
+    /* The browser-level WebSocket behind the same capability: the proxy
+     * resolves "devtools/browser" to the guest browser's own id. */
+    snprintf(ws, sizeof(ws), "%s/devtools/browser", b->cdp_base);
+    if (strncmp(ws, "http://", 7) == 0)
+        memmove(ws + 2, ws + 4, strlen(ws + 4) + 1), memcpy(ws, "ws", 2);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:b, s:s, s:s?, s:i, s:b, s:i, s:i, s:o, "
+                  "s:o, s:s, s:s, s:o, s:o, s:s}",
+                  "session_id", sb->id, "vm_id", sb->vm_id, "status",
+                  sandbox_status_name(sb->status), "mode", b->live ? "live" : "headless",
+                  "viewport", "width", b->width, "height", b->height, "record_video",
+                  b->record_video, "profile_mode", b->persistent ? "persistent" : "ephemeral",
+                  "profile_id", b->persistent ? b->profile_id : NULL, "timeout_minutes",
+                  sb->timeout_minutes, "allow_downloads", b->allow_downloads, "mem_size_mib",
+                  sb->mem_mib, "disk_size_mib", sb->disk_mib, "created_at",
+                  time_json(sb->created_at), "expires_at", time_json(sb->expires_at), "cdp_url",
+                  b->cdp_base, "cdp_ws_url", ws, "live_url",
+                  url_or_null(gateway_base, "/live/%s/%s", sb->id, b->live_token, b->live),
+                  "control_url",
+                  url_or_null(gateway_base, "/live/%s/%s?control=1", sb->id, b->control_token,
+                              b->live),
+                  "served_from", b->from_pool ? "pool" : "cold_boot");
+    if (!o)
+        return NULL;
+    json_object_set(o, "allowed_domains", b->allowed_domains ? b->allowed_domains : json_null());
+    json_object_set(o, "env_vars", sb->env_vars);
+    if (b->ready_ms > 0)
+        json_object_set_new(o, "startup_ms", json_integer(b->ready_ms - b->start_ms));
+    if (sb->status == SANDBOX_ERROR)
+        json_object_set_new(o, "error", json_string(sb->error));
+    return o;
+}
+
+json_t *browser_record(const struct sandbox *sb)
+{
+    const struct browser_session *b = sb->browser;
+    json_t *o = json_pack("{s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "live",
+                          b->live, "record_video", b->record_video, "persistent", b->persistent,
+                          "allow_downloads", b->allow_downloads, "width", b->width, "height",
+                          b->height, "profile_id", b->profile_id, "cdp_token", b->cdp_token,
+                          "live_token", b->live_token, "control_token", b->control_token,
+                          "cdp_base", b->cdp_base, "from_pool", b->from_pool);
+    if (o && b->allowed_domains)
+        json_object_set(o, "allowed_domains", b->allowed_domains);
+    return o;
+}
+
+static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    snprintf(dst, len, "%s", s ? s : "");
+}
+
+struct browser_session *browser_from_record(json_t *extra)
+{
+    struct browser_session *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->live = json_is_true(json_object_get(extra, "live"));
+    b->record_video = json_is_true(json_object_get(extra, "record_video"));
+    b->persistent = json_is_true(json_object_get(extra, "persistent"));
+    b->allow_downloads = json_is_true(json_object_get(extra, "allow_downloads"));
+    b->from_pool = json_is_true(json_object_get(extra, "from_pool"));
+    b->width = (int)json_integer_value(json_object_get(extra, "width"));
+    b->height = (int)json_integer_value(json_object_get(extra, "height"));
+    copy_str(b->profile_id, sizeof(b->profile_id), extra, "profile_id");
+    copy_str(b->cdp_token, sizeof(b->cdp_token), extra, "cdp_token");
+    copy_str(b->live_token, sizeof(b->live_token), extra, "live_token");
+    copy_str(b->control_token, sizeof(b->control_token), extra, "control_token");
+    copy_str(b->cdp_base, sizeof(b->cdp_base), extra, "cdp_base");
+    b->allowed_domains = json_incref(json_object_get(extra, "allowed_domains"));
+    return b;
+}
+
+/* ---- policy on CDP commands -------------------------------------------- */
+
+/* Host of an absolute URL, lowercased; "" for about:, data: and the like. */
+static void url_host(const char *url, char *host, size_t len)
+{
+    const char *p = strstr(url, "://");
+    size_t n = 0;
+
+    host[0] = '\0';
+    if (!p)
+        return;
+    p += 3;
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = memchr(p, '@', (size_t)(end - p));
+    if (at)
+        p = at + 1;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (close)
+            end = close + 1;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon)
+            end = colon;
+    }
+    for (; p < end && n + 1 < len; p++)
+        host[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+    host[n] = '\0';
+}
+
+static int allowed_domains_hook(const struct run_ctx *ctx, void *data, char *reason, size_t len)
+{
+    struct sandbox *sb = data;
+    const char *url;
+    char host[256];
+
+    if (!sb->browser || !sb->browser->allowed_domains || strncmp(ctx->command, "cdp ", 4) != 0)
+        return 0;
+    url = strchr(ctx->command + 4, ' ');
+    if (!url)
+        return 0;
+    url++;
+    if (strncmp(url, "about:", 6) == 0 || !*url)
+        return 0;
+    url_host(url, host, sizeof(host));
+    if (host[0] && domain_allowed(sb->browser->allowed_domains, host))
+        return 0;
+    snprintf(reason, len, "navigation to %s is not allowed: not in the session's allowed_domains",
+             host[0] ? host : url);
+    return -EPERM;
+}
+
+int browser_check_cdp(struct gateway *gw, struct sandbox *sb, const char *method, const char *url,
+                      char *reason, size_t reason_len)
+{
+    char cmd[2200], actor[64];
+    struct ph_error err = {0};
+
+    snprintf(cmd, sizeof(cmd), "cdp %s %s", method, url ? url : "");
+    snprintf(actor, sizeof(actor), "cdp:%s", sb->id);
+    struct run_ctx ctx = {.vm_id = sb->id, .command = cmd, .shell = RUN_SHELL_RAW,
+                          .timeout_s = 0, .actor = actor};
+    if (run_hooks_check(gw->hooks, sb->hooks, &ctx, &err) < 0) {
+        snprintf(reason, reason_len, "%s", err.message);
+        policy_audit_blocked(gw->policy, &ctx, err.message);
+        return -EPERM;
+    }
+    policy_audit_event(gw->policy, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "cdp", "vm_id",
+                                             sb->id, "actor", actor, "method", method, "url",
+                                             url ? url : ""));
+    return 0;
+}
+
+/* ---- capability lookups --------------------------------------------------- */
+
+struct sandbox *browser_resolve(struct gateway *gw, const char *session_id, const char *token,
+                                enum browser_cap cap, bool *control)
+{
+    struct sandbox *sb = gateway_find(gw, session_id, VM_KIND_BROWSER);
+    bool is_control = false, ok = false;
+
+    if (!sb || !sb->browser || !token || sb->status != SANDBOX_READY || sb->deleting || !sb->vm)
+        return NULL;
+    switch (cap) {
+    case BROWSER_CAP_CDP:
+        ok = secret_equal(sb->browser->cdp_token, token);
+        break;
+    case BROWSER_CAP_CONTROL:
+        ok = is_control = sb->browser->live && secret_equal(sb->browser->control_token, token);
+        break;
+    case BROWSER_CAP_VIEW:
+        if (!sb->browser->live)
+            break;
+        is_control = secret_equal(sb->browser->control_token, token);
+        ok = is_control || secret_equal(sb->browser->live_token, token);
+        break;
+    }
+    if (control)
+        *control = is_control;
+    return ok ? sb : NULL;
+}
+
+/* ---- the pool --------------------------------------------------------------- */
+
+struct pool_job {
+    struct gateway *gw;
+    char id[40];
+    struct vm *vm;
+    struct ph_error err;
+    int r;
+};
+
+static const char pool_config[] = "browser.mode=live\nbrowser.width=1280\nbrowser.height=720\n"
+                                  "browser.downloads=1\n";
+
+static void pool_job_run(void *data)
+{
+    struct pool_job *j = data;
+    _cleanup_free_ char *image = vm_image_dir(j->gw->cache_dir, "browser");
+    struct vm_spec spec = {
+        .kind = VM_KIND_BROWSER,
+        .vcpus = POOL_VCPUS,
+        .mem_mib = POOL_MEM_MIB,
+        .extra_config = pool_config,
+        .accel = j->gw->accel.accel,
+        .image_dir = image,
+    };
+    if (!image) {
+        j->r = -ENOMEM;
+        return;
+    }
+    j->r = vm_new(j->gw->state_dir, j->id, &spec, &j->vm, &j->err);
+    if (j->r == 0)
+        j->r = vm_start(j->vm, &spec, &j->err);
+    if (j->r == 0)
+        j->r = vm_wait_ready(j->vm, BROWSER_MARKER, j->gw->boot_timeout_s * 1000, &j->err);
+    if (j->r < 0 && j->vm) {
+        vm_stop(j->vm, 1000, NULL);
+        vm_free(TAKE_PTR(j->vm));
+    }
+    if (j->r < 0)
+        vm_remove_run_dir(j->gw->state_dir, j->id);
+}
+
+static void pool_save(struct gateway *gw, struct vm *vm)
+{
+    json_t *rec = json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", vm->id, "kind", "pool", "ssh_port",
+                            vm->ssh_port, "vnc_port", vm->vnc_port, "cdp_port", vm->cdp_port);
+    if (rec)
+        state_put(gw->db, vm->id, "pool", rec);
+    json_decref(rec);
+}
+
+static void pool_job_done(void *data)
+{
+    struct pool_job *j = data;
+    struct gateway *gw = j->gw;
+
+    gw->pool_booting--;
+    if (j->r == 0) {
+        struct pool_vm *p = calloc(1, sizeof(*p));
+        if (p) {
+            p->vm = TAKE_PTR(j->vm);
+            p->next = gw->pool;
+            gw->pool = p;
+            pool_save(gw, p->vm);
+            lwsl_user("pool: browser VM %s ready\n", p->vm->id);
+        }
+    } else {
+        lwsl_err("pool: browser VM failed to boot: %s\n", j->err.message);
+    }
+    vm_free(j->vm);
+    free(j);
+}
+
+static int pool_count(struct gateway *gw)
+{
+    int n = 0;
+    for (struct pool_vm *p = gw->pool; p; p = p->next)
+        n++;
+    return n;
+}
+
+void browser_pool_fill(struct gateway *gw)
+{
+    _cleanup_free_ char *image = NULL;
+
+    /* Drop pool VMs whose QEMU died. */
+    for (struct pool_vm **pp = &gw->pool; *pp;) {
+        struct pool_vm *p = *pp;
+        if (vm_alive(p->vm)) {
+            pp = &p->next;
+            continue;
+        }
+        lwsl_warn("pool: VM %s died\n", p->vm->id);
+        *pp = p->next;
+        state_delete(gw->db, p->vm->id);
+        vm_remove_run_dir(gw->state_dir, p->vm->id);
+        vm_free(p->vm);
+        free(p);
+    }
+    /* One boot at a time: a pool refill must not starve running sessions
+     * of the machine's few cores. */
+    if (gw->pool_booting > 0 || pool_count(gw) >= gw->pool_target)
+        return;
+    image = vm_image_dir(gw->cache_dir, "browser");
+    if (!image || !vm_image_present(image))
+        return;
+    struct pool_job *j = calloc(1, sizeof(*j));
+    if (!j || random_id(j->id, sizeof(j->id), "vm-", 6) < 0) {
+        free(j);
+        return;
+    }
+    j->gw = gw;
+    if (work_submit(gw->work, pool_job_run, pool_job_done, j) < 0) {
+        free(j);
+        return;
+    }
+    gw->pool_booting++;
+}
+
+static struct vm *pool_take(struct gateway *gw)
+{
+    struct pool_vm *p = gw->pool;
+    struct vm *vm;
+    if (!p)
+        return NULL;
+    gw->pool = p->next;
+    vm = p->vm;
+    free(p);
+    state_delete(gw->db, vm->id);
+    return vm;
+}
+
+void browser_pool_drain(struct gateway *gw)
+{
+    struct vm *vm;
+    while ((vm = pool_take(gw))) {
+        vm_stop(vm, 2000, NULL);
+        vm_remove_run_dir(gw->state_dir, vm->id);
+        vm_free(vm);
+    }
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+static int browser_setup(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
+{
+    struct browser_session *b = sb->browser;
+    (void)err;
+    if (run_hooks_add_pre(sb->hooks, allowed_domains_hook, sb) < 0)
+        return -ENOMEM;
+    snprintf(b->cdp_base, sizeof(b->cdp_base), "%s/cdp/%s/%s", gw->url, sb->id, b->cdp_token);
+    return 0;
+}
+
+static void api_browser_create(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    struct ph_error err = {0};
+    struct browser_params p;
+    struct browser_session *b;
+    json_t *body = http_json_body(req, &err);
+
+    if (!body || browser_params_parse(body, &p, &err) < 0) {
+        json_decref(body);
+        http_reply_error(req, &err);
+        return;
+    }
+    json_decref(body);
+    if (p.persistent && !p.profile_id[0] && random_id(p.profile_id, sizeof(p.profile_id), "p-", 8) < 0) {
+        browser_params_done(&p);
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if (p.persistent) {
+        for (struct sandbox *o = gw->sandboxes; o; o = o->next)
+            if (o->browser && o->browser->persistent && !o->deleting &&
+                strcmp(o->browser->profile_id, p.profile_id) == 0) {
+                http_reply_errorf(req, PH_ERR_CONFLICT,
+                                  "profile %s is in use by session %s; stop it first",
+                                  p.profile_id, o->id);
+                browser_params_done(&p);
+                return;
+            }
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b || random_hex(b->cdp_token, 24) < 0 || random_hex(b->live_token, 24) < 0 ||
+        random_hex(b->control_token, 24) < 0) {
+        free(b);
+        browser_params_done(&p);
+        http_reply_errorf(req, PH_ERR_INTERNAL, "cannot generate session tokens");
+        return;
+    }
+    b->live = p.live;
+    b->width = p.width;
+    b->height = p.height;
+    b->record_video = p.record_video;
+    b->persistent = p.persistent;
+    b->allow_downloads = p.allow_downloads;
+    snprintf(b->profile_id, sizeof(b->profile_id), "%s", p.profile_id);
+    b->allowed_domains = TAKE_PTR(p.allowed_domains);
+    b->start_ms = now_ms();
+
+    struct launch l = {
+        .kind = VM_KIND_BROWSER,
+        .id_prefix = "bs-",
+        .vcpus = POOL_VCPUS,
+        .mem_mib = p.mem_mib,
+        .disk_mib = p.disk_mib,
+        .timeout_minutes = p.timeout_minutes,
+        .env_vars = p.env_vars,
+        .marker = BROWSER_MARKER,
+        .setup = browser_setup,
+        .prepare = browser_prepare,
+        .reply = p.wait ? req : NULL,
+    };
+    /* A pooled VM has the pool's memory and disk; other sizes boot fresh. */
+    if (p.mem_mib == POOL_MEM_MIB && p.disk_mib == 0)
+        l.pooled = pool_take(gw);
+    b->from_pool = l.pooled != NULL;
+    if (!l.pooled)
+        l.extra_config = browser_config_text(b, p.env_vars,
+                                             b->persistent ? GUEST_PERSIST_DIR : GUEST_PROFILE_DIR);
+    l.browser = b;
+    struct sandbox *sb = sandbox_launch(gw, &l, &err);
+    browser_params_done(&p);
+    if (!sb) {
+        http_reply_error(req, &err);
+        return;
+    }
+    lwsl_user("browser session %s starting (%s) for %s\n", sb->id,
+              sb->browser->from_pool ? "from the pool" : "cold boot", req->actor);
+    browser_pool_fill(gw);
+    if (!l.reply)
+        http_reply_json(req, 201, sandbox_to_json(sb));
+}
+
+static struct sandbox *session_for_req(struct gateway *gw, struct http_req *req, bool need_ready)
+{
+    struct sandbox *sb = gateway_find(gw, req->params[0], VM_KIND_BROWSER);
+    if (!sb) {
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no browser session with id \"%s\"",
+                          req->params[0]);
+        return NULL;
+    }
+    if (need_ready && (sb->status != SANDBOX_READY || !sb->vm || sb->deleting)) {
+        http_reply_errorf(req, PH_ERR_CONFLICT, "session %s is %s, not ready", sb->id,
+                          sandbox_status_name(sb->status));
+        return NULL;
+    }
+    return sb;
+}
+
+static void api_browser_list(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    json_t *arr = json_array();
+    for (struct sandbox *sb = gw->sandboxes; sb; sb = sb->next)
+        if (sb->kind == VM_KIND_BROWSER)
+            json_array_insert_new(arr, 0, sandbox_to_json(sb));
+    http_reply_json(req, 200,
+                    json_pack("{s:o, s:i}", "sessions", arr, "pool_ready", pool_count(gw)));
+}
+
+static void api_browser_get(struct http_req *req, void *data)
+{
+    struct sandbox *sb = session_for_req(data, req, false);
+    if (sb)
+        http_reply_json(req, 200, sandbox_to_json(sb));
+}
+
+static void api_browser_delete(struct http_req *req, void *data)
+{
+    struct sandbox *sb = session_for_req(data, req, false);
+    if (sb)
+        sandbox_delete(data, sb, req);
+}
+
+/* Blocking guest reads for logs and downloads, on a worker. */
+enum guest_read_op { READ_LOGS, READ_DOWNLOADS, READ_DOWNLOAD_FILE };
+
+struct guest_read_job {
+    struct gateway *gw;
+    struct sandbox *sb;
+    struct http_req *req;
+    enum guest_read_op op;
+    char name[80];
+    char *data;
+    size_t len;
+    json_t *json;
+    struct ph_error err;
+    int r;
+};
+
+static void guest_read_run(void *data)
+{
+    struct guest_read_job *j = data;
+    struct vm *vm = j->sb->vm;
+    struct run_result res = {0};
+
+    switch (j->op) {
+    case READ_LOGS: {
+        _cleanup_free_ char *serial_path = NULL, *serial = NULL;
+        size_t slen = 0;
+        if (asprintf(&serial_path, "%s/serial.log", vm->run_dir) >= 0)
+            read_file(serial_path, &serial, &slen, 64 * 1024 * 1024);
+        j->r = guest_run(vm, "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
+                         NULL, 0, 20, &res, &j->err);
+        const char *tail = serial && slen > 65536 ? serial + slen - 65536 : serial;
+        j->json = json_pack("{s:s, s:s}", "console", tail ? tail : "", "chromium",
+                            j->r == 0 && res.out ? res.out : "");
+        if (!j->json) /* invalid UTF-8 in a log: fall back to the sanitized form */
+            j->json = json_pack("{s:s, s:s}", "console", "(unreadable)", "chromium",
+                                "(unreadable)");
+        j->r = 0;
+        break;
+    }
+    case READ_DOWNLOADS: {
+        j->r = guest_run(vm,
+                         "cd " GUEST_DOWNLOAD_DIR " 2>/dev/null && find . -maxdepth 1 -type f "
+                         "! -name '*.crdownload' -printf '%f\\t%s\\n'; true",
+                         NULL, 0, 20, &res, &j->err);
+        if (j->r < 0)
+            break;
+        j->json = json_array();
+        for (char *line = res.out, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            char *tab = strchr(line, '\t');
+            if (!tab)
+                continue;
+            *tab = '\0';
+            json_array_append_new(j->json, json_pack("{s:s, s:I}", "name", line, "bytes",
+                                                     (json_int_t)strtoll(tab + 1, NULL, 10)));
+        }
+        break;
+    }
+    case READ_DOWNLOAD_FILE: {
+        char path[160];
+        snprintf(path, sizeof(path), GUEST_DOWNLOAD_DIR "/%s", j->name);
+        j->r = vm_ssh_get_file(vm->ssh, path, &j->data, &j->len, DOWNLOAD_MAX, &j->err);
+        break;
+    }
+    }
+    run_result_done(&res);
+}
+
+static void guest_read_done(void *data)
+{
+    struct guest_read_job *j = data;
+    if (j->r < 0)
+        http_reply_error(j->req, &j->err);
+    else if (j->op == READ_LOGS)
+        http_reply_json(j->req, 200, TAKE_PTR(j->json));
+    else if (j->op == READ_DOWNLOADS)
+        http_reply_json(j->req, 200, json_pack("{s:o}", "downloads", TAKE_PTR(j->json)));
+    else
+        http_reply_data(j->req, 200, "application/octet-stream", TAKE_PTR(j->data), j->len,
+                        NULL);
+    sandbox_release(j->gw, j->sb);
+    json_decref(j->json);
+    free(j->data);
+    free(j);
+}
+
+static void guest_read_submit(struct gateway *gw, struct http_req *req, enum guest_read_op op)
+{
+    struct sandbox *sb = session_for_req(gw, req, true);
+    struct guest_read_job *j;
+
+    if (!sb)
+        return;
+    if (op == READ_DOWNLOAD_FILE && req->params[1][0] == '.') {
+        http_reply_errorf(req, PH_ERR_INVALID, "invalid download name");
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    j->gw = gw;
+    j->sb = sb;
+    j->req = req;
+    j->op = op;
+    if (op == READ_DOWNLOAD_FILE)
+        snprintf(j->name, sizeof(j->name), "%s", req->params[1]);
+    sandbox_hold(sb);
+    if (work_submit(gw->work, guest_read_run, guest_read_done, j) < 0) {
+        sandbox_release(gw, sb);
+        free(j);
+        http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
+    }
+}
+
+static void api_browser_logs(struct http_req *req, void *data)
+{
+    guest_read_submit(data, req, READ_LOGS);
+}
+
+static void api_browser_downloads(struct http_req *req, void *data)
+{
+    guest_read_submit(data, req, READ_DOWNLOADS);
+}
+
+static void api_browser_download(struct http_req *req, void *data)
+{
+    guest_read_submit(data, req, READ_DOWNLOAD_FILE);
+}
+
+static void serve_page(struct gateway *gw, struct http_req *req, const char *name)
+{
+    char path[700];
+    char *data = NULL;
+    size_t len = 0;
+
+    snprintf(path, sizeof(path), "%s/%s", gw->web_root, name);
+    if (read_file(path, &data, &len, 1024 * 1024) < 0) {
+        http_reply_errorf(req, PH_ERR_UNAVAILABLE, "web page %s is not installed", name);
+        return;
+    }
+    http_reply_data(req, 200, "text/html; charset=utf-8", data, len, NULL);
+}
+
+static void api_live_page(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    if (!browser_resolve(gw, req->params[0], req->params[1], BROWSER_CAP_VIEW, NULL)) {
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no such live session");
+        return;
+    }
+    serve_page(gw, req, "live.html");
+}
+
+static void api_dashboard(struct http_req *req, void *data)
+{
+    serve_page(data, req, "dashboard.html");
+}
+
+void browser_api_register(struct gateway *gw)
+{
+    snprintf(gateway_base, sizeof(gateway_base), "%s", gw->url);
+    http_route(gw->http, HTTP_POST, "/v1/browser/sessions", 0, 0, api_browser_create, gw);
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions", 0, 0, api_browser_list, gw);
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}", 0, 0, api_browser_get, gw);
+    http_route(gw->http, HTTP_DELETE, "/v1/browser/sessions/{id}", 0, 0, api_browser_delete, gw);
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/logs", 0, 0, api_browser_logs, gw);
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/downloads", 0, 0,
+               api_browser_downloads, gw);
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/downloads/{name}", 0, 0,
+               api_browser_download, gw);
+    http_route(gw->http, HTTP_GET, "/live/{id}/{token}", HTTP_ROUTE_PUBLIC, 0, api_live_page, gw);
+    http_route(gw->http, HTTP_GET, "/dashboard", HTTP_ROUTE_PUBLIC, 0, api_dashboard, gw);
+}

@@ -1,0 +1,539 @@
+#!/usr/bin/python3
+"""Shared fixture of the integration tests: one gateway, one long-lived sandbox.
+
+Every test program calls ensure(). The first one (under an flock, so tests
+running in parallel never start two) starts a gateway on a free port with a
+fixed token and a test policy config (deny list, hook program, audit log),
+and boots the shared sandbox; the rest reuse them after checking they still
+answer. What they share is kept in SCRATCH/fixture.json.
+
+The gateway runs under a small supervisor process (`fixture.py supervise`)
+in its own session, so it outlives the test that started it, and its exit
+status is still known: the supervisor writes it to SCRATCH/gateway.rc.
+
+Environment (set by tests/integration/meson.build):
+  PORTHOLE_EXE           the porthole binary of the build under test
+  PORTHOLE_TEST_SCRATCH  scratch dir: state dir, logs, config, hook
+"""
+
+import contextlib
+import fcntl
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import traceback
+
+TOKEN = "porthole-integration-test-token-7d41c9a0e3b85f26"
+SANDBOX_ENV = {
+    "PH_TEST_GREETING": "hello from the fixture",
+    "PH_TEST_TRICKY": "it's \"quoted\" $HOME `id` \\n; done",
+}
+DENY_RULES = ["rm -rf /", "mkfs"]
+HOOK_WORD = "forbidden-by-hook"
+HOOK_REASON = "integration hook refuses: the command mentions forbidden-by-hook"
+BOOT_TIMEOUT_S = 300
+GATEWAY_START_TIMEOUT_S = 60
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRATCH = os.path.abspath(
+    os.environ.get("PORTHOLE_TEST_SCRATCH") or "/tmp/porthole-integration-%d" % os.getuid())
+EXE = os.environ.get("PORTHOLE_EXE") or os.path.join(HERE, "..", "..", "build", "dev", "cli",
+                                                     "porthole")
+STATE_DIR = os.path.join(SCRATCH, "state")
+INFO_PATH = os.path.join(SCRATCH, "fixture.json")
+LOCK_PATH = os.path.join(SCRATCH, "fixture.lock")
+CONFIG_PATH = os.path.join(SCRATCH, "config.json")
+HOOK_PATH = os.path.join(SCRATCH, "hook.sh")
+HOOK_LOG = os.path.join(SCRATCH, "hook-input.jsonl")
+AUDIT_LOG = os.path.join(SCRATCH, "audit.jsonl")
+GATEWAY_LOG = os.path.join(SCRATCH, "gateway.log")
+GATEWAY_PID = os.path.join(SCRATCH, "gateway.pid")
+GATEWAY_RC = os.path.join(SCRATCH, "gateway.rc")
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---- HTTP ------------------------------------------------------------------
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise TestFailure("response %d is not JSON (%s): %r" % (self.status, e,
+                                                                   self.body[:300]))
+
+    def error_code(self):
+        err = self.json().get("error")
+        if not isinstance(err, dict):
+            raise TestFailure("response %d has no error object: %r" % (self.status,
+                                                                      self.body[:300]))
+        return err.get("code")
+
+    def __repr__(self):
+        return "<HTTP %d %r>" % (self.status, self.body[:300])
+
+
+def request(port, method, path, body=None, token=TOKEN, headers=None, timeout=120):
+    """One HTTP request on a fresh connection. body: dict/list (JSON), bytes
+    or None. token None sends no Authorization header."""
+    hdrs = dict(headers or {})
+    if token is not None:
+        hdrs.setdefault("Authorization", "Bearer " + token)
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        return Response(resp.status, dict(resp.getheaders()), resp.read())
+    finally:
+        conn.close()
+
+
+def healthy(port, timeout=5):
+    try:
+        r = request(port, "GET", "/healthz", token=None, timeout=timeout)
+        return r.status == 200 and r.json().get("status") == "ok"
+    except (OSError, http.client.HTTPException, TestFailure):
+        return False
+
+
+# ---- processes ---------------------------------------------------------------
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def qemu_pids(state_dir=STATE_DIR):
+    """Live QEMU processes whose command line mentions state_dir."""
+    found = []
+    needle = state_dir.rstrip("/") + "/"
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        args = cmdline(int(name))
+        if not args or "qemu" not in os.path.basename(args[0]):
+            continue
+        if any(needle in a for a in args) and pid_alive(int(name)):
+            found.append(int(name))
+    return found
+
+
+def wait_until(pred, timeout, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_listening(port):
+    with socket.socket() as s:
+        s.settimeout(2)
+        try:
+            s.connect(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def read_json_file(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_atomic(path, text, mode=0o644):
+    tmp = path + ".tmp%d" % os.getpid()
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def tail(path, n=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return "(no %s)" % path
+
+
+# ---- the gateway -------------------------------------------------------------
+
+
+def exe_identity():
+    st = os.stat(EXE)
+    return [os.path.realpath(EXE), st.st_ino, st.st_mtime_ns]
+
+
+def write_policy_files():
+    hook = """#!/bin/sh
+# Policy hook of the Porthole integration tests (written by fixture.py):
+# logs the run context it gets and refuses commands that mention the word.
+input=$(cat)
+printf '%%s\\n' "$input" >> '%s'
+case $input in
+*%s*) echo '%s'; exit 1 ;;
+esac
+exit 0
+""" % (HOOK_LOG, HOOK_WORD, HOOK_REASON)
+    write_atomic(HOOK_PATH, hook, 0o755)
+    config = {
+        "deny": DENY_RULES,
+        "hook": HOOK_PATH,
+        "hook_timeout_s": 10,
+        "audit_log": AUDIT_LOG,
+        "max_sandboxes": 10,
+    }
+    write_atomic(CONFIG_PATH, json.dumps(config, indent=2) + "\n")
+
+
+def supervise(port):
+    """Runs the gateway, records its pid and then its exit status."""
+    env = dict(os.environ, PORTHOLE_TOKEN=TOKEN)
+    with open(GATEWAY_LOG, "ab") as logf:
+        p = subprocess.Popen(
+            [EXE, "gateway", "--state-dir", STATE_DIR, "--listen", "127.0.0.1:%d" % port,
+             "--config", CONFIG_PATH],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env, close_fds=True)
+    write_atomic(GATEWAY_PID, "%d\n" % p.pid)
+    # The gateway's own SIGTERM/SIGINT are the tests' business, not ours.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    rc = p.wait()
+    write_atomic(GATEWAY_RC, json.dumps({"pid": p.pid, "rc": rc}) + "\n")
+
+
+def start_gateway(port):
+    """Starts a gateway on STATE_DIR and port; returns its pid once healthy."""
+    write_policy_files()
+    for path in (GATEWAY_PID, GATEWAY_RC):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    with open(GATEWAY_LOG, "ab") as logf:
+        logf.write(b"\n==== fixture: starting gateway on port %d at %s\n" %
+                   (port, time.strftime("%H:%M:%S").encode()))
+        sup = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "supervise", str(port)],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
+            start_new_session=True, env=dict(os.environ))
+    deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S
+    pid = None
+    while time.monotonic() < deadline:
+        if pid is None and os.path.exists(GATEWAY_PID):
+            pid = int(open(GATEWAY_PID).read())
+        if os.path.exists(GATEWAY_RC):
+            raise TestFailure("gateway exited at start: %s\n--- gateway.log:\n%s" %
+                              (open(GATEWAY_RC).read().strip(), tail(GATEWAY_LOG)))
+        if sup.poll() is not None and not os.path.exists(GATEWAY_RC):
+            raise TestFailure("gateway supervisor exited with %s\n%s" %
+                              (sup.returncode, tail(GATEWAY_LOG)))
+        if pid is not None and healthy(port, timeout=2):
+            return pid, sup.pid
+        time.sleep(0.1)
+    raise TestFailure("gateway not healthy on port %d within %d s\n--- gateway.log:\n%s" %
+                      (port, GATEWAY_START_TIMEOUT_S, tail(GATEWAY_LOG)))
+
+
+def gateway_exit_status(pid):
+    """The exit status the supervisor recorded for gateway pid, or None."""
+    rc = read_json_file(GATEWAY_RC)
+    if rc and rc.get("pid") == pid:
+        return rc["rc"]
+    return None
+
+
+def kill_leftovers(info):
+    """Ends whatever an earlier run left: its gateway and its QEMUs."""
+    if info and info.get("gateway_pid") and pid_alive(info["gateway_pid"]):
+        if os.path.join(STATE_DIR) in " ".join(cmdline(info["gateway_pid"])):
+            os.kill(info["gateway_pid"], signal.SIGKILL)
+            wait_until(lambda: not pid_alive(info["gateway_pid"]), 10)
+    for pid in qemu_pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_pids(), 10)
+
+
+# ---- the shared fixture --------------------------------------------------------
+
+
+class Fixture:
+    def __init__(self, info):
+        self.info = info
+        self.port = info["port"]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.token = TOKEN
+        self.sandbox = info["sandbox_id"]
+        self.state_dir = STATE_DIR
+
+    # HTTP
+    def req(self, method, path, body=None, **kw):
+        return request(self.port, method, path, body, **kw)
+
+    def api(self, method, path, body=None, expect=200, **kw):
+        r = request(self.port, method, path, body, **kw)
+        if r.status != expect:
+            raise TestFailure("%s %s: HTTP %d, want %d: %r" % (method, path, r.status, expect,
+                                                              r.body[:500]))
+        return r.json() if r.body else None
+
+    def exec_raw(self, command, shell="login", timeout=30, sandbox=None, http_timeout=None):
+        body = {"command": command, "shell": shell, "timeout": timeout}
+        return request(self.port, "POST", "/v1/sandboxes/%s/exec" % (sandbox or self.sandbox),
+                       body, timeout=http_timeout or timeout + 120)
+
+    def exec(self, command, shell="login", timeout=30, sandbox=None, expect_exit=0):
+        """Runs a command that must complete; checks its exit code unless
+        expect_exit is None; returns the result object."""
+        r = self.exec_raw(command, shell, timeout, sandbox)
+        if r.status != 200:
+            raise TestFailure("exec %r: HTTP %d: %r" % (command, r.status, r.body[:500]))
+        res = r.json()
+        for key in ("exit_code", "stdout", "stderr", "duration_ms"):
+            if key not in res:
+                raise TestFailure("exec result lacks %s: %r" % (key, res))
+        if expect_exit is not None and res["exit_code"] != expect_exit:
+            raise TestFailure("exec %r exited %r, want %d\nstdout: %r\nstderr: %r" %
+                              (command, res["exit_code"], expect_exit, res["stdout"][:500],
+                               res["stderr"][:500]))
+        return res
+
+    def create_sandbox(self, **body):
+        body.setdefault("wait", True)
+        r = request(self.port, "POST", "/v1/sandboxes", body, timeout=BOOT_TIMEOUT_S + 60)
+        if r.status != 201:
+            raise TestFailure("create sandbox %r: HTTP %d: %r" % (body, r.status, r.body[:500]))
+        sb = r.json()
+        if sb.get("status") != "ready":
+            raise TestFailure("created sandbox not ready: %r" % sb)
+        return sb
+
+    def delete_sandbox(self, sid):
+        r = request(self.port, "DELETE", "/v1/sandboxes/" + sid, timeout=120)
+        return r
+
+    # state on disk
+    def run_dir(self, sid=None):
+        return os.path.join(self.state_dir, "vms", sid or self.sandbox)
+
+    def qemu_pid(self, sid=None):
+        with open(os.path.join(self.run_dir(sid), "qemu.pid")) as f:
+            return int(f.read().strip())
+
+    def record(self, sid=None):
+        """The sandbox's record in state.db, or None."""
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.state_dir, "state.db"),
+                             uri=True, timeout=10)
+        try:
+            row = db.execute("SELECT record FROM objects WHERE id = ?",
+                             (sid or self.sandbox,)).fetchone()
+        finally:
+            db.close()
+        return json.loads(row[0]) if row else None
+
+    def ssh_port(self, sid=None):
+        rec = self.record(sid)
+        if not rec:
+            raise TestFailure("no state.db record for %s" % (sid or self.sandbox))
+        return rec["ssh_port"]
+
+
+@contextlib.contextmanager
+def locked():
+    os.makedirs(SCRATCH, exist_ok=True)
+    with open(LOCK_PATH, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def load_info():
+    return read_json_file(INFO_PATH)
+
+
+def save_info(info):
+    write_atomic(INFO_PATH, json.dumps(info, indent=2) + "\n")
+
+
+def _gateway_usable(info):
+    if not info or info.get("exe") != exe_identity():
+        return False
+    if not info.get("gateway_pid") or not pid_alive(info["gateway_pid"]):
+        return False
+    if not healthy(info["port"]):
+        return False
+    try:
+        return request(info["port"], "GET", "/v1/sandboxes", timeout=10).status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _shared_sandbox_ready(info):
+    try:
+        r = request(info["port"], "GET", "/v1/sandboxes/%s" % info["sandbox_id"], timeout=10)
+    except (OSError, http.client.HTTPException):
+        return False
+    return r.status == 200 and r.json().get("status") == "ready"
+
+
+def _create_shared(fx):
+    sb = fx.create_sandbox(env_vars=SANDBOX_ENV, timeout_minutes=240)
+    fx.info["sandbox_id"] = sb["id"]
+    fx.sandbox = sb["id"]
+    save_info(fx.info)
+
+
+def ensure():
+    """The shared gateway and sandbox, started if need be."""
+    with locked():
+        info = load_info()
+        if _gateway_usable(info):
+            fx = Fixture(info)
+            if not info.get("sandbox_id") or not _shared_sandbox_ready(info):
+                log("fixture: shared sandbox gone; creating a new one")
+                _create_shared(fx)
+            return fx
+        log("fixture: starting a gateway (state %s)" % STATE_DIR)
+        kill_leftovers(info)
+        shutil.rmtree(STATE_DIR, ignore_errors=True)
+        for path in (AUDIT_LOG, HOOK_LOG, INFO_PATH):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
+        port = free_port()
+        pid, sup = start_gateway(port)
+        info = {"port": port, "gateway_pid": pid, "supervisor_pid": sup, "exe": exe_identity(),
+                "state_dir": STATE_DIR, "url": "http://127.0.0.1:%d" % port, "token": TOKEN,
+                "sandbox_id": None}
+        save_info(info)
+        fx = Fixture(info)
+        t0 = time.monotonic()
+        _create_shared(fx)
+        log("fixture: shared sandbox %s ready in %.1f s" % (fx.sandbox, time.monotonic() - t0))
+        return fx
+
+
+# ---- helpers for tests -----------------------------------------------------------
+
+
+def check(cond, msg, *args):
+    if not cond:
+        raise TestFailure(msg % args if args else msg)
+
+
+def check_eq(got, want, what):
+    if got != want:
+        raise TestFailure("%s: got %r, want %r" % (what, got, want))
+
+
+def check_error(resp, status, code, what, message_contains=None):
+    if resp.status != status:
+        raise TestFailure("%s: HTTP %d, want %d: %r" % (what, resp.status, status,
+                                                       resp.body[:400]))
+    got = resp.error_code()
+    if got != code:
+        raise TestFailure("%s: error code %r, want %r: %r" % (what, got, code, resp.body[:400]))
+    msg = resp.json()["error"].get("message")
+    check(isinstance(msg, str) and msg, "%s: error without a message: %r", what, resp.body)
+    if message_contains is not None and message_contains not in msg:
+        raise TestFailure("%s: message %r does not contain %r" % (what, msg, message_contains))
+
+
+def audit_lines():
+    out = []
+    try:
+        with open(AUDIT_LOG, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    raise TestFailure("audit log line %d is not JSON: %r" % (n, line[:200]))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def find_audit(pred, timeout=5):
+    """The audit lines matching pred, waiting a little for observers."""
+    return wait_until(lambda: [a for a in audit_lines() if pred(a)], timeout) or []
+
+
+def run(tests):
+    """Runs the named test functions in order; exits 1 if any failed."""
+    failed = []
+    for fn in tests:
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception:
+            failed.append(fn.__name__)
+            log("FAIL %s (%.1f s)\n%s" % (fn.__name__, time.monotonic() - t0,
+                                         traceback.format_exc()))
+        else:
+            log("ok   %s (%.1f s)" % (fn.__name__, time.monotonic() - t0))
+    if failed:
+        log("%d of %d failed: %s" % (len(failed), len(tests), ", ".join(failed)))
+        sys.exit(1)
+    log("all %d passed" % len(tests))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "supervise":
+        supervise(int(sys.argv[2]))
+    elif len(sys.argv) == 2 and sys.argv[1] == "ensure":
+        f = ensure()
+        print(json.dumps(f.info))
+    else:
+        sys.stderr.write("usage: fixture.py supervise PORT | ensure\n")
+        sys.exit(2)

@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""exec: output streams, exit codes, login vs raw shells, odd and large output."""
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture  # noqa: E402
+from fixture import check, check_eq  # noqa: E402
+
+fx = fixture.ensure()
+
+
+def test_streams_and_exit_codes():
+    res = fx.exec("echo to-stdout; echo to-stderr >&2; exit 3", expect_exit=3)
+    check_eq(res["stdout"], "to-stdout\n", "stdout")
+    check_eq(res["stderr"], "to-stderr\n", "stderr")
+    check(isinstance(res["duration_ms"], int) and res["duration_ms"] >= 0,
+          "duration_ms %r", res["duration_ms"])
+    res = fx.exec("true")
+    check_eq((res["stdout"], res["stderr"]), ("", ""), "output of true")
+    res = fx.exec("false", expect_exit=1)
+    res = fx.exec("porthole-no-such-command-xyz", expect_exit=127)
+    check("not found" in res["stderr"], "stderr of unknown command: %r", res["stderr"])
+    # The same through the raw shell.
+    res = fx.exec("exit 3", shell="raw", expect_exit=3)
+    res = fx.exec("porthole-no-such-command-xyz", shell="raw", expect_exit=127)
+    # stdin is not a terminal and not left open: cat ends at once.
+    res = fx.exec("cat; echo cat-done", timeout=20)
+    check_eq(res["stdout"], "cat-done\n", "stdout of cat with no input")
+
+
+def test_exit_code_of_killed_command():
+    # A command killed by a signal has no exit status: the API reports -1
+    # (the CLI maps it to 255); a shell wrapper would say 128+N.
+    res = fx.exec("kill -9 $$", shell="raw", expect_exit=None)
+    check(res["exit_code"] in (-1, 137), "exit_code of a SIGKILLed command: %r", res)
+
+
+def test_login_vs_raw():
+    res = fx.exec("shopt login_shell; echo \"0=$0\"")
+    check_eq(res["stdout"], "login_shell    \ton\n0=bash\n", "login shell")
+    res = fx.exec("shopt login_shell", shell="raw")
+    check_eq(res["stdout"].split(), ["login_shell", "off"], "raw shell's login_shell")
+
+    # The sandbox's env vars come from the profile: login sees them verbatim,
+    # quotes, dollars and backticks included, raw does not see them at all.
+    res = fx.exec('printf "%s|%s" "$PH_TEST_GREETING" "$PH_TEST_TRICKY"')
+    check_eq(res["stdout"], "%s|%s" % (fixture.SANDBOX_ENV["PH_TEST_GREETING"],
+                                       fixture.SANDBOX_ENV["PH_TEST_TRICKY"]),
+             "env vars in a login shell")
+    res = fx.exec('echo "${PH_TEST_GREETING-unset}"', shell="raw")
+    check_eq(res["stdout"], "unset\n", "env var in a raw shell")
+
+    # Login runs the command through bash -l -c: the command's own quoting
+    # must survive the wrapping unchanged.
+    cmd = "printf '%s\\n' 'single quoted' \"double $((6*7))\" 'a'\\''b'"
+    for shell in ("login", "raw"):
+        res = fx.exec(cmd, shell=shell)
+        check_eq(res["stdout"], "single quoted\ndouble 42\na'b\n", "quoting via %s" % shell)
+
+
+def test_binary_output():
+    # Invalid UTF-8 becomes U+FFFD; NUL survives as \u0000; the reply stays
+    # valid JSON and the gateway keeps serving.
+    res = fx.exec(r"printf 'a\377b\300\n\000z'; printf 'e\376\n' >&2", shell="raw")
+    check_eq(res["stdout"], "a\ufffdb\ufffd\n\x00z", "stdout with invalid UTF-8")
+    check_eq(res["stderr"], "e\ufffd\n", "stderr with invalid UTF-8")
+    # Valid multi-byte UTF-8 is kept as is.
+    res = fx.exec("printf 'caf\\303\\251 \\342\\202\\254 \\360\\237\\232\\200'", shell="raw")
+    check_eq(res["stdout"], "caf\u00e9 \u20ac \U0001f680", "valid UTF-8")
+    # A burst of random bytes: nothing to compare, but it must not break anything.
+    res = fx.exec("head -c 65536 /dev/urandom", shell="raw")
+    check(len(res["stdout"]) > 10000, "random bytes came back short: %d chars",
+          len(res["stdout"]))
+    fx.exec("true")
+
+
+def test_large_output():
+    # seq 1 300000 is about 2 MB; it must arrive complete and in order.
+    want = "".join("%d\n" % i for i in range(1, 300001))
+    res = fx.exec("seq 1 300000", shell="raw", timeout=120)
+    check(len(want) > 2000000, "test data too small")
+    check_eq(len(res["stdout"]), len(want), "length of 2 MB stdout")
+    check(res["stdout"] == want, "2 MB stdout differs from seq's output")
+    check_eq(res.get("stdout_truncated"), False, "stdout_truncated")
+    # Large output on both streams at once (no deadlock between them).
+    res = fx.exec("seq 1 200000 >&2 & seq 1 200000; wait", timeout=120)
+    want = "".join("%d\n" % i for i in range(1, 200001))
+    check(res["stdout"] == want, "stdout of concurrent streams differs (len %d)",
+          len(res["stdout"]))
+    check(res["stderr"] == want, "stderr of concurrent streams differs (len %d)",
+          len(res["stderr"]))
+
+
+def test_concurrent_commands():
+    # Several commands at once on one sandbox each get their own result.
+    results = {}
+
+    def one(i):
+        try:
+            results[i] = fx.exec("sleep 1; echo job-%d; exit %d" % (i, i), expect_exit=None)
+        except Exception as e:  # reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        res = results[i]
+        check(isinstance(res, dict), "job %d failed: %r", i, res)
+        check_eq((res["exit_code"], res["stdout"]), (i, "job-%d\n" % i), "job %d" % i)
+
+
+fixture.run([test_streams_and_exit_codes, test_exit_code_of_killed_command, test_login_vs_raw,
+             test_binary_output, test_large_output, test_concurrent_commands])
