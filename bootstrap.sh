@@ -78,16 +78,14 @@ if [ "$MODE" = test ]; then
     exec meson test -C build/asan --print-errorlogs --num-processes 2 --timeout-multiplier 2
 fi
 
-step "main job: a gateway and a sandbox"
+step "main job: a gateway with a live browser session"
 porthole doctor || true
-SB=$(porthole sandbox create)
-echo "sandbox $SB is ready; running a command in it:" >&2
-porthole sandbox exec "$SB" -- 'uname -srm; . /etc/os-release; echo "$PRETTY_NAME"; nproc; free -m | head -2'
-cat >&2 <<MSG
+porthole browser start --live
+cat >&2 <<'MSG'
 
-The gateway keeps running in the background (porthole gateway; log in
-\${XDG_STATE_HOME:-\$HOME/.local/state}/porthole/gateway.log).
-  porthole sandbox exec $SB -- 'echo hello'
-  porthole sandbox list
-  porthole sandbox delete $SB
+The gateway keeps running in the background (log: ~/.local/state/porthole/gateway.log).
+Open live_url in any browser to watch; control_url lets you drive.
+Playwright:  const b = await chromium.connectOverCDP(CDP_URL)
+Puppeteer:   await puppeteer.connect({browserURL: CDP_URL})
+More:        porthole browser list | porthole browser stop ID | porthole sandbox create
 MSG

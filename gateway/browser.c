@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "media.h"
 #include "params.h"
 #include "ssh.h"
 #include "util.h"
@@ -34,6 +35,7 @@ void browser_session_free(struct browser_session *b)
     if (!b)
         return;
     json_decref(b->allowed_domains);
+    media_free(b->media);
     free(b);
 }
 
@@ -127,17 +129,24 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
             if (r < 0)
                 return r;
         }
-    } else if (!b->from_pool || browser_is_pool_default(b, sb->env_vars)) {
-        return 0;
     }
-    _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
-    if (!cfg)
-        return -ENOMEM;
-    r = guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res, err);
-    run_result_done(&res);
-    if (r < 0)
-        ph_error_prefix(err, "configuring the browser");
-    return r;
+    if (b->persistent || (b->from_pool && !browser_is_pool_default(b, sb->env_vars))) {
+        _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
+        if (!cfg)
+            return -ENOMEM;
+        r = guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res,
+                      err);
+        run_result_done(&res);
+        if (r < 0) {
+            ph_error_prefix(err, "configuring the browser");
+            return r;
+        }
+    }
+    /* Recording from the first frame: it starts before the session is
+     * handed out. */
+    if (b->record_video)
+        return media_start_initial_recording(gw, sb, vm, err);
+    return 0;
 }
 
 void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
@@ -148,7 +157,8 @@ void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
     _cleanup_free_ char *path = NULL, *dir = NULL, *data = NULL;
     size_t len = 0;
 
-    if (!b->persistent || !vm->ssh)
+    media_session_stop(gw, sb);
+    if (!b->persistent || !vm->ssh || !vm_alive(vm))
         return;
     /* Chromium writes its cookie store on exit; stop it before packing. */
     if (guest_run(vm,
@@ -530,7 +540,7 @@ static int browser_setup(struct gateway *gw, struct sandbox *sb, struct ph_error
 {
     struct browser_session *b = sb->browser;
     (void)err;
-    if (run_hooks_add_pre(sb->hooks, allowed_domains_hook, sb) < 0)
+    if (run_hooks_add_pre(sb->hooks, allowed_domains_hook, sb) < 0 || (b->live && !media_of(sb)))
         return -ENOMEM;
     snprintf(b->cdp_base, sizeof(b->cdp_base), "%s/cdp/%s/%s", gw->url, sb->id, b->cdp_token);
     return 0;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "browser.h"
 #include "manager.h"
+#include "media.h"
 #include "util.h"
 
 #define GATEWAY_CONFIG_MAX (1024 * 1024)
@@ -89,6 +90,12 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     gw->max_sandboxes = json_is_integer(v) ? (int)json_integer_value(v) : 16;
     v = json_object_get(cfg, "browser_pool");
     gw->pool_target = json_is_integer(v) ? (int)json_integer_value(v) : 1;
+    v = json_object_get(cfg, "recording_fps");
+    gw->recording_fps = json_is_integer(v) ? (int)json_integer_value(v) : 15;
+    if (gw->recording_fps < 1 || gw->recording_fps > 60)
+        gw->recording_fps = 15;
+    v = json_object_get(cfg, "recording_retention_hours");
+    gw->recording_retention_hours = json_is_integer(v) ? (int)json_integer_value(v) : 0;
     v = json_object_get(cfg, "boot_timeout_s");
     gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 300;
     *out = cfg;
@@ -110,6 +117,7 @@ static void gateway_tick(lws_sorted_usec_list_t *sul)
 {
     sandbox_sweep(sweep_gateway);
     browser_pool_fill(sweep_gateway);
+    media_sweep(sweep_gateway);
     lws_sul_schedule(http_server_context(sweep_gateway->http), 0, sul, gateway_tick,
                      LWS_US_PER_SEC);
 }
@@ -261,6 +269,7 @@ int gateway_main(const struct gateway_opts *o)
     http_route(gw.http, HTTP_GET, "/healthz", HTTP_ROUTE_PUBLIC, 0, api_healthz, &gw);
     sandbox_api_register(&gw);
     browser_api_register(&gw);
+    media_api_register(&gw);
 
     if (asprintf(&info_path, "%s/gateway.json", gw.state_dir) < 0 ||
         asprintf(&info, "{\"url\": \"%s\", \"pid\": %d}\n", gw.url, (int)getpid()) < 0)
@@ -284,6 +293,11 @@ int gateway_main(const struct gateway_opts *o)
     rc = http_server_run(gw.http) < 0 ? 1 : 0;
     lws_sul_schedule(http_server_context(gw.http), 0, &sweep_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
     signal_server = NULL;
+    /* Recordings are finalized now; the VMs themselves keep running for the
+     * next gateway to re-attach to. */
+    for (struct sandbox *sb = gw.sandboxes; sb; sb = sb->next)
+        if (sb->browser)
+            media_session_stop(&gw, sb);
     browser_pool_drain(&gw);
     fprintf(stderr, "porthole gateway: stopped\n");
 out:

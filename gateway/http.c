@@ -99,6 +99,14 @@ struct http_req_full {
     struct http_req_full *next_handoff; /* weak link on server->handoff */
 };
 
+struct http_listener {
+    struct http_server *server; /* weak */
+    struct lws_vhost *vhost;    /* weak, owned by ctx; freed after close */
+    void *data;                 /* weak; NULL once closed */
+    bool closing;
+    struct http_listener *next; /* server->listeners */
+};
+
 /* Per-connection state lws allocates for the HTTP protocol. */
 struct http_conn {
     struct http_req_full *req; /* the transaction in progress, or NULL */
@@ -116,6 +124,8 @@ struct http_server {
 
     struct http_route_entry *routes; /* owned */
     size_t n_routes, cap_routes;
+
+    struct http_listener *listeners; /* owned list; each freed with its vhost */
 
     char *admin_token; /* owned, wiped on free */
     http_auth_fn auth;
@@ -580,6 +590,29 @@ const char *http_header(struct http_req *req, const char *name)
         if (strcasecmp(kept_headers[i].name, name) == 0)
             return r->headers[i];
     return NULL;
+}
+
+int http_query_string(struct http_req *req, char *out, size_t len)
+{
+    struct http_req_full *r = full(req);
+    size_t used = 0;
+
+    if (len == 0)
+        return -ENOSPC;
+    out[0] = '\0';
+    for (size_t off = 0; r->query && off < r->query_len;) {
+        const char *item = r->query + off;
+        size_t il = strnlen(item, r->query_len - off);
+        if (used + (used ? 1 : 0) + il + 1 > len)
+            return -ENOSPC;
+        if (used)
+            out[used++] = '&';
+        memcpy(out + used, item, il);
+        used += il;
+        out[used] = '\0';
+        off += il + 1;
+    }
+    return (int)used;
 }
 
 bool http_req_disconnected(const struct http_req *req)
@@ -1514,6 +1547,13 @@ void http_server_free(struct http_server *s)
         handoff_dispatch(s);
     /* Closing every connection frees the requests the server owns. */
     lws_context_destroy(s->ctx);
+    /* lws finalizes every vhost it destroys; this is for a context that
+     * never got that far. */
+    while (s->listeners) {
+        struct http_listener *l = s->listeners;
+        s->listeners = l->next;
+        free(l);
+    }
 
     for (size_t i = 0; i < s->n_routes; i++)
         free(s->routes[i].pattern);
@@ -1544,4 +1584,113 @@ struct lws_context *http_server_context(struct http_server *s)
 struct work_pool *http_server_work(struct http_server *s)
 {
     return s->pool;
+}
+
+struct lws_vhost *http_server_vhost(struct http_server *s)
+{
+    return s->vhost;
+}
+
+/* ---- extra listeners ------------------------------------------------- */
+
+/* lws calls this when it frees the vhost: after http_listener_close once
+ * its last connection is gone, or from lws_context_destroy. */
+static void listener_finalized(struct lws_vhost *vh, void *arg)
+{
+    struct http_listener *l = arg;
+    struct http_server *s = l->server;
+
+    (void)vh;
+    for (struct http_listener **pl = &s->listeners; *pl; pl = &(*pl)->next)
+        if (*pl == l) {
+            *pl = l->next;
+            break;
+        }
+    free(l);
+}
+
+int http_listener_open(struct http_server *s, const char *addr, int port, void *data,
+                       struct http_listener **out, struct ph_error *err)
+{
+    struct lws_context_creation_info info;
+    struct http_listener *l;
+
+    *out = NULL;
+    if (!addr || !*addr || addr[0] == '/' || strchr(addr, ':'))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "listeners take an IPv4 address");
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    l->server = s;
+    l->data = data;
+
+    memset(&info, 0, sizeof(info));
+    info.vhost_name = "porthole-listener";
+    info.protocols = s->protocols;
+    info.port = port;
+    info.iface = addr;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.max_http_header_data = HTTP_LWS_HEADER_DATA;
+    info.keepalive_timeout = 60;
+    info.timeout_secs = 30;
+    if (s->ws_default_protocol)
+        info.pvo = &s->pvo;
+    info.user = l;
+    info.finalize = listener_finalized;
+    info.finalize_arg = l;
+    l->vhost = lws_create_vhost(s->ctx, &info);
+    if (!l->vhost) {
+        free(l);
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, -EADDRINUSE, "cannot listen on %s port %d",
+                            addr, port);
+    }
+    l->next = s->listeners;
+    s->listeners = l;
+    *out = l;
+    return 0;
+}
+
+int http_listener_port(const struct http_listener *l)
+{
+    return l && l->vhost ? lws_get_vhost_listen_port(l->vhost) : -1;
+}
+
+void http_listener_close(struct http_listener *l)
+{
+    struct http_server *s;
+    size_t bound = 0;
+
+    if (!l || l->closing)
+        return;
+    s = l->server;
+    l->closing = true;
+    l->data = NULL;
+    /* Whatever still runs on it gets a short grace: WebSocket owners have
+     * started their clean close already; idle keep-alive connections and
+     * requests in flight just end. */
+    for (size_t i = 0; i < s->n_conns; i++)
+        if (lws_get_vhost(s->conns[i]) == l->vhost) {
+            lws_set_timeout(s->conns[i], PENDING_TIMEOUT_USER_OK, HTTP_LISTENER_GRACE_S);
+            bound++;
+        }
+    /* Phase 1 closes the listening socket now; lws completes the vhost
+     * (and calls listener_finalized) when its last connection unbinds. With
+     * none left, the full destroy finalizes it at once. */
+    if (bound == 0)
+        lws_vhost_destroy(l->vhost); /* frees l */
+    else
+        lws_vhost_destroy1(l->vhost);
+}
+
+void *http_wsi_listener(struct lws *wsi)
+{
+    struct lws_vhost *vh = wsi ? lws_get_vhost(wsi) : NULL;
+    struct http_listener *l = vh ? lws_vhost_user(vh) : NULL;
+    return l ? l->data : NULL;
+}
+
+void *http_req_listener(struct http_req *req)
+{
+    struct http_req_full *r = full(req);
+    return r->wsi ? http_wsi_listener(r->wsi) : NULL;
 }

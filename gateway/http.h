@@ -151,8 +151,35 @@ void http_server_free(struct http_server *s);
 
 int http_server_port(const struct http_server *s); /* the bound TCP port */
 struct lws_context *http_server_context(struct http_server *s);
+/* The main listener's vhost: client connections (proxies' upstreams) bind
+ * to it so that they outlive any extra listener. */
+struct lws_vhost *http_server_vhost(struct http_server *s);
 struct work_pool *http_server_work(struct http_server *s);
 struct http_server *http_server_from_wsi(struct lws *wsi);
+
+/* Extra listeners: more TCP sockets served by the same routes, WebSocket
+ * endpoints and connection limit, each tagged with a data pointer that
+ * handlers read back with http_req_listener() / http_wsi_listener() (NULL
+ * for the main listener). The CDP proxy gives each browser session one on
+ * a random loopback address, so that the address itself can carry the
+ * session (see cdp_proxy.h). Plain HTTP only. Loop thread.
+ *
+ * http_listener_open: addr is an IPv4 literal; port 0 = any free port.
+ * Returns 0, or -EADDRINUSE (cannot bind: try another address or port),
+ * -ENOMEM.
+ * http_listener_close: the socket stops accepting before this returns
+ * (connecting is refused from then on), http_*_listener() return NULL for
+ * everything that came through it, and connections still open on it are
+ * closed within HTTP_LISTENER_GRACE_S (WebSocket owners close theirs
+ * first, cleanly). The listener is freed by the server. NULL is a no-op. */
+struct http_listener;
+#define HTTP_LISTENER_GRACE_S 3
+int http_listener_open(struct http_server *s, const char *addr, int port, void *data,
+                       struct http_listener **out, struct ph_error *err);
+int http_listener_port(const struct http_listener *l);
+void http_listener_close(struct http_listener *l);
+void *http_req_listener(struct http_req *req);
+void *http_wsi_listener(struct lws *wsi);
 
 /* Request accessors; valid until the reply. Query values are decoded (a
  * name without '=' has value ""); the first of repeated names wins.
@@ -161,6 +188,10 @@ struct http_server *http_server_from_wsi(struct lws *wsi);
  * Origin, Referer, User-Agent, X-Request-Id and X-Forwarded-For. */
 const char *http_query(struct http_req *req, const char *name);
 const char *http_header(struct http_req *req, const char *name);
+/* The whole query string as lws decoded it: its '&'-separated items
+ * joined again with '&' ("" without a query). Returns the length, or
+ * -ENOSPC when out (len bytes) is too small. */
+int http_query_string(struct http_req *req, char *out, size_t len);
 /* Loop thread: true once the client's connection closed (the reply will be
  * dropped), so long work may give up early. */
 bool http_req_disconnected(const struct http_req *req);

@@ -26,6 +26,7 @@ enum sandbox_status {
 const char *sandbox_status_name(enum sandbox_status s);
 
 struct pool_vm;
+struct session_media;
 
 struct pending_reply {
     struct http_req *req; /* weak until replied */
@@ -45,6 +46,7 @@ struct browser_session {
     bool from_pool;         /* served by a pre-booted VM */
     int64_t start_ms;       /* monotonic: request arrived */
     int64_t ready_ms;       /* monotonic: session ready */
+    struct session_media *media; /* owned: VNC session, recordings (media.c) */
 };
 
 struct sandbox {
@@ -85,6 +87,8 @@ struct gateway {
     int pool_target;            /* how many to keep ready */
     int pool_booting;
     char web_root[512];         /* static files: live view, dashboard, noVNC */
+    int recording_fps;
+    int recording_retention_hours; /* 0: keep until deleted */
 };
 
 /* Lookup on the loop thread; NULL when unknown or being deleted. */

@@ -117,7 +117,7 @@ struct stop_job {
 static void stop_job_run(void *data)
 {
     struct stop_job *j = data;
-    if (j->vm && j->sb->browser && vm_alive(j->vm))
+    if (j->vm && j->sb->browser)
         browser_before_stop(j->gw, j->sb, j->vm);
     if (j->vm)
         j->r = vm_stop(j->vm, 3000, &j->err);

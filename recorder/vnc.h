@@ -72,6 +72,9 @@ struct vnc_frame {
  * once the connection ended (f keeps the last frame), -ENOMEM. */
 int vnc_client_frame_update(struct vnc_client *c, struct vnc_frame *f);
 void vnc_frame_done(struct vnc_frame *f);
+/* Waits up to timeout_ms for a frame newer than after_seq (a vnc_frame's
+ * seq; 0 for any). 0 when there is one, -ETIMEDOUT, -ENOTCONN. */
+int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_ms);
 
 /* Input. Coordinates must lie on the current screen (-EINVAL otherwise);
  * buttons is a mask of VNC_BUTTON_* / VNC_WHEEL_* bits held down. A wheel

@@ -232,6 +232,9 @@ exit 0
         "hook_timeout_s": 10,
         "audit_log": AUDIT_LOG,
         "max_sandboxes": 10,
+        # No pre-booted browser VMs: these tests are about sandboxes, and
+        # under software emulation a browser guest costs a CPU for a minute.
+        "browser_pool": 0,
     }
     write_atomic(CONFIG_PATH, json.dumps(config, indent=2) + "\n")
 

@@ -40,7 +40,7 @@ def test_exit_code_of_killed_command():
 def test_login_vs_raw():
     res = fx.exec("shopt login_shell; echo \"0=$0\"")
     check_eq(res["stdout"], "login_shell    \ton\n0=bash\n", "login shell")
-    res = fx.exec("shopt login_shell", shell="raw")
+    res = fx.exec("shopt login_shell", shell="raw", expect_exit=1)
     check_eq(res["stdout"].split(), ["login_shell", "off"], "raw shell's login_shell")
 
     # The sandbox's env vars come from the profile: login sees them verbatim,
@@ -77,9 +77,9 @@ def test_binary_output():
 
 
 def test_large_output():
-    # seq 1 300000 is about 2 MB; it must arrive complete and in order.
-    want = "".join("%d\n" % i for i in range(1, 300001))
-    res = fx.exec("seq 1 300000", shell="raw", timeout=120)
+    # seq 1 320000 is about 2.1 MB; it must arrive complete and in order.
+    want = "".join("%d\n" % i for i in range(1, 320001))
+    res = fx.exec("seq 1 320000", shell="raw", timeout=120)
     check(len(want) > 2000000, "test data too small")
     check_eq(len(res["stdout"]), len(want), "length of 2 MB stdout")
     check(res["stdout"] == want, "2 MB stdout differs from seq's output")
@@ -93,26 +93,48 @@ def test_large_output():
           len(res["stderr"]))
 
 
-def test_concurrent_commands():
-    # Several commands at once on one sandbox each get their own result.
+def run_parallel(commands, **kw):
+    """Runs commands at once, each on its own connection; returns results."""
     results = {}
 
-    def one(i):
+    def one(i, cmd):
         try:
-            results[i] = fx.exec("sleep 1; echo job-%d; exit %d" % (i, i), expect_exit=None)
-        except Exception as e:  # reported below
+            results[i] = fx.exec(cmd, expect_exit=None, **kw)
+        except Exception as e:  # reported by the caller
             results[i] = e
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=one, args=(i, c)) for i, c in enumerate(commands)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for i in range(4):
-        res = results[i]
+    return [results[i] for i in range(len(commands))]
+
+
+def test_concurrent_commands():
+    # Several commands at once on one sandbox each get their own result.
+    results = run_parallel(["sleep 1; echo job-%d; exit %d" % (i, i) for i in range(4)])
+    for i, res in enumerate(results):
         check(isinstance(res, dict), "job %d failed: %r", i, res)
         check_eq((res["exit_code"], res["stdout"]), (i, "job-%d\n" % i), "job %d" % i)
 
 
+def test_commands_run_side_by_side():
+    # A channel per command: two commands on one sandbox run at the same
+    # time. Each announces itself and waits (up to 20 s) for the other; run
+    # one after the other, the first would give up and exit 1.
+    d = "/tmp/rendezvous-%d" % os.getpid()
+    fx.exec("mkdir -p %s" % d)
+    cmd = ("touch %s/{me}; for i in $(seq 200); do test -e %s/{other} && exit 0; sleep 0.1; "
+           "done; exit 1" % (d, d))
+    results = run_parallel([cmd.format(me="a", other="b"), cmd.format(me="b", other="a")],
+                           shell="raw", timeout=60)
+    for name, res in zip("ab", results):
+        check(isinstance(res, dict), "command %s failed: %r", name, res)
+        check_eq(res["exit_code"], 0, "command %s saw the other one running (1: it did not; "
+                 "commands on one sandbox are serialized)" % name)
+
+
 fixture.run([test_streams_and_exit_codes, test_exit_code_of_killed_command, test_login_vs_raw,
-             test_binary_output, test_large_output, test_concurrent_commands])
+             test_binary_output, test_large_output, test_concurrent_commands,
+             test_commands_run_side_by_side])

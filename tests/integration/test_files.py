@@ -100,14 +100,22 @@ def test_path_tricks():
         ("DEL", name + "%7Fx"),
         ("empty", ""),
     ]
+    # Every case is tried before failing, so one bug does not hide another.
+    problems = []
     for what, q in tricks:
         for method in ("GET", "PUT"):
             r = fx.req(method, files_url(q), b"trick" if method == "PUT" else None)
-            check_error(r, 400, "bad_request", "%s %s path (%r)" % (method, what, q))
+            try:
+                check_error(r, 400, "bad_request", "%s %s path (%r)" % (method, what, q))
+            except fixture.TestFailure as e:
+                problems.append(str(e))
     # None of them wrote anything, under any spelling.
     res = fx.exec("ls -d /tmp/%s-trick* /tmp/tmp/%s-trick* 2>/dev/null; true" % (TAG, TAG),
                   shell="raw")
-    check_eq(res["stdout"], "", "files created by refused uploads")
+    if res["stdout"]:
+        problems.append("files created by uploads that should have been refused: %r"
+                        % res["stdout"])
+    check(not problems, "%d problem(s):\n  %s", len(problems), "\n  ".join(problems))
     # No path at all.
     r = fx.req("GET", "/v1/sandboxes/%s/files" % fx.sandbox)
     check_error(r, 400, "bad_request", "GET without ?path")

@@ -137,6 +137,59 @@ int main(void)
     bad_path("/tmp/a\nb", "control characters");
     bad_path("/tmp/", "directory");
 
+    /* Browser sessions: SmolVM's limits, each error naming its field. */
+    struct browser_params bp;
+    j = J("{}");
+    CHECK(browser_params_parse(j, &bp, &err) == 0);
+    CHECK(!bp.live && bp.width == 1280 && bp.height == 720 && bp.timeout_minutes == 30);
+    CHECK(bp.allow_downloads && !bp.persistent && bp.mem_mib == 2048 && !bp.allowed_domains);
+    browser_params_done(&bp);
+    json_decref(j);
+    j = J("{\"mode\":\"live\",\"viewport\":{\"width\":1920,\"height\":1080},"
+          "\"record_video\":true,\"profile_id\":\"work.1\",\"allowed_domains\":[\"Example.COM\"]}");
+    CHECK(browser_params_parse(j, &bp, &err) == 0);
+    CHECK(bp.live && bp.width == 1920 && bp.record_video && bp.persistent);
+    CHECK_STR(bp.profile_id, "work.1");
+    CHECK_STR(json_string_value(json_array_get(bp.allowed_domains, 0)), "example.com");
+    CHECK(domain_allowed(bp.allowed_domains, "example.com"));
+    CHECK(domain_allowed(bp.allowed_domains, "www.example.com"));
+    CHECK(!domain_allowed(bp.allowed_domains, "evil-example.com"));
+    CHECK(!domain_allowed(bp.allowed_domains, "example.com.evil.org"));
+    browser_params_done(&bp);
+    json_decref(j);
+    struct {
+        const char *body, *needle;
+    } bad_browser[] = {
+        {"{\"mode\":\"kiosk\"}", "mode must be"},
+        {"{\"viewport\":{\"width\":639,\"height\":480}}", "viewport.width must be between 640 and 7680"},
+        {"{\"viewport\":{\"width\":800,\"height\":4321}}", "viewport.height must be between 480 and 4320"},
+        {"{\"viewport\":[800,600]}", "viewport must be an object"},
+        {"{\"viewport\":{\"w\":800}}", "viewport: unknown field"},
+        {"{\"record_video\":true}", "record_video needs mode"},
+        {"{\"mem_size_mib\":511}", "mem_size_mib must be between 512 and 16384"},
+        {"{\"disk_size_mib\":1024}", "disk_size_mib must be between 2048 and 16384"},
+        {"{\"timeout_minutes\":241}", "timeout_minutes must be between 1 and 240"},
+        {"{\"profile_mode\":\"forever\"}", "profile_mode must be"},
+        {"{\"profile_id\":\"../x\"}", "profile_id must be"},
+        {"{\"profile_mode\":\"ephemeral\",\"profile_id\":\"a\"}", "profile_id needs"},
+        {"{\"allow_downloads\":\"no\"}", "allow_downloads must be true or false"},
+        {"{\"allowed_domains\":\"example.com\"}", "allowed_domains must be an array"},
+        {"{\"allowed_domains\":[\"exa mple.com\"]}", "is not a host name"},
+        {"{\"env_vars\":{\"A B\":\"x\"}}", "not a valid variable name"},
+    };
+    for (size_t i = 0; i < sizeof(bad_browser) / sizeof(bad_browser[0]); i++) {
+        j = J(bad_browser[i].body);
+        memset(&err, 0, sizeof(err));
+        int r = browser_params_parse(j, &bp, &err);
+        if (r >= 0 || !strstr(err.message, bad_browser[i].needle)) {
+            fprintf(stderr, "browser %s: \"%s\", wanted \"%s\"\n", bad_browser[i].body,
+                    err.message, bad_browser[i].needle);
+            check_failures++;
+        }
+        browser_params_done(&bp);
+        json_decref(j);
+    }
+
     /* Output with invalid UTF-8 still becomes a JSON string. */
     json_t *s = utf8_json_string("ok\xff\xc3(\xe2\x82\xac", 8);
     CHECK(s != NULL);

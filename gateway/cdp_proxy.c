@@ -1,0 +1,1012 @@
+#include "cdp_proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "browser.h"
+#include "http.h"
+#include "manager.h"
+#include "util.h"
+#include "work.h"
+#include "ws.h"
+
+#define CDP_SEGMENT_MAX 64      /* one path segment: ids, tokens, guids */
+#define CDP_LISTEN_TRIES 16     /* random loopback address/port pairs to try */
+#define CDP_FETCH_HEAD_MAX 8192 /* Chromium's response head */
+#define CDP_MAX_NESTING 4       /* Target.sendMessageToTarget inside itself */
+#define CDP_ERROR_CODE (-32000) /* what Chromium uses for a refused command */
+
+/* A session the proxy serves. */
+struct cdp_session {
+    struct sandbox *sb;             /* weak: valid until cdp_proxy_session_close */
+    char id[40];
+    struct http_listener *listener; /* closed with the session; NULL when none */
+    char addr[INET_ADDRSTRLEN];     /* the listener's address, "" when none */
+    int port;
+    struct cdp_session *next;
+};
+
+static struct gateway *cdp_gw;            /* weak */
+static struct cdp_session *cdp_sessions;  /* owned list */
+
+static struct cdp_session *session_find(const struct sandbox *sb)
+{
+    for (struct cdp_session *cs = cdp_sessions; cs; cs = cs->next)
+        if (cs->sb == sb)
+            return cs;
+    return NULL;
+}
+
+/* ---- pure parts ------------------------------------------------------ */
+
+static bool segment_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > CDP_SEGMENT_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool copy_segment(char *out, size_t out_len, const char *s, size_t len)
+{
+    if (!out)
+        return true;
+    if (len + 1 > out_len)
+        return false;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return true;
+}
+
+int cdp_ws_path_parse(const char *path, bool root_form, char *id, size_t id_len, char *token,
+                      size_t token_len, char *upstream, size_t upstream_len)
+{
+    const char *seg[7];
+    size_t seg_len[7], n = 0, k = 0;
+
+    if (!path || path[0] != '/')
+        return -EINVAL;
+    size_t plen = strlen(path);
+    if (plen > 1 && path[plen - 1] == '/')
+        plen--;
+    for (const char *p = path + 1, *end = path + plen; p < end;) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        const char *e = slash ? slash : end;
+        if (n == ARRAY_SIZE(seg) || !segment_ok(p, (size_t)(e - p)))
+            return -EINVAL;
+        seg[n] = p;
+        seg_len[n++] = (size_t)(e - p);
+        p = slash ? slash + 1 : end;
+        if (slash && p == end)
+            return -EINVAL; /* "//" at the end */
+    }
+#define SEG_IS(i, lit) (seg_len[i] == strlen(lit) && memcmp(seg[i], lit, seg_len[i]) == 0)
+    if (!root_form) {
+        if (n < 3 || !SEG_IS(0, "cdp") || !copy_segment(id, id_len, seg[1], seg_len[1]) ||
+            !copy_segment(token, token_len, seg[2], seg_len[2]))
+            return -EINVAL;
+        k = 3;
+    }
+    if (n < k + 2 || n > k + 3 || !SEG_IS(k, "devtools"))
+        return -EINVAL;
+    bool browser = SEG_IS(k + 1, "browser");
+    if (!browser && !SEG_IS(k + 1, "page"))
+        return -EINVAL;
+    if (n == k + 2 && !browser)
+        return -EINVAL; /* a page needs its target id */
+#undef SEG_IS
+    if (n == k + 2) {
+        if (upstream_len < 1)
+            return -EINVAL;
+        upstream[0] = '\0';
+        return 0;
+    }
+    int w = snprintf(upstream, upstream_len, "/devtools/%s/%.*s", browser ? "browser" : "page",
+                     (int)seg_len[k + 2], seg[k + 2]);
+    return w < 0 || (size_t)w >= upstream_len ? -EINVAL : 0;
+}
+
+/* The /devtools/... path of a ws://host:port/devtools/... URL, or NULL. */
+static const char *ws_url_path(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (!p)
+        return NULL;
+    p = strchr(p + 3, '/');
+    return p && strncmp(p, "/devtools/", 10) == 0 ? p : NULL;
+}
+
+static char *rewrite_ws_url(const char *url, const char *ws_base)
+{
+    const char *path = ws_url_path(url);
+    char *out;
+    if (!path || asprintf(&out, "%s%s", ws_base, path) < 0)
+        return NULL;
+    return out;
+}
+
+/* devtoolsFrontendUrl: "...inspector.html?ws=127.0.0.1:9222/devtools/page/X"
+ * (or wss=, maybe among other parameters). */
+static char *rewrite_frontend_url(const char *url, const char *ws_base)
+{
+    const char *q = strchr(url, '?');
+    const char *base_host = strstr(ws_base, "://");
+    bool tls = strncmp(ws_base, "wss:", 4) == 0;
+    char *out;
+
+    if (!q || !base_host)
+        return NULL;
+    base_host += 3;
+    for (const char *p = q + 1; *p;) {
+        const char *amp = strchrnul(p, '&');
+        size_t name_len = (size_t)(strchrnul(p, '=') - p);
+        if (name_len < (size_t)(amp - p) &&
+            ((name_len == 2 && strncmp(p, "ws", 2) == 0) ||
+             (name_len == 3 && strncmp(p, "wss", 3) == 0))) {
+            const char *v = p + name_len + 1;
+            const char *slash = memchr(v, '/', (size_t)(amp - v));
+            if (!slash || (size_t)(amp - slash) < 10 || strncmp(slash, "/devtools/", 10) != 0)
+                return NULL;
+            if (asprintf(&out, "%.*s%s=%s%.*s%s", (int)(p - url), url, tls ? "wss" : "ws",
+                         base_host, (int)(amp - slash), slash, amp) < 0)
+                return NULL;
+            return out;
+        }
+        p = *amp ? amp + 1 : amp;
+    }
+    return NULL;
+}
+
+static int rewrite_object(json_t *o, const char *ws_base)
+{
+    const char *key;
+    json_t *v;
+    void *tmp;
+
+    if (!json_is_object(o))
+        return 0;
+    json_object_foreach_safe(o, tmp, key, v)
+    {
+        bool ws_field = strcmp(key, "webSocketDebuggerUrl") == 0;
+        bool fe_field = strncmp(key, "devtoolsFrontendUrl", 19) == 0;
+        if (!ws_field && !fe_field)
+            continue;
+        char *n = json_is_string(v) ? (ws_field ? rewrite_ws_url(json_string_value(v), ws_base)
+                                                : rewrite_frontend_url(json_string_value(v), ws_base))
+                                    : NULL;
+        /* What cannot be pointed back here must not name the guest. */
+        int r = n ? json_object_set_new(o, key, json_string(n)) : json_object_del(o, key);
+        free(n);
+        if (r < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int cdp_rewrite_json(const char *body, size_t len, const char *ws_base, char **out)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, 0, &je);
+    int r = 0;
+
+    *out = NULL;
+    if (!root || (!json_is_object(root) && !json_is_array(root))) {
+        json_decref(root);
+        return -EINVAL;
+    }
+    if (json_is_object(root)) {
+        r = rewrite_object(root, ws_base);
+    } else {
+        size_t i;
+        json_t *v;
+        json_array_foreach(root, i, v)
+        {
+            if ((r = rewrite_object(v, ws_base)) < 0)
+                break;
+        }
+    }
+    if (r == 0 && !(*out = json_dumps(root, JSON_COMPACT)))
+        r = -ENOMEM;
+    json_decref(root);
+    return r;
+}
+
+/* Could this message navigate? Cheap: most messages never get parsed. A
+ * \u escape could spell a method name or key the plain search misses. */
+static bool may_navigate(const char *msg, size_t len)
+{
+    return memmem(msg, len, "Page.navigate", 13) || memmem(msg, len, "Target.createTarget", 19) ||
+           memmem(msg, len, "\\u", 2);
+}
+
+static int inspect_level(const char *msg, size_t len, struct cdp_call *call, int depth)
+{
+    json_error_t je;
+    /* Duplicate keys would let us check one "method" while Chromium runs
+     * another. */
+    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &je);
+
+    if (!root) {
+        if (depth == 0 && (root = json_loadb(msg, len, 0, &je)) && json_is_object(root)) {
+            call->roots[0] = root; /* lax, only to answer in its id */
+            call->id = json_object_get(root, "id");
+        } else {
+            json_decref(root);
+        }
+        return -EINVAL;
+    }
+    call->roots[depth] = root;
+    if (!json_is_object(root))
+        return -EINVAL; /* not a command; and it mentions a navigation */
+    if (depth == 0) {
+        json_t *sid = json_object_get(root, "sessionId");
+        call->id = json_object_get(root, "id");
+        call->session_id = json_is_string(sid) ? json_string_value(sid) : NULL;
+    }
+    const char *method = json_string_value(json_object_get(root, "method"));
+    json_t *params = json_object_get(root, "params");
+    if (!method)
+        return CDP_PASS;
+    if (strcmp(method, "Page.navigate") == 0 || strcmp(method, "Target.createTarget") == 0) {
+        json_t *url = json_object_get(params, "url");
+        call->method = method;
+        call->url = json_is_string(url) ? json_string_value(url) : "";
+        return CDP_NAVIGATES;
+    }
+    if (strcmp(method, "Target.sendMessageToTarget") == 0) {
+        json_t *inner = json_object_get(params, "message");
+        if (!json_is_string(inner) ||
+            !may_navigate(json_string_value(inner), json_string_length(inner)))
+            return CDP_PASS;
+        if (depth + 1 >= CDP_MAX_NESTING)
+            return -EINVAL;
+        return inspect_level(json_string_value(inner), json_string_length(inner), call, depth + 1);
+    }
+    return CDP_PASS;
+}
+
+int cdp_inspect(const char *msg, size_t len, struct cdp_call *call)
+{
+    memset(call, 0, sizeof(*call));
+    if (!may_navigate(msg, len))
+        return CDP_PASS;
+    return inspect_level(msg, len, call, 0);
+}
+
+void cdp_call_done(struct cdp_call *call)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(call->roots); i++)
+        json_decref(call->roots[i]);
+    memset(call, 0, sizeof(*call));
+}
+
+char *cdp_error_reply(const json_t *id, const char *session_id, int code, const char *message)
+{
+    json_t *o = json_object();
+    char *s = NULL;
+
+    if (!o)
+        return NULL;
+    if ((id && json_object_set(o, "id", (json_t *)id) < 0) ||
+        json_object_set_new(o, "error",
+                            json_pack("{s:i,s:s}", "code", code, "message", message)) < 0 ||
+        (session_id && json_object_set_new(o, "sessionId", json_string(session_id)) < 0))
+        goto out;
+    s = json_dumps(o, JSON_COMPACT);
+out:
+    json_decref(o);
+    return s;
+}
+
+/* The guid in a /json/version answer's webSocketDebuggerUrl. */
+static int browser_guid(const char *body, size_t len, char *out, size_t out_len)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, 0, &je);
+    const char *url = json_string_value(json_object_get(root, "webSocketDebuggerUrl"));
+    const char *path = url ? ws_url_path(url) : NULL;
+    int r = -EINVAL;
+
+    if (path && strncmp(path, "/devtools/browser/", 18) == 0 &&
+        segment_ok(path + 18, strlen(path + 18)) && strlen(path + 18) < out_len) {
+        strcpy(out, path + 18);
+        r = 0;
+    }
+    json_decref(root);
+    return r;
+}
+
+/* ---- a small blocking HTTP client for the guest's /json ------------- */
+
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* One request to 127.0.0.1:port, Connection: close. Returns the HTTP
+ * status with *body (malloc'd, NUL-terminated) or -errno with why. */
+static int cdp_fetch(int port, const char *method, const char *path, char **body,
+                     size_t *body_len, char *why, size_t why_len)
+{
+    int64_t deadline = now_ms() + CDP_FETCH_TIMEOUT_MS;
+    _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    _cleanup_free_ char *req = NULL, *buf = NULL;
+    size_t have = 0, cap = 0, limit = CDP_FETCH_MAX + CDP_FETCH_HEAD_MAX;
+    int r, err = 0;
+    socklen_t el = sizeof(err);
+
+    *body = NULL;
+    *body_len = 0;
+    if (fd < 0)
+        return -errno;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        r = -errno;
+        snprintf(why, why_len, "cannot connect to the browser: %s", strerror(errno));
+        return r;
+    }
+    if ((r = wait_fd(fd, POLLOUT, deadline)) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+        if (r == 0)
+            r = -(err ? err : errno);
+        snprintf(why, why_len, "cannot connect to the browser: %s", strerror(-r));
+        return r;
+    }
+    int rl = asprintf(&req,
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: application/json\r\n"
+                      "Connection: close\r\nContent-Length: 0\r\n\r\n",
+                      method, path, port);
+    if (rl < 0)
+        return -ENOMEM;
+    for (size_t off = 0; off < (size_t)rl;) {
+        ssize_t n = send(fd, req + off, (size_t)rl - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            r = -errno;
+            snprintf(why, why_len, "cannot talk to the browser: %s", strerror(errno));
+            return r;
+        }
+        if ((r = wait_fd(fd, POLLOUT, deadline)) < 0) {
+            snprintf(why, why_len, "the browser did not answer in time");
+            return r;
+        }
+    }
+
+    size_t head_len = 0, content_length = SIZE_MAX;
+    int status = 0;
+    for (;;) {
+        if (head_len && content_length != SIZE_MAX && have >= head_len + content_length)
+            break;
+        if (have == cap) {
+            size_t ncap = cap ? cap * 2 : 16384;
+            if (ncap > limit + 1)
+                ncap = limit + 1;
+            if (ncap <= have) {
+                snprintf(why, why_len, "the browser's answer is larger than %u bytes",
+                         CDP_FETCH_MAX);
+                return -EFBIG;
+            }
+            char *n = realloc(buf, ncap + 1);
+            if (!n)
+                return -ENOMEM;
+            buf = n;
+            cap = ncap;
+        }
+        ssize_t n = recv(fd, buf + have, cap - have, 0);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                r = -errno;
+                snprintf(why, why_len, "cannot read from the browser: %s", strerror(errno));
+                return r;
+            }
+            if ((r = wait_fd(fd, POLLIN, deadline)) < 0) {
+                snprintf(why, why_len, "the browser did not answer in time");
+                return r;
+            }
+            continue;
+        }
+        have += (size_t)n;
+        buf[have] = '\0';
+        if (!head_len) {
+            char *end = memmem(buf, have, "\r\n\r\n", 4);
+            if (!end) {
+                if (have > CDP_FETCH_HEAD_MAX)
+                    goto bad;
+                continue;
+            }
+            head_len = (size_t)(end - buf) + 4;
+            if (sscanf(buf, "HTTP/1.%*[01] %3d", &status) != 1 || status < 100)
+                goto bad;
+            for (char *line = strstr(buf, "\r\n") + 2; line < end;) {
+                char *eol = strstr(line, "\r\n");
+                if (strncasecmp(line, "Content-Length:", 15) == 0) {
+                    char *e;
+                    unsigned long long v = strtoull(line + 15, &e, 10);
+                    if (v > CDP_FETCH_MAX) {
+                        snprintf(why, why_len, "the browser's answer is larger than %u bytes",
+                                 CDP_FETCH_MAX);
+                        return -EFBIG;
+                    }
+                    content_length = (size_t)v;
+                } else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
+                    goto bad; /* Chromium's DevTools server never chunks */
+                }
+                line = eol + 2;
+            }
+        }
+    }
+    if (!head_len)
+        goto bad;
+    if (content_length == SIZE_MAX)
+        content_length = have - head_len;
+    if (have < head_len + content_length) {
+        snprintf(why, why_len, "the browser's answer was cut short");
+        return -EPIPE;
+    }
+    memmove(buf, buf + head_len, content_length);
+    buf[content_length] = '\0';
+    *body = TAKE_PTR(buf);
+    *body_len = content_length;
+    return status;
+bad:
+    snprintf(why, why_len, "the browser's answer is not HTTP the proxy understands");
+    return -EPROTO;
+}
+
+/* ---- session resolution --------------------------------------------- */
+
+static bool host_header_ok(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']'))
+            return false;
+    }
+    return true;
+}
+
+/* The gateway's own URL host ("127.0.0.1:8790"), from gw->url. */
+static const char *gateway_hostport(const struct gateway *gw, bool *tls)
+{
+    const char *p = strstr(gw->url, "://");
+    *tls = strncmp(gw->url, "https:", 6) == 0;
+    return p ? p + 3 : gw->url;
+}
+
+static bool gateway_on_loopback(const struct gateway *gw)
+{
+    bool tls;
+    const char *h = gateway_hostport(gw, &tls);
+    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 || h[0] == '/';
+}
+
+/* ws(s)://HOST/cdp/ID/TOKEN for answers to a request that came with Host
+ * host through the listener of cs (NULL: the main one). */
+static void ws_base_for(struct gateway *gw, struct sandbox *sb, struct cdp_session *via,
+                        const char *host, char *out, size_t len)
+{
+    bool tls = false;
+    char fallback[96];
+    const char *gw_host = gateway_hostport(gw, &tls);
+
+    if (via) {
+        tls = false; /* listeners are plain HTTP */
+        snprintf(fallback, sizeof(fallback), "%s:%d", via->addr, via->port);
+    } else {
+        snprintf(fallback, sizeof(fallback), "%s", gw_host);
+    }
+    snprintf(out, len, "%s://%s/cdp/%s/%s", tls ? "wss" : "ws",
+             host_header_ok(host) ? host : fallback, sb->id, sb->browser->cdp_token);
+}
+
+/* The ready session a CDP request names, by its id and token, or by the
+ * listener it came through (cs). */
+static struct sandbox *cdp_resolve(struct gateway *gw, const char *id, const char *token,
+                                   struct cdp_session *cs, struct ph_error *err)
+{
+    struct sandbox *sb = NULL;
+
+    if (cs)
+        sb = cs->sb && cs->sb->browser ? browser_resolve(gw, cs->id, cs->sb->browser->cdp_token,
+                                                         BROWSER_CAP_CDP, NULL)
+                                       : NULL;
+    else if (id && token)
+        sb = browser_resolve(gw, id, token, BROWSER_CAP_CDP, NULL);
+    if (!sb || !sb->browser) {
+        ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "unknown browser session or token");
+        return NULL;
+    }
+    if (!sb->vm || sb->vm->cdp_port <= 0) {
+        ph_error_set(err, PH_ERR_UNAVAILABLE, -EAGAIN, "the session's browser is not reachable");
+        return NULL;
+    }
+    return sb;
+}
+
+/* ---- /json/... over HTTP --------------------------------------------- */
+
+enum cdp_json_kind {
+    CDP_JSON_VERSION,
+    CDP_JSON_LIST,
+    CDP_JSON_NEW,
+    CDP_JSON_PROTOCOL,
+    CDP_JSON_ACTIVATE,
+    CDP_JSON_CLOSE,
+};
+
+struct cdp_route {
+    enum cdp_json_kind kind;
+    bool root_form;
+};
+
+struct cdp_job {
+    struct gateway *gw;   /* weak */
+    struct sandbox *sb;   /* held (sandbox_hold) until done */
+    struct http_req *req; /* the request to answer, or NULL */
+    struct ws_link *link; /* held (ws_link_hold): a browser WebSocket waiting for its guid */
+    int port;
+    char method[8];
+    char *path;           /* owned: upstream path and query */
+    bool rewrite;         /* rewrite the answer's URLs */
+    char ws_base[512];
+    /* results */
+    int status;           /* HTTP status, or -errno */
+    char *body;           /* owned */
+    size_t body_len;
+    char why[256];
+    char guid[CDP_SEGMENT_MAX + 1];
+};
+
+static void job_free(struct cdp_job *j)
+{
+    free(j->path);
+    free(j->body);
+    free(j);
+}
+
+static void cdp_job_run(void *data)
+{
+    struct cdp_job *j = data;
+
+    j->status = cdp_fetch(j->port, j->method, j->path, &j->body, &j->body_len, j->why,
+                          sizeof(j->why));
+    if (j->status != 200)
+        return;
+    if (j->link) {
+        if (browser_guid(j->body, j->body_len, j->guid, sizeof(j->guid)) < 0) {
+            j->status = -EPROTO;
+            snprintf(j->why, sizeof(j->why), "the browser did not say its WebSocket URL");
+        }
+    } else if (j->rewrite) {
+        char *out = NULL;
+        int r = cdp_rewrite_json(j->body, j->body_len, j->ws_base, &out);
+        if (r < 0) {
+            j->status = r;
+            snprintf(j->why, sizeof(j->why), "the browser's answer is not JSON");
+            return;
+        }
+        free(j->body);
+        j->body = out;
+        j->body_len = strlen(out);
+    }
+}
+
+static void cdp_job_done(void *data)
+{
+    struct cdp_job *j = data;
+
+    if (j->req) {
+        if (j->status < 0)
+            http_reply_errorf(j->req, j->status == -ETIMEDOUT ? PH_ERR_TIMEOUT : PH_ERR_TRANSPORT,
+                              "%s", j->why);
+        else
+            /* Chromium's own errors (unknown target, ...) are plain text. */
+            http_reply_data(j->req, j->status,
+                            j->status == 200 ? "application/json; charset=UTF-8"
+                                             : "text/plain; charset=UTF-8",
+                            TAKE_PTR(j->body), j->body_len, NULL);
+    }
+    if (j->link) {
+        if (ws_link_closing(j->link)) {
+            /* the client left meanwhile */
+        } else if (j->status != 200) {
+            lwsl_notice("cdp %s: %s\n", j->sb->id, j->why);
+            ws_link_close(j->link, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, j->why);
+        } else {
+            char path[CDP_SEGMENT_MAX + 32];
+            snprintf(path, sizeof(path), "/devtools/browser/%s", j->guid);
+            ws_link_connect_ws(j->link, j->port, path);
+        }
+        ws_link_release(j->link);
+    }
+    sandbox_release(j->gw, j->sb);
+    job_free(j);
+}
+
+static int cdp_job_submit(struct cdp_job *j, struct ph_error *err)
+{
+    sandbox_hold(j->sb);
+    if (j->link)
+        ws_link_hold(j->link);
+    int r = work_submit(j->gw->work ? j->gw->work : http_server_work(j->gw->http), cdp_job_run,
+                        cdp_job_done, j);
+    if (r < 0) {
+        if (j->link)
+            ws_link_release(j->link);
+        sandbox_release(j->gw, j->sb);
+        return ph_error_set(err, r == -EAGAIN ? PH_ERR_LIMIT : PH_ERR_UNAVAILABLE, r,
+                            "the gateway is too busy; try again");
+    }
+    return 0;
+}
+
+/* /json/new's query is a URL; Chromium decodes it once, lws already did. */
+static char *encode_query_url(const char *url)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(url);
+    char *out = malloc(3 * n + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '%' || *p == '#' || *p == '"' || *p == '<' ||
+            *p == '>' || *p == '\\' || *p == '^' || *p == '`' || *p == '{' || *p == '|' ||
+            *p == '}') {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void cdp_http_json(struct http_req *req, void *data)
+{
+    const struct cdp_route *rt = data;
+    struct gateway *gw = cdp_gw;
+    struct ph_error err = {0};
+    struct cdp_session *via = http_req_listener(req);
+    struct sandbox *sb;
+    struct cdp_job *j;
+    char query[4096];
+    const char *target = NULL;
+
+    if (rt->root_form && !via) {
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no such endpoint: %.200s", req->path);
+        return;
+    }
+    sb = rt->root_form ? cdp_resolve(gw, NULL, NULL, via, &err)
+                       : cdp_resolve(gw, req->params[0], req->params[1], NULL, &err);
+    if (!sb) {
+        http_reply_error(req, &err);
+        return;
+    }
+    if (rt->kind == CDP_JSON_ACTIVATE || rt->kind == CDP_JSON_CLOSE)
+        target = req->params[req->n_params - 1];
+
+    if (!(j = calloc(1, sizeof(*j)))) {
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    j->gw = gw;
+    j->sb = sb;
+    j->req = req;
+    j->port = sb->vm->cdp_port;
+    snprintf(j->method, sizeof(j->method), "GET");
+    j->rewrite = rt->kind == CDP_JSON_VERSION || rt->kind == CDP_JSON_LIST ||
+                 rt->kind == CDP_JSON_NEW;
+    ws_base_for(gw, sb, via, http_header(req, "host"), j->ws_base, sizeof(j->ws_base));
+
+    int r = 0;
+    switch (rt->kind) {
+    case CDP_JSON_VERSION:
+        j->path = strdup("/json/version");
+        break;
+    case CDP_JSON_LIST:
+        j->path = strdup("/json/list");
+        break;
+    case CDP_JSON_PROTOCOL:
+        j->path = strdup("/json/protocol");
+        break;
+    case CDP_JSON_ACTIVATE:
+        r = asprintf(&j->path, "/json/activate/%s", target);
+        break;
+    case CDP_JSON_CLOSE:
+        r = asprintf(&j->path, "/json/close/%s", target);
+        break;
+    case CDP_JSON_NEW: {
+        char reason[256] = "";
+        if (http_query_string(req, query, sizeof(query)) < 0) {
+            job_free(j);
+            http_reply_errorf(req, PH_ERR_TOO_LARGE, "URL too long");
+            return;
+        }
+        /* Chromium opens about:blank for an empty /json/new. */
+        const char *url = query[0] ? query : "about:blank";
+        if (browser_check_cdp(gw, sb, "Target.createTarget", url, reason, sizeof(reason)) < 0) {
+            job_free(j);
+            http_reply_errorf(req, PH_ERR_BLOCKED, "%s", reason[0] ? reason : "blocked by policy");
+            return;
+        }
+        _cleanup_free_ char *enc = encode_query_url(query);
+        /* Current Chromium refuses GET here; clients may still use it. */
+        snprintf(j->method, sizeof(j->method), "PUT");
+        r = enc ? asprintf(&j->path, "/json/new%s%s", enc[0] ? "?" : "", enc) : -1;
+        break;
+    }
+    }
+    if (r < 0 || !j->path) {
+        j->path = NULL;
+        job_free(j);
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if (cdp_job_submit(j, &err) < 0) {
+        job_free(j);
+        http_reply_error(req, &err);
+    }
+}
+
+/* ---- WebSockets ------------------------------------------------------ */
+
+static int cdp_from_client(struct ws_link *l, struct ws_msg *m);
+
+static const struct ws_link_ops cdp_link_ops = {
+    .name = "cdp",
+    .from_client = cdp_from_client,
+};
+
+static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
+{
+    struct sandbox *sb = ws_link_owner(l);
+    struct cdp_call call;
+    char reason[256] = "";
+
+    /* Chromium would take a binary message as CBOR, which this policy
+     * does not read. */
+    if (m->binary)
+        return -1;
+    int r = cdp_inspect((const char *)m->data, m->len, &call);
+    if (r == CDP_PASS ||
+        (r == CDP_NAVIGATES &&
+         browser_check_cdp(cdp_gw, sb, call.method, call.url, reason, sizeof(reason)) == 0)) {
+        cdp_call_done(&call);
+        return 0;
+    }
+    if (r < 0)
+        snprintf(reason, sizeof(reason),
+                 "refused by the gateway: a navigation in a message that is not valid, "
+                 "unambiguous JSON");
+    char *reply = cdp_error_reply(call.id, call.session_id, CDP_ERROR_CODE,
+                                  reason[0] ? reason : "blocked by policy");
+    cdp_call_done(&call);
+    if (!reply)
+        return -1;
+    ws_msg_free(m);
+    ws_link_send_client(l, reply, strlen(reply), false);
+    free(reply);
+    return 1;
+}
+
+/* Parses and resolves a CDP WebSocket path; the same for check and start. */
+static struct sandbox *cdp_ws_resolve(struct gateway *gw, struct lws *wsi, const char *path,
+                                      char *upstream, size_t upstream_len, struct ph_error *err)
+{
+    char id[CDP_SEGMENT_MAX + 1], token[CDP_SEGMENT_MAX + 1];
+    bool root_form = strncmp(path, "/devtools/", 10) == 0;
+    struct cdp_session *via = root_form ? http_wsi_listener(wsi) : NULL;
+    struct sandbox *sb;
+
+    if (cdp_ws_path_parse(path, root_form, id, sizeof(id), token, sizeof(token), upstream,
+                          upstream_len) < 0 ||
+        (root_form && !via)) {
+        ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
+        return NULL;
+    }
+    if (!(sb = cdp_resolve(gw, id, token, via, err)))
+        return NULL;
+    if (ws_links_count(sb, &cdp_link_ops) >= CDP_MAX_CONNECTIONS) {
+        ph_error_set(err, PH_ERR_LIMIT, -EMFILE, "at most %d CDP connections per session",
+                     CDP_MAX_CONNECTIONS);
+        return NULL;
+    }
+    return sb;
+}
+
+static int cdp_ws_check(struct gateway *gw, struct lws *wsi, const char *path,
+                        struct ph_error *err)
+{
+    char upstream[CDP_SEGMENT_MAX + 32];
+    return cdp_ws_resolve(gw, wsi, path, upstream, sizeof(upstream), err) ? 0 : -ENOENT;
+}
+
+static int cdp_ws_start(struct gateway *gw, struct lws *wsi, const char *path,
+                        struct ph_error *err)
+{
+    char upstream[CDP_SEGMENT_MAX + 32];
+    struct sandbox *sb = cdp_ws_resolve(gw, wsi, path, upstream, sizeof(upstream), err);
+    struct ws_link *l;
+
+    if (!sb)
+        return -ENOENT;
+    if (!(l = ws_link_new(wsi, &cdp_link_ops, sb, NULL, CDP_MAX_MESSAGE)))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if (upstream[0]) {
+        ws_link_connect_ws(l, sb->vm->cdp_port, upstream);
+        return 0;
+    }
+    /* /devtools/browser without its guid: Chromium insists on it, so ask
+     * it first (not cached: a restarted browser has a new one). */
+    struct cdp_job *j = calloc(1, sizeof(*j));
+    if (!j || !(j->path = strdup("/json/version"))) {
+        free(j);
+        ws_link_close(l, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return 0;
+    }
+    j->gw = gw;
+    j->sb = sb;
+    j->link = l;
+    j->port = sb->vm->cdp_port;
+    snprintf(j->method, sizeof(j->method), "GET");
+    if (cdp_job_submit(j, err) < 0) {
+        job_free(j);
+        ws_link_close(l, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, err->message);
+    }
+    return 0;
+}
+
+/* ---- sessions -------------------------------------------------------- */
+
+int cdp_proxy_session_open(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
+{
+    struct cdp_session *cs;
+    int r;
+
+    if (!sb->browser)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "not a browser session");
+    if (session_find(sb))
+        return 0;
+    if (!(cs = calloc(1, sizeof(*cs))))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    cs->sb = sb;
+    snprintf(cs->id, sizeof(cs->id), "%s", sb->id);
+
+    if (gateway_on_loopback(gw)) {
+        r = -EADDRINUSE;
+        for (int i = 0; i < CDP_LISTEN_TRIES && r == -EADDRINUSE; i++) {
+            uint8_t rnd[5];
+            if ((r = random_bytes(rnd, sizeof(rnd))) < 0)
+                break;
+            /* 127.0.0.0/8 is all loopback on Linux; skip .0 and .255 in
+             * the last byte, which some tools treat specially. */
+            snprintf(cs->addr, sizeof(cs->addr), "127.%u.%u.%u", rnd[0], rnd[1],
+                     1u + rnd[2] % 254u);
+            cs->port = 10000 + (int)(((unsigned)rnd[3] << 8 | rnd[4]) % 55000u);
+            r = http_listener_open(gw->http, cs->addr, cs->port, cs, &cs->listener, err);
+        }
+        if (r < 0) {
+            free(cs);
+            return r;
+        }
+        snprintf(sb->browser->cdp_base, sizeof(sb->browser->cdp_base), "http://%s:%d/cdp/%s/%s",
+                 cs->addr, cs->port, sb->id, sb->browser->cdp_token);
+    } else {
+        snprintf(sb->browser->cdp_base, sizeof(sb->browser->cdp_base), "%s/cdp/%s/%s", gw->url,
+                 sb->id, sb->browser->cdp_token);
+    }
+    cs->next = cdp_sessions;
+    cdp_sessions = cs;
+    ph_error_clear(err);
+    return 0;
+}
+
+void cdp_proxy_session_close(struct gateway *gw, struct sandbox *sb)
+{
+    (void)gw;
+    /* Close frames first: the listener's close gives what is still on it
+     * only a short grace. */
+    ws_links_close(sb, &cdp_link_ops, LWS_CLOSE_STATUS_GOINGAWAY, "session ended");
+    for (struct cdp_session **p = &cdp_sessions; *p; p = &(*p)->next)
+        if ((*p)->sb == sb) {
+            struct cdp_session *cs = *p;
+            *p = cs->next;
+            http_listener_close(cs->listener);
+            free(cs);
+            return;
+        }
+}
+
+int cdp_proxy_ws_url(struct gateway *gw, struct sandbox *sb, char *out, size_t len,
+                     struct ph_error *err)
+{
+    const char *base = sb->browser ? sb->browser->cdp_base : "";
+    bool tls = strncmp(base, "https://", 8) == 0;
+    const char *rest = strstr(base, "://");
+
+    (void)gw;
+    if (!rest)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EINVAL, "the session has no CDP URL yet");
+    int w = snprintf(out, len, "%s%s/devtools/browser", tls ? "wss" : "ws", rest);
+    if (w < 0 || (size_t)w >= len)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOSPC, "CDP URL too long");
+    return 0;
+}
+
+/* ---- registration ---------------------------------------------------- */
+
+static const struct {
+    enum http_method method;
+    const char *suffix;
+    struct cdp_route route;
+} cdp_routes[] = {
+    {HTTP_GET, "/json/version", {CDP_JSON_VERSION, false}},
+    {HTTP_GET, "/json/list", {CDP_JSON_LIST, false}},
+    {HTTP_GET, "/json", {CDP_JSON_LIST, false}},
+    {HTTP_GET, "/json/new", {CDP_JSON_NEW, false}},
+    {HTTP_PUT, "/json/new", {CDP_JSON_NEW, false}},
+    {HTTP_GET, "/json/protocol", {CDP_JSON_PROTOCOL, false}},
+    {HTTP_GET, "/json/activate/{target}", {CDP_JSON_ACTIVATE, false}},
+    {HTTP_GET, "/json/close/{target}", {CDP_JSON_CLOSE, false}},
+};
+
+void cdp_proxy_register(struct gateway *gw)
+{
+    static struct cdp_route root_routes[ARRAY_SIZE(cdp_routes)];
+    static const struct ws_endpoint token_ep = {
+        .prefix = "/cdp/", .check = cdp_ws_check, .start = cdp_ws_start};
+    static const struct ws_endpoint root_ep = {
+        .prefix = "/devtools/", .check = cdp_ws_check, .start = cdp_ws_start};
+    char pattern[128];
+
+    cdp_gw = gw;
+    for (size_t i = 0; i < ARRAY_SIZE(cdp_routes); i++) {
+        snprintf(pattern, sizeof(pattern), "/cdp/{id}/{token}%s", cdp_routes[i].suffix);
+        http_route(gw->http, cdp_routes[i].method, pattern, HTTP_ROUTE_PUBLIC, 0, cdp_http_json,
+                   (void *)&cdp_routes[i].route);
+        root_routes[i] = cdp_routes[i].route;
+        root_routes[i].root_form = true;
+        http_route(gw->http, cdp_routes[i].method, cdp_routes[i].suffix, HTTP_ROUTE_PUBLIC, 0,
+                   cdp_http_json, &root_routes[i]);
+    }
+    ws_endpoint_register(&token_ep);
+    ws_endpoint_register(&root_ep);
+}

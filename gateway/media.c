@@ -1,0 +1,727 @@
+/* Screenshots, computer-use actions and recordings of a live session's
+ * screen, all through one VNC client per session. The blocking parts (VNC
+ * connect, encoding, finalizing files) run on worker threads; the session's
+ * media lock serializes them, so actions never interleave. */
+#include "media.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "browser.h"
+#include "computer.h"
+#include "recorder/keys.h"
+#include "recorder/recording.h"
+#include "recorder/screenshot.h"
+#include "util.h"
+#include "recorder/vnc.h"
+
+#define MEDIA_VNC_TIMEOUT_MS 20000
+#define MEDIA_DRAG_STEPS 12
+
+struct session_media {
+    pthread_mutex_t lock;
+    struct vnc_client *vnc;    /* owned, NULL until first use */
+    struct rec_recording *rec; /* owned: the active recording, or NULL */
+    char rec_id[40];
+    char rec_meta[600];        /* sidecar path of the active recording */
+    int buttons;               /* pointer buttons held down */
+    int px, py;                /* last pointer position */
+};
+
+struct session_media *media_of(struct sandbox *sb)
+{
+    /* Created on the loop thread before any job can use it. */
+    if (!sb->browser->media) {
+        struct session_media *m = calloc(1, sizeof(*m));
+        if (!m)
+            return NULL;
+        pthread_mutex_init(&m->lock, NULL);
+        sb->browser->media = m;
+    }
+    return sb->browser->media;
+}
+
+void media_free(struct session_media *m)
+{
+    if (!m)
+        return;
+    if (m->rec) {
+        rec_recording_stop(m->rec, NULL);
+        rec_recording_free(m->rec);
+    }
+    vnc_client_free(m->vnc);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* Lock held. A session whose connection ended is replaced. */
+static struct vnc_client *media_vnc(struct session_media *m, struct vm *vm, struct ph_error *err)
+{
+    if (m->vnc && vnc_client_status(m->vnc, NULL) == 0)
+        return m->vnc;
+    if (m->rec) {
+        ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOTCONN,
+                     "the screen connection of a running recording was lost");
+        return NULL;
+    }
+    vnc_client_free(TAKE_PTR(m->vnc));
+    if (vm->vnc_port <= 0) {
+        ph_error_set(err, PH_ERR_CONFLICT, -ENOTSUP, "this session has no screen");
+        return NULL;
+    }
+    if (vnc_client_new("127.0.0.1", vm->vnc_port, MEDIA_VNC_TIMEOUT_MS, &m->vnc, err) < 0)
+        return NULL;
+    return m->vnc;
+}
+
+/* ---- recordings on disk ------------------------------------------------- */
+
+static char *rec_dir(struct gateway *gw, const char *session_id)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/recordings/%s", gw->state_dir, session_id) < 0)
+        return NULL;
+    return p;
+}
+
+static json_t *rec_meta_load(const char *path)
+{
+    _cleanup_free_ char *text = NULL;
+    if (read_file(path, &text, NULL, 64 * 1024) < 0)
+        return NULL;
+    return json_loads(text, 0, NULL);
+}
+
+static int rec_meta_save(const char *path, json_t *meta)
+{
+    _cleanup_free_ char *text = json_dumps(meta, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
+    return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+    char buf[40];
+    if (ms <= 0)
+        return json_null();
+    format_time_utc(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+/* The API's view of a recording: sidecar fields, the file's size now, and
+ * the URL to fetch it. */
+static json_t *rec_public(struct gateway *gw, const char *session_id, json_t *meta)
+{
+    const char *id = json_string_value(json_object_get(meta, "id"));
+    char path[700], url[300];
+    struct stat st;
+
+    if (!id)
+        return NULL;
+    snprintf(path, sizeof(path), "%s/recordings/%s/%s.mp4", gw->state_dir, session_id, id);
+    snprintf(url, sizeof(url), "%s/v1/browser/sessions/%s/recordings/%s", gw->url, session_id,
+             id);
+    return json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b}", "id", id, "session_id", session_id,
+                     "url", url, "bytes", (json_int_t)(stat(path, &st) == 0 ? st.st_size : 0),
+                     "started_at",
+                     time_or_null(json_integer_value(json_object_get(meta, "started_ms"))),
+                     "ended_at",
+                     time_or_null(json_integer_value(json_object_get(meta, "ended_ms"))),
+                     "active", json_integer_value(json_object_get(meta, "ended_ms")) == 0);
+}
+
+/* Lock held. */
+static int media_rec_start(struct gateway *gw, struct sandbox *sb, struct vm *vm,
+                           struct session_media *m, json_t **out, struct ph_error *err)
+{
+    _cleanup_free_ char *dir = rec_dir(gw, sb->id);
+    char id[40], mp4[700];
+    struct vnc_client *vnc;
+    int r;
+
+    if (m->rec)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY,
+                            "recording %s is running; stop it first (one at a time)", m->rec_id);
+    if (!(vnc = media_vnc(m, vm, err)))
+        return -ENOTCONN;
+    if (!dir || random_id(id, sizeof(id), "rec-", 6) < 0)
+        return -ENOMEM;
+    if ((r = mkdir_p(dir, 0700)) < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot create %s", dir);
+    snprintf(mp4, sizeof(mp4), "%s/%s.mp4", dir, id);
+    snprintf(m->rec_meta, sizeof(m->rec_meta), "%s/%s.json", dir, id);
+    r = rec_recording_start(vnc, mp4, gw->recording_fps, &m->rec, err);
+    if (r < 0)
+        return r;
+    snprintf(m->rec_id, sizeof(m->rec_id), "%s", id);
+    json_t *meta = json_pack("{s:s, s:s, s:I, s:I, s:i}", "id", id, "session_id", sb->id,
+                             "started_ms", (json_int_t)wall_ms(), "ended_ms", (json_int_t)0,
+                             "fps", gw->recording_fps);
+    rec_meta_save(m->rec_meta, meta);
+    if (out)
+        *out = rec_public(gw, sb->id, meta);
+    json_decref(meta);
+    return 0;
+}
+
+/* Lock held. Finalizes the active recording (file index first). */
+static int media_rec_stop(struct gateway *gw, struct sandbox *sb, struct session_media *m,
+                          json_t **out, struct ph_error *err)
+{
+    struct ph_error e = {0};
+    int r;
+
+    if (!m->rec)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EINVAL, "no recording is running");
+    r = rec_recording_stop(m->rec, &e);
+    json_t *meta = rec_meta_load(m->rec_meta);
+    if (meta) {
+        json_object_set_new(meta, "ended_ms", json_integer(wall_ms()));
+        json_object_set_new(meta, "frames", json_integer(rec_recording_frames(m->rec)));
+        json_object_set_new(meta, "late_slots", json_integer(rec_recording_late(m->rec)));
+        if (r < 0)
+            json_object_set_new(meta, "error", json_string(e.message));
+        rec_meta_save(m->rec_meta, meta);
+        if (out)
+            *out = rec_public(gw, sb->id, meta);
+        json_decref(meta);
+    }
+    if (r < 0)
+        lwsl_warn("session %s: recording %s: %s\n", sb->id, m->rec_id, e.message);
+    rec_recording_free(TAKE_PTR(m->rec));
+    m->rec_id[0] = '\0';
+    return 0;
+}
+
+int media_start_initial_recording(struct gateway *gw, struct sandbox *sb, struct vm *vm,
+                                  struct ph_error *err)
+{
+    struct session_media *m = sb->browser->media;
+    int r;
+    if (!m)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    pthread_mutex_lock(&m->lock);
+    r = media_rec_start(gw, sb, vm, m, NULL, err);
+    pthread_mutex_unlock(&m->lock);
+    return r;
+}
+
+void media_session_stop(struct gateway *gw, struct sandbox *sb)
+{
+    struct session_media *m = sb->browser ? sb->browser->media : NULL;
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if (m->rec)
+        media_rec_stop(gw, sb, m, NULL, NULL);
+    vnc_client_free(TAKE_PTR(m->vnc));
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+enum media_op { MEDIA_SCREENSHOT, MEDIA_COMPUTER, MEDIA_REC_START, MEDIA_REC_STOP };
+
+struct media_job {
+    struct gateway *gw;
+    struct sandbox *sb;
+    struct vm *vm;       /* weak, held */
+    struct http_req *req;
+    enum media_op op;
+    json_t *body;        /* owned */
+    int max_w, max_h;
+    char rid[40];
+    uint8_t *png;        /* owned */
+    size_t png_len;
+    json_t *reply;       /* owned */
+    struct ph_error err;
+    int r;
+};
+
+static int media_screenshot_locked(struct session_media *m, struct vm *vm, int max_w, int max_h,
+                                   uint8_t **png, size_t *len, struct ph_error *err)
+{
+    uint8_t *rgba = NULL;
+    int w, h, r;
+    struct vnc_client *vnc = media_vnc(m, vm, err);
+    if (!vnc)
+        return -ENOTCONN;
+    r = vnc_client_snapshot(vnc, &rgba, &w, &h);
+    if (r < 0)
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, r, "no picture from the screen");
+    r = rec_png_encode(rgba, w, h, max_w, max_h, png, len, err);
+    free(rgba);
+    return r;
+}
+
+static int pointer(struct session_media *m, int x, int y, int buttons, struct ph_error *err)
+{
+    m->px = x;
+    m->py = y;
+    m->buttons = buttons;
+    return vnc_client_pointer(m->vnc, x, y, buttons, err);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int computer_run(struct session_media *m, const struct computer_action *a,
+                        struct ph_error *err)
+{
+    int r = 0;
+    const struct computer_point *p = &a->path[0];
+
+    switch (a->kind) {
+    case COMPUTER_SCREENSHOT:
+        return 0;
+    case COMPUTER_WAIT:
+        sleep_ms(a->wait_ms);
+        return 0;
+    case COMPUTER_MOVE:
+        return pointer(m, p->x, p->y, 0, err);
+    case COMPUTER_CLICK:
+        if ((r = pointer(m, p->x, p->y, 0, err)) < 0)
+            return r;
+        for (int i = 0; i < a->clicks; i++)
+            if ((r = pointer(m, p->x, p->y, a->button, err)) < 0 ||
+                (r = pointer(m, p->x, p->y, 0, err)) < 0)
+                return r;
+        return 0;
+    case COMPUTER_DRAG:
+        if ((r = pointer(m, p->x, p->y, 0, err)) < 0 ||
+            (r = pointer(m, p->x, p->y, a->button, err)) < 0)
+            return r;
+        /* Intermediate motion, so pages that track mousemove see a drag. */
+        for (int s = 1; s < a->n_path; s++) {
+            const struct computer_point *from = &a->path[s - 1], *to = &a->path[s];
+            for (int k = 1; k <= MEDIA_DRAG_STEPS; k++) {
+                int x = from->x + (to->x - from->x) * k / MEDIA_DRAG_STEPS;
+                int y = from->y + (to->y - from->y) * k / MEDIA_DRAG_STEPS;
+                if ((r = pointer(m, x, y, a->button, err)) < 0)
+                    return r;
+                sleep_ms(10);
+            }
+        }
+        p = &a->path[a->n_path - 1];
+        return pointer(m, p->x, p->y, 0, err);
+    case COMPUTER_SCROLL: {
+        if ((r = pointer(m, p->x, p->y, 0, err)) < 0)
+            return r;
+        int steps_y = abs(a->scroll_y), steps_x = abs(a->scroll_x);
+        int bit_y = a->scroll_y > 0 ? VNC_WHEEL_DOWN : VNC_WHEEL_UP;
+        int bit_x = a->scroll_x > 0 ? VNC_WHEEL_RIGHT : VNC_WHEEL_LEFT;
+        for (int i = 0; i < steps_y; i++)
+            if ((r = pointer(m, p->x, p->y, bit_y, err)) < 0 ||
+                (r = pointer(m, p->x, p->y, 0, err)) < 0)
+                return r;
+        for (int i = 0; i < steps_x; i++)
+            if ((r = pointer(m, p->x, p->y, bit_x, err)) < 0 ||
+                (r = pointer(m, p->x, p->y, 0, err)) < 0)
+                return r;
+        return 0;
+    }
+    case COMPUTER_TYPE:
+        for (int i = 0; i < a->n_text; i++) {
+            uint32_t ks = keys_for_char(a->text[i]);
+            if ((r = vnc_client_key(m->vnc, ks, true, err)) < 0 ||
+                (r = vnc_client_key(m->vnc, ks, false, err)) < 0)
+                return r;
+        }
+        return 0;
+    case COMPUTER_KEY:
+        for (int i = 0; i < a->n_keys; i++)
+            if ((r = vnc_client_key(m->vnc, a->keys[i], true, err)) < 0)
+                return r;
+        for (int i = a->n_keys - 1; i >= 0; i--)
+            if ((r = vnc_client_key(m->vnc, a->keys[i], false, err)) < 0)
+                return r;
+        return 0;
+    }
+    return 0;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *base64_encode(const uint8_t *in, size_t len)
+{
+    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < len ? in[i + 2] : 0);
+        *o++ = b64[v >> 18 & 63];
+        *o++ = b64[v >> 12 & 63];
+        *o++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
+        *o++ = i + 2 < len ? b64[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static void media_computer(struct media_job *j, struct session_media *m)
+{
+    struct computer_action *a = calloc(1, sizeof(*a));
+    uint8_t *rgba = NULL;
+    int w = 0, h = 0;
+    char desc[256], actor[80];
+
+    if (!a) {
+        j->r = -ENOMEM;
+        return;
+    }
+    if (!media_vnc(m, j->vm, &j->err) || vnc_client_snapshot(m->vnc, &rgba, &w, &h) < 0) {
+        j->r = j->err.kind ? -EIO : ph_error_set(&j->err, PH_ERR_UNAVAILABLE, -EIO, "no screen");
+        goto out;
+    }
+    free(rgba);
+    j->r = computer_parse(j->body, w, h, a, &j->err);
+    if (j->r < 0)
+        goto out;
+    computer_describe(a, desc, sizeof(desc));
+    snprintf(actor, sizeof(actor), "%s", j->req->actor);
+    struct run_ctx ctx = {.vm_id = j->sb->id, .command = desc, .shell = RUN_SHELL_RAW,
+                          .actor = actor};
+    /* Actions pass the same policy chain as commands. */
+    j->r = run_hooks_check(j->gw->hooks, j->sb->hooks, &ctx, &j->err);
+    if (j->r < 0) {
+        policy_audit_blocked(j->gw->policy, &ctx, j->err.message);
+        goto out;
+    }
+    int64_t start = now_ms();
+    j->r = computer_run(m, a, &j->err);
+    policy_audit_event(j->gw->policy,
+                       json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?}", "event", "computer", "vm_id",
+                                 j->sb->id, "actor", actor, "command", desc, "duration_ms",
+                                 (json_int_t)(now_ms() - start), "error",
+                                 j->r < 0 ? j->err.message : NULL));
+    if (j->r < 0)
+        goto out;
+    j->reply = json_pack("{s:b, s:s, s:{s:i, s:i}}", "ok", 1, "action", a->name, "cursor", "x",
+                         m->px, "y", m->py);
+    if (a->screenshot_after) {
+        /* Give the screen a moment to react before the picture. */
+        if (a->kind != COMPUTER_SCREENSHOT)
+            vnc_client_wait_frame(m->vnc, 0, 300);
+        uint8_t *png = NULL;
+        size_t len = 0;
+        j->r = media_screenshot_locked(m, j->vm, j->max_w, j->max_h, &png, &len, &j->err);
+        if (j->r == 0) {
+            char *enc = base64_encode(png, len);
+            json_object_set_new(j->reply, "screenshot_base64", json_string(enc ? enc : ""));
+            json_object_set_new(j->reply, "screenshot_mime_type", json_string("image/png"));
+            free(enc);
+            free(png);
+        }
+    }
+out:
+    free(a);
+}
+
+static void media_job_run(void *data)
+{
+    struct media_job *j = data;
+    struct session_media *m = j->sb->browser->media;
+
+    pthread_mutex_lock(&m->lock);
+    switch (j->op) {
+    case MEDIA_SCREENSHOT:
+        j->r = media_screenshot_locked(m, j->vm, j->max_w, j->max_h, &j->png, &j->png_len,
+                                       &j->err);
+        break;
+    case MEDIA_COMPUTER:
+        media_computer(j, m);
+        break;
+    case MEDIA_REC_START:
+        j->r = media_rec_start(j->gw, j->sb, j->vm, m, &j->reply, &j->err);
+        break;
+    case MEDIA_REC_STOP:
+        if (strcmp(j->rid, m->rec_id) != 0)
+            j->r = ph_error_set(&j->err, PH_ERR_CONFLICT, -EINVAL,
+                                "recording %s is not running", j->rid);
+        else
+            j->r = media_rec_stop(j->gw, j->sb, m, &j->reply, &j->err);
+        break;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void media_job_done(void *data)
+{
+    struct media_job *j = data;
+    if (j->r < 0)
+        http_reply_error(j->req, &j->err);
+    else if (j->op == MEDIA_SCREENSHOT)
+        http_reply_data(j->req, 200, "image/png", (char *)TAKE_PTR(j->png), j->png_len, NULL);
+    else
+        http_reply_json(j->req, j->op == MEDIA_REC_START ? 201 : 200, TAKE_PTR(j->reply));
+    sandbox_release(j->gw, j->sb);
+    json_decref(j->body);
+    json_decref(j->reply);
+    free(j->png);
+    free(j);
+}
+
+static struct sandbox *live_session(struct gateway *gw, struct http_req *req)
+{
+    struct sandbox *sb = gateway_find(gw, req->params[0], VM_KIND_BROWSER);
+    if (!sb) {
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no browser session with id \"%s\"",
+                          req->params[0]);
+        return NULL;
+    }
+    if (sb->status != SANDBOX_READY || !sb->vm || sb->deleting) {
+        http_reply_errorf(req, PH_ERR_CONFLICT, "session %s is %s, not ready", sb->id,
+                          sandbox_status_name(sb->status));
+        return NULL;
+    }
+    if (!sb->browser->live) {
+        http_reply_errorf(req, PH_ERR_CONFLICT,
+                          "session %s is headless: it has no screen (start it with mode live)",
+                          sb->id);
+        return NULL;
+    }
+    if (!media_of(sb)) {
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return sb;
+}
+
+static int query_int(struct http_req *req, const char *name, int max, int *out)
+{
+    const char *v = http_query(req, name);
+    char *end;
+    *out = 0;
+    if (!v)
+        return 0;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0 || n > max) {
+        http_reply_errorf(req, PH_ERR_INVALID, "%s must be an integer 0..%d", name, max);
+        return -EINVAL;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+static void media_submit(struct gateway *gw, struct http_req *req, enum media_op op)
+{
+    struct ph_error err = {0};
+    struct sandbox *sb = live_session(gw, req);
+    struct media_job *j;
+
+    if (!sb)
+        return;
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    j->gw = gw;
+    j->sb = sb;
+    j->vm = sb->vm;
+    j->req = req;
+    j->op = op;
+    if (query_int(req, "max_width", 7680, &j->max_w) < 0 ||
+        query_int(req, "max_height", 4320, &j->max_h) < 0) {
+        free(j);
+        return;
+    }
+    if (op == MEDIA_COMPUTER) {
+        j->body = http_json_body(req, &err);
+        if (!j->body) {
+            free(j);
+            http_reply_error(req, &err);
+            return;
+        }
+        json_t *mw = json_object_get(j->body, "max_width");
+        if (json_is_integer(mw))
+            j->max_w = (int)json_integer_value(mw);
+        json_object_del(j->body, "max_width");
+    }
+    if (op == MEDIA_REC_STOP)
+        snprintf(j->rid, sizeof(j->rid), "%s", req->params[1]);
+    sandbox_hold(sb);
+    if (work_submit(gw->work, media_job_run, media_job_done, j) < 0) {
+        sandbox_release(gw, sb);
+        json_decref(j->body);
+        free(j);
+        http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
+    }
+}
+
+static void api_screenshot(struct http_req *req, void *data)
+{
+    media_submit(data, req, MEDIA_SCREENSHOT);
+}
+
+static void api_computer(struct http_req *req, void *data)
+{
+    media_submit(data, req, MEDIA_COMPUTER);
+}
+
+static void api_rec_start(struct http_req *req, void *data)
+{
+    media_submit(data, req, MEDIA_REC_START);
+}
+
+static void api_rec_stop(struct http_req *req, void *data)
+{
+    media_submit(data, req, MEDIA_REC_STOP);
+}
+
+/* Recordings outlive their session: these read the session's recording
+ * folder whether or not the session still exists. */
+static bool rec_session_known(struct gateway *gw, struct http_req *req)
+{
+    _cleanup_free_ char *dir = rec_dir(gw, req->params[0]);
+    if (gateway_find(gw, req->params[0], VM_KIND_BROWSER) || (dir && access(dir, F_OK) == 0))
+        return true;
+    http_reply_errorf(req, PH_ERR_NOT_FOUND, "no browser session or recordings with id \"%s\"",
+                      req->params[0]);
+    return false;
+}
+
+static void api_rec_list(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    _cleanup_free_ char *dir = rec_dir(gw, req->params[0]);
+    json_t *arr = json_array();
+    DIR *d;
+    struct dirent *e;
+
+    if (!rec_session_known(gw, req)) {
+        json_decref(arr);
+        return;
+    }
+    if (dir && (d = opendir(dir))) {
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            char path[900];
+            if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            json_t *meta = rec_meta_load(path);
+            json_t *pub = meta ? rec_public(gw, req->params[0], meta) : NULL;
+            if (pub)
+                json_array_append_new(arr, pub);
+            json_decref(meta);
+        }
+        closedir(d);
+    }
+    http_reply_json(req, 200, json_pack("{s:o}", "recordings", arr));
+}
+
+static void api_rec_get(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    char path[700];
+    if (!rec_session_known(gw, req))
+        return;
+    snprintf(path, sizeof(path), "%s/recordings/%s/%s.mp4", gw->state_dir, req->params[0],
+             req->params[1]);
+    if (access(path, R_OK) != 0) {
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no recording \"%s\"", req->params[1]);
+        return;
+    }
+    http_reply_file(req, path, "video/mp4");
+}
+
+static void api_rec_delete(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    struct sandbox *sb = gateway_find(gw, req->params[0], VM_KIND_BROWSER);
+    char mp4[700], meta[700];
+
+    if (!rec_session_known(gw, req))
+        return;
+    if (sb && sb->browser && sb->browser->media &&
+        strcmp(sb->browser->media->rec_id, req->params[1]) == 0) {
+        http_reply_errorf(req, PH_ERR_CONFLICT, "recording %s is running; stop it first",
+                          req->params[1]);
+        return;
+    }
+    snprintf(mp4, sizeof(mp4), "%s/recordings/%s/%s.mp4", gw->state_dir, req->params[0],
+             req->params[1]);
+    snprintf(meta, sizeof(meta), "%s/recordings/%s/%s.json", gw->state_dir, req->params[0],
+             req->params[1]);
+    if (unlink(meta) < 0) {
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no recording \"%s\"", req->params[1]);
+        return;
+    }
+    unlink(mp4);
+    http_reply_json(req, 200, json_pack("{s:s, s:s}", "id", req->params[1], "status", "deleted"));
+}
+
+void media_sweep(struct gateway *gw)
+{
+    static int tick;
+    _cleanup_free_ char *root = NULL;
+    DIR *top;
+    struct dirent *s;
+    int64_t cutoff;
+
+    if (gw->recording_retention_hours <= 0 || ++tick % 60 != 0)
+        return;
+    cutoff = wall_ms() - (int64_t)gw->recording_retention_hours * 3600 * 1000;
+    if (asprintf(&root, "%s/recordings", gw->state_dir) < 0 || !(top = opendir(root)))
+        return;
+    while ((s = readdir(top))) {
+        char dir[800];
+        DIR *d;
+        struct dirent *e;
+        if (s->d_name[0] == '.')
+            continue;
+        snprintf(dir, sizeof(dir), "%s/%s", root, s->d_name);
+        if (!(d = opendir(dir)))
+            continue;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            char path[1100], mp4[1100];
+            if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            json_t *meta = rec_meta_load(path);
+            int64_t ended = meta ? json_integer_value(json_object_get(meta, "ended_ms")) : 0;
+            json_decref(meta);
+            if (ended <= 0 || ended > cutoff)
+                continue;
+            snprintf(mp4, sizeof(mp4), "%.*s.mp4", (int)(strlen(path) - 5), path);
+            unlink(mp4);
+            unlink(path);
+            lwsl_user("recording %s expired (retention %d h)\n", path,
+                      gw->recording_retention_hours);
+        }
+        closedir(d);
+        rmdir(dir); /* only succeeds once empty */
+    }
+    closedir(top);
+}
+
+void media_api_register(struct gateway *gw)
+{
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/screenshot", 0, 0, api_screenshot,
+               gw);
+    http_route(gw->http, HTTP_POST, "/v1/browser/sessions/{id}/computer", 0, 0, api_computer, gw);
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/recordings", 0, 0, api_rec_list, gw);
+    http_route(gw->http, HTTP_POST, "/v1/browser/sessions/{id}/recordings", 0, 0, api_rec_start,
+               gw);
+    http_route(gw->http, HTTP_POST, "/v1/browser/sessions/{id}/recordings/{rid}/stop", 0, 0,
+               api_rec_stop, gw);
+    http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/recordings/{rid}", 0, 0, api_rec_get,
+               gw);
+    http_route(gw->http, HTTP_DELETE, "/v1/browser/sessions/{id}/recordings/{rid}", 0, 0,
+               api_rec_delete, gw);
+}

@@ -1,0 +1,118 @@
+/* ws: the gateway's WebSocket endpoints, and the pump the CDP and VNC
+ * proxies share to join a client's WebSocket to an upstream connection.
+ *
+ * Usage (gateway.c, before http_server_new; then each proxy registers):
+ *   ws_server_opts(&hopts, gw);  // protocols, default protocol, upgrade hook
+ *   http_server_new(&hopts, &gw->http, &err);
+ *   cdp_proxy_register(gw);      // endpoints "/cdp/" and "/devtools/"
+ *   vnc_proxy_register(gw);      // endpoint "/vnc/"
+ *
+ * An endpoint owns the request paths under a prefix. At the upgrade, ws
+ * asks its check(): refusing answers the HTTP request with that error and
+ * no upgrade happens. Once the WebSocket is open, start() runs the same
+ * decision again (nothing is carried across, so nothing leaks when lws
+ * drops a connection in between) and creates a link: the client's
+ * WebSocket plus one upstream connection, a WebSocket (Chromium) or a raw
+ * TCP socket (Xvnc), each direction with its own bounded queue.
+ *
+ * The pump moves whole messages (WebSocket sides; fragments are joined, up
+ * to the link's max_message) or byte chunks (raw side). A side whose
+ * destination queue passes WS_QUEUE_HIGH is paused (lws_rx_flow_control)
+ * until the queue drains below WS_QUEUE_LOW. Client messages go through
+ * ops->from_client first, which may forward, rewrite in place, drop or
+ * answer them. When one side closes, what is queued for the other is sent
+ * and the other closes too; ws_link_close() and ws_links_close() close both
+ * sides at once, the client with a WebSocket close frame.
+ *
+ * Loop thread only. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct gateway;
+struct http_server_opts;
+struct lws;
+struct ws_link;
+
+#define WS_MAX_ENDPOINTS 8
+#define WS_QUEUE_HIGH (4u * 1024 * 1024) /* pause the sender above this */
+#define WS_QUEUE_LOW (1u * 1024 * 1024)  /* resume it below this */
+#define WS_WRITE_CHUNK (64u * 1024)      /* bytes per lws_write */
+#define WS_CLOSE_GRACE_S 5               /* a side that will not take its close */
+
+/* One message (or raw chunk) in a queue. data has LWS_PRE bytes of
+ * headroom before it, as lws_write wants. */
+struct ws_msg {
+    struct ws_msg *next; /* owned by the queue */
+    size_t len;          /* bytes in data */
+    size_t cap;          /* room in data */
+    size_t off;          /* bytes already written */
+    bool binary;
+    unsigned char *data; /* points into the allocation, after LWS_PRE */
+};
+
+/* A message of len bytes copied from data (data may be NULL: zeroes).
+ * NULL on out-of-memory. */
+struct ws_msg *ws_msg_new(const void *data, size_t len, bool binary);
+void ws_msg_free(struct ws_msg *m);
+
+struct ws_endpoint {
+    const char *prefix; /* "/cdp/": matched against the decoded path */
+    /* At the upgrade: 0 accepts, < 0 refuses with err (404 for a wrong
+     * token, 429 over a limit, ...). wsi is the upgrading connection. */
+    int (*check)(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err);
+    /* Once the WebSocket is open: creates the link (ws_link_new) and
+     * starts its upstream. < 0 closes the client with 1008 and err's
+     * message (the session went away or a limit was reached meanwhile). */
+    int (*start)(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err);
+};
+
+struct ws_link_ops {
+    const char *name; /* "cdp", "vnc": for logs */
+    /* A message from the client, before it is queued upstream. Return 0 to
+     * forward m as it is now (it may have been changed in place: len may
+     * shrink), 1 when the hook took m (freed it or kept it), < 0 to close
+     * the link (status 1008 "policy violation"). May be NULL. */
+    int (*from_client)(struct ws_link *l, struct ws_msg *m);
+    /* The link is being freed: release data. May be NULL. */
+    void (*destroy)(struct ws_link *l);
+};
+
+/* Fills the WebSocket fields of the HTTP server's options; the gateway
+ * pointer is kept for the endpoints. */
+void ws_server_opts(struct http_server_opts *o, struct gateway *gw);
+/* Returns 0, -ENOSPC past WS_MAX_ENDPOINTS. */
+int ws_endpoint_register(const struct ws_endpoint *ep);
+
+/* Creates the link for an open client WebSocket (from an endpoint's
+ * start). owner is a weak key (the session) for ws_links_*. data belongs
+ * to ops->destroy. max_message bounds one message each way. NULL on
+ * out-of-memory (then data is not taken). */
+struct ws_link *ws_link_new(struct lws *client, const struct ws_link_ops *ops, void *owner,
+                            void *data, size_t max_message);
+void *ws_link_data(struct ws_link *l);
+void *ws_link_owner(struct ws_link *l);
+/* Opens the upstream: a WebSocket to ws://127.0.0.1:port/path, or a raw
+ * TCP connection to 127.0.0.1:port. Client messages queue until it is up.
+ * Returns 0 or -EIO (the client is then being closed with 1011). */
+int ws_link_connect_ws(struct ws_link *l, int port, const char *path);
+int ws_link_connect_raw(struct ws_link *l, int port);
+/* Queues a message to the client (an answer the proxy makes itself).
+ * Returns 0, -ENOMEM, or -EPIPE when the client is gone or closing. */
+int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool binary);
+/* Closes both sides now: the client gets a close frame with status and
+ * reason. Nothing more is delivered either way. */
+void ws_link_close(struct ws_link *l, int status, const char *reason);
+bool ws_link_closing(const struct ws_link *l);
+/* A pending asynchronous job keeps the link's memory alive (not its
+ * connections) until released; the job checks ws_link_closing(). */
+void ws_link_hold(struct ws_link *l);
+void ws_link_release(struct ws_link *l);
+
+/* Links of one owner made with ops (ops NULL: any). */
+size_t ws_links_count(const void *owner, const struct ws_link_ops *ops);
+void ws_links_close(const void *owner, const struct ws_link_ops *ops, int status,
+                    const char *reason);

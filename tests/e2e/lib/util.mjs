@@ -1,0 +1,46 @@
+// Small helpers shared by the end-to-end tests.
+import { randomBytes } from 'node:crypto';
+import { decodePng } from './png.mjs';
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function randomId(prefix = '', bytes = 6) {
+  return prefix + randomBytes(bytes).toString('hex');
+}
+
+/**
+ * Polls fn until it returns a truthy value (which is returned) or throws
+ * after timeoutMs with message and the last value or error seen.
+ */
+export async function waitFor(fn, { timeoutMs = 30_000, intervalMs = 250, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v)
+        return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${message} (last: ${detail})`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * The colour at the centre of the live view's canvas, read from a real
+ * screenshot of the page (what a person sees), as [r, g, b, a].
+ */
+export async function canvasCentrePixel(page) {
+  const box = await page.locator('#screen canvas').boundingBox();
+  if (!box || box.width < 2 || box.height < 2)
+    throw new Error('no visible canvas');
+  const shot = decodePng(await page.screenshot({ type: 'png' }));
+  const scale = shot.width / page.viewportSize().width; // device pixel ratio
+  return shot.pixel((box.x + box.width / 2) * scale, (box.y + box.height / 2) * scale);
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""restart: a gateway killed with SIGKILL leaves its VMs running; a new one on
+the same state dir re-attaches to them. Not parallel: it kills the shared
+gateway."""
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture  # noqa: E402
+from fixture import check, check_eq  # noqa: E402
+
+fx = fixture.ensure()
+CONTENT = ("written before the kill %d %f\n" % (os.getpid(), time.time())).encode() + b"\0\xff"
+PATH = "/root/restart-marker-%d" % os.getpid()
+
+
+def test_kill_and_reattach():
+    r = fx.req("PUT", "/v1/sandboxes/%s/files?path=%s" % (fx.sandbox, PATH), CONTENT)
+    check_eq(r.status, 200, "upload before the kill")
+    before = fx.api("GET", "/v1/sandboxes/" + fx.sandbox)
+    qemu = fx.qemu_pid()
+    check(fixture.pid_alive(qemu), "QEMU %d not running before the kill", qemu)
+
+    with fixture.locked():
+        info = fixture.load_info()
+        gw = info["gateway_pid"]
+        check(fixture.pid_alive(gw), "gateway %d not running", gw)
+        os.kill(gw, signal.SIGKILL)
+        status = fixture.wait_until(lambda: fixture.gateway_exit_status(gw), 15)
+        check_eq(status, -signal.SIGKILL, "gateway exit status after SIGKILL")
+        check(not fixture.healthy(fx.port, timeout=2), "something still answers on port %d",
+              fx.port)
+
+        # The VM outlives its gateway.
+        time.sleep(1)
+        check(fixture.pid_alive(qemu), "QEMU %d died with the gateway", qemu)
+
+        pid, sup = fixture.start_gateway(fx.port)
+        info.update(gateway_pid=pid, supervisor_pid=sup)
+        fixture.save_info(info)
+
+    deadline = time.monotonic() + 120
+    while True:
+        sb = fx.api("GET", "/v1/sandboxes/" + fx.sandbox)
+        if sb["status"] == "ready" or time.monotonic() > deadline:
+            break
+        check(sb["status"] == "starting", "sandbox after restart: %r", sb)
+        time.sleep(0.5)
+    check_eq(sb["status"], "ready", "status after restart")
+    for key in ("created_at", "expires_at", "env_vars", "vcpus", "mem_mib", "timeout_minutes"):
+        check_eq(sb.get(key), before.get(key), "%s after restart" % key)
+    check_eq(fx.qemu_pid(), qemu, "QEMU pid after restart (a new VM was booted)")
+
+    res = fx.exec('echo "$PH_TEST_GREETING"')
+    check_eq(res["stdout"], fixture.SANDBOX_ENV["PH_TEST_GREETING"] + "\n",
+             "env var after restart")
+    r = fx.req("GET", "/v1/sandboxes/%s/files?path=%s" % (fx.sandbox, PATH))
+    check_eq((r.status, r.body), (200, CONTENT), "file written before the kill")
+    res = fx.exec("cat %s | wc -c" % PATH, shell="raw")
+    check_eq(res["stdout"].strip(), str(len(CONTENT)), "file size in the guest")
+    # Policies are back too.
+    r = fx.exec_raw("echo %s" % fixture.HOOK_WORD)
+    check_eq(r.status, 403, "hook after restart")
+    r = fx.exec_raw("true; rm -rf /")
+    check_eq(r.status, 403, "deny list after restart")
+    marker = "restart-audit-%d" % os.getpid()
+    fx.exec("echo " + marker)
+    check(fixture.find_audit(lambda a: a.get("command") == "echo " + marker),
+          "the new gateway does not write the audit log")
+
+
+fixture.run([test_kill_and_reattach])
