@@ -493,7 +493,7 @@ void browser_pool_fill(struct gateway *gw)
     }
     /* One boot at a time: a pool refill must not starve running sessions
      * of the machine's few cores. */
-    if (gw->pool_booting > 0 || pool_count(gw) >= gw->pool_target)
+    if (gw->shutting_down || gw->pool_booting > 0 || pool_count(gw) >= gw->pool_target)
         return;
     image = vm_image_dir(gw->cache_dir, "browser");
     if (!image || !vm_image_present(image))

@@ -170,7 +170,11 @@ static void gateway_free(struct gateway *gw)
         run_hooks_free(sb->hooks);
         free(sb);
     }
+    gw->shutting_down = true;
+    /* Freeing the server finishes queued jobs, pool boots included: stop
+     * whatever they left in the pool afterwards. */
     http_server_free(gw->http);
+    browser_pool_drain(gw);
     policy_free(gw->policy);
     run_hooks_free(gw->hooks);
     state_close(gw->db);

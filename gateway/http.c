@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,12 +102,25 @@ struct http_req_full {
     struct http_req_full *next_handoff; /* weak link on server->handoff */
 };
 
+/* An extra listener. Not an lws vhost: lws 4.1 keeps a vhost's listening
+ * socket open (accepting into the backlog, unserviced) until the vhost is
+ * finally freed, and rebinds requests among listener-less vhosts by their
+ * Host header. So the socket is ours, watched as a raw file on the main
+ * vhost; what it accepts joins the main vhost, and the connection table
+ * remembers which listener each came through. */
 struct http_listener {
     struct http_server *server; /* weak */
-    struct lws_vhost *vhost;    /* weak, owned by ctx; freed after close */
-    void *data;                 /* weak; NULL once closed */
-    bool closing;
+    struct lws *accept_wsi;     /* weak: the listening socket; NULL once closed */
+    int fd;                     /* the listening socket, owned by accept_wsi */
+    int port;
+    void *data;                 /* weak */
     struct http_listener *next; /* server->listeners */
+};
+
+/* An accepted connection. */
+struct http_conn_entry {
+    struct lws *wsi;            /* weak */
+    struct http_listener *via;  /* weak: the extra listener it came through, or NULL */
 };
 
 /* Per-connection state lws allocates for the HTTP protocol. */
@@ -138,7 +154,7 @@ struct http_server {
 
     /* Accepted sockets, to enforce max_connections: the wsi created right
      * after FILTER_NETWORK_CONNECTION allowed one is the accepted one. */
-    struct lws **conns; /* owned array of weak pointers */
+    struct http_conn_entry *conns; /* owned array */
     size_t n_conns, max_conns;
     bool accepting;
 
@@ -1253,19 +1269,42 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
                : 1;
 }
 
-static void conn_track(struct http_server *s, struct lws *wsi)
+static void listener_free(struct http_listener *l);
+
+static void conn_track(struct http_server *s, struct lws *wsi, struct http_listener *via)
 {
+    for (size_t i = 0; i < s->n_conns; i++)
+        if (s->conns[i].wsi == wsi)
+            return;
     if (s->n_conns < s->max_conns)
-        s->conns[s->n_conns++] = wsi;
+        s->conns[s->n_conns++] = (struct http_conn_entry){.wsi = wsi, .via = via};
 }
 
 static void conn_untrack(struct http_server *s, struct lws *wsi)
 {
     for (size_t i = 0; i < s->n_conns; i++)
-        if (s->conns[i] == wsi) {
+        if (s->conns[i].wsi == wsi) {
             s->conns[i] = s->conns[--s->n_conns];
             return;
         }
+}
+
+static void listener_accept(struct http_server *s, struct http_listener *l)
+{
+    for (;;) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or an aborted connection: nothing to do */
+        if (s->n_conns >= s->max_conns) {
+            lwsl_warn("http: refusing connection: %zu connections open\n", s->n_conns);
+            close(fd);
+            continue;
+        }
+        /* lws closes fd itself when adoption fails. */
+        struct lws *c = lws_adopt_socket_vhost(s->vhost, fd);
+        if (c)
+            conn_track(s, c, l);
+    }
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1288,12 +1327,34 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_WSI_CREATE:
         if (s->accepting) {
             s->accepting = false;
-            conn_track(s, wsi);
+            conn_track(s, wsi, NULL);
         }
         return 0;
-    case LWS_CALLBACK_WSI_DESTROY:
+    case LWS_CALLBACK_WSI_DESTROY: {
         conn_untrack(s, wsi);
+        /* lws 4.1 tells only the vhost's first protocol (this one) that a
+         * wsi is freed; the protocol it is bound to may hold a pointer to
+         * it (a proxy's upstream), so it hears it too. */
+        const struct lws_protocols *p = lws_get_protocol(wsi);
+        if (p && p->callback && p->callback != http_callback)
+            p->callback(wsi, reason, NULL, NULL, 0);
         return 0;
+    }
+
+    case LWS_CALLBACK_RAW_RX_FILE: {
+        struct http_listener *l = lws_get_opaque_user_data(wsi);
+        if (l)
+            listener_accept(s, l);
+        return 0;
+    }
+    case LWS_CALLBACK_RAW_CLOSE_FILE: {
+        struct http_listener *l = lws_get_opaque_user_data(wsi);
+        if (l) {
+            l->accept_wsi = NULL;
+            l->fd = -1;
+        }
+        return 0;
+    }
 
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         handoff_dispatch(s);
@@ -1547,13 +1608,9 @@ void http_server_free(struct http_server *s)
         handoff_dispatch(s);
     /* Closing every connection frees the requests the server owns. */
     lws_context_destroy(s->ctx);
-    /* lws finalizes every vhost it destroys; this is for a context that
-     * never got that far. */
-    while (s->listeners) {
-        struct http_listener *l = s->listeners;
-        s->listeners = l->next;
-        free(l);
-    }
+    /* The context closed their sockets. */
+    while (s->listeners)
+        listener_free(s->listeners);
 
     for (size_t i = 0; i < s->n_routes; i++)
         free(s->routes[i].pattern);
@@ -1593,14 +1650,10 @@ struct lws_vhost *http_server_vhost(struct http_server *s)
 
 /* ---- extra listeners ------------------------------------------------- */
 
-/* lws calls this when it frees the vhost: after http_listener_close once
- * its last connection is gone, or from lws_context_destroy. */
-static void listener_finalized(struct lws_vhost *vh, void *arg)
+static void listener_free(struct http_listener *l)
 {
-    struct http_listener *l = arg;
     struct http_server *s = l->server;
 
-    (void)vh;
     for (struct http_listener **pl = &s->listeners; *pl; pl = &(*pl)->next)
         if (*pl == l) {
             *pl = l->next;
@@ -1612,38 +1665,41 @@ static void listener_finalized(struct lws_vhost *vh, void *arg)
 int http_listener_open(struct http_server *s, const char *addr, int port, void *data,
                        struct http_listener **out, struct ph_error *err)
 {
-    struct lws_context_creation_info info;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     struct http_listener *l;
+    socklen_t sl = sizeof(sa);
+    int one = 1, r;
 
     *out = NULL;
-    if (!addr || !*addr || addr[0] == '/' || strchr(addr, ':'))
+    if (!addr || inet_pton(AF_INET, addr, &sa.sin_addr) != 1 || port < 0 || port > 65535)
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "listeners take an IPv4 address");
     l = calloc(1, sizeof(*l));
     if (!l)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     l->server = s;
     l->data = data;
-
-    memset(&info, 0, sizeof(info));
-    info.vhost_name = "porthole-listener";
-    info.protocols = s->protocols;
-    info.port = port;
-    info.iface = addr;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.max_http_header_data = HTTP_LWS_HEADER_DATA;
-    info.keepalive_timeout = 60;
-    info.timeout_secs = 30;
-    if (s->ws_default_protocol)
-        info.pvo = &s->pvo;
-    info.user = l;
-    info.finalize = listener_finalized;
-    info.finalize_arg = l;
-    l->vhost = lws_create_vhost(s->ctx, &info);
-    if (!l->vhost) {
+    l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l->fd, 64) < 0 ||
+        getsockname(l->fd, (struct sockaddr *)&sa, &sl) < 0) {
+        r = -errno;
+        if (l->fd >= 0)
+            close(l->fd);
         free(l);
-        return ph_error_set(err, PH_ERR_UNAVAILABLE, -EADDRINUSE, "cannot listen on %s port %d",
-                            addr, port);
+        return ph_error_set(err, r == -EADDRINUSE ? PH_ERR_UNAVAILABLE : PH_ERR_INTERNAL, r,
+                            "cannot listen on %s port %d: %s", addr, port, strerror(-r));
     }
+    l->port = ntohs(sa.sin_port);
+    /* lws owns the fd from here: it closes it with the wsi, or at once
+     * when adoption fails. */
+    l->accept_wsi = lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC,
+                                               (lws_sock_file_fd_type){.filefd = l->fd},
+                                               "http", NULL);
+    if (!l->accept_wsi) {
+        free(l);
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "cannot watch a listener");
+    }
+    lws_set_opaque_user_data(l->accept_wsi, l);
     l->next = s->listeners;
     s->listeners = l;
     *out = l;
@@ -1652,41 +1708,42 @@ int http_listener_open(struct http_server *s, const char *addr, int port, void *
 
 int http_listener_port(const struct http_listener *l)
 {
-    return l && l->vhost ? lws_get_vhost_listen_port(l->vhost) : -1;
+    return l ? l->port : -1;
 }
 
 void http_listener_close(struct http_listener *l)
 {
     struct http_server *s;
-    size_t bound = 0;
 
-    if (!l || l->closing)
+    if (!l)
         return;
     s = l->server;
-    l->closing = true;
-    l->data = NULL;
-    /* Whatever still runs on it gets a short grace: WebSocket owners have
-     * started their clean close already; idle keep-alive connections and
-     * requests in flight just end. */
+    if (l->accept_wsi) {
+        /* Refused from now on, whenever lws gets to closing the fd. */
+        shutdown(l->fd, SHUT_RDWR);
+        lws_set_opaque_user_data(l->accept_wsi, NULL);
+        lws_set_timeout(l->accept_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    /* What still runs through it gets a short grace: WebSocket owners
+     * have sent their close frames already; idle keep-alive connections
+     * and requests in flight just end. */
     for (size_t i = 0; i < s->n_conns; i++)
-        if (lws_get_vhost(s->conns[i]) == l->vhost) {
-            lws_set_timeout(s->conns[i], PENDING_TIMEOUT_USER_OK, HTTP_LISTENER_GRACE_S);
-            bound++;
+        if (s->conns[i].via == l) {
+            s->conns[i].via = NULL;
+            lws_set_timeout(s->conns[i].wsi, PENDING_TIMEOUT_USER_OK, HTTP_LISTENER_GRACE_S);
         }
-    /* Phase 1 closes the listening socket now; lws completes the vhost
-     * (and calls listener_finalized) when its last connection unbinds. With
-     * none left, the full destroy finalizes it at once. */
-    if (bound == 0)
-        lws_vhost_destroy(l->vhost); /* frees l */
-    else
-        lws_vhost_destroy1(l->vhost);
+    listener_free(l);
 }
 
 void *http_wsi_listener(struct lws *wsi)
 {
-    struct lws_vhost *vh = wsi ? lws_get_vhost(wsi) : NULL;
-    struct http_listener *l = vh ? lws_vhost_user(vh) : NULL;
-    return l ? l->data : NULL;
+    struct http_server *s = http_server_from_wsi(wsi);
+    struct lws *nwsi = lws_get_network_wsi(wsi);
+
+    for (size_t i = 0; s && i < s->n_conns; i++)
+        if (s->conns[i].wsi == nwsi)
+            return s->conns[i].via ? s->conns[i].via->data : NULL;
+    return NULL;
 }
 
 void *http_req_listener(struct http_req *req)

@@ -167,13 +167,13 @@ struct http_server *http_server_from_wsi(struct lws *wsi);
  * http_listener_open: addr is an IPv4 literal; port 0 = any free port.
  * Returns 0, or -EADDRINUSE (cannot bind: try another address or port),
  * -ENOMEM.
- * http_listener_close: the socket stops accepting before this returns
- * (connecting is refused from then on), http_*_listener() return NULL for
- * everything that came through it, and connections still open on it are
- * closed within HTTP_LISTENER_GRACE_S (WebSocket owners close theirs
- * first, cleanly). The listener is freed by the server. NULL is a no-op. */
+ * http_listener_close: connecting is refused from the moment it returns,
+ * http_*_listener() return NULL for everything that came through it, and
+ * connections still open on it end within HTTP_LISTENER_GRACE_S (owners of
+ * WebSockets close theirs first, cleanly). The listener is freed by the
+ * server. NULL is a no-op. */
 struct http_listener;
-#define HTTP_LISTENER_GRACE_S 3
+#define HTTP_LISTENER_GRACE_S 2
 int http_listener_open(struct http_server *s, const char *addr, int port, void *data,
                        struct http_listener **out, struct ph_error *err);
 int http_listener_port(const struct http_listener *l);

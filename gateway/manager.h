@@ -86,6 +86,7 @@ struct gateway {
     struct pool_vm *pool;       /* owned list: pre-booted browser VMs */
     int pool_target;            /* how many to keep ready */
     int pool_booting;
+    bool shutting_down;         /* no new pool boots */
     char web_root[512];         /* static files: live view, dashboard, noVNC */
     int recording_fps;
     int recording_retention_hours; /* 0: keep until deleted */

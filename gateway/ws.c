@@ -197,7 +197,7 @@ static void set_close(struct ws_link *l, int status, const char *reason)
 }
 
 /* Starts closing side s: at once (drop its queue) or after its queue. */
-static void side_close(struct ws_side *s, bool flush)
+static void side_close(struct ws_link *l, struct ws_side *s, bool flush)
 {
     switch (s->state) {
     case SIDE_IDLE:
@@ -207,10 +207,16 @@ static void side_close(struct ws_side *s, bool flush)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         break;
     case SIDE_UP:
-        if (flush)
+        if (flush) {
             s->close_when_empty = true;
-        else
+        } else {
             s->close_now = true;
+            /* Should lws close it first (its vhost going away), its close
+             * frame still carries this. */
+            if (!s->raw)
+                lws_close_reason(s->wsi, (enum lws_close_status)l->close_status,
+                                 (unsigned char *)l->close_reason, strlen(l->close_reason));
+        }
         if (s->paused) {
             /* A close frame from the peer must still be readable. */
             lws_rx_flow_control(s->wsi, 1);
@@ -229,8 +235,8 @@ void ws_link_close(struct ws_link *l, int status, const char *reason)
 {
     set_close(l, status, reason);
     l->closing = true;
-    side_close(&l->client, false);
-    side_close(&l->upstream, false);
+    side_close(l, &l->client, false);
+    side_close(l, &l->upstream, false);
     link_maybe_free(l);
 }
 
@@ -257,7 +263,7 @@ static void side_gone(struct ws_link *l, struct ws_side *s)
                   was_up ? "upstream closed" : "cannot reach the upstream");
     else
         set_close(l, LWS_CLOSE_STATUS_NORMAL, "client closed");
-    side_close(o, true);
+    side_close(l, o, true);
     link_maybe_free(l);
 }
 
@@ -460,7 +466,7 @@ static void upstream_up(struct ws_link *l)
         return;
     s->state = SIDE_UP;
     if (l->closing) {
-        side_close(s, false);
+        side_close(l, s, false);
         return;
     }
     if (s->head)
@@ -513,6 +519,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 {
     struct ws_link *l = lws_get_opaque_user_data(wsi);
 
+    if (getenv("WSDEBUG") && (l || reason == LWS_CALLBACK_WSI_DESTROY))
+        lwsl_user("DBG wsi %p l %p reason %d client %p up %p\n", (void *)wsi, (void *)l, reason, l ? (void *)l->client.wsi : NULL, l ? (void *)l->upstream.wsi : NULL);
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return 0;
@@ -542,6 +550,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
     case LWS_CALLBACK_CLOSED:
     case LWS_CALLBACK_CLIENT_CLOSED:
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP: /* killed before its upgrade */
     case LWS_CALLBACK_RAW_CLOSE:
     case LWS_CALLBACK_WSI_DESTROY:
         if (l)

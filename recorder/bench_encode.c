@@ -5,7 +5,12 @@
  * unchanged screen), typing (a small region changes every frame) and
  * scrolling (every pixel moves every frame).
  *
- *   bench_encode [WIDTH HEIGHT FPS SECONDS]    default 1280 720 15 20 */
+ *   bench_encode [WIDTH HEIGHT FPS SECONDS]    default 1280 720 15 20
+ *
+ * With --vnc it measures the whole recorder instead, in real time: a VNC
+ * session (its decoding thread included) recording a live screen.
+ *
+ *   bench_encode --vnc PORT SECONDS [FPS]      VNC server on 127.0.0.1:PORT */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +20,8 @@
 #include <unistd.h>
 
 #include "recorder/encoder.h"
+#include "recorder/recording.h"
+#include "recorder/vnc.h"
 
 static double cpu_seconds(void)
 {
@@ -91,7 +98,8 @@ static int run(const char *kind, int w, int h, int fps, int seconds)
         } else {
             if (strcmp(kind, "typing") == 0) {
                 /* One more "character" per frame on a line near the top. */
-                int x = 40 + (int)(i % ((w - 80) / 9)) * 9, y = 40 + (int)((i / ((w - 80) / 9)) % 10) * 22;
+                int x = 40 + (int)(i % ((w - 80) / 9)) * 9,
+                    y = 40 + (int)((i / ((w - 80) / 9)) % 10) * 22;
                 for (int gy = 0; gy < 14; gy++)
                     for (int gx = 0; gx < 7; gx++)
                         ((uint32_t *)screen)[(size_t)(y + gy) * (size_t)w + (size_t)(x + gx)] =
@@ -126,15 +134,63 @@ static int run(const char *kind, int w, int h, int fps, int seconds)
     double minutes = (double)frames / fps / 60.0;
     printf("%-9s %dx%d@%d: %.2f CPU s per recorded minute (encode %.2f s CPU, %.2f s wall for "
            "%.0f s of video; finalize %.2f s CPU, %.2f s wall), %.1f MB per minute\n",
-           kind, w, h, fps, (c1 - c0) / minutes, c1 - c0, t1 - t0, (double)frames / fps,
-           c2 - c1, t2 - t1, (double)size / 1e6 / minutes);
+           kind, w, h, fps, (c1 - c0) / minutes, c1 - c0, t1 - t0, (double)frames / fps, c2 - c1,
+           t2 - t1, (double)size / 1e6 / minutes);
     free(page);
     free(screen);
     return 0;
 }
 
+static int run_vnc(int port, int seconds, int fps)
+{
+    char path[] = "/tmp/bench_record_XXXXXX.mp4";
+    int fd = mkstemps(path, 4);
+    if (fd < 0) {
+        perror("mkstemps");
+        return 1;
+    }
+    close(fd);
+
+    struct ph_error err = {0};
+    struct vnc_client *c;
+    struct rec_recording *rec;
+    double c0 = cpu_seconds();
+    if (vnc_client_new("127.0.0.1", port, 10000, &c, &err) < 0 ||
+        rec_recording_start(c, path, fps, &rec, &err) < 0) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    uint8_t *rgba;
+    int w = 0, h = 0;
+    if (vnc_client_snapshot(c, &rgba, &w, &h) == 0)
+        free(rgba);
+    struct timespec ts = {.tv_sec = seconds};
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+    double c1 = cpu_seconds();
+    int r = rec_recording_stop(rec, &err);
+    double c2 = cpu_seconds();
+    if (r < 0) {
+        fprintf(stderr, "stop: %s\n", err.message);
+        return 1;
+    }
+    double minutes = seconds / 60.0;
+    printf("live %dx%d@%d: %.2f CPU s per recorded minute (VNC + sampling + encoding, %.2f s "
+           "CPU for %d s), finalize %.2f s CPU, %lld frames, %lld late, %.2f MB per minute\n",
+           w, h, fps, (c1 - c0) / minutes, c1 - c0, seconds, c2 - c1,
+           (long long)rec_recording_frames(rec), (long long)rec_recording_late(rec),
+           (double)rec_recording_bytes(rec) / 1e6 / minutes);
+    rec_recording_free(rec);
+    vnc_client_free(c);
+    unlink(path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && strcmp(argv[1], "--vnc") == 0)
+        return run_vnc(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 15);
+
     int w = argc > 1 ? atoi(argv[1]) : 1280;
     int h = argc > 2 ? atoi(argv[2]) : 720;
     int fps = argc > 3 ? atoi(argv[3]) : 15;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libavcodec/avcodec.h>
@@ -16,23 +17,22 @@
 
 #include "avlog.h"
 
-
 /* Bounded CPU: a recording may use at most this many encoder threads. */
 #define REC_ENCODER_THREADS 2
 #define REC_KEYFRAME_SECONDS 2
 
 struct rec_encoder {
-    char *path;              /* owned */
-    AVFormatContext *oc;     /* owned, with oc->pb open */
-    AVCodecContext *cc;      /* owned */
-    AVStream *st;            /* weak, owned by oc */
-    struct SwsContext *sws;  /* owned, cached for the last input geometry */
-    AVFrame *frame;          /* owned, yuv420p at the encoded size */
-    AVPacket *pkt;           /* owned */
-    int width, height;       /* encoded size (even) */
+    char *path;             /* owned */
+    AVFormatContext *oc;    /* owned, with oc->pb open */
+    AVCodecContext *cc;     /* owned */
+    AVStream *st;           /* weak, owned by oc */
+    struct SwsContext *sws; /* owned, cached for the last input geometry */
+    AVFrame *frame;         /* owned, yuv420p at the encoded size */
+    AVPacket *pkt;          /* owned */
+    int width, height;      /* encoded size (even) */
     int fps;
-    bool have_picture;       /* frame holds a converted picture */
-    int64_t last_pts;        /* -1 before the first frame */
+    bool have_picture; /* frame holds a converted picture */
+    int64_t last_pts;  /* -1 before the first frame */
     int64_t frames;
     int64_t bytes;
 };
@@ -50,6 +50,15 @@ static int av_fail(struct ph_error *err, int averr, const char *what)
     char buf[AV_ERROR_MAX_STRING_SIZE];
     av_strerror(averr, buf, sizeof(buf));
     return ph_error_set(err, PH_ERR_INTERNAL, av_to_errno(averr), "%s: %s", what, buf);
+}
+
+/* Removes what a failed open left behind, but never a device or a link:
+ * the path is the caller's. */
+static void unlink_if_regular(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+        unlink(path);
 }
 
 static void encoder_free(struct rec_encoder *e)
@@ -80,8 +89,8 @@ int rec_encoder_open(const char *path, int width, int height, int fps, struct re
     rec_av_quiet();
     *out = NULL;
     if (!path || width < 2 || height < 2 || width > 8192 || height > 8192 || fps < 1 || fps > 60)
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "bad recording geometry %dx%d@%d",
-                            width, height, fps);
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "bad recording geometry %dx%d@%d", width,
+                            height, fps);
 
     codec = avcodec_find_encoder_by_name("libx264");
     if (!codec)
@@ -166,8 +175,7 @@ int rec_encoder_open(const char *path, int width, int height, int fps, struct re
 
     r = avio_open(&e->oc->pb, path, AVIO_FLAG_WRITE);
     if (r < 0) {
-        r = ph_error_set(err, PH_ERR_INTERNAL, av_to_errno(r), "open %s: %s", path,
-                         av_err2str(r));
+        r = ph_error_set(err, PH_ERR_INTERNAL, av_to_errno(r), "open %s: %s", path, av_err2str(r));
         encoder_free(e);
         return r;
     }
@@ -181,7 +189,7 @@ int rec_encoder_open(const char *path, int width, int height, int fps, struct re
     if (r < 0) {
         r = av_fail(err, r, "write mp4 header");
         encoder_free(e);
-        unlink(path);
+        unlink_if_regular(path);
         return r;
     }
     e->bytes = avio_tell(e->oc->pb);
@@ -216,9 +224,8 @@ static int encode_and_mux(struct rec_encoder *e, AVFrame *frame, struct ph_error
 static int encode_picture(struct rec_encoder *e, int64_t pts_index, struct ph_error *err)
 {
     if (pts_index <= e->last_pts)
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                            "frame time %lld is not after %lld", (long long)pts_index,
-                            (long long)e->last_pts);
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "frame time %lld is not after %lld",
+                            (long long)pts_index, (long long)e->last_pts);
     e->frame->pts = pts_index;
     int r = encode_and_mux(e, e->frame, err);
     if (r < 0)
@@ -237,9 +244,8 @@ int rec_encoder_write(struct rec_encoder *e, const uint8_t *rgba, int w, int h, 
     if (!rgba || w < 1 || h < 1 || w > 16384 || h > 16384)
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "bad frame %dx%d", w, h);
     if (pts_index <= e->last_pts)
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                            "frame time %lld is not after %lld", (long long)pts_index,
-                            (long long)e->last_pts);
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "frame time %lld is not after %lld",
+                            (long long)pts_index, (long long)e->last_pts);
 
     /* A frame one pixel wider or taller than the encoded size (odd sides)
      * is cropped, not scaled: scaling by one pixel would blur everything. */
@@ -250,8 +256,8 @@ int rec_encoder_write(struct rec_encoder *e, const uint8_t *rgba, int w, int h, 
     e->sws = sws_getCachedContext(e->sws, src_w, src_h, AV_PIX_FMT_RGB0, e->width, e->height,
                                   AV_PIX_FMT_YUV420P, SWS_BILINEAR, NULL, NULL, NULL);
     if (!e->sws)
-        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "swscale %dx%d -> %dx%d", src_w,
-                            src_h, e->width, e->height);
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "swscale %dx%d -> %dx%d", src_w, src_h,
+                            e->width, e->height);
 
     /* The encoder may still hold a reference to the last picture. */
     r = av_frame_make_writable(e->frame);

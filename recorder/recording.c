@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "util.h"
 
@@ -18,17 +17,16 @@ struct rec_recording {
     struct rec_encoder *enc; /* owned by the thread until it exits, then NULL */
     char *path;              /* owned */
     int fps;
-    struct vnc_frame frame;  /* owned, the last picture taken */
-    int64_t t0_ns;           /* CLOCK_MONOTONIC at frame 0 */
+    struct vnc_frame frame; /* owned, the last picture taken */
+    int64_t t0_ns;          /* CLOCK_MONOTONIC at frame 0 */
     pthread_t thread;
-    bool thread_running;     /* joinable */
+    bool thread_running; /* joinable */
 
     pthread_mutex_t lock;
-    pthread_cond_t cond;     /* CLOCK_MONOTONIC; signalled by stop */
+    pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled by stop */
     bool stop;
-    bool finished;           /* thread finalized the file */
-    int result;              /* rec_recording_stop()'s answer once finished */
-    struct ph_error error;   /* the failure, when result < 0 or fragmented */
+    int result;            /* rec_recording_stop()'s answer once the thread ended */
+    struct ph_error error; /* the failure, when result < 0 or fragmented */
     int64_t bytes;
     int64_t frames;
     int64_t late;
@@ -120,6 +118,11 @@ static void *recording_main(void *arg)
             break;
     }
 
+    /* The video ends here; finalizing the file is not recording. */
+    pthread_mutex_lock(&rec->lock);
+    rec->ended_ms = wall_ms();
+    pthread_mutex_unlock(&rec->lock);
+
     struct ph_error close_err = {0};
     int rc = rec_encoder_close(rec->enc, &close_err);
     rec->enc = NULL;
@@ -132,10 +135,8 @@ static void *recording_main(void *arg)
     pthread_mutex_lock(&rec->lock);
     if (stat(rec->path, &st) == 0)
         rec->bytes = st.st_size;
-    rec->ended_ms = wall_ms();
     rec->result = r;
     rec->error = err;
-    rec->finished = true;
     pthread_mutex_unlock(&rec->lock);
     return NULL;
 }
@@ -201,7 +202,6 @@ int rec_recording_start(struct vnc_client *vnc, const char *path, int fps,
     r = pthread_create(&rec->thread, NULL, recording_main, rec);
     if (r != 0) {
         recording_destroy(rec);
-        unlink(path);
         return ph_error_set(err, PH_ERR_INTERNAL, -r, "pthread_create: %s", strerror(r));
     }
     rec->thread_running = true;

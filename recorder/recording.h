@@ -21,7 +21,8 @@
  * The vnc session is borrowed: stop the recording before freeing it.
  * rec_recording_stop() drains the encoder and rewrites the file with its
  * index first, which reads and writes the whole file once: call it from a
- * worker thread, not an event loop. The accessors are thread-safe. */
+ * worker thread, not an event loop. Stop and free from one thread (the
+ * owner); the accessors are safe from any thread. */
 #pragma once
 
 #include <stdint.h>
@@ -49,7 +50,8 @@ void rec_recording_free(struct rec_recording *rec);
 
 /* Size of the file so far (final size after stop). */
 int64_t rec_recording_bytes(struct rec_recording *rec);
-/* Wall-clock ms since the epoch; ended is 0 while recording. */
+/* Wall-clock ms since the epoch of the first and the last sample; ended is
+ * 0 while recording (it is set before the file is finalized). */
 int64_t rec_recording_started_ms(struct rec_recording *rec);
 int64_t rec_recording_ended_ms(struct rec_recording *rec);
 /* Frames encoded; slots not sampled on time because the thread ran late. */

@@ -48,8 +48,8 @@ int rec_png_encode(const uint8_t *rgba, int w, int h, int max_w, int max_h, uint
     *png = NULL;
     *len = 0;
     if (!rgba || w < 1 || h < 1 || w > 16384 || h > 16384 || max_w < 0 || max_h < 0)
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "bad screenshot %dx%d (max %dx%d)", w,
-                            h, max_w, max_h);
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "bad screenshot %dx%d (max %dx%d)", w, h,
+                            max_w, max_h);
     rec_png_fit(w, h, max_w, max_h, &ow, &oh);
 
     codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
@@ -85,8 +85,8 @@ int rec_png_encode(const uint8_t *rgba, int w, int h, int max_w, int max_h, uint
         goto out;
     }
     /* Area averaging keeps text legible when shrinking. */
-    sws = sws_getContext(w, h, AV_PIX_FMT_RGB0, ow, oh, AV_PIX_FMT_RGB24, SWS_AREA, NULL, NULL,
-                         NULL);
+    sws =
+        sws_getContext(w, h, AV_PIX_FMT_RGB0, ow, oh, AV_PIX_FMT_RGB24, SWS_AREA, NULL, NULL, NULL);
     if (!sws) {
         r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "swscale %dx%d -> %dx%d", w, h, ow, oh);
         goto out;

@@ -32,11 +32,11 @@ struct vnc_client {
     atomic_bool stop;
 
     /* Session thread only (inside libvncclient callbacks). */
-    uint8_t *work;           /* owned, libvncclient decodes into it (rfb->frameBuffer) */
+    uint8_t *work; /* owned, libvncclient decodes into it (rfb->frameBuffer) */
     int work_w, work_h;
     int dirty_x0, dirty_y0, dirty_x1, dirty_y1; /* bounding box of this update */
-    uint64_t painted;        /* pixels received since the last size change */
-    bool work_complete;      /* every pixel of work painted since the last size change */
+    uint64_t painted;                           /* pixels received since the last size change */
+    bool work_complete; /* every pixel of work painted since the last size change */
 
     /* The published screen, under fb_lock. */
     pthread_mutex_t fb_lock;
@@ -84,14 +84,12 @@ static rfbBool vnc_on_resize(rfbClient *rfb)
     int w = rfb->width, h = rfb->height;
 
     if (w <= 0 || h <= 0 || w > VNC_MAX_SIDE || h > VNC_MAX_SIDE) {
-        snprintf(vnc_last_log, sizeof(vnc_last_log), "server framebuffer %dx%d out of range", w,
-                 h);
+        snprintf(vnc_last_log, sizeof(vnc_last_log), "server framebuffer %dx%d out of range", w, h);
         return FALSE;
     }
     uint8_t *buf = calloc((size_t)w * (size_t)h, 4);
     if (!buf) {
-        snprintf(vnc_last_log, sizeof(vnc_last_log), "out of memory for a %dx%d framebuffer", w,
-                 h);
+        snprintf(vnc_last_log, sizeof(vnc_last_log), "out of memory for a %dx%d framebuffer", w, h);
         return FALSE;
     }
     free(c->work);
@@ -259,8 +257,8 @@ static void *vnc_session_main(void *arg)
         } while (ok && c->rfb->buffered > 0 && !atomic_load(&c->stop));
         pthread_mutex_unlock(&c->io_lock);
         if (!ok) {
-            snprintf(reason, sizeof(reason), "VNC connection lost%s%s",
-                     vnc_last_log[0] ? ": " : "", vnc_last_log);
+            snprintf(reason, sizeof(reason), "VNC connection lost%s%s", vnc_last_log[0] ? ": " : "",
+                     vnc_last_log);
             vnc_mark_closed(c, reason);
             break;
         }
@@ -345,7 +343,7 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     rfb->MallocFrameBuffer = vnc_on_resize;
     rfb->GotFrameBufferUpdate = vnc_on_rect;
     rfb->FinishedFrameBufferUpdate = vnc_on_update_done;
-    free(rfb->serverHost); /* rfbGetClient's placeholder "" */
+    free(rfb->serverHost);          /* rfbGetClient's placeholder "" */
     rfb->serverHost = strdup(host); /* freed by rfbClientCleanup */
     rfb->serverPort = port;
     if (!rfb->serverHost) {
@@ -358,7 +356,9 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     vnc_last_log[0] = '\0';
     /* On failure rfbInitClient frees rfb itself (but not our framebuffer). */
     if (!rfbInitClient(rfb, NULL, NULL)) {
-        r = ph_error_set(err, PH_ERR_TRANSPORT, -ECONNREFUSED, "VNC connect to %s:%d failed%s%s",
+        bool timed_out = strstr(vnc_last_log, "timed out") != NULL;
+        r = ph_error_set(err, timed_out ? PH_ERR_TIMEOUT : PH_ERR_TRANSPORT,
+                         timed_out ? -ETIMEDOUT : -ECONNREFUSED, "VNC connect to %s:%d failed%s%s",
                          host, port, vnc_last_log[0] ? ": " : "", vnc_last_log);
         vnc_client_destroy(c);
         return r;

@@ -854,7 +854,7 @@ static void sb_json_string(struct strbuf *sb, const char *s)
 
 static int env_script_build(const struct config *cfg, struct strbuf *sb)
 {
-    sb_str(sb, "# Written by porthole-init from the VM's config (at boot, or by browser-configure).\n");
+    sb_str(sb, "# Written by porthole-init from the VM's config (boot or browser-configure).\n");
     for (size_t i = 0; i < cfg->n_env; i++) {
         const char *eq = strchr(cfg->env[i], '=');
         sb_str(sb, "export ");
@@ -1478,11 +1478,13 @@ static _Noreturn void stage2(void)
 /* Browser control over ssh (not PID 1)                                     */
 
 #define CHROMIUM_PROCS_MAX 512
-/* Browser.close under TCG on a loaded host took up to ~4 s. */
+/* Longer than the 5 s one would guess: Browser.close took up to 7.3 s
+ * under TCG on a loaded host, and cutting it short loses cookies. */
 #define CHROMIUM_STOP_GRACE_MS 8000
 /* SIGTERM's own grace when Browser.close used up the first one. */
 #define CHROMIUM_TERM_MIN_MS 2000
 #define CDP_REPLY_WAIT_MS 2000
+#define CDP_VERSION_WAIT_MS 5000
 #define CHROMIUM_KILL_WAIT_MS 5000
 #define CHROMIUM_READY_MS 60000
 #define XVNC_START_MS 30000
@@ -1546,11 +1548,12 @@ static size_t chromium_scan(struct chromium_proc *procs, size_t max)
         if (strncmp(exe, CHROMIUM_LIB_DIR, dir_len) != 0)
             continue;
         /* " (deleted)" follows the path of a binary replaced by an upgrade. */
-        bool main_binary =
-            strncmp(exe, CHROMIUM_BIN, bin_len) == 0 && (exe[bin_len] == '\0' || exe[bin_len] == ' ');
-        procs[n++] = (struct chromium_proc){.pid = (pid_t)pid,
-                                            .main_binary = main_binary,
-                                            .browser = main_binary && !cmdline_has_type((pid_t)pid)};
+        bool main_binary = strncmp(exe, CHROMIUM_BIN, bin_len) == 0 &&
+                           (exe[bin_len] == '\0' || exe[bin_len] == ' ');
+        procs[n++] =
+            (struct chromium_proc){.pid = (pid_t)pid,
+                                   .main_binary = main_binary,
+                                   .browser = main_binary && !cmdline_has_type((pid_t)pid)};
     }
     closedir(d);
     return n;
@@ -1614,6 +1617,24 @@ static ssize_t recv_until(int fd, char *buf, size_t size, const char *needle)
     return (ssize_t)len;
 }
 
+/* GET /json/version: Chromium answers it only once its DevTools handler
+ * runs, which under TCG can be well after the port listens. Returns 0 when
+ * the answer names the browser's WebSocket URL, else -errno. */
+static int cdp_get_version(char *buf, size_t size, int timeout_ms)
+{
+    int fd = cdp_connect(timeout_ms);
+    if (fd < 0)
+        return fd;
+    static const char req[] = "GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Connection: close\r\n\r\n";
+    int r = write_all(fd, req, sizeof(req) - 1);
+    ssize_t n = r < 0 ? r : recv_until(fd, buf, size, "\n}");
+    close(fd);
+    if (n < 0)
+        return (int)n;
+    return strstr(buf, "/devtools/browser/") ? 0 : -EPROTO;
+}
+
 /* Sends CDP Browser.close over Chromium's own WebSocket endpoint and waits
  * a little for the reply. This is the one shutdown that writes the cookie store:
  * SIGTERM makes Chromium exit cleanly too, but measured here (Chromium 156)
@@ -1622,16 +1643,9 @@ static ssize_t recv_until(int fd, char *buf, size_t size, const char *needle)
 static int cdp_browser_close(int timeout_ms)
 {
     static char buf[16 * 1024];
-    int fd = cdp_connect(timeout_ms);
-    if (fd < 0)
-        return fd;
-    static const char version_req[] = "GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                      "Connection: close\r\n\r\n";
-    int r = write_all(fd, version_req, sizeof(version_req) - 1);
-    ssize_t n = r < 0 ? r : recv_until(fd, buf, sizeof(buf), "\n}");
-    close(fd);
-    if (n < 0)
-        return (int)n;
+    int r = cdp_get_version(buf, sizeof(buf), timeout_ms);
+    if (r < 0)
+        return r;
     /* "webSocketDebuggerUrl": "ws://127.0.0.1:9222/devtools/browser/UUID" */
     char path[128];
     const char *p = strstr(buf, "/devtools/browser/");
@@ -1641,7 +1655,8 @@ static int cdp_browser_close(int timeout_ms)
     memcpy(path, p, plen);
     path[plen] = '\0';
 
-    if ((fd = cdp_connect(timeout_ms)) < 0)
+    int fd = cdp_connect(timeout_ms);
+    if (fd < 0)
         return fd;
     /* The key only has to be well-formed: this client checks nothing
      * against it, and the peer is loopback. */
@@ -1651,7 +1666,7 @@ static int cdp_browser_close(int timeout_ms)
                       "Sec-WebSocket-Version: 13\r\n\r\n",
                       path);
     r = write_all(fd, buf, (size_t)hn);
-    n = r < 0 ? r : recv_until(fd, buf, sizeof(buf), "\r\n\r\n");
+    ssize_t n = r < 0 ? r : recv_until(fd, buf, sizeof(buf), "\r\n\r\n");
     if (n < 0 || strncmp(buf, "HTTP/1.1 101", 12) != 0) {
         close(fd);
         return n < 0 ? (int)n : -EPROTO;
@@ -1711,8 +1726,8 @@ static int chromium_stop(void)
             if (procs[i].browser || (procs[i].main_binary && procs[i].pid == recorded))
                 kill(procs[i].pid, SIGTERM);
         int left_ms = (int)((deadline - monotonic_s()) * 1000.0);
-        chromium_wait_exit(procs, &n, left_ms > CHROMIUM_TERM_MIN_MS ? left_ms
-                                                                      : CHROMIUM_TERM_MIN_MS);
+        chromium_wait_exit(procs, &n,
+                           left_ms > CHROMIUM_TERM_MIN_MS ? left_ms : CHROMIUM_TERM_MIN_MS);
         if (chromium_count(procs, n, true) > 0)
             fprintf(stderr, "porthole-init: chromium still running after SIGTERM; killing\n");
     }
@@ -1849,13 +1864,13 @@ static int x_screen_resize(unsigned width, unsigned height)
     snprintf(w, sizeof(w), "%u", width);
     snprintf(h, sizeof(h), "%u", height);
     /* A mode left by an earlier resize makes these two fail, harmlessly. */
-    char *newmode[] = {(char *)XRANDR_BIN, (char *)"--newmode", mode, clock, w, w, w, w, h, h, h,
-                       h, NULL};
+    char *newmode[] = {
+        (char *)XRANDR_BIN, (char *)"--newmode", mode, clock, w, w, w, w, h, h, h, h, NULL};
     x_command(newmode, NULL, 0, true, XRANDR_TIMEOUT_MS);
     char *addmode[] = {(char *)XRANDR_BIN, (char *)"--addmode", output, mode, NULL};
     x_command(addmode, NULL, 0, true, XRANDR_TIMEOUT_MS);
-    char *setmode[] = {(char *)XRANDR_BIN, (char *)"--output", output, (char *)"--mode", mode,
-                       NULL};
+    char *setmode[] = {
+        (char *)XRANDR_BIN, (char *)"--output", output, (char *)"--mode", mode, NULL};
     r = x_command(setmode, NULL, 0, false, XRANDR_TIMEOUT_MS);
     if (r >= 0)
         r = x_screen_query(&cur_w, &cur_h, output, sizeof(output));
@@ -1913,15 +1928,19 @@ static void relay_ensure(void)
     pid_t pid = fork();
     if (pid != 0)
         return;
-    child_reset_signals();
     setsid();
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0)
         for (int i = 0; i < 3; i++)
             dup2(null, i);
-    close_range(3, ~0U, 0);
-    signal(SIGPIPE, SIG_IGN);
-    relay_run(RELAY_PORT, CDP_PORT);
+    /* Exec'ed afresh so it keeps none of this ssh session's environment:
+     * the host kills whatever carries a timed-out run's PORTHOLE_RUN_ID. */
+    char port_listen[8], port_target[8];
+    snprintf(port_listen, sizeof(port_listen), "%d", RELAY_PORT);
+    snprintf(port_target, sizeof(port_target), "%d", CDP_PORT);
+    char *argv[] = {(char *)"porthole-init", (char *)"relay", port_listen, port_target, NULL};
+    execve("/proc/self/exe", argv, default_env);
+    _exit(127);
 }
 
 /* Serializes browser-configure and browser-stop; released at exit. */
@@ -1939,7 +1958,8 @@ static int browser_lock(void)
     return fd;
 }
 
-static int browser_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int browser_fail(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int browser_fail(const char *cmd, const char *fmt, ...)
 {
@@ -1991,8 +2011,8 @@ static int browser_configure_main(void)
         if ((r = x_server_ensure(&cfg)) < 0)
             return browser_fail(cmd, "no X server on :0: %s", strerror(-r));
         if ((r = x_screen_resize(cfg.width, cfg.height)) < 0)
-            return browser_fail(cmd, "cannot resize the screen to %ux%u: %s", cfg.width,
-                                cfg.height, strerror(-r));
+            return browser_fail(cmd, "cannot resize the screen to %ux%u: %s", cfg.width, cfg.height,
+                                strerror(-r));
     }
     if ((r = policy_install(&cfg)) < 0)
         return browser_fail(cmd, "writing " POLICY_PATH ": %s", strerror(-r));
@@ -2002,18 +2022,26 @@ static int browser_configure_main(void)
     struct child *chromium = chromium_start(&cfg, true);
     if (!chromium)
         return browser_fail(cmd, "cannot start chromium");
+    /* "ready" promises that a CDP client is served now: Chromium answers
+     * /json/version only once its DevTools handler runs, which under TCG can
+     * be many seconds after the port is bound. */
+    static char version[16 * 1024];
+    int last_error = -ECONNREFUSED;
     double deadline = monotonic_s() + CHROMIUM_READY_MS / 1000.0;
-    while (!tcp_listening(CDP_PORT)) {
+    for (;;) {
         int status;
         if (waitpid(chromium->pid, &status, WNOHANG) == chromium->pid) {
             char why[32];
             describe_status(status, why, sizeof(why));
-            return browser_fail(cmd, "chromium exited (%s) before listening; see " CHROMIUM_LOG,
+            return browser_fail(cmd, "chromium exited (%s) before serving CDP; see " CHROMIUM_LOG,
                                 why);
         }
+        if (tcp_listening(CDP_PORT) &&
+            (last_error = cdp_get_version(version, sizeof(version), CDP_VERSION_WAIT_MS)) == 0)
+            break;
         if (monotonic_s() >= deadline)
-            return browser_fail(cmd, "chromium not listening on port %d after %d s", CDP_PORT,
-                                CHROMIUM_READY_MS / 1000);
+            return browser_fail(cmd, "chromium not serving CDP on port %d after %d s: %s", CDP_PORT,
+                                CHROMIUM_READY_MS / 1000, strerror(-last_error));
         sleep_ms(50);
     }
     printf("ready\n");

@@ -247,7 +247,7 @@ def supervise(port):
             [EXE, "gateway", "--state-dir", STATE_DIR, "--listen", "127.0.0.1:%d" % port,
              "--config", CONFIG_PATH],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env, close_fds=True)
-    write_atomic(GATEWAY_PID, "%d\n" % p.pid)
+    write_atomic(GATEWAY_PID, json.dumps({"pid": p.pid, "supervisor": os.getpid()}) + "\n")
     # The gateway's own SIGTERM/SIGINT are the tests' business, not ours.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -256,34 +256,45 @@ def supervise(port):
 
 
 def start_gateway(port):
-    """Starts a gateway on STATE_DIR and port; returns its pid once healthy."""
+    """Starts a gateway on STATE_DIR and port; returns (pid, supervisor pid)
+    once it answers."""
     write_policy_files()
-    for path in (GATEWAY_PID, GATEWAY_RC):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
     with open(GATEWAY_LOG, "ab") as logf:
         logf.write(b"\n==== fixture: starting gateway on port %d at %s\n" %
                    (port, time.strftime("%H:%M:%S").encode()))
         sup = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "supervise", str(port)],
+            [sys.executable, os.path.abspath(__file__), "supervise", str(port), SCRATCH],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, close_fds=True,
             start_new_session=True, env=dict(os.environ))
+    sup_pid = sup.pid
     deadline = time.monotonic() + GATEWAY_START_TIMEOUT_S
     pid = None
-    while time.monotonic() < deadline:
-        if pid is None and os.path.exists(GATEWAY_PID):
-            pid = int(open(GATEWAY_PID).read())
-        if os.path.exists(GATEWAY_RC):
-            raise TestFailure("gateway exited at start: %s\n--- gateway.log:\n%s" %
-                              (open(GATEWAY_RC).read().strip(), tail(GATEWAY_LOG)))
-        if sup.poll() is not None and not os.path.exists(GATEWAY_RC):
-            raise TestFailure("gateway supervisor exited with %s\n%s" %
-                              (sup.returncode, tail(GATEWAY_LOG)))
-        if pid is not None and healthy(port, timeout=2):
-            return pid, sup.pid
-        time.sleep(0.1)
-    raise TestFailure("gateway not healthy on port %d within %d s\n--- gateway.log:\n%s" %
-                      (port, GATEWAY_START_TIMEOUT_S, tail(GATEWAY_LOG)))
+    try:
+        while time.monotonic() < deadline:
+            if pid is None:
+                rec = read_json_file(GATEWAY_PID)
+                if isinstance(rec, dict) and rec.get("supervisor") == sup_pid:
+                    pid = rec["pid"]
+            status = gateway_exit_status(pid) if pid else None
+            if status is not None:
+                raise TestFailure("gateway exited at start with status %d\n--- gateway.log:\n%s"
+                                  % (status, tail(GATEWAY_LOG)))
+            if sup.poll() is not None and status is None:
+                raise TestFailure("gateway supervisor exited with %s\n%s" %
+                                  (sup.returncode, tail(GATEWAY_LOG)))
+            if pid is not None and healthy(port, timeout=2):
+                sup = None
+                return pid, sup_pid
+            time.sleep(0.1)
+        raise TestFailure("gateway not healthy on port %d within %d s\n--- gateway.log:\n%s" %
+                          (port, GATEWAY_START_TIMEOUT_S, tail(GATEWAY_LOG)))
+    finally:
+        if sup is not None:  # failed: leave nothing running
+            if pid and pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                sup.kill()
+            sup.wait()
 
 
 def gateway_exit_status(pid):
@@ -294,16 +305,40 @@ def gateway_exit_status(pid):
     return None
 
 
-def kill_leftovers(info):
-    """Ends whatever an earlier run left: its gateway and its QEMUs."""
-    if info and info.get("gateway_pid") and pid_alive(info["gateway_pid"]):
-        if os.path.join(STATE_DIR) in " ".join(cmdline(info["gateway_pid"])):
-            os.kill(info["gateway_pid"], signal.SIGKILL)
-            wait_until(lambda: not pid_alive(info["gateway_pid"]), 10)
+def our_processes():
+    """(gateways, supervisors): live processes of this scratch dir."""
+    gateways, supervisors = [], []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        args = cmdline(int(name))
+        if not pid_alive(int(name)):
+            continue
+        if "gateway" in args and STATE_DIR in args:
+            gateways.append(int(name))
+        elif "supervise" in args and SCRATCH in args and any(a.endswith("fixture.py")
+                                                              for a in args):
+            supervisors.append(int(name))
+    return gateways, supervisors
+
+
+def kill_leftovers(info=None):
+    """Ends whatever an earlier run left: gateways on our state dir, their
+    supervisors, and QEMUs of our state dir."""
+    gateways, supervisors = our_processes()
+    for pid in gateways:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    # Supervisors record the exit and end by themselves; give them a moment
+    # so none writes gateway.rc later on.
+    wait_until(lambda: not any(pid_alive(p) for p in supervisors), 10)
+    for pid in supervisors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     for pid in qemu_pids():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not qemu_pids(), 10)
+    wait_until(lambda: not qemu_pids() and not any(our_processes()), 10)
 
 
 # ---- the shared fixture --------------------------------------------------------
@@ -414,7 +449,7 @@ def _gateway_usable(info):
         return False
     if not info.get("gateway_pid") or not pid_alive(info["gateway_pid"]):
         return False
-    if not healthy(info["port"]):
+    if not healthy(info["port"], timeout=20):
         return False
     try:
         return request(info["port"], "GET", "/v1/sandboxes", timeout=10).status == 200
@@ -512,6 +547,20 @@ def find_audit(pred, timeout=5):
     return wait_until(lambda: [a for a in audit_lines() if pred(a)], timeout) or []
 
 
+def gateway_post_mortem():
+    """After a failure: say whether the shared gateway is still alive."""
+    info = load_info()
+    if not info or not info.get("gateway_pid"):
+        return
+    pid = info["gateway_pid"]
+    status = gateway_exit_status(pid)
+    if status is not None:
+        log("the shared gateway (pid %d) has exited with status %d%s\n--- gateway.log:\n%s" %
+            (pid, status, " (signal %d)" % -status if status < 0 else "", tail(GATEWAY_LOG)))
+    elif not pid_alive(pid):
+        log("the shared gateway (pid %d) is gone" % pid)
+
+
 def run(tests):
     """Runs the named test functions in order; exits 1 if any failed."""
     failed = []
@@ -527,16 +576,17 @@ def run(tests):
             log("ok   %s (%.1f s)" % (fn.__name__, time.monotonic() - t0))
     if failed:
         log("%d of %d failed: %s" % (len(failed), len(tests), ", ".join(failed)))
+        gateway_post_mortem()
         sys.exit(1)
     log("all %d passed" % len(tests))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "supervise":
+    if len(sys.argv) == 4 and sys.argv[1] == "supervise":
         supervise(int(sys.argv[2]))
     elif len(sys.argv) == 2 and sys.argv[1] == "ensure":
         f = ensure()
         print(json.dumps(f.info))
     else:
-        sys.stderr.write("usage: fixture.py supervise PORT | ensure\n")
+        sys.stderr.write("usage: fixture.py supervise PORT SCRATCH | ensure\n")
         sys.exit(2)

@@ -121,11 +121,11 @@ def test_concurrent_commands():
 
 def test_commands_run_side_by_side():
     # A channel per command: two commands on one sandbox run at the same
-    # time. Each announces itself and waits (up to 20 s) for the other; run
+    # time. Each announces itself and waits (up to 10 s) for the other; run
     # one after the other, the first would give up and exit 1.
     d = "/tmp/rendezvous-%d" % os.getpid()
     fx.exec("mkdir -p %s" % d)
-    cmd = ("touch %s/{me}; for i in $(seq 200); do test -e %s/{other} && exit 0; sleep 0.1; "
+    cmd = ("touch %s/{me}; for i in $(seq 100); do test -e %s/{other} && exit 0; sleep 0.1; "
            "done; exit 1" % (d, d))
     results = run_parallel([cmd.format(me="a", other="b"), cmd.format(me="b", other="a")],
                            shell="raw", timeout=60)

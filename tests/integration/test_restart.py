@@ -28,7 +28,8 @@ def test_kill_and_reattach():
         gw = info["gateway_pid"]
         check(fixture.pid_alive(gw), "gateway %d not running", gw)
         os.kill(gw, signal.SIGKILL)
-        status = fixture.wait_until(lambda: fixture.gateway_exit_status(gw), 15)
+        fixture.wait_until(lambda: fixture.gateway_exit_status(gw) is not None, 15)
+        status = fixture.gateway_exit_status(gw)
         check_eq(status, -signal.SIGKILL, "gateway exit status after SIGKILL")
         check(not fixture.healthy(fx.port, timeout=2), "something still answers on port %d",
               fx.port)

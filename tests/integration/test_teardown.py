@@ -5,6 +5,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture  # noqa: E402
@@ -26,16 +27,23 @@ def test_teardown():
         try:
             sandboxes = fx.api("GET", "/v1/sandboxes")["sandboxes"]
             for sb in sandboxes:
+                t0 = time.monotonic()
                 r = fx.delete_sandbox(sb["id"])
                 check(r.status in (200, 404), "DELETE %s: %r", sb["id"], r)
+                fixture.log("deleted %s (%s) in %.1f s" % (sb["id"], sb["status"],
+                                                          time.monotonic() - t0))
             check_eq(fx.api("GET", "/v1/sandboxes")["sandboxes"], [], "sandboxes after deletes")
 
+            t0 = time.monotonic()
             os.kill(gw, signal.SIGTERM)
-            status = fixture.wait_until(lambda: fixture.gateway_exit_status(gw), 15)
+            fixture.wait_until(lambda: fixture.gateway_exit_status(gw) is not None, 15,
+                               interval=0.1)
+            status = fixture.gateway_exit_status(gw)
             check(status is not None, "gateway %d still running 15 s after SIGTERM\n%s", gw,
                   fixture.tail(fixture.GATEWAY_LOG))
             check_eq(status, 0, "gateway exit status after SIGTERM (log:\n%s\n)" %
                      fixture.tail(fixture.GATEWAY_LOG))
+            fixture.log("gateway stopped %.1f s after SIGTERM" % (time.monotonic() - t0))
             left = fixture.qemu_pids()
             check(not left, "QEMU processes of %s left after the gateway stopped: %r",
                   fixture.STATE_DIR, [fixture.cmdline(p)[:1] for p in left])

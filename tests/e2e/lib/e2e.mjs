@@ -11,7 +11,12 @@ const ctx = { gw: null, pages: null };
 
 before(async () => {
   ctx.gw = await useGateway();
-  const r = await ctx.gw.api('GET', '/v1/browser/sessions', undefined, { expect: null });
+  let r;
+  try {
+    r = await ctx.gw.api('GET', '/v1/browser/sessions', undefined, { expect: null });
+  } catch (e) {
+    throw new Error(`cannot reach the gateway at ${ctx.gw.url}: ${e.cause?.message || e.message}`);
+  }
   if (r.status !== 200)
     throw new Error(`the gateway at ${ctx.gw.url} has no browser-session API ` +
                     `(GET /v1/browser/sessions: HTTP ${r.status})`);

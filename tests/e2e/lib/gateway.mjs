@@ -1,7 +1,8 @@
 // The gateway the end-to-end tests talk to: one per test run, shared by all
 // test files, the same approach as tests/integration/fixture.py.
 //
-// - State lives in PORTHOLE_E2E_STATE (meson: BUILD/tests/e2e/state). The
+// - State lives in PORTHOLE_E2E_STATE (meson: BUILD/tests/e2e/state;
+//   without it /tmp/porthole-e2e-UID). The
 //   first test to need a gateway starts `porthole gateway --listen
 //   127.0.0.1:0 --state-dir STATE --config STATE/e2e-config.json
 //   --ready-fd 3` detached (its own session, log in STATE/gateway.log) and
@@ -24,6 +25,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync,
 } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { sleep } from './util.mjs';
 
@@ -259,6 +261,7 @@ export async function startGateway({ bin, stateDir, config, extraArgs = [] }) {
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
   const logPath = path.join(stateDir, 'gateway.log');
   const log = openSync(logPath, 'a');
+  const logOffset = statSync(logPath).size;
   const env = { ...process.env };
   delete env.PORTHOLE_TOKEN;   // the token is the state dir's
   delete env.PORTHOLE_URL;
@@ -295,7 +298,7 @@ export async function startGateway({ bin, stateDir, config, extraArgs = [] }) {
                          `log ${logPath}:\n${logTail(logPath)}`));
       });
     });
-    return { url, pid: child.pid };
+    return { url, pid: child.pid, logPath, logOffset };
   } finally {
     ready.destroy();
     child.removeAllListeners('exit');
@@ -304,7 +307,7 @@ export async function startGateway({ bin, stateDir, config, extraArgs = [] }) {
 }
 
 /** SIGTERM, then SIGKILL after graceMs; resolves once the pid is gone. */
-export async function stopPid(pid, graceMs = 60_000) {
+export async function stopPid(pid, graceMs = 120_000) {
   if (!pidAlive(pid))
     return true;
   process.kill(pid, 'SIGTERM');
@@ -333,8 +336,7 @@ function procState(pid) {
 // ---- the shared test gateway -------------------------------------------------
 
 export function e2eStateDir() {
-  return path.resolve(process.env.PORTHOLE_E2E_STATE ||
-                      path.join(path.dirname(new URL(import.meta.url).pathname), '..', '.state'));
+  return path.resolve(process.env.PORTHOLE_E2E_STATE || path.join(os.tmpdir(), `porthole-e2e-${process.getuid()}`));
 }
 
 /** The gateway configuration the tests run with. */
@@ -391,12 +393,23 @@ export async function useGateway() {
       console.error(`e2e: restarting the test gateway (pid ${rec.pid}): ${same ? 'not healthy' : 'binary or config changed'}`);
       await stopPid(rec.pid);
     }
-    const { url, pid } = await startGateway({ bin, stateDir, config });
-    writeFileSync(recordPath, `${JSON.stringify({ pid, url, ...want, config }, null, 2)}\n`);
+    const { url, pid, logOffset } = await startGateway({ bin, stateDir, config });
+    writeFileSync(recordPath, `${JSON.stringify({ pid, url, log_offset: logOffset, ...want, config }, null, 2)}\n`);
     console.error(`e2e: started the test gateway: ${url} (pid ${pid}, state ${stateDir})`);
     return new Gateway({ url, token: ensureToken(stateDir), stateDir, pid });
   });
   return shared;
+}
+
+/** ASan/UBSan/LSan reports in a gateway log from offset on. */
+export function sanitizerReports(logPath, offset = 0) {
+  let text;
+  try {
+    text = readFileSync(logPath).subarray(offset).toString('utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').filter((l) => /ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:/.test(l));
 }
 
 /** Stops the shared gateway (teardown): sessions and sandboxes first. */
@@ -404,7 +417,7 @@ export async function stopSharedGateway() {
   const stateDir = e2eStateDir();
   const recordPath = path.join(stateDir, 'e2e-gateway.json');
   if (!existsSync(stateDir))
-    return { stopped: false, leftovers: [] };
+    return { stopped: false, leftovers: [], sanitizerReports: [] };
   return withLock(path.join(stateDir, 'e2e.lock'), async () => {
     const rec = readJson(recordPath);
     let stopped = false;
@@ -424,6 +437,10 @@ export async function stopSharedGateway() {
       stopped = await stopPid(rec.pid);
     }
     writeFileSync(recordPath, '{}\n');
-    return { stopped, leftovers: qemuPids(path.join(stateDir, 'vms')) };
+    return {
+      stopped,
+      leftovers: qemuPids(path.join(stateDir, 'vms')),
+      sanitizerReports: rec ? sanitizerReports(path.join(stateDir, 'gateway.log'), rec.log_offset ?? 0) : [],
+    };
   });
 }

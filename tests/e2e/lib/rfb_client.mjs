@@ -1,7 +1,7 @@
 // A minimal RFB (VNC) client over a WebSocket, enough to check what the
 // gateway's VNC proxy lets through: handshake with security "None", the
 // desktop size, and pointer events.
-import { openWebSocket } from './cdp.mjs';
+import { openWebSocket } from './cdp_raw.mjs';
 
 export class RfbClient {
   constructor(ws) {
