@@ -28,6 +28,7 @@ APT_PACKAGES=(
     libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
     qemu-system-x86 qemu-utils mmdebstrap kmod cpio e2fsprogs zstd
     openssh-client python3 ffmpeg nodejs npm chromium novnc
+    tigervnc-standalone-server x11-xserver-utils
 )
 
 step "apt packages"

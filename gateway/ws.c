@@ -519,8 +519,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 {
     struct ws_link *l = lws_get_opaque_user_data(wsi);
 
-    if (getenv("WSDEBUG") && (l || reason == LWS_CALLBACK_WSI_DESTROY))
-        lwsl_user("DBG wsi %p l %p reason %d client %p up %p\n", (void *)wsi, (void *)l, reason, l ? (void *)l->client.wsi : NULL, l ? (void *)l->upstream.wsi : NULL);
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return 0;

@@ -111,6 +111,43 @@ def request(port, method, path, body=None, token=TOKEN, headers=None, timeout=12
         conn.close()
 
 
+def raw_request(port, method, path, body, headers=None, token=TOKEN, timeout=60):
+    """A request whose body the server may refuse before reading it all (a
+    413 for a huge body): sends what the server takes, then reads the reply.
+    Returns (status or None, reply bytes)."""
+    hdrs = {"Host": "127.0.0.1", "Content-Length": str(len(body))}
+    if token is not None:
+        hdrs["Authorization"] = "Bearer " + token
+    hdrs.update(headers or {})
+    head = "%s %s HTTP/1.1\r\n%s\r\n" % (
+        method, path, "".join("%s: %s\r\n" % kv for kv in hdrs.items()))
+    reply = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(head.encode())
+            view = memoryview(body)
+            for off in range(0, len(body), 65536):
+                s.sendall(view[off:off + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused early; the reply should be waiting
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+                if b"\r\n\r\n" in reply:
+                    hdr, _, rest = reply.partition(b"\r\n\r\n")
+                    m = [l for l in hdr.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                    if m and len(rest) >= int(m[0].split(b":")[1]):
+                        break
+        except ConnectionResetError:
+            pass
+    if not reply.startswith(b"HTTP/1."):
+        return None, reply
+    return int(reply.split(b" ", 2)[1]), reply.partition(b"\r\n\r\n")[2]
+
+
 def healthy(port, timeout=5):
     try:
         r = request(port, "GET", "/healthz", token=None, timeout=timeout)
@@ -458,11 +495,18 @@ def _gateway_usable(info):
 
 
 def _shared_sandbox_ready(info):
-    try:
-        r = request(info["port"], "GET", "/v1/sandboxes/%s" % info["sandbox_id"], timeout=10)
-    except (OSError, http.client.HTTPException):
-        return False
-    return r.status == 200 and r.json().get("status") == "ready"
+    """True once the shared sandbox is ready; waits while it is starting
+    (re-attaching after a gateway restart)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            r = request(info["port"], "GET", "/v1/sandboxes/%s" % info["sandbox_id"], timeout=10)
+            status = r.json().get("status") if r.status == 200 else None
+        except (OSError, http.client.HTTPException, TestFailure):
+            return False
+        if status != "starting" or time.monotonic() > deadline:
+            return status == "ready"
+        time.sleep(0.5)
 
 
 def _create_shared(fx):
@@ -488,6 +532,8 @@ def ensure():
         for path in (AUDIT_LOG, HOOK_LOG, INFO_PATH):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(GATEWAY_LOG, GATEWAY_LOG + ".old")
         os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
         port = free_port()
         pid, sup = start_gateway(port)
