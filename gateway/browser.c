@@ -9,10 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cdp_proxy.h"
 #include "media.h"
 #include "params.h"
 #include "ssh.h"
 #include "util.h"
+#include "vnc_proxy.h"
 
 #define POOL_MEM_MIB 2048
 #define POOL_VCPUS 2
@@ -185,8 +187,8 @@ void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
 
 void browser_after_stop(struct gateway *gw, struct sandbox *sb)
 {
-    (void)gw;
-    (void)sb;
+    cdp_proxy_session_close(gw, sb);
+    vnc_proxy_session_close(gw, sb);
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -539,11 +541,15 @@ void browser_pool_drain(struct gateway *gw)
 static int browser_setup(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
 {
     struct browser_session *b = sb->browser;
-    (void)err;
+
     if (run_hooks_add_pre(sb->hooks, allowed_domains_hook, sb) < 0 || (b->live && !media_of(sb)))
         return -ENOMEM;
-    snprintf(b->cdp_base, sizeof(b->cdp_base), "%s/cdp/%s/%s", gw->url, sb->id, b->cdp_token);
-    return 0;
+    return cdp_proxy_session_open(gw, sb, err);
+}
+
+int browser_restored(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
+{
+    return browser_setup(gw, sb, err);
 }
 
 static void api_browser_create(struct http_req *req, void *data)

@@ -37,6 +37,10 @@ void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm);
 /* Loop thread, once a session is gone: closes proxied connections. */
 void browser_after_stop(struct gateway *gw, struct sandbox *sb);
 
+/* Loop thread: a session re-attached after a gateway restart gets its
+ * policy hooks and CDP listener back. */
+int browser_restored(struct gateway *gw, struct sandbox *sb, struct ph_error *err);
+
 json_t *browser_to_json(const struct sandbox *sb);
 json_t *browser_record(const struct sandbox *sb);
 struct browser_session *browser_from_record(json_t *extra);

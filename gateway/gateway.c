@@ -10,8 +10,11 @@
 
 #include "config.h"
 #include "browser.h"
+#include "cdp_proxy.h"
 #include "manager.h"
 #include "media.h"
+#include "vnc_proxy.h"
+#include "ws.h"
 #include "util.h"
 
 #define GATEWAY_CONFIG_MAX (1024 * 1024)
@@ -264,6 +267,7 @@ int gateway_main(const struct gateway_opts *o)
         .admin_token = gw.token,
         .max_connections = 256,
     };
+    ws_server_opts(&hopts, &gw);
     if (http_server_new(&hopts, &gw.http, &err) < 0) {
         fprintf(stderr, "porthole gateway: %s\n", err.message);
         goto out;
@@ -274,6 +278,8 @@ int gateway_main(const struct gateway_opts *o)
     sandbox_api_register(&gw);
     browser_api_register(&gw);
     media_api_register(&gw);
+    cdp_proxy_register(&gw);
+    vnc_proxy_register(&gw);
 
     if (asprintf(&info_path, "%s/gateway.json", gw.state_dir) < 0 ||
         asprintf(&info, "{\"url\": \"%s\", \"pid\": %d}\n", gw.url, (int)getpid()) < 0)

@@ -714,6 +714,8 @@ static void restore_job_done(void *data)
     struct restore_job *j = data;
     struct sandbox *sb = j->sb;
 
+    if (j->r == 0 && sb->browser && browser_restored(j->gw, sb, &j->err) < 0)
+        j->r = -EIO;
     if (j->r == 0) {
         sb->vm = TAKE_PTR(j->vm);
         if (!sb->deleting)
@@ -727,6 +729,7 @@ static void restore_job_done(void *data)
     }
     sandbox_save(j->gw, sb);
     sandbox_release(j->gw, sb);
+    vm_free(j->vm);
     free(j);
 }
 
