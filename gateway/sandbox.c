@@ -121,6 +121,8 @@ static void stop_job_run(void *data)
         browser_before_stop(j->gw, j->sb, j->vm);
     if (j->vm)
         j->r = vm_stop(j->vm, 3000, &j->err);
+    else
+        vm_kill_orphan(j->gw->state_dir, j->sb->vm_id);
     vm_remove_run_dir(j->gw->state_dir, j->sb->vm_id);
 }
 
@@ -747,8 +749,12 @@ void sandbox_restore_all(struct gateway *gw)
         const char *status = json_string_value(json_object_get(rec, "status"));
         struct sandbox *sb = calloc(1, sizeof(*sb));
         struct restore_job *j = calloc(1, sizeof(*j));
-        if (kind && strcmp(kind, "pool") == 0) {
-            /* Pre-booted VMs of an earlier run are not worth keeping. */
+        if (kind && strcmp(kind, "pool") == 0 && id) {
+            /* Pre-booted VMs of an earlier run are not worth re-attaching
+             * (the pool refills): end whatever is left of them. */
+            vm_kill_orphan(gw->state_dir, id);
+            vm_remove_run_dir(gw->state_dir, id);
+            state_delete(gw->db, id);
             free(sb);
             free(j);
             continue;

@@ -611,6 +611,29 @@ int vm_remove_run_dir(const char *state_dir, const char *id)
     return rm_rf(dir);
 }
 
+int vm_kill_orphan(const char *state_dir, const char *id)
+{
+    struct vm *vm;
+    pid_t pid;
+    int r = 0;
+
+    if (!vm_id_valid(id))
+        return -EINVAL;
+    vm = vm_alloc(state_dir, id, VM_KIND_SANDBOX);
+    if (!vm)
+        return -ENOMEM;
+    if (vm_read_pidfile(vm, &pid) == 0 && vm_pid_is_ours(vm, pid)) {
+        vm->pidfd = pidfd_open_pid(pid);
+        if (vm->pidfd >= 0) {
+            syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+            if (!vm_wait_exit(vm, 5000))
+                r = -EBUSY;
+        }
+    }
+    vm_free(vm);
+    return r;
+}
+
 struct run_transport vm_transport(struct vm *vm)
 {
     return (struct run_transport){.vm_id = vm->id, .exec = vm_ssh_exec, .data = vm->ssh};

@@ -88,6 +88,10 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
 bool vm_alive(const struct vm *vm);
 int vm_stop(struct vm *vm, int grace_ms, struct ph_error *err);
 int vm_remove_run_dir(const char *state_dir, const char *id);
+/* Ends the QEMU of a run dir that nobody holds a struct vm for (a VM whose
+ * re-attach failed): only if its pid file names a live QEMU of that run
+ * dir. 0 when nothing of it runs any more. */
+int vm_kill_orphan(const char *state_dir, const char *id);
 
 /* The transport for run_command(). */
 struct run_transport vm_transport(struct vm *vm);
