@@ -14,13 +14,23 @@
 #include "util.h"
 
 #define SSH_IO_CHUNK 65536
+/* Sessions per VM: commands beyond this wait for one to be free. */
+#define SSH_MAX_CONNS 8
+
+/* One libssh session, used by one thread at a time. */
+struct ssh_conn {
+    ssh_session session;   /* owned, NULL when disconnected */
+    struct ssh_conn *next; /* owned by vm_ssh's idle list */
+};
 
 struct vm_ssh {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* guards the fields below */
+    pthread_cond_t idle_cond;
     char *host, *user, *privkey_path, *hostkey_path; /* owned */
     int port;
-    ssh_session session; /* owned, NULL when disconnected */
-    ssh_key pinned;      /* owned: the guest host key we accept, and no other */
+    ssh_key pinned;        /* owned: the guest host key we accept, and no other */
+    struct ssh_conn *idle; /* owned list of connections nobody uses now */
+    int n_conns;           /* idle + in use */
 };
 
 struct vm_ssh *vm_ssh_new(const char *host, int port, const char *user, const char *privkey_path,
@@ -30,6 +40,7 @@ struct vm_ssh *vm_ssh_new(const char *host, int port, const char *user, const ch
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->idle_cond, NULL);
     s->host = strdup(host);
     s->user = strdup(user);
     s->privkey_path = strdup(privkey_path);
@@ -42,42 +53,94 @@ struct vm_ssh *vm_ssh_new(const char *host, int port, const char *user, const ch
     return s;
 }
 
-static void ssh_drop_session(struct vm_ssh *s)
+/* Frees the session and, with it, every channel libssh made on it: no
+ * channel of this connection may be touched afterwards. */
+static void conn_drop_session(struct ssh_conn *c)
 {
-    if (!s->session)
+    if (!c->session)
         return;
-    ssh_disconnect(s->session);
-    ssh_free(s->session);
-    s->session = NULL;
+    ssh_disconnect(c->session);
+    ssh_free(c->session);
+    c->session = NULL;
 }
 
 void vm_ssh_free(struct vm_ssh *s)
 {
     if (!s)
         return;
-    ssh_drop_session(s);
+    /* Callers free a vm_ssh only when no command runs on it any more. */
+    while (s->idle) {
+        struct ssh_conn *c = s->idle;
+        s->idle = c->next;
+        conn_drop_session(c);
+        free(c);
+    }
     if (s->pinned)
         ssh_key_free(s->pinned);
     free(s->host);
     free(s->user);
     free(s->privkey_path);
     free(s->hostkey_path);
+    pthread_cond_destroy(&s->idle_cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
-static int ssh_connect_locked(struct vm_ssh *s, int timeout_ms, struct ph_error *err)
+/* A connection for this thread alone: an idle one, a new one while fewer
+ * than SSH_MAX_CONNS exist, or else the next one released. Commands on one
+ * VM thus run side by side, each on its own session, and their timeouts
+ * start only once they have a connection. */
+static struct ssh_conn *conn_acquire(struct vm_ssh *s)
+{
+    struct ssh_conn *c = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    while (!s->idle && s->n_conns >= SSH_MAX_CONNS)
+        pthread_cond_wait(&s->idle_cond, &s->lock);
+    if (s->idle) {
+        c = s->idle;
+        s->idle = c->next;
+        c->next = NULL;
+    } else if ((c = calloc(1, sizeof(*c)))) {
+        s->n_conns++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+static void conn_release(struct vm_ssh *s, struct ssh_conn *c)
+{
+    pthread_mutex_lock(&s->lock);
+    /* Keep one spare connection warm; close the others, so a burst of
+     * commands does not leave many idle sessions in the guest. */
+    if (s->idle) {
+        conn_drop_session(c);
+        s->n_conns--;
+        free(c);
+    } else {
+        c->next = s->idle;
+        s->idle = c;
+    }
+    pthread_cond_signal(&s->idle_cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, struct ph_error *err)
 {
     ssh_session sess;
     ssh_key server_key = NULL, client_key = NULL;
     long timeout_s = timeout_ms / 1000 > 0 ? timeout_ms / 1000 : 1;
     int no = 0, r;
 
-    if (s->session)
+    if (c->session)
         return 0;
-    if (!s->pinned && ssh_pki_import_pubkey_file(s->hostkey_path, &s->pinned) != SSH_OK)
+    pthread_mutex_lock(&s->lock);
+    if (!s->pinned && ssh_pki_import_pubkey_file(s->hostkey_path, &s->pinned) != SSH_OK) {
+        pthread_mutex_unlock(&s->lock);
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOENT, "cannot read pinned host key %s",
                             s->hostkey_path);
+    }
+    pthread_mutex_unlock(&s->lock);
     sess = ssh_new();
     if (!sess)
         return -ENOMEM;
@@ -97,6 +160,7 @@ static int ssh_connect_locked(struct vm_ssh *s, int timeout_ms, struct ph_error 
                          s->host, s->port, ssh_get_error(sess));
         goto fail;
     }
+    /* s->pinned is written once, above, and only read from then on. */
     if (ssh_get_server_publickey(sess, &server_key) != SSH_OK ||
         ssh_key_cmp(server_key, s->pinned, SSH_KEY_CMP_PUBLIC) != 0) {
         r = ph_error_set(err, PH_ERR_TRANSPORT, -EPERM,
@@ -115,7 +179,7 @@ static int ssh_connect_locked(struct vm_ssh *s, int timeout_ms, struct ph_error 
     }
     ssh_key_free(server_key);
     ssh_key_free(client_key);
-    s->session = sess;
+    c->session = sess;
     return 0;
 fail:
     if (server_key)
@@ -129,27 +193,29 @@ fail:
 
 int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err)
 {
-    pthread_mutex_lock(&s->lock);
-    int r = ssh_connect_locked(s, timeout_ms, err);
-    pthread_mutex_unlock(&s->lock);
+    struct ssh_conn *c = conn_acquire(s);
+    if (!c)
+        return -ENOMEM;
+    int r = conn_connect(s, c, timeout_ms, err);
+    conn_release(s, c);
     return r;
 }
 
 /* Opens a session channel, reconnecting once when the cached session turns
  * out to be dead (guest sshd restarted, connection reset). */
-static ssh_channel ssh_open_channel_locked(struct vm_ssh *s, struct ph_error *err)
+static ssh_channel conn_open_channel(struct vm_ssh *s, struct ssh_conn *c, struct ph_error *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (ssh_connect_locked(s, 10000, err) < 0)
+        if (conn_connect(s, c, 10000, err) < 0)
             return NULL;
-        ssh_channel ch = ssh_channel_new(s->session);
+        ssh_channel ch = ssh_channel_new(c->session);
         if (ch && ssh_channel_open_session(ch) == SSH_OK)
             return ch;
         if (ch)
             ssh_channel_free(ch);
         ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh channel open failed: %s",
-                     ssh_get_error(s->session));
-        ssh_drop_session(s);
+                     ssh_get_error(c->session));
+        conn_drop_session(c);
     }
     return NULL;
 }
@@ -157,7 +223,7 @@ static ssh_channel ssh_open_channel_locked(struct vm_ssh *s, struct ph_error *er
 /* Kills every guest process that inherited PORTHOLE_RUN_ID=run_id: the
  * command, its children, and children that left its process group. Several
  * rounds catch processes forked while the previous round ran. */
-static void ssh_kill_run_locked(struct vm_ssh *s, const char *run_id)
+static void conn_kill_run(struct vm_ssh *s, struct ssh_conn *c, const char *run_id)
 {
     char script[512];
     ssh_channel ch;
@@ -167,7 +233,7 @@ static void ssh_kill_run_locked(struct vm_ssh *s, const char *run_id)
              "/proc/[0-9]*/environ); do p=${f#/proc/}; kill -KILL ${p%%/environ} 2>/dev/null; "
              "done; done; exit 0",
              run_id);
-    ch = ssh_open_channel_locked(s, NULL);
+    ch = conn_open_channel(s, c, NULL);
     if (!ch)
         return;
     if (ssh_channel_request_exec(ch, script) == SSH_OK) {
@@ -221,13 +287,15 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
 {
     struct vm_ssh *s = data;
     struct growbuf out = {.max = RUN_MAX_OUTPUT}, errb = {.max = RUN_MAX_OUTPUT};
+    struct ssh_conn *c = conn_acquire(s);
     int64_t start = now_ms(), deadline = start + (int64_t)req->timeout_s * 1000;
     char *buf = NULL, run_id[33];
     ssh_channel ch = NULL;
     int r = 0;
 
-    pthread_mutex_lock(&s->lock);
-    ch = ssh_open_channel_locked(s, err);
+    if (!c)
+        return -ENOMEM;
+    ch = conn_open_channel(s, c, err);
     if (!ch) {
         r = -EPIPE;
         goto out;
@@ -235,20 +303,19 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
     if (random_hex(run_id, 16) < 0 ||
         ssh_channel_request_env(ch, "PORTHOLE_RUN_ID", run_id) != SSH_OK) {
         r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh env request failed: %s",
-                         ssh_get_error(s->session));
+                         ssh_get_error(c->session));
         goto out;
     }
     if (ssh_channel_request_exec(ch, command) != SSH_OK) {
         r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh exec failed: %s",
-                         ssh_get_error(s->session));
-        ssh_drop_session(s);
-        goto out;
+                         ssh_get_error(c->session));
+        goto drop;
     }
     if (req->stdin_len > 0 &&
         ssh_channel_write(ch, req->stdin_data, (uint32_t)req->stdin_len) == SSH_ERROR) {
         r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh write failed: %s",
-                         ssh_get_error(s->session));
-        goto out;
+                         ssh_get_error(c->session));
+        goto drop;
     }
     ssh_channel_send_eof(ch);
 
@@ -263,9 +330,8 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
             int n = ssh_channel_read_nonblocking(ch, buf, SSH_IO_CHUNK, is_stderr);
             if (n == SSH_ERROR) {
                 r = ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "ssh read failed: %s",
-                                 ssh_get_error(s->session));
-                ssh_drop_session(s);
-                goto out;
+                                 ssh_get_error(c->session));
+                goto drop;
             }
             if (n > 0) {
                 got = true;
@@ -284,12 +350,12 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
             ssh_channel_close(ch);
             ssh_channel_free(ch);
             ch = NULL;
-            ssh_kill_run_locked(s, run_id);
+            conn_kill_run(s, c, run_id);
             r = ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT,
                              "command did not finish within %d s and was killed", req->timeout_s);
             goto out;
         }
-        struct pollfd pfd = {.fd = ssh_get_fd(s->session), .events = POLLIN};
+        struct pollfd pfd = {.fd = ssh_get_fd(c->session), .events = POLLIN};
         poll(&pfd, 1, left > 200 ? 200 : (int)left);
     }
     res->exit_code = ssh_channel_get_exit_status(ch);
@@ -302,31 +368,36 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
         goto out;
     }
     out.data = errb.data = NULL;
+    goto out;
+drop:
+    /* The session is broken: dropping it frees the channel too. */
+    conn_drop_session(c);
+    ch = NULL;
 out:
     if (ch) {
         ssh_channel_close(ch);
         ssh_channel_free(ch);
     }
-    pthread_mutex_unlock(&s->lock);
+    conn_release(s, c);
     free(buf);
     free(out.data);
     free(errb.data);
     return r;
 }
 
-static sftp_session ssh_sftp_open_locked(struct vm_ssh *s, struct ph_error *err)
+static sftp_session conn_sftp_open(struct vm_ssh *s, struct ssh_conn *c, struct ph_error *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (ssh_connect_locked(s, 10000, err) < 0)
+        if (conn_connect(s, c, 10000, err) < 0)
             return NULL;
-        sftp_session sftp = sftp_new(s->session);
+        sftp_session sftp = sftp_new(c->session);
         if (sftp && sftp_init(sftp) == SSH_OK)
             return sftp;
         if (sftp)
             sftp_free(sftp);
         ph_error_set(err, PH_ERR_TRANSPORT, -EPIPE, "sftp session failed: %s",
-                     ssh_get_error(s->session));
-        ssh_drop_session(s);
+                     ssh_get_error(c->session));
+        conn_drop_session(c);
     }
     return NULL;
 }
@@ -347,14 +418,16 @@ static int sftp_errno_error(sftp_session sftp, const char *what, const char *pat
 int vm_ssh_put_file(struct vm_ssh *s, const char *path, const void *data, size_t len, int mode,
                     struct ph_error *err)
 {
+    struct ssh_conn *c = conn_acquire(s);
     sftp_session sftp;
     sftp_file f;
     int r = 0;
 
-    pthread_mutex_lock(&s->lock);
-    sftp = ssh_sftp_open_locked(s, err);
+    if (!c)
+        return -ENOMEM;
+    sftp = conn_sftp_open(s, c, err);
     if (!sftp) {
-        pthread_mutex_unlock(&s->lock);
+        conn_release(s, c);
         return -EPIPE;
     }
     f = sftp_open(sftp, path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
@@ -376,7 +449,7 @@ int vm_ssh_put_file(struct vm_ssh *s, const char *path, const void *data, size_t
         r = sftp_errno_error(sftp, "close", path, err);
 out:
     sftp_free(sftp);
-    pthread_mutex_unlock(&s->lock);
+    conn_release(s, c);
     return r;
 }
 
@@ -384,16 +457,18 @@ int vm_ssh_get_file(struct vm_ssh *s, const char *path, char **data, size_t *len
                     struct ph_error *err)
 {
     struct growbuf b = {.max = max};
+    struct ssh_conn *c = conn_acquire(s);
     sftp_session sftp;
     sftp_attributes st;
     sftp_file f = NULL;
     char *buf = NULL;
     int r = 0;
 
-    pthread_mutex_lock(&s->lock);
-    sftp = ssh_sftp_open_locked(s, err);
+    if (!c)
+        return -ENOMEM;
+    sftp = conn_sftp_open(s, c, err);
     if (!sftp) {
-        pthread_mutex_unlock(&s->lock);
+        conn_release(s, c);
         return -EPIPE;
     }
     st = sftp_stat(sftp, path);
@@ -443,7 +518,7 @@ out:
     if (f)
         sftp_close(f);
     sftp_free(sftp);
-    pthread_mutex_unlock(&s->lock);
+    conn_release(s, c);
     free(buf);
     free(b.data);
     return r;
