@@ -1478,11 +1478,13 @@ static _Noreturn void stage2(void)
 /* Browser control over ssh (not PID 1)                                     */
 
 #define CHROMIUM_PROCS_MAX 512
-/* Longer than the 5 s one would guess: Browser.close took up to 7.3 s
- * under TCG on a loaded host, and cutting it short loses cookies. */
-#define CHROMIUM_STOP_GRACE_MS 8000
+/* For Browser.close, answering included. Longer than one would guess: under
+ * TCG on a loaded host the whole close took up to 7.3 s, and a Chromium busy
+ * starting up did not answer /json/version within 2 s; cutting it short
+ * loses cookies. */
+#define CHROMIUM_STOP_GRACE_MS 10000
 /* SIGTERM's own grace when Browser.close used up the first one. */
-#define CHROMIUM_TERM_MIN_MS 2000
+#define CHROMIUM_TERM_MIN_MS 3000
 #define CDP_REPLY_WAIT_MS 2000
 #define CDP_VERSION_WAIT_MS 5000
 #define CHROMIUM_KILL_WAIT_MS 5000
@@ -1581,6 +1583,8 @@ static pid_t chromium_pid_read(void)
  * send and recv bounded by timeout_ms. */
 static int cdp_connect(int timeout_ms)
 {
+    if (timeout_ms < 1)
+        timeout_ms = 1; /* 0 would mean no timeout at all */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -1635,15 +1639,26 @@ static int cdp_get_version(char *buf, size_t size, int timeout_ms)
     return strstr(buf, "/devtools/browser/") ? 0 : -EPROTO;
 }
 
+static int ms_until(double deadline)
+{
+    double left = (deadline - monotonic_s()) * 1000.0;
+    return left < 1.0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
 /* Sends CDP Browser.close over Chromium's own WebSocket endpoint and waits
  * a little for the reply. This is the one shutdown that writes the cookie store:
  * SIGTERM makes Chromium exit cleanly too, but measured here (Chromium 156)
  * a persistent cookie set seconds before was lost on SIGTERM and kept after
  * Browser.close. Returns 0 once the command is sent, else -errno. */
-static int cdp_browser_close(int timeout_ms)
+static int cdp_browser_close(double deadline)
 {
     static char buf[16 * 1024];
-    int r = cdp_get_version(buf, sizeof(buf), timeout_ms);
+    /* Every step gets what is left; 0 would mean "no timeout" to
+     * SO_RCVTIMEO. */
+    int left = ms_until(deadline);
+    if (left == 0)
+        return -ETIMEDOUT;
+    int r = cdp_get_version(buf, sizeof(buf), left);
     if (r < 0)
         return r;
     /* "webSocketDebuggerUrl": "ws://127.0.0.1:9222/devtools/browser/UUID" */
@@ -1655,7 +1670,9 @@ static int cdp_browser_close(int timeout_ms)
     memcpy(path, p, plen);
     path[plen] = '\0';
 
-    int fd = cdp_connect(timeout_ms);
+    if ((left = ms_until(deadline)) == 0)
+        return -ETIMEDOUT;
+    int fd = cdp_connect(left);
     if (fd < 0)
         return fd;
     /* The key only has to be well-formed: this client checks nothing
@@ -1686,7 +1703,12 @@ static int cdp_browser_close(int timeout_ms)
     }
     /* A browser busy under TCG may answer late; once sent, the command is
      * read before our close, so a missing reply is no failure. */
-    recv_until(fd, buf, sizeof(buf), "\"id\":1");
+    if ((left = ms_until(deadline)) > 0) {
+        int wait_ms = left < CDP_REPLY_WAIT_MS ? left : CDP_REPLY_WAIT_MS;
+        struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        recv_until(fd, buf, sizeof(buf), "\"id\":1");
+    }
     close(fd);
     return 0;
 }
@@ -1714,9 +1736,9 @@ static int chromium_stop(void)
         return 0;
     }
     double deadline = monotonic_s() + CHROMIUM_STOP_GRACE_MS / 1000.0;
-    int r = cdp_browser_close(CDP_REPLY_WAIT_MS);
+    int r = cdp_browser_close(deadline);
     if (r == 0) {
-        chromium_wait_exit(procs, &n, (int)((deadline - monotonic_s()) * 1000.0));
+        chromium_wait_exit(procs, &n, ms_until(deadline));
     } else if (chromium_count(procs, n, true) > 0) {
         fprintf(stderr, "porthole-init: CDP Browser.close: %s; sending SIGTERM\n", strerror(-r));
     }
@@ -1725,7 +1747,7 @@ static int chromium_stop(void)
         for (size_t i = 0; i < n; i++)
             if (procs[i].browser || (procs[i].main_binary && procs[i].pid == recorded))
                 kill(procs[i].pid, SIGTERM);
-        int left_ms = (int)((deadline - monotonic_s()) * 1000.0);
+        int left_ms = ms_until(deadline);
         chromium_wait_exit(procs, &n,
                            left_ms > CHROMIUM_TERM_MIN_MS ? left_ms : CHROMIUM_TERM_MIN_MS);
         if (chromium_count(procs, n, true) > 0)
