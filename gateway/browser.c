@@ -636,18 +636,7 @@ static void api_browser_create(struct http_req *req, void *data)
 
 static struct sandbox *session_for_req(struct gateway *gw, struct http_req *req, bool need_ready)
 {
-    struct sandbox *sb = gateway_find(gw, req->params[0], VM_KIND_BROWSER);
-    if (!sb) {
-        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no browser session with id \"%s\"",
-                          req->params[0]);
-        return NULL;
-    }
-    if (need_ready && (sb->status != SANDBOX_READY || !sb->vm || sb->deleting)) {
-        http_reply_errorf(req, PH_ERR_CONFLICT, "session %s is %s, not ready", sb->id,
-                          sandbox_status_name(sb->status));
-        return NULL;
-    }
-    return sb;
+    return sandbox_lookup(gw, req, VM_KIND_BROWSER, need_ready);
 }
 
 static void api_browser_list(struct http_req *req, void *data)
@@ -785,12 +774,8 @@ static void guest_read_submit(struct gateway *gw, struct http_req *req, enum gue
     j->op = op;
     if (op == READ_DOWNLOAD_FILE)
         snprintf(j->name, sizeof(j->name), "%s", req->params[1]);
-    sandbox_hold(sb);
-    if (work_submit(gw->work, guest_read_run, guest_read_done, j) < 0) {
-        sandbox_release(gw, sb);
+    if (sandbox_submit(gw, sb, req, guest_read_run, guest_read_done, j) < 0)
         free(j);
-        http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
-    }
 }
 
 static void api_browser_logs(struct http_req *req, void *data)

@@ -98,6 +98,15 @@ struct sandbox *gateway_find(struct gateway *gw, const char *id, enum vm_kind ki
 void sandbox_save(struct gateway *gw, struct sandbox *sb);
 json_t *sandbox_to_json(const struct sandbox *sb);
 
+/* The object named by req->params[0]; replies 404 (unknown) or 409 (not
+ * ready, when need_ready) itself and returns NULL then. */
+struct sandbox *sandbox_lookup(struct gateway *gw, struct http_req *req, enum vm_kind kind,
+                               bool need_ready);
+/* Holds sb and queues a job that uses its VM; when the queue is full,
+ * releases it, replies 429 and returns < 0 (the caller frees its job). */
+int sandbox_submit(struct gateway *gw, struct sandbox *sb, struct http_req *req, work_fn run,
+                   work_fn done, void *data);
+
 /* Worker jobs that use sb->vm hold it; deletion waits until released. */
 void sandbox_hold(struct sandbox *sb);
 void sandbox_release(struct gateway *gw, struct sandbox *sb);

@@ -476,17 +476,9 @@ static void media_job_done(void *data)
 
 static struct sandbox *live_session(struct gateway *gw, struct http_req *req)
 {
-    struct sandbox *sb = gateway_find(gw, req->params[0], VM_KIND_BROWSER);
-    if (!sb) {
-        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no browser session with id \"%s\"",
-                          req->params[0]);
+    struct sandbox *sb = sandbox_lookup(gw, req, VM_KIND_BROWSER, true);
+    if (!sb)
         return NULL;
-    }
-    if (sb->status != SANDBOX_READY || !sb->vm || sb->deleting) {
-        http_reply_errorf(req, PH_ERR_CONFLICT, "session %s is %s, not ready", sb->id,
-                          sandbox_status_name(sb->status));
-        return NULL;
-    }
     if (!sb->browser->live) {
         http_reply_errorf(req, PH_ERR_CONFLICT,
                           "session %s is headless: it has no screen (start it with mode live)",
@@ -553,12 +545,9 @@ static void media_submit(struct gateway *gw, struct http_req *req, enum media_op
     }
     if (op == MEDIA_REC_STOP)
         snprintf(j->rid, sizeof(j->rid), "%s", req->params[1]);
-    sandbox_hold(sb);
-    if (work_submit(gw->work, media_job_run, media_job_done, j) < 0) {
-        sandbox_release(gw, sb);
+    if (sandbox_submit(gw, sb, req, media_job_run, media_job_done, j) < 0) {
         json_decref(j->body);
         free(j);
-        http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
     }
 }
 

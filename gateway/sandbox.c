@@ -408,19 +408,38 @@ static void api_sandbox_create(struct http_req *req, void *data)
 
 /* ---- lookups ------------------------------------------------------------ */
 
-static struct sandbox *sandbox_for_req(struct gateway *gw, struct http_req *req, bool need_ready)
+struct sandbox *sandbox_lookup(struct gateway *gw, struct http_req *req, enum vm_kind kind,
+                               bool need_ready)
 {
-    struct sandbox *sb = gateway_find(gw, req->params[0], VM_KIND_SANDBOX);
+    const char *what = kind == VM_KIND_BROWSER ? "browser session" : "sandbox";
+    struct sandbox *sb = gateway_find(gw, req->params[0], kind);
     if (!sb) {
-        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no sandbox with id \"%s\"", req->params[0]);
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no %s with id \"%s\"", what, req->params[0]);
         return NULL;
     }
     if (need_ready && (sb->status != SANDBOX_READY || !sb->vm || sb->deleting)) {
-        http_reply_errorf(req, PH_ERR_CONFLICT, "sandbox %s is %s, not ready", sb->id,
+        http_reply_errorf(req, PH_ERR_CONFLICT, "%s %s is %s, not ready", what, sb->id,
                           sandbox_status_name(sb->status));
         return NULL;
     }
     return sb;
+}
+
+static struct sandbox *sandbox_for_req(struct gateway *gw, struct http_req *req, bool need_ready)
+{
+    return sandbox_lookup(gw, req, VM_KIND_SANDBOX, need_ready);
+}
+
+int sandbox_submit(struct gateway *gw, struct sandbox *sb, struct http_req *req, work_fn run,
+                   work_fn done, void *data)
+{
+    sandbox_hold(sb);
+    int r = work_submit(gw->work, run, done, data);
+    if (r < 0) {
+        sandbox_release(gw, sb);
+        http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
+    }
+    return r;
 }
 
 static void api_sandbox_list(struct http_req *req, void *data)
@@ -519,12 +538,9 @@ static void api_sandbox_exec(struct http_req *req, void *data)
     j->req = req;
     j->rr = (struct run_request){.command = j->command, .shell = p.shell,
                                  .timeout_s = p.timeout_s, .actor = req->actor};
-    sandbox_hold(sb);
-    if (work_submit(gw->work, exec_job_run, exec_job_done, j) < 0) {
-        sandbox_release(gw, sb);
+    if (sandbox_submit(gw, sb, req, exec_job_run, exec_job_done, j) < 0) {
         free(j->command);
         free(j);
-        http_reply_errorf(req, PH_ERR_LIMIT, "too many commands in flight; try again");
     }
 }
 
@@ -608,13 +624,10 @@ static void file_job_submit(struct gateway *gw, struct sandbox *sb, struct http_
     j->sb = sb;
     j->vm = sb->vm;
     j->req = req;
-    sandbox_hold(sb);
-    if (work_submit(gw->work, file_job_run, file_job_done, j) < 0) {
-        sandbox_release(gw, sb);
+    if (sandbox_submit(gw, sb, req, file_job_run, file_job_done, j) < 0) {
         free(j->path);
         json_decref(j->env);
         free(j);
-        http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
     }
 }
 
