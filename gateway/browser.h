@@ -34,7 +34,8 @@ void browser_pool_drain(struct gateway *gw);
 /* Worker thread, before the VM of a session stops: saves a persistent
  * profile, finalizes recordings. */
 void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm);
-/* Loop thread, once a session is gone: closes proxied connections. */
+/* Loop thread, when a session starts ending (and again once it is gone;
+ * idempotent): closes proxied connections and its CDP listener. */
 void browser_after_stop(struct gateway *gw, struct sandbox *sb);
 
 /* Loop thread: a session re-attached after a gateway restart gets its

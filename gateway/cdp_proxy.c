@@ -21,23 +21,27 @@
 #include "ws.h"
 
 #define CDP_SEGMENT_MAX 64      /* one path segment: ids, tokens, guids */
-#define CDP_LISTEN_TRIES 16     /* random loopback address/port pairs to try */
+#define CDP_LISTEN_TRIES 16     /* loopback address/port pairs to try */
 #define CDP_FETCH_HEAD_MAX 8192 /* Chromium's response head */
 #define CDP_MAX_NESTING 4       /* Target.sendMessageToTarget inside itself */
 #define CDP_ERROR_CODE (-32000) /* what Chromium uses for a refused command */
 
 /* A session the proxy serves. */
 struct cdp_session {
-    struct sandbox *sb;             /* weak: valid until cdp_proxy_session_close */
+    struct sandbox *sb; /* weak: valid until cdp_proxy_session_close */
     char id[40];
     struct http_listener *listener; /* closed with the session; NULL when none */
     char addr[INET_ADDRSTRLEN];     /* the listener's address, "" when none */
     int port;
+    int fetches;             /* /json fetches on workers right now */
+    struct cdp_job *waiting; /* owned queue: fetches past CDP_MAX_FETCHES */
+    struct cdp_job **waiting_tail;
+    int n_waiting;
     struct cdp_session *next;
 };
 
-static struct gateway *cdp_gw;            /* weak */
-static struct cdp_session *cdp_sessions;  /* owned list */
+static struct gateway *cdp_gw;           /* weak */
+static struct cdp_session *cdp_sessions; /* owned list */
 
 static struct cdp_session *session_find(const struct sandbox *sb)
 {
@@ -155,9 +159,8 @@ static char *rewrite_frontend_url(const char *url, const char *ws_base)
     for (const char *p = q + 1; *p;) {
         const char *amp = strchrnul(p, '&');
         size_t name_len = (size_t)(strchrnul(p, '=') - p);
-        if (name_len < (size_t)(amp - p) &&
-            ((name_len == 2 && strncmp(p, "ws", 2) == 0) ||
-             (name_len == 3 && strncmp(p, "wss", 3) == 0))) {
+        if (name_len < (size_t)(amp - p) && ((name_len == 2 && strncmp(p, "ws", 2) == 0) ||
+                                             (name_len == 3 && strncmp(p, "wss", 3) == 0))) {
             const char *v = p + name_len + 1;
             const char *slash = memchr(v, '/', (size_t)(amp - v));
             if (!slash || (size_t)(amp - slash) < 10 || strncmp(slash, "/devtools/", 10) != 0)
@@ -186,9 +189,10 @@ static int rewrite_object(json_t *o, const char *ws_base)
         bool fe_field = strncmp(key, "devtoolsFrontendUrl", 19) == 0;
         if (!ws_field && !fe_field)
             continue;
-        char *n = json_is_string(v) ? (ws_field ? rewrite_ws_url(json_string_value(v), ws_base)
-                                                : rewrite_frontend_url(json_string_value(v), ws_base))
-                                    : NULL;
+        char *n = json_is_string(v)
+                      ? (ws_field ? rewrite_ws_url(json_string_value(v), ws_base)
+                                  : rewrite_frontend_url(json_string_value(v), ws_base))
+                      : NULL;
         /* What cannot be pointed back here must not name the guest. */
         int r = n ? json_object_set_new(o, key, json_string(n)) : json_object_del(o, key);
         free(n);
@@ -303,8 +307,8 @@ char *cdp_error_reply(const json_t *id, const char *session_id, int code, const 
     if (!o)
         return NULL;
     if ((id && json_object_set(o, "id", (json_t *)id) < 0) ||
-        json_object_set_new(o, "error",
-                            json_pack("{s:i,s:s}", "code", code, "message", message)) < 0 ||
+        json_object_set_new(o, "error", json_pack("{s:i,s:s}", "code", code, "message", message)) <
+            0 ||
         (session_id && json_object_set_new(o, "sessionId", json_string(session_id)) < 0))
         goto out;
     s = json_dumps(o, JSON_COMPACT);
@@ -350,8 +354,8 @@ static int wait_fd(int fd, short events, int64_t deadline)
 
 /* One request to 127.0.0.1:port, Connection: close. Returns the HTTP
  * status with *body (malloc'd, NUL-terminated) or -errno with why. */
-static int cdp_fetch(int port, const char *method, const char *path, char **body,
-                     size_t *body_len, char *why, size_t why_len)
+static int cdp_fetch(int port, const char *method, const char *path, char **body, size_t *body_len,
+                     char *why, size_t why_len)
 {
     int64_t deadline = now_ms() + CDP_FETCH_TIMEOUT_MS;
     _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -542,9 +546,9 @@ static struct sandbox *cdp_resolve(struct gateway *gw, const char *id, const cha
     struct sandbox *sb = NULL;
 
     if (cs)
-        sb = cs->sb && cs->sb->browser ? browser_resolve(gw, cs->id, cs->sb->browser->cdp_token,
-                                                         BROWSER_CAP_CDP, NULL)
-                                       : NULL;
+        sb = cs->sb && cs->sb->browser
+                 ? browser_resolve(gw, cs->id, cs->sb->browser->cdp_token, BROWSER_CAP_CDP, NULL)
+                 : NULL;
     else if (id && token)
         sb = browser_resolve(gw, id, token, BROWSER_CAP_CDP, NULL);
     if (!sb || !sb->browser) {
@@ -581,15 +585,16 @@ struct cdp_job {
     struct ws_link *link; /* held (ws_link_hold): a browser WebSocket waiting for its guid */
     int port;
     char method[8];
-    char *path;           /* owned: upstream path and query */
-    bool rewrite;         /* rewrite the answer's URLs */
+    char *path;   /* owned: upstream path and query */
+    bool rewrite; /* rewrite the answer's URLs */
     char ws_base[512];
     /* results */
-    int status;           /* HTTP status, or -errno */
-    char *body;           /* owned */
+    int status; /* HTTP status, or -errno */
+    char *body; /* owned */
     size_t body_len;
     char why[256];
     char guid[CDP_SEGMENT_MAX + 1];
+    struct cdp_job *next; /* in cdp_session.waiting */
 };
 
 static void job_free(struct cdp_job *j)
@@ -603,8 +608,8 @@ static void cdp_job_run(void *data)
 {
     struct cdp_job *j = data;
 
-    j->status = cdp_fetch(j->port, j->method, j->path, &j->body, &j->body_len, j->why,
-                          sizeof(j->why));
+    j->status =
+        cdp_fetch(j->port, j->method, j->path, &j->body, &j->body_len, j->why, sizeof(j->why));
     if (j->status != 200)
         return;
     if (j->link) {
@@ -624,6 +629,22 @@ static void cdp_job_run(void *data)
         j->body = out;
         j->body_len = strlen(out);
     }
+}
+
+static void job_start_waiting(struct cdp_session *cs);
+
+/* Answers a job that will not run, and lets go of what it holds. */
+static void cdp_job_fail(struct cdp_job *j, const struct ph_error *err)
+{
+    if (j->req)
+        http_reply_error(j->req, err);
+    if (j->link) {
+        if (!ws_link_closing(j->link))
+            ws_link_close(j->link, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, err->message);
+        ws_link_release(j->link);
+    }
+    sandbox_release(j->gw, j->sb);
+    job_free(j);
 }
 
 static void cdp_job_done(void *data)
@@ -654,25 +675,68 @@ static void cdp_job_done(void *data)
         }
         ws_link_release(j->link);
     }
+    struct cdp_session *cs = session_find(j->sb);
+    if (cs) {
+        if (cs->fetches > 0)
+            cs->fetches--;
+        job_start_waiting(cs);
+    }
     sandbox_release(j->gw, j->sb);
     job_free(j);
 }
 
+static int job_start(struct cdp_job *j, struct cdp_session *cs, struct ph_error *err)
+{
+    int r = work_submit(j->gw->work ? j->gw->work : http_server_work(j->gw->http), cdp_job_run,
+                        cdp_job_done, j);
+    if (r < 0)
+        return ph_error_set(err, r == -EAGAIN ? PH_ERR_LIMIT : PH_ERR_UNAVAILABLE, r,
+                            "the gateway is too busy; try again");
+    if (cs)
+        cs->fetches++;
+    return 0;
+}
+
+static void job_start_waiting(struct cdp_session *cs)
+{
+    struct ph_error err = {0};
+
+    while (cs->waiting && cs->fetches < CDP_MAX_FETCHES) {
+        struct cdp_job *j = cs->waiting;
+        if (!(cs->waiting = j->next))
+            cs->waiting_tail = &cs->waiting;
+        cs->n_waiting--;
+        j->next = NULL;
+        if (job_start(j, cs, &err) < 0)
+            cdp_job_fail(j, &err);
+    }
+}
+
+/* Runs the fetch on a worker, or queues it behind the session's others.
+ * On success the job is taken; on failure the caller still owns it. */
 static int cdp_job_submit(struct cdp_job *j, struct ph_error *err)
 {
+    struct cdp_session *cs = session_find(j->sb);
+
+    if (cs && cs->fetches >= CDP_MAX_FETCHES && cs->n_waiting >= CDP_MAX_WAITING)
+        return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN,
+                            "too many requests to the session's browser at once");
     sandbox_hold(j->sb);
     if (j->link)
         ws_link_hold(j->link);
-    int r = work_submit(j->gw->work ? j->gw->work : http_server_work(j->gw->http), cdp_job_run,
-                        cdp_job_done, j);
+    if (cs && cs->fetches >= CDP_MAX_FETCHES) {
+        *cs->waiting_tail = j;
+        cs->waiting_tail = &j->next;
+        cs->n_waiting++;
+        return 0;
+    }
+    int r = job_start(j, cs, err);
     if (r < 0) {
         if (j->link)
             ws_link_release(j->link);
         sandbox_release(j->gw, j->sb);
-        return ph_error_set(err, r == -EAGAIN ? PH_ERR_LIMIT : PH_ERR_UNAVAILABLE, r,
-                            "the gateway is too busy; try again");
     }
-    return 0;
+    return r;
 }
 
 /* /json/new's query is a URL; Chromium decodes it once, lws already did. */
@@ -732,8 +796,8 @@ static void cdp_http_json(struct http_req *req, void *data)
     j->req = req;
     j->port = sb->vm->cdp_port;
     snprintf(j->method, sizeof(j->method), "GET");
-    j->rewrite = rt->kind == CDP_JSON_VERSION || rt->kind == CDP_JSON_LIST ||
-                 rt->kind == CDP_JSON_NEW;
+    j->rewrite =
+        rt->kind == CDP_JSON_VERSION || rt->kind == CDP_JSON_LIST || rt->kind == CDP_JSON_NEW;
     ws_base_for(gw, sb, via, http_header(req, "host"), j->ws_base, sizeof(j->ws_base));
 
     int r = 0;
@@ -806,9 +870,8 @@ static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
     if (m->binary)
         return -1;
     int r = cdp_inspect((const char *)m->data, m->len, &call);
-    if (r == CDP_PASS ||
-        (r == CDP_NAVIGATES &&
-         browser_check_cdp(cdp_gw, sb, call.method, call.url, reason, sizeof(reason)) == 0)) {
+    if (r == CDP_PASS || (r == CDP_NAVIGATES && browser_check_cdp(cdp_gw, sb, call.method, call.url,
+                                                                  reason, sizeof(reason)) == 0)) {
         cdp_call_done(&call);
         return 0;
     }
@@ -852,15 +915,13 @@ static struct sandbox *cdp_ws_resolve(struct gateway *gw, struct lws *wsi, const
     return sb;
 }
 
-static int cdp_ws_check(struct gateway *gw, struct lws *wsi, const char *path,
-                        struct ph_error *err)
+static int cdp_ws_check(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
 {
     char upstream[CDP_SEGMENT_MAX + 32];
     return cdp_ws_resolve(gw, wsi, path, upstream, sizeof(upstream), err) ? 0 : -ENOENT;
 }
 
-static int cdp_ws_start(struct gateway *gw, struct lws *wsi, const char *path,
-                        struct ph_error *err)
+static int cdp_ws_start(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
 {
     char upstream[CDP_SEGMENT_MAX + 32];
     struct sandbox *sb = cdp_ws_resolve(gw, wsi, path, upstream, sizeof(upstream), err);
@@ -896,6 +957,36 @@ static int cdp_ws_start(struct gateway *gw, struct lws *wsi, const char *path,
 
 /* ---- sessions -------------------------------------------------------- */
 
+/* The listener address in the cdp_base of an earlier gateway run, so that
+ * a re-attached session keeps its cdp_url when the address is still free. */
+static bool previous_listener(const char *cdp_base, char *addr, size_t len, int *port)
+{
+    unsigned a, b, c, p;
+    int n = 0;
+
+    if (sscanf(cdp_base, "http://127.%3u.%3u.%3u:%5u/cdp/%n", &a, &b, &c, &p, &n) != 4 || !n ||
+        a > 255 || b > 255 || c < 1 || c > 254 || p < 1024 || p > 65535)
+        return false;
+    snprintf(addr, len, "127.%u.%u.%u", a, b, c);
+    *port = (int)p;
+    return true;
+}
+
+/* A fresh random loopback address and port: 24 + ~15.7 bits. */
+static int random_listener(char *addr, size_t len, int *port)
+{
+    uint8_t rnd[5];
+    int r = random_bytes(rnd, sizeof(rnd));
+
+    if (r < 0)
+        return r;
+    /* 127.0.0.0/8 is all loopback on Linux; .0 and .255 in the last byte
+     * are left out, as some tools treat them specially. */
+    snprintf(addr, len, "127.%u.%u.%u", rnd[0], rnd[1], 1u + rnd[2] % 254u);
+    *port = 10000 + (int)(((unsigned)rnd[3] << 8 | rnd[4]) % 55000u);
+    return 0;
+}
+
 int cdp_proxy_session_open(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
 {
     struct cdp_session *cs;
@@ -908,20 +999,21 @@ int cdp_proxy_session_open(struct gateway *gw, struct sandbox *sb, struct ph_err
     if (!(cs = calloc(1, sizeof(*cs))))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     cs->sb = sb;
+    cs->waiting_tail = &cs->waiting;
     snprintf(cs->id, sizeof(cs->id), "%s", sb->id);
 
     if (gateway_on_loopback(gw)) {
+        bool again =
+            previous_listener(sb->browser->cdp_base, cs->addr, sizeof(cs->addr), &cs->port);
         r = -EADDRINUSE;
         for (int i = 0; i < CDP_LISTEN_TRIES && r == -EADDRINUSE; i++) {
-            uint8_t rnd[5];
-            if ((r = random_bytes(rnd, sizeof(rnd))) < 0)
+            if ((i > 0 || !again) &&
+                (r = random_listener(cs->addr, sizeof(cs->addr), &cs->port)) < 0)
                 break;
-            /* 127.0.0.0/8 is all loopback on Linux; skip .0 and .255 in
-             * the last byte, which some tools treat specially. */
-            snprintf(cs->addr, sizeof(cs->addr), "127.%u.%u.%u", rnd[0], rnd[1],
-                     1u + rnd[2] % 254u);
-            cs->port = 10000 + (int)(((unsigned)rnd[3] << 8 | rnd[4]) % 55000u);
-            r = http_listener_open(gw->http, cs->addr, cs->port, cs, &cs->listener, err);
+            r = http_listener_open(gw->http, cs->addr, cs->port, HTTP_LISTENER_SAME_UID, cs,
+                                   &cs->listener, err);
+            if (r < 0 && i == 0 && again)
+                r = -EADDRINUSE; /* whatever went wrong, a fresh address will do */
         }
         if (r < 0) {
             free(cs);
@@ -948,8 +1040,15 @@ void cdp_proxy_session_close(struct gateway *gw, struct sandbox *sb)
     for (struct cdp_session **p = &cdp_sessions; *p; p = &(*p)->next)
         if ((*p)->sb == sb) {
             struct cdp_session *cs = *p;
+            struct ph_error err = {0};
             *p = cs->next;
             http_listener_close(cs->listener);
+            ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "the session ended");
+            while (cs->waiting) {
+                struct cdp_job *j = cs->waiting;
+                cs->waiting = j->next;
+                cdp_job_fail(j, &err);
+            }
             free(cs);
             return;
         }

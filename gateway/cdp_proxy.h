@@ -45,10 +45,17 @@
 struct gateway;
 struct sandbox;
 
-#define CDP_MAX_CONNECTIONS 16                /* WebSocket clients per session */
-#define CDP_MAX_MESSAGE (64u * 1024 * 1024)   /* one CDP message, either way */
-#define CDP_FETCH_MAX (16u * 1024 * 1024)     /* a /json/... answer */
-#define CDP_FETCH_TIMEOUT_MS 10000
+#define CDP_MAX_CONNECTIONS 16              /* WebSocket clients per session */
+#define CDP_MAX_MESSAGE (64u * 1024 * 1024) /* one CDP message, either way */
+#define CDP_FETCH_MAX (16u * 1024 * 1024)   /* a /json/... answer */
+/* A guest under software emulation can take tens of seconds to answer
+ * /json/version right after boot; Playwright's connectOverCDP waits 30 s
+ * by default and callers pass more. Each fetch holds a worker thread, so
+ * a session runs at most CDP_MAX_FETCHES at once; more wait their turn, up
+ * to CDP_MAX_WAITING (429 beyond). */
+#define CDP_FETCH_TIMEOUT_MS 60000
+#define CDP_MAX_FETCHES 4
+#define CDP_MAX_WAITING 64
 
 /* Adds the HTTP routes and WebSocket endpoints. */
 void cdp_proxy_register(struct gateway *gw);

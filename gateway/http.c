@@ -113,14 +113,15 @@ struct http_listener {
     struct lws *accept_wsi;     /* weak: the listening socket; NULL once closed */
     int fd;                     /* the listening socket, owned by accept_wsi */
     int port;
+    unsigned flags;             /* HTTP_LISTENER_* */
     void *data;                 /* weak */
     struct http_listener *next; /* server->listeners */
 };
 
 /* An accepted connection. */
 struct http_conn_entry {
-    struct lws *wsi;            /* weak */
-    struct http_listener *via;  /* weak: the extra listener it came through, or NULL */
+    struct lws *wsi;           /* weak */
+    struct http_listener *via; /* weak: the extra listener it came through, or NULL */
 };
 
 /* Per-connection state lws allocates for the HTTP protocol. */
@@ -1289,6 +1290,64 @@ static void conn_untrack(struct http_server *s, struct lws *wsi)
         }
 }
 
+/* The uid owning the other end of an accepted loopback TCP connection:
+ * its socket is in /proc/net/tcp with local and remote swapped. Returns
+ * the uid, -ENOENT when it is not there, or -errno when the table cannot
+ * be read. */
+static long loopback_peer_uid(int fd)
+{
+    struct sockaddr_in me, peer;
+    socklen_t ml = sizeof(me), pl = sizeof(peer);
+    char want_local[16], want_remote[16], line[512];
+    long uid = -ENOENT;
+    FILE *f;
+
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
+        return -errno;
+    if (me.sin_family != AF_INET || peer.sin_family != AF_INET)
+        return -EAFNOSUPPORT;
+    /* The kernel prints the address as the raw 32-bit word, the port in
+     * host order. */
+    snprintf(want_local, sizeof(want_local), "%08X:%04X", (unsigned)peer.sin_addr.s_addr,
+             (unsigned)ntohs(peer.sin_port));
+    snprintf(want_remote, sizeof(want_remote), "%08X:%04X", (unsigned)me.sin_addr.s_addr,
+             (unsigned)ntohs(me.sin_port));
+    if (!(f = fopen("/proc/net/tcp", "re")))
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        char local[32], remote[32];
+        unsigned long u;
+        if (sscanf(line, " %*d: %31s %31s %*x %*x:%*x %*x:%*x %*x %lu", local, remote, &u) == 3 &&
+            strcmp(local, want_local) == 0 && strcmp(remote, want_remote) == 0) {
+            uid = (long)u;
+            break;
+        }
+    }
+    fclose(f);
+    return uid;
+}
+
+static bool listener_peer_ok(struct http_listener *l, int fd)
+{
+    if (!(l->flags & HTTP_LISTENER_SAME_UID))
+        return true;
+    long uid = loopback_peer_uid(fd);
+    if (uid == (long)geteuid())
+        return true;
+    /* Only a /proc without the table leaves the question open; then the
+     * address alone has to do. */
+    if (uid < 0 && uid != -ENOENT) {
+        static bool warned;
+        if (!warned)
+            lwsl_warn("http: cannot tell who connects to a listener (%s); allowing\n",
+                      strerror((int)-uid));
+        warned = true;
+        return true;
+    }
+    return false;
+}
+
 static void listener_accept(struct http_server *s, struct http_listener *l)
 {
     for (;;) {
@@ -1297,6 +1356,10 @@ static void listener_accept(struct http_server *s, struct http_listener *l)
             return; /* EAGAIN, or an aborted connection: nothing to do */
         if (s->n_conns >= s->max_conns) {
             lwsl_warn("http: refusing connection: %zu connections open\n", s->n_conns);
+            close(fd);
+            continue;
+        }
+        if (!listener_peer_ok(l, fd)) {
             close(fd);
             continue;
         }
@@ -1662,8 +1725,8 @@ static void listener_free(struct http_listener *l)
     free(l);
 }
 
-int http_listener_open(struct http_server *s, const char *addr, int port, void *data,
-                       struct http_listener **out, struct ph_error *err)
+int http_listener_open(struct http_server *s, const char *addr, int port, unsigned flags,
+                       void *data, struct http_listener **out, struct ph_error *err)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     struct http_listener *l;
@@ -1678,6 +1741,7 @@ int http_listener_open(struct http_server *s, const char *addr, int port, void *
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     l->server = s;
     l->data = data;
+    l->flags = flags;
     l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l->fd, 64) < 0 ||
@@ -1692,9 +1756,8 @@ int http_listener_open(struct http_server *s, const char *addr, int port, void *
     l->port = ntohs(sa.sin_port);
     /* lws owns the fd from here: it closes it with the wsi, or at once
      * when adoption fails. */
-    l->accept_wsi = lws_adopt_descriptor_vhost(s->vhost, LWS_ADOPT_RAW_FILE_DESC,
-                                               (lws_sock_file_fd_type){.filefd = l->fd},
-                                               "http", NULL);
+    l->accept_wsi = lws_adopt_descriptor_vhost(
+        s->vhost, LWS_ADOPT_RAW_FILE_DESC, (lws_sock_file_fd_type){.filefd = l->fd}, "http", NULL);
     if (!l->accept_wsi) {
         free(l);
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "cannot watch a listener");

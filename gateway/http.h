@@ -118,8 +118,11 @@ struct http_server_opts {
      * extra_protocols; without it such upgrades are refused). Every
      * upgrade is refused with 404 unless ws_upgrade allows it. The default
      * protocol's callback is wrapped so the server sees the upgrade first;
-     * everything else reaches it as lws sends it. The lws context's user
-     * pointer belongs to the server: use http_server_from_wsi(). */
+     * everything else reaches it as lws sends it. LWS_CALLBACK_WSI_DESTROY,
+     * which lws 4.1 gives only to a vhost's first protocol, is passed on to
+     * the protocol the wsi is bound to (user is NULL then). The lws
+     * context's user pointer belongs to the server: use
+     * http_server_from_wsi(). */
     const struct lws_protocols *extra_protocols;
     const char *ws_default_protocol;
     http_ws_upgrade_fn ws_upgrade;
@@ -165,8 +168,11 @@ struct http_server *http_server_from_wsi(struct lws *wsi);
  * session (see cdp_proxy.h). Plain HTTP only. Loop thread.
  *
  * http_listener_open: addr is an IPv4 literal; port 0 = any free port.
- * Returns 0, or -EADDRINUSE (cannot bind: try another address or port),
- * -ENOMEM.
+ * With HTTP_LISTENER_SAME_UID, a connection is accepted only when its
+ * other end belongs to the gateway's own user (looked up in
+ * /proc/net/tcp: any local user can list listening sockets, so on a shared
+ * host an address is no secret from them). Returns 0, or -EADDRINUSE
+ * (cannot bind: try another address or port), -ENOMEM.
  * http_listener_close: connecting is refused from the moment it returns,
  * http_*_listener() return NULL for everything that came through it, and
  * connections still open on it end within HTTP_LISTENER_GRACE_S (owners of
@@ -174,8 +180,11 @@ struct http_server *http_server_from_wsi(struct lws *wsi);
  * server. NULL is a no-op. */
 struct http_listener;
 #define HTTP_LISTENER_GRACE_S 2
-int http_listener_open(struct http_server *s, const char *addr, int port, void *data,
-                       struct http_listener **out, struct ph_error *err);
+enum {
+    HTTP_LISTENER_SAME_UID = 1u << 0, /* loopback peers of the gateway's own uid only */
+};
+int http_listener_open(struct http_server *s, const char *addr, int port, unsigned flags,
+                       void *data, struct http_listener **out, struct ph_error *err);
 int http_listener_port(const struct http_listener *l);
 void http_listener_close(struct http_listener *l);
 void *http_req_listener(struct http_req *req);

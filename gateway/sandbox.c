@@ -186,6 +186,10 @@ void sandbox_delete(struct gateway *gw, struct sandbox *sb, struct http_req *req
     sb->deleting = true;
     sb->status = SANDBOX_STOPPING;
     sandbox_save(gw, sb);
+    /* Clients learn now that the session ends ("session ended"), not later
+     * from a vanished guest. */
+    if (sb->browser)
+        browser_after_stop(gw, sb);
     if (sb->jobs == 0) {
         sandbox_stop_now(gw, sb);
         return;
@@ -353,6 +357,8 @@ struct sandbox *sandbox_launch(struct gateway *gw, struct launch *l, struct ph_e
     }
     if (work_submit(gw->work, boot_job_run, boot_job_done, j) < 0) {
         ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
+        if (sb->browser)
+            browser_after_stop(gw, sb);
         free(j->extra_config);
         vm_free(j->vm);
         free(j);

@@ -221,7 +221,6 @@ fail:
 
 /* ---- the proxy --------------------------------------------------------- */
 
-
 static int vnc_from_client(struct ws_link *l, struct ws_msg *m)
 {
     struct rfb_filter *f = ws_link_data(l);
@@ -297,16 +296,14 @@ static struct sandbox *vnc_resolve(struct gateway *gw, const char *path, bool *c
     return sb;
 }
 
-static int vnc_ws_check(struct gateway *gw, struct lws *wsi, const char *path,
-                        struct ph_error *err)
+static int vnc_ws_check(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
 {
     bool control;
     (void)wsi;
     return vnc_resolve(gw, path, &control, err) ? 0 : -ENOENT;
 }
 
-static int vnc_ws_start(struct gateway *gw, struct lws *wsi, const char *path,
-                        struct ph_error *err)
+static int vnc_ws_start(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
 {
     bool control;
     struct sandbox *sb = vnc_resolve(gw, path, &control, err);

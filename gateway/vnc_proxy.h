@@ -27,9 +27,9 @@
 struct gateway;
 struct sandbox;
 
-#define VNC_MAX_CONNECTIONS 8                /* live-view clients per session */
-#define VNC_MAX_MESSAGE (2u * 1024 * 1024)   /* one WebSocket message from a client */
-#define RFB_MAX_CUT_TEXT (1u * 1024 * 1024)  /* ClientCutText payload */
+#define VNC_MAX_CONNECTIONS 8               /* live-view clients per session */
+#define VNC_MAX_MESSAGE (2u * 1024 * 1024)  /* one WebSocket message from a client */
+#define RFB_MAX_CUT_TEXT (1u * 1024 * 1024) /* ClientCutText payload */
 
 /* Adds the WebSocket endpoint. */
 void vnc_proxy_register(struct gateway *gw);
@@ -49,13 +49,13 @@ enum rfb_stage {
 
 struct rfb_filter {
     bool view_only;
-    bool failed;         /* a violation was seen: everything fails now */
+    bool failed; /* a violation was seen: everything fails now */
     enum rfb_stage stage;
-    int minor;           /* protocol version 3.minor */
-    uint8_t hdr[24];     /* the current unit's fixed part, as far as seen */
-    size_t have, need;   /* bytes of hdr seen / needed */
-    uint64_t body;       /* variable-length bytes of the current unit left */
-    bool drop;           /* the current message is not forwarded */
+    int minor;         /* protocol version 3.minor */
+    uint8_t hdr[24];   /* the current unit's fixed part, as far as seen */
+    size_t have, need; /* bytes of hdr seen / needed */
+    uint64_t body;     /* variable-length bytes of the current unit left */
+    bool drop;         /* the current message is not forwarded */
 };
 
 void rfb_filter_init(struct rfb_filter *f, bool view_only);

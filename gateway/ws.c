@@ -26,11 +26,11 @@ enum side_state {
 struct ws_side {
     struct lws *wsi; /* weak; NULL unless CONNECTING or UP */
     enum side_state state;
-    bool raw;              /* a raw TCP socket, not a WebSocket */
-    bool paused;           /* its reads are off: the other side's queue is full */
-    bool close_now;        /* close at the next WRITEABLE, dropping the queue */
-    bool close_when_empty; /* close once the queue is written */
-    struct ws_msg *rx;     /* owned: message being assembled from this side */
+    bool raw;                   /* a raw TCP socket, not a WebSocket */
+    bool paused;                /* its reads are off: the other side's queue is full */
+    bool close_now;             /* close at the next WRITEABLE, dropping the queue */
+    bool close_when_empty;      /* close once the queue is written */
+    struct ws_msg *rx;          /* owned: message being assembled from this side */
     struct ws_msg *head, *tail; /* owned: queue of what to write to this side */
     size_t queued;              /* bytes in the queue */
 };

@@ -133,8 +133,9 @@ static void test_inspect(void)
     CHECK(json_integer_value(call.id) == 7);
     cdp_call_done(&call);
 
-    CHECK(inspect("{\"id\":8,\"method\":\"Target.createTarget\",\"params\":{\"url\":\"about:blank\"}}",
-                  &call) == CDP_NAVIGATES);
+    CHECK(inspect(
+              "{\"id\":8,\"method\":\"Target.createTarget\",\"params\":{\"url\":\"about:blank\"}}",
+              &call) == CDP_NAVIGATES);
     CHECK_STR(call.method, "Target.createTarget");
     CHECK_STR(call.url, "about:blank");
     CHECK(call.session_id == NULL);
@@ -146,8 +147,9 @@ static void test_inspect(void)
     cdp_call_done(&call);
 
     /* Mentions a navigation, is something else. */
-    CHECK(inspect("{\"id\":10,\"method\":\"Page.navigateToHistoryEntry\",\"params\":{\"entryId\":1}}",
-                  &call) == CDP_PASS);
+    CHECK(
+        inspect("{\"id\":10,\"method\":\"Page.navigateToHistoryEntry\",\"params\":{\"entryId\":1}}",
+                &call) == CDP_PASS);
     cdp_call_done(&call);
     CHECK(inspect("{\"id\":11,\"method\":\"Runtime.evaluate\",\"params\":{\"expression\":"
                   "\"'Page.navigate'\"}}",
@@ -268,8 +270,8 @@ static void test_ws_paths(void)
         }
     }
     /* A segment longer than the buffer is refused, not cut. */
-    CHECK(cdp_ws_path_parse("/cdp/br-1/tok/devtools/page/0123456789", false, id, sizeof(id),
-                            token, sizeof(token), up, 20) == -EINVAL);
+    CHECK(cdp_ws_path_parse("/cdp/br-1/tok/devtools/page/0123456789", false, id, sizeof(id), token,
+                            sizeof(token), up, 20) == -EINVAL);
 }
 
 int main(void)
