@@ -23,7 +23,6 @@
 #define BROWSER_MARKER "PORTHOLE_READY browser"
 #define GUEST_PROFILE_DIR "/root/porthole/profile"
 #define GUEST_PERSIST_DIR "/root/porthole/persist"
-#define GUEST_DOWNLOAD_DIR "/root/porthole/downloads"
 #define PROFILE_MAX (512 * 1024 * 1024)
 #define DOWNLOAD_MAX (256 * 1024 * 1024)
 
@@ -56,7 +55,7 @@ static char *browser_config_text(const struct browser_session *b, json_t *env, c
     fprintf(f, "browser.mode=%s\nbrowser.width=%d\nbrowser.height=%d\nbrowser.downloads=%d\n",
             b->live ? "live" : "headless", b->width, b->height, b->allow_downloads ? 1 : 0);
     fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\n", profile_dir,
-            GUEST_DOWNLOAD_DIR);
+            BROWSER_GUEST_DOWNLOAD_DIR);
     json_object_foreach(env, key, val)
         fprintf(f, "env=%s=%s\n", key, json_string_value(val));
     fclose(f);
@@ -705,7 +704,7 @@ static void guest_read_run(void *data)
     }
     case READ_DOWNLOADS: {
         j->r = guest_run(vm,
-                         "cd " GUEST_DOWNLOAD_DIR " 2>/dev/null && find . -maxdepth 1 -type f "
+                         "cd " BROWSER_GUEST_DOWNLOAD_DIR " 2>/dev/null && find . -maxdepth 1 -type f "
                          "! -name '*.crdownload' -printf '%f\\t%s\\n'; true",
                          NULL, 0, 20, &res, &j->err);
         if (j->r < 0)
@@ -726,7 +725,7 @@ static void guest_read_run(void *data)
     }
     case READ_DOWNLOAD_FILE: {
         char path[160];
-        snprintf(path, sizeof(path), GUEST_DOWNLOAD_DIR "/%s", j->name);
+        snprintf(path, sizeof(path), BROWSER_GUEST_DOWNLOAD_DIR "/%s", j->name);
         j->r = vm_ssh_get_file(vm->ssh, path, &j->data, &j->len, DOWNLOAD_MAX, &j->err);
         break;
     }

@@ -5,6 +5,9 @@
 
 #include "manager.h"
 
+/* Where Chromium saves downloads in the guest (its init's default). */
+#define BROWSER_GUEST_DOWNLOAD_DIR "/root/porthole/downloads"
+
 enum browser_cap {
     BROWSER_CAP_CDP,     /* cdp_url / cdp_ws_url token */
     BROWSER_CAP_VIEW,    /* live_url token: watch only */

@@ -859,6 +859,45 @@ static const struct ws_link_ops cdp_link_ops = {
     .from_client = cdp_from_client,
 };
 
+/* Playwright's connectOverCDP points downloads at a folder on the client's
+ * machine, which does not exist in the guest. Downloads go to the session's
+ * download folder (listed by the API) instead, or are denied outright when
+ * the session does not allow them. Rewrites m in place; -1 when the message
+ * cannot be rewritten. */
+static int cdp_rewrite_downloads(struct sandbox *sb, struct ws_msg *m)
+{
+    json_error_t je;
+    json_t *msg = json_loadb((const char *)m->data, m->len, JSON_REJECT_DUPLICATES, &je);
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    json_t *params = json_object_get(msg, "params");
+    int r = 0;
+
+    if (!method || !json_is_object(params) ||
+        (strcmp(method, "Browser.setDownloadBehavior") != 0 &&
+         strcmp(method, "Page.setDownloadBehavior") != 0)) {
+        json_decref(msg);
+        return 0;
+    }
+    const char *behavior = json_string_value(json_object_get(params, "behavior"));
+    if (!sb->browser->allow_downloads) {
+        json_object_set_new(params, "behavior", json_string("deny"));
+        json_object_del(params, "downloadPath");
+    } else if (behavior && strcmp(behavior, "default") != 0 && strcmp(behavior, "deny") != 0) {
+        json_object_set_new(params, "downloadPath", json_string(BROWSER_GUEST_DOWNLOAD_DIR));
+    }
+    char *text = json_dumps(msg, JSON_COMPACT);
+    size_t n = text ? strlen(text) : 0;
+    if (!text || n > m->cap) {
+        r = -1;
+    } else {
+        memcpy(m->data, text, n);
+        m->len = n;
+    }
+    free(text);
+    json_decref(msg);
+    return r;
+}
+
 static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
 {
     struct sandbox *sb = ws_link_owner(l);
@@ -868,6 +907,8 @@ static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
     /* Chromium would take a binary message as CBOR, which this policy
      * does not read. */
     if (m->binary)
+        return -1;
+    if (memmem(m->data, m->len, "setDownloadBehavior", 19) && cdp_rewrite_downloads(sb, m) < 0)
         return -1;
     int r = cdp_inspect((const char *)m->data, m->len, &call);
     if (r == CDP_PASS || (r == CDP_NAVIGATES && browser_check_cdp(cdp_gw, sb, call.method, call.url,
