@@ -27,7 +27,7 @@ APT_PACKAGES=(
     libwebsockets-dev libjansson-dev libssh-dev libsqlite3-dev libvncserver-dev
     libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
     qemu-system-x86 qemu-utils mmdebstrap kmod cpio e2fsprogs zstd
-    openssh-client python3 ffmpeg nodejs npm chromium novnc
+    openssh-client python3 ffmpeg chromium novnc
     tigervnc-standalone-server x11-xserver-utils
 )
 
@@ -36,6 +36,11 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# Node.js: whatever the machine has (often a newer one than Debian's, whose
+# npm package conflicts with it); Debian's only when there is none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
