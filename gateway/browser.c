@@ -422,17 +422,7 @@ static void pool_job_run(void *data)
         j->r = -ENOMEM;
         return;
     }
-    j->r = vm_new(j->gw->state_dir, j->id, &spec, &j->vm, &j->err);
-    if (j->r == 0)
-        j->r = vm_start(j->vm, &spec, &j->err);
-    if (j->r == 0)
-        j->r = vm_wait_ready(j->vm, BROWSER_MARKER, j->gw->boot_timeout_s * 1000, &j->err);
-    if (j->r < 0 && j->vm) {
-        vm_stop(j->vm, 1000, NULL);
-        vm_free(TAKE_PTR(j->vm));
-    }
-    if (j->r < 0)
-        vm_remove_run_dir(j->gw->state_dir, j->id);
+    j->r = gateway_boot_vm(j->gw, j->id, &spec, BROWSER_MARKER, &j->vm, &j->err);
 }
 
 static void pool_save(struct gateway *gw, struct vm *vm)

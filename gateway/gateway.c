@@ -100,7 +100,7 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     v = json_object_get(cfg, "recording_retention_hours");
     gw->recording_retention_hours = json_is_integer(v) ? (int)json_integer_value(v) : 0;
     v = json_object_get(cfg, "boot_timeout_s");
-    gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 300;
+    gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 150;
     *out = cfg;
     return 0;
 }

@@ -111,6 +111,11 @@ int sandbox_submit(struct gateway *gw, struct sandbox *sb, struct http_req *req,
 void sandbox_hold(struct sandbox *sb);
 void sandbox_release(struct gateway *gw, struct sandbox *sb);
 
+/* Worker thread: makes, starts and waits for a VM (one retry when the
+ * guest does not come up); on failure nothing of it is left. */
+int gateway_boot_vm(struct gateway *gw, const char *id, const struct vm_spec *spec,
+                    const char *marker, struct vm **out, struct ph_error *err);
+
 /* What sandbox_launch needs; fields marked stolen are taken (and NULLed)
  * whether the launch succeeds or not. */
 struct launch {

@@ -250,11 +250,7 @@ static void boot_job_run(void *data)
         .accel = j->gw->accel.accel,
         .image_dir = image,
     };
-    j->r = vm_new(j->gw->state_dir, sb->vm_id, &spec, &j->vm, &j->err);
-    if (j->r == 0)
-        j->r = vm_start(j->vm, &spec, &j->err);
-    if (j->r == 0)
-        j->r = vm_wait_ready(j->vm, j->marker, j->gw->boot_timeout_s * 1000, &j->err);
+    j->r = gateway_boot_vm(j->gw, sb->vm_id, &spec, j->marker, &j->vm, &j->err);
     if (j->r == 0 && j->prepare)
         j->r = j->prepare(j->gw, sb, j->vm, &j->err);
     free(env);
@@ -264,6 +260,36 @@ fail:
         vm_free(TAKE_PTR(j->vm));
         vm_remove_run_dir(j->gw->state_dir, sb->vm_id);
     }
+}
+
+int gateway_boot_vm(struct gateway *gw, const char *id, const struct vm_spec *spec,
+                    const char *marker, struct vm **out, struct ph_error *err)
+{
+    int r = -EIO;
+
+    /* A boot that never reaches its marker is retried once from scratch:
+     * under software emulation a guest kernel now and then stalls early,
+     * and a fresh QEMU gets past it. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct vm *vm = NULL;
+        r = vm_new(gw->state_dir, id, spec, &vm, err);
+        if (r < 0)
+            return r;
+        r = vm_start(vm, spec, err);
+        if (r == 0)
+            r = vm_wait_ready(vm, marker, gw->boot_timeout_s * 1000, err);
+        if (r == 0) {
+            *out = vm;
+            return 0;
+        }
+        lwsl_warn("vm %s: boot attempt %d failed: %s\n", id, attempt + 1, err->message);
+        vm_stop(vm, 1000, NULL);
+        vm_free(vm);
+        vm_remove_run_dir(gw->state_dir, id);
+        if (err->kind != PH_ERR_TIMEOUT && err->kind != PH_ERR_UNAVAILABLE)
+            break;
+    }
+    return r;
 }
 
 static void boot_job_done(void *data)

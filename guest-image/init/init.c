@@ -94,6 +94,7 @@
 #define SSH_PORT 22
 #define VNC_PORT 5900
 #define CDP_PORT 9222
+#define HEADLESS_TOP_CHROME_PX 143
 #define RELAY_PORT 9223
 #define RELAY_CONNS_MAX 64
 #define RELAY_BUF (64 * 1024)
@@ -1348,7 +1349,12 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
 
     static char user_data[300], window_size[48];
     snprintf(user_data, sizeof(user_data), "--user-data-dir=%s", cfg->profile_dir);
-    snprintf(window_size, sizeof(window_size), "--window-size=%u,%u", cfg->width, cfg->height);
+    /* Headless Chromium lays pages out inside a window that keeps room for
+     * the browser's own (invisible) toolbars, 143 px tall in Chromium 156:
+     * the window is made that much taller so the page gets the session's
+     * viewport. A headful window fills the screen, which is the viewport. */
+    snprintf(window_size, sizeof(window_size), "--window-size=%u,%u", cfg->width,
+             cfg->height + (cfg->headless ? HEADLESS_TOP_CHROME_PX : 0));
     /* The wrapper script /usr/bin/chromium only adds a shell start. */
     const char *argv[32];
     size_t n = 0;
