@@ -94,7 +94,7 @@
 #define SSH_PORT 22
 #define VNC_PORT 5900
 #define CDP_PORT 9222
-#define HEADLESS_TOP_CHROME_PX 143
+#define HEADLESS_TOP_CHROME_PX 87
 #define RELAY_PORT 9223
 #define RELAY_CONNS_MAX 64
 #define RELAY_BUF (64 * 1024)
@@ -1350,7 +1350,7 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
     static char user_data[300], window_size[48];
     snprintf(user_data, sizeof(user_data), "--user-data-dir=%s", cfg->profile_dir);
     /* Headless Chromium lays pages out inside a window that keeps room for
-     * the browser's own (invisible) toolbars, 143 px tall in Chromium 156:
+     * the browser's own (invisible) toolbars, 87 px tall in Chromium 156:
      * the window is made that much taller so the page gets the session's
      * viewport. A headful window fills the screen, which is the viewport. */
     snprintf(window_size, sizeof(window_size), "--window-size=%u,%u", cfg->width,
@@ -1361,10 +1361,13 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
     argv[n++] = first_existing(CHROMIUM_BIN, "/usr/bin/chromium");
     if (cfg->headless)
         argv[n++] = "--headless=new";
-    const char *flags[] = {"--no-sandbox", "--no-first-run", "--no-default-browser-check",
-                           "--disable-background-networking", "--disable-component-update",
-                           "--disable-sync", "--disable-gpu", "--disable-dev-shm-usage",
-                           "--password-store=basic", "--remote-debugging-port=9222",
+    /* --test-type: no "unsupported command-line flag" bar over every page,
+     * the way automation drivers start Chromium. */
+    const char *flags[] = {"--no-sandbox", "--test-type", "--no-first-run",
+                           "--no-default-browser-check", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", "--disable-gpu",
+                           "--disable-dev-shm-usage", "--password-store=basic",
+                           "--remote-debugging-port=9222",
                            /* The gateway's CDP proxy is the access check;
                             * Chromium's Origin check would only reject
                             * clients that send an Origin header. */
