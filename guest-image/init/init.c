@@ -1395,6 +1395,8 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
     return c;
 }
 
+static void cdp_warm_up(void);
+
 static void browser_start(const struct config *cfg, struct child *xvnc)
 {
     if (xvnc && !cfg->headless) {
@@ -1423,6 +1425,7 @@ static void browser_start(const struct config *cfg, struct child *xvnc)
         emit_marker(line);
         return;
     }
+    cdp_warm_up();
     emit_marker("PORTHOLE_READY browser");
 }
 
@@ -1633,25 +1636,97 @@ static ssize_t recv_until(int fd, char *buf, size_t size, const char *needle)
 /* GET /json/version: Chromium answers it only once its DevTools handler
  * runs, which under TCG can be well after the port listens. Returns 0 when
  * the answer names the browser's WebSocket URL, else -errno. */
-static int cdp_get_version(char *buf, size_t size, int timeout_ms)
+static int cdp_get(const char *what, const char *needle, char *buf, size_t size, int timeout_ms)
 {
+    char req[160];
     int fd = cdp_connect(timeout_ms);
     if (fd < 0)
         return fd;
-    static const char req[] = "GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                              "Connection: close\r\n\r\n";
-    int r = write_all(fd, req, sizeof(req) - 1);
+    int rl = snprintf(req, sizeof(req),
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", what);
+    int r = write_all(fd, req, (size_t)rl);
     ssize_t n = r < 0 ? r : recv_until(fd, buf, size, "\n}");
     close(fd);
     if (n < 0)
         return (int)n;
-    return strstr(buf, "/devtools/browser/") ? 0 : -EPROTO;
+    return strstr(buf, needle) ? 0 : -EPROTO;
+}
+
+static int cdp_get_version(char *buf, size_t size, int timeout_ms)
+{
+    return cdp_get("/json/version", "/devtools/browser/", buf, size, timeout_ms);
 }
 
 static int ms_until(double deadline)
 {
     double left = (deadline - monotonic_s()) * 1000.0;
     return left < 1.0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Sends CDP Browser.close over Chromium's own WebSocket endpoint and waits
+ * a little for the reply. This is the one shutdown that writes the cookie store:
+ * SIGTERM makes Chromium exit cleanly too, but measured here (Chromium 156)
+ * a persistent cookie set seconds before was lost on SIGTERM and kept after
+ * Browser.close. Returns 0 once the command is sent, else -errno. */
+/* Sends one CDP command (msg, with "id":1) on the WebSocket at the
+ * /devtools/... path named in buf's JSON after prefix, and waits until
+ * deadline at most for its reply. Returns 0 once the command is sent (a
+ * reply that does not come in time is no failure), else -errno. */
+static int cdp_ws_call(char *buf, size_t size, const char *prefix, const char *msg, double deadline)
+{
+    char path[128];
+    const char *p = strstr(buf, prefix);
+    size_t plen = p ? strcspn(p, "\"") : 0;
+    if (!p || plen == 0 || plen >= sizeof(path))
+        return -EPROTO;
+    memcpy(path, p, plen);
+    path[plen] = '\0';
+
+    int left = ms_until(deadline);
+    if (left == 0)
+        return -ETIMEDOUT;
+    int fd = cdp_connect(left);
+    if (fd < 0)
+        return fd;
+    /* The key only has to be well-formed: this client checks nothing
+     * against it, and the peer is loopback. */
+    int hn = snprintf(buf, size,
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n",
+                      path);
+    int r = write_all(fd, buf, (size_t)hn);
+    ssize_t n = r < 0 ? r : recv_until(fd, buf, size, "\r\n\r\n");
+    if (n < 0 || strncmp(buf, "HTTP/1.1 101", 12) != 0) {
+        close(fd);
+        return n < 0 ? (int)n : -EPROTO;
+    }
+    /* One masked text frame (payload < 126 bytes); a zero mask key is legal
+     * and leaves the payload as is. */
+    size_t ml = strlen(msg);
+    char frame[6 + 126];
+    if (ml >= 126) {
+        close(fd);
+        return -EMSGSIZE;
+    }
+    frame[0] = (char)0x81;
+    frame[1] = (char)(0x80 | ml);
+    memset(frame + 2, 0, 4);
+    memcpy(frame + 6, msg, ml);
+    r = write_all(fd, frame, 6 + ml);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    /* A browser busy under TCG may answer late; once sent, the command is
+     * read before our close, so a missing reply is no failure. */
+    if ((left = ms_until(deadline)) > 0) {
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        recv_until(fd, buf, size, "\"id\":1");
+    }
+    close(fd);
+    return 0;
 }
 
 /* Sends CDP Browser.close over Chromium's own WebSocket endpoint and waits
@@ -1670,56 +1745,38 @@ static int cdp_browser_close(double deadline)
     int r = cdp_get_version(buf, sizeof(buf), left);
     if (r < 0)
         return r;
-    /* "webSocketDebuggerUrl": "ws://127.0.0.1:9222/devtools/browser/UUID" */
-    char path[128];
-    const char *p = strstr(buf, "/devtools/browser/");
-    size_t plen = p ? strcspn(p, "\"") : 0;
-    if (!p || plen == 0 || plen >= sizeof(path))
-        return -EPROTO;
-    memcpy(path, p, plen);
-    path[plen] = '\0';
+    double reply_by = monotonic_s() + CDP_REPLY_WAIT_MS / 1000.0;
+    return cdp_ws_call(buf, sizeof(buf), "/devtools/browser/",
+                       "{\"id\":1,\"method\":\"Browser.close\"}",
+                       reply_by < deadline ? reply_by : deadline);
+}
 
-    if ((left = ms_until(deadline)) == 0)
-        return -ETIMEDOUT;
-    int fd = cdp_connect(left);
-    if (fd < 0)
-        return fd;
-    /* The key only has to be well-formed: this client checks nothing
-     * against it, and the peer is loopback. */
-    int hn = snprintf(buf, sizeof(buf),
-                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                      path);
-    r = write_all(fd, buf, (size_t)hn);
-    ssize_t n = r < 0 ? r : recv_until(fd, buf, sizeof(buf), "\r\n\r\n");
-    if (n < 0 || strncmp(buf, "HTTP/1.1 101", 12) != 0) {
-        close(fd);
-        return n < 0 ? (int)n : -EPROTO;
+/* The first script a fresh Chromium runs under TCG takes many seconds (V8
+ * compiles its builtins, the renderer pages in): run one before the guest
+ * says it is ready, so the session's first CDP command does not pay for it.
+ * Best effort: a browser that does not answer is still handed out. */
+static void cdp_warm_up(void)
+{
+    static char buf[16 * 1024];
+    double deadline = monotonic_s() + 90.0;
+    double t0 = monotonic_s();
+    int r = -ETIMEDOUT;
+
+    while (monotonic_s() < deadline) {
+        r = cdp_get("/json/list", "/devtools/page/", buf, sizeof(buf), ms_until(deadline));
+        if (r == 0)
+            break;
+        sleep_ms(200);
     }
-    /* One masked text frame; a zero mask key is legal and leaves the payload
-     * as is. */
-    static const char msg[] = "{\"id\":1,\"method\":\"Browser.close\"}";
-    char frame[8 + sizeof(msg)];
-    frame[0] = (char)0x81;
-    frame[1] = (char)(0x80 | (sizeof(msg) - 1));
-    memset(frame + 2, 0, 4);
-    memcpy(frame + 6, msg, sizeof(msg) - 1);
-    r = write_all(fd, frame, 6 + sizeof(msg) - 1);
-    if (r < 0) {
-        close(fd);
-        return r;
-    }
-    /* A browser busy under TCG may answer late; once sent, the command is
-     * read before our close, so a missing reply is no failure. */
-    if ((left = ms_until(deadline)) > 0) {
-        int wait_ms = left < CDP_REPLY_WAIT_MS ? left : CDP_REPLY_WAIT_MS;
-        struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        recv_until(fd, buf, sizeof(buf), "\"id\":1");
-    }
-    close(fd);
-    return 0;
+    if (r == 0)
+        r = cdp_ws_call(buf, sizeof(buf), "/devtools/page/",
+                        "{\"id\":1,\"method\":\"Runtime.evaluate\","
+                        "\"params\":{\"expression\":\"1+1\"}}",
+                        deadline);
+    if (r < 0)
+        logmsg("browser warm-up: %s", strerror(-r));
+    else
+        logmsg("browser warm-up took %.1f s", monotonic_s() - t0);
 }
 
 static void chromium_wait_exit(struct chromium_proc *procs, size_t *n, int timeout_ms)
@@ -2075,6 +2132,7 @@ static int browser_configure_main(void)
                                 CHROMIUM_READY_MS / 1000, strerror(-last_error));
         sleep_ms(50);
     }
+    cdp_warm_up();
     printf("ready\n");
     return 0;
 }
