@@ -24,6 +24,8 @@
 
 #define MEDIA_VNC_TIMEOUT_MS 20000
 #define MEDIA_DRAG_STEPS 12
+#define MEDIA_PRESS_MS 30
+#define MEDIA_CLICK_GAP_MS 80
 
 struct session_media {
     pthread_mutex_t lock;
@@ -294,10 +296,18 @@ static int computer_run(struct session_media *m, const struct computer_action *a
     case COMPUTER_CLICK:
         if ((r = pointer(m, p->x, p->y, 0, err)) < 0)
             return r;
-        for (int i = 0; i < a->clicks; i++)
-            if ((r = pointer(m, p->x, p->y, a->button, err)) < 0 ||
-                (r = pointer(m, p->x, p->y, 0, err)) < 0)
+        /* Gaps like a hand's: X clients count clicks from event times,
+         * and a press and release in the same instant can be taken for a
+         * bounce rather than a second click. */
+        for (int i = 0; i < a->clicks; i++) {
+            if (i > 0)
+                sleep_ms(MEDIA_CLICK_GAP_MS);
+            if ((r = pointer(m, p->x, p->y, a->button, err)) < 0)
                 return r;
+            sleep_ms(MEDIA_PRESS_MS);
+            if ((r = pointer(m, p->x, p->y, 0, err)) < 0)
+                return r;
+        }
         return 0;
     case COMPUTER_DRAG:
         if ((r = pointer(m, p->x, p->y, 0, err)) < 0 ||

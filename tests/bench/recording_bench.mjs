@@ -1,0 +1,470 @@
+#!/usr/bin/env node
+// Recording benchmark: prints numbers, asserts nothing.
+//
+//  1. Host CPU per recorded minute: the gateway process's CPU time
+//     (/proc/PID/stat utime+stime, all threads) over --seconds of recording
+//     a 1280x720 live session at the gateway's frame rate (15 fps), minus the
+//     same period without recording, scaled to a minute; for a still page and
+//     for a page that changes every frame. The finalize (stop) is counted
+//     apart.
+//  2. What recording costs the guest: a page-heavy workload (a CPU-bound JS
+//     loop plus DOM churn that paints every step), timed inside the page,
+//     with no recording, with our recording (the gateway's VNC client and
+//     host-side encoder), and with an in-guest
+//     `ffmpeg -f x11grab -framerate 15 -video_size 1280x720 -i :0
+//     -c:v libx264 -preset veryfast` started over SSH (STATE/vms/VMID/
+//     client_key, the ssh port from STATE/state.db). The gateway's screen
+//     connection stays open once made, so "off" and in-guest ffmpeg rounds
+//     run first (interleaved), then ours interleaved with "off_vnc" (no
+//     recording, connection open). Prints both slowdowns and their ratio.
+//     The aim: ours costs the guest < 5%. On a shared, software-emulated
+//     host the spread between runs is large: read the medians with all_ms.
+//
+// Runs its own gateway ("browser_pool": 0) on a temporary state dir and
+// stops it (and its VM) at the end. Needs `npm install` in tests/e2e and
+// the browser guest image; the in-guest part needs ffmpeg in that image
+// (guest-image/packages/browser.list) and is skipped without it.
+//
+//   node tests/bench/recording_bench.mjs [--seconds 30] [--rounds 3] [--reps 3]
+//        [--work-ms 3000] [--bin build/dev/cli/porthole] [--skip-cpu]
+//        [--skip-guest] [--json]
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { Gateway, ensureToken, qemuPids, startGateway, stopPid } from '../e2e/lib/gateway.mjs';
+import { CdpClient, getJson } from '../e2e/lib/cdp_raw.mjs';
+import { sleep } from '../e2e/lib/util.mjs';
+
+const run = promisify(execFile);
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+const REPO = path.resolve(HERE, '..', '..');
+const VIEWPORT = { width: 1280, height: 720 };
+const GUEST_VCPUS = 2;   // a browser VM's vCPUs (porthole's default)
+
+const { values: opt } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '30' },
+    rounds: { type: 'string', default: '3' },
+    reps: { type: 'string', default: '3' },
+    'work-ms': { type: 'string', default: '3000' },
+    'anim-seconds': { type: 'string', default: '15' },
+    bin: { type: 'string' },
+    'skip-cpu': { type: 'boolean', default: false },
+    'skip-guest': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  console.log('usage: node tests/bench/recording_bench.mjs [--seconds N] [--rounds N] [--reps N] ' +
+              '[--work-ms MS] [--bin PATH] [--skip-cpu] [--skip-guest] [--json]');
+  process.exit(0);
+}
+const SECONDS = Math.max(5, Number(opt.seconds));
+const ROUNDS = Math.max(1, Number(opt.rounds));
+const REPS = Math.max(1, Number(opt.reps));
+const WORK_MS = Math.max(500, Number(opt['work-ms']));
+const ANIM_S = Math.max(3, Number(opt['anim-seconds']));
+const say = (...a) => console.error(...a);
+const result = { viewport: VIEWPORT };
+
+function findBin() {
+  for (const c of [opt.bin, process.env.PORTHOLE_BIN, path.join(REPO, 'build/release/cli/porthole'),
+                   path.join(REPO, 'build/dev/cli/porthole')].filter(Boolean))
+    if (existsSync(c))
+      return path.resolve(c);
+  throw new Error('no porthole binary: pass --bin or set PORTHOLE_BIN');
+}
+
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+
+// ---- CPU time of a process -----------------------------------------------------
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime + stime of pid in seconds (all its threads). */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the comm: state is field 3, utime 14, stime 15 (1-based in proc(5)).
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/** CPU seconds pid used while fn ran, and the wall seconds. */
+async function measureCpu(pid, fn) {
+  const c0 = cpuSeconds(pid), t0 = performance.now();
+  const value = await fn();
+  return { cpu: cpuSeconds(pid) - c0, wall: (performance.now() - t0) / 1000, value };
+}
+
+// ---- the session's page ----------------------------------------------------------
+
+const PAGE_JS = `
+window.__bench = {
+  still() {
+    cancelAnimationFrame(this.raf || 0);
+    document.body.innerHTML = '<h1 style="font:48px sans-serif;margin:80px">A still page</h1>';
+    document.body.style.background = '#fff';
+  },
+  animate() {
+    // A full-window change every frame: the encoder's busy case.
+    document.body.innerHTML = '<div id="a" style="position:fixed;inset:0;font:64px monospace;padding:40px"></div>';
+    const a = document.getElementById('a');
+    this.frames = 0;
+    const step = (t) => {
+      this.frames++;
+      a.style.background = 'hsl(' + Math.floor(t / 20) % 360 + ',70%,55%)';
+      a.textContent = 'frame ' + Math.floor(t) + ' ' + Math.random().toString(36).slice(2);
+      this.raf = requestAnimationFrame(step);
+    };
+    this.raf = requestAnimationFrame(step);
+  },
+  async work(n) {
+    // CPU-bound JS plus DOM churn that paints every step.
+    cancelAnimationFrame(this.raf || 0);
+    document.body.innerHTML = '<div id="box" style="columns:4;font:13px sans-serif"></div>';
+    const box = document.getElementById('box');
+    const t0 = performance.now();
+    let acc = 0;
+    for (let k = 0; k < n; k++) {
+      for (let i = 0; i < 40000; i++)
+        acc += Math.sqrt(i * (k + 1)) % 7;
+      const frag = document.createDocumentFragment();
+      for (let j = 0; j < 120; j++) {
+        const d = document.createElement('div');
+        d.textContent = 'row ' + j + ' step ' + k + ' ' + (acc % 1000).toFixed(3);
+        d.style.background = 'hsl(' + ((j * 7 + k * 29) % 360) + ',70%,70%)';
+        frag.appendChild(d);
+      }
+      box.replaceChildren(frag);
+      acc += box.offsetHeight;
+      await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    }
+    return { ms: performance.now() - t0, acc };
+  },
+};
+'ok'`;
+
+async function pageSession(cdpWsUrl) {
+  const cdp = await CdpClient.connect(cdpWsUrl, { timeoutMs: 120_000 });
+  const sessionId = await cdp.attachToPage();
+  const ev = async (expression) => {
+    const r = await cdp.send('Runtime.evaluate', { expression, returnByValue: true, awaitPromise: true },
+                             sessionId);
+    if (r.exceptionDetails)
+      throw new Error(`evaluate ${expression.slice(0, 60)}: ${r.exceptionDetails.exception?.description || r.exceptionDetails.text}`);
+    return r.result.value;
+  };
+  await cdp.send('Page.bringToFront', {}, sessionId).catch(() => {});
+  await ev(PAGE_JS);
+  return { cdp, ev };
+}
+
+// ---- the guest over SSH ---------------------------------------------------------------
+
+function sshTarget(stateDir, session) {
+  const script = 'import sqlite3, sys\n' +
+                 'c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)\n' +
+                 'r = c.execute("SELECT record FROM objects WHERE id = ?", (sys.argv[2],)).fetchone()\n' +
+                 'print(r[0] if r else "")\n';
+  const rec = execFileSync('python3', ['-c', script, path.join(stateDir, 'state.db'), session.session_id],
+                           { encoding: 'utf8' }).trim();
+  const port = rec ? JSON.parse(rec).ssh_port : null;
+  const vmId = (rec && JSON.parse(rec).vm_id) || session.vm_id;
+  const runDir = path.join(stateDir, 'vms', vmId);
+  if (!Number.isInteger(port) || port <= 0 || !existsSync(path.join(runDir, 'client_key')))
+    throw new Error(`no ssh port or key for ${session.session_id} (vm ${vmId})`);
+  // The guest's host key is pinned, as the gateway does.
+  const known = path.join(stateDir, 'bench_known_hosts');
+  writeFileSync(known, `[127.0.0.1]:${port} ${readFileSync(path.join(runDir, 'host_key.pub'), 'utf8').trim()}\n`);
+  return { port, key: path.join(runDir, 'client_key'), known };
+}
+
+async function ssh(t, command, timeoutMs = 60_000) {
+  const { stdout } = await run('ssh', ['-p', String(t.port), '-i', t.key, '-o', 'BatchMode=yes',
+                                       '-o', `UserKnownHostsFile=${t.known}`, '-o', 'StrictHostKeyChecking=yes',
+                                       '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=30',
+                                       'root@127.0.0.1', command], { timeout: timeoutMs });
+  return stdout.trim();
+}
+
+/**
+ * Guest CPU over `seconds`, read inside the guest: the share of all vCPUs
+ * busy, and the CPU seconds of Xvnc (which encodes what a VNC client asks
+ * for, and serves x11grab's XShm reads) and of ffmpeg.
+ */
+async function guestCpu(t, seconds) {
+  const out = await ssh(t, 'X=$(pidof Xtigervnc Xvnc); F=$(pidof ffmpeg); ' +
+                           'snap() { head -1 /proc/stat; for p in $X; do echo "X $(cut -d" " -f14,15 /proc/$p/stat)"; done; ' +
+                           'for p in $F; do echo "F $(cut -d" " -f14,15 /proc/$p/stat)"; done; echo --; }; ' +
+                           `snap; sleep ${seconds}; snap; getconf CLK_TCK`, (seconds + 60) * 1000);
+  const [a, b, tck] = out.split('--\n').map((x) => x.trim());
+  const parse = (block) => {
+    const r = { busy: 0, total: 0, X: 0, F: 0 };
+    for (const line of block.split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f[0] === 'cpu') {
+        const v = f.slice(1).map(Number);
+        r.total = v.reduce((x, y) => x + y, 0);
+        r.busy = r.total - v[3] - v[4];   // minus idle and iowait
+      } else if (f[0] === 'X' || f[0] === 'F') {
+        r[f[0]] += Number(f[1]) + Number(f[2]);
+      }
+    }
+    return r;
+  };
+  const p0 = parse(a), p1 = parse(b), hz = Number(tck) || 100;
+  return {
+    busy_pct: 100 * (p1.busy - p0.busy) / Math.max(1, p1.total - p0.total),
+    xvnc_cpu_s: (p1.X - p0.X) / hz,
+    ffmpeg_cpu_s: (p1.F - p0.F) / hz,
+  };
+}
+
+// ---- a gateway of our own ----------------------------------------------------------------
+
+async function withGateway(bin, fn) {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'porthole-rec-bench-'));
+  const { url, pid } = await startGateway({ bin, stateDir, config: { browser_pool: 0 } });
+  const gw = new Gateway({ url, token: ensureToken(stateDir), stateDir, pid });
+  try {
+    result.accel = (await getJson(`${url}/healthz`)).body?.accel ?? null;
+    return await fn(gw);
+  } finally {
+    try {
+      for (const s of await gw.listSessions())
+        await gw.deleteSession(s.session_id);
+    } catch (e) {
+      say(`bench: cleanup: ${e.message}`);
+    }
+    await stopPid(pid);
+    for (const q of qemuPids(path.join(stateDir, 'vms'))) {
+      say(`bench: QEMU ${q} outlived its gateway; killing it`);
+      await stopPid(q, 10_000);
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+const recPath = (s) => `/v1/browser/sessions/${s.session_id}/recordings`;
+
+async function recStart(gw, s) {
+  return (await gw.api('POST', recPath(s), {}, { expect: [201] })).body;
+}
+
+async function recStop(gw, s, rec) {
+  return (await gw.api('POST', `${recPath(s)}/${rec.id}/stop`, {}, { timeoutMs: 300_000 })).body;
+}
+
+// ---- 1. host CPU per recorded minute --------------------------------------------------------
+
+async function benchCpu(gw, s, page, base) {
+  const out = {};
+  // The gateway's screen connection exists before either measurement.
+  await gw.api('GET', `/v1/browser/sessions/${s.session_id}/screenshot`);
+  for (const content of ['still', 'animate']) {
+    await page.ev(`window.__bench.${content}()`);
+    await sleep(2000);
+    const idle = await measureCpu(gw.pid, () => sleep(SECONDS * 1000));
+    let rec;
+    const recording = await measureCpu(gw.pid, async () => {
+      rec = await recStart(gw, s);
+      await sleep(SECONDS * 1000);
+    });
+    const stop = await measureCpu(gw.pid, () => recStop(gw, s, rec));
+    const meta = JSON.parse(readFileSync(path.join(gw.stateDir, 'recordings', s.session_id, `${rec.id}.json`), 'utf8'));
+    const extra = recording.cpu - idle.cpu * (recording.wall / idle.wall);
+    const overNothing = recording.cpu - base.cpu * (recording.wall / base.wall);
+    out[content] = {
+      no_client_idle_cpu_s_per_min: +(base.cpu / base.wall * 60).toFixed(2),
+      connected_idle_cpu_s_per_min: +(idle.cpu / idle.wall * 60).toFixed(2),
+      cpu_s_per_recorded_minute_over_no_client: +(overNothing / recording.wall * 60).toFixed(2),
+      idle_cpu_s: +idle.cpu.toFixed(2),
+      recording_cpu_s: +recording.cpu.toFixed(2),
+      seconds: +recording.wall.toFixed(1),
+      finalize_cpu_s: +stop.cpu.toFixed(2),
+      finalize_wall_s: +stop.wall.toFixed(2),
+      cpu_s_per_recorded_minute: +(extra / recording.wall * 60).toFixed(2),
+      share_of_one_core_pct: +(extra / recording.wall * 100).toFixed(1),
+      frames: meta.frames ?? null,
+      late_slots: meta.late_slots ?? null,
+      mib_per_minute: +(stop.value.bytes / 1048576 / recording.wall * 60).toFixed(2),
+    };
+    await gw.api('DELETE', `${recPath(s)}/${rec.id}`);
+    say(`cpu ${content}: ${JSON.stringify(out[content])}`);
+  }
+  return out;
+}
+
+// ---- 2. the guest's slowdown ------------------------------------------------------------------
+//
+// The gateway's screen connection, once made (first screenshot, action or
+// recording), stays for the session's life and keeps receiving updates. So
+// the no-recording baseline ("off") and the in-guest ffmpeg run first,
+// interleaved, before the gateway ever connects; then our recording
+// interleaved with "off_vnc" (no recording, but the connection made by the
+// first recording still open).
+
+async function startFfmpeg(t) {
+  const pid = await ssh(t, 'rm -f /tmp/bench.mp4; DISPLAY=:0 nohup ffmpeg -nostdin -loglevel error ' +
+                           `-f x11grab -framerate 15 -video_size ${VIEWPORT.width}x${VIEWPORT.height} -i :0 ` +
+                           '-c:v libx264 -preset veryfast -y /tmp/bench.mp4 >/tmp/bench-ffmpeg.log 2>&1 & echo $!');
+  return async () => {
+    const out = await ssh(t, `kill -INT ${pid}; for i in $(seq 100); do kill -0 ${pid} 2>/dev/null || break; sleep 0.2; done; ` +
+                             'stat -c "%s bytes" /tmp/bench.mp4 2>&1; tail -3 /tmp/bench-ffmpeg.log', 120_000);
+    if (!/^\d+ bytes/.test(out) || /^0 bytes/.test(out))
+      say(`guest ffmpeg produced no file: ${out}`);
+  };
+}
+
+async function benchGuest(gw, s, page) {
+  const t = sshTarget(gw.stateDir, s);
+  const hasFfmpeg = (await ssh(t, 'command -v ffmpeg || true')) !== '';
+  if (!hasFfmpeg)
+    say('guest: no ffmpeg in the guest image (add it to guest-image/packages/browser.list); ' +
+        'the in-guest comparison is skipped');
+
+  // Calibrate the workload to about WORK_MS in the guest.
+  await page.ev('window.__bench.work(1)');
+  const probe = await page.ev('window.__bench.work(4)');
+  const steps = Math.max(1, Math.round(4 * WORK_MS / probe.ms));
+  say(`guest: ${steps} steps ≈ ${WORK_MS} ms (4 steps took ${probe.ms.toFixed(0)} ms)`);
+
+  const work = async () => (await page.ev(`window.__bench.work(${steps})`)).ms;
+  const times = { off: [], ffmpeg: [], ours: [], off_vnc: [] };
+  const gwCpu = { off: 0, ffmpeg: 0, ours: 0, off_vnc: 0 };
+  const anim = { off: [], ffmpeg: [], ours: [], off_vnc: [] };
+  const runCondition = async (cond, round) => {
+    let stop = async () => {};
+    if (cond === 'ours') {
+      const rec = await recStart(gw, s);
+      stop = async () => {
+        await recStop(gw, s, rec);
+        await gw.api('DELETE', `${recPath(s)}/${rec.id}`);
+      };
+    } else if (cond === 'ffmpeg') {
+      stop = await startFfmpeg(t);
+    }
+    await sleep(2000);   // the recorder settles in
+    try {
+      // A page that changes every frame: its frame rate, and guest CPU.
+      await page.ev('window.__bench.animate()');
+      await sleep(1000);
+      const f0 = await page.ev('window.__bench.frames'), w0 = performance.now();
+      const g = await guestCpu(t, ANIM_S);
+      const fps = (await page.ev('window.__bench.frames') - f0) / ((performance.now() - w0) / 1000);
+      anim[cond].push({ fps, ...g });
+      const c0 = cpuSeconds(gw.pid);
+      for (let r = 0; r < REPS; r++)
+        times[cond].push(await work());
+      gwCpu[cond] += cpuSeconds(gw.pid) - c0;
+    } finally {
+      await stop();
+    }
+    const last = anim[cond][anim[cond].length - 1];
+    say(`guest round ${round + 1} ${cond}: workload ${times[cond].slice(-REPS).map((x) => x.toFixed(0)).join(' ')} ms; ` +
+        `animation ${last.fps.toFixed(1)} fps, guest busy ${last.busy_pct.toFixed(1)}%, ` +
+        `Xvnc ${last.xvnc_cpu_s.toFixed(2)} s, ffmpeg ${last.ffmpeg_cpu_s.toFixed(2)} s in ${ANIM_S} s`);
+  };
+  // Alternate the order each round so neither always follows the other.
+  const phase = async (a, b) => {
+    for (let round = 0; round < ROUNDS; round++)
+      for (const cond of round % 2 ? [b, a] : [a, b])
+        if (cond)
+          await runCondition(cond, round);
+  };
+  await phase('off', hasFfmpeg ? 'ffmpeg' : null);
+  await phase('ours', 'off_vnc');
+
+  const med = Object.fromEntries(Object.entries(times).filter(([, v]) => v.length).map(([k, v]) => [k, median(v)]));
+  const slow = (k) => (med[k] !== undefined ? +((med[k] / med.off - 1) * 100).toFixed(1) : null);
+  const ours = slow('ours'), ff = slow('ffmpeg');
+  const am = (cond, k) => (anim[cond].length ? median(anim[cond].map((x) => x[k])) : null);
+  const animation = {};
+  for (const cond of Object.keys(anim)) {
+    if (!anim[cond].length)
+      continue;
+    // Recorder CPU in the guest: Xvnc beyond the no-recording baseline, plus ffmpeg.
+    const rec = am(cond, 'xvnc_cpu_s') - am('off', 'xvnc_cpu_s') + am(cond, 'ffmpeg_cpu_s');
+    animation[cond] = {
+      fps: +am(cond, 'fps').toFixed(2),
+      guest_busy_pct: +am(cond, 'busy_pct').toFixed(1),
+      xvnc_cpu_s: +am(cond, 'xvnc_cpu_s').toFixed(2),
+      ffmpeg_cpu_s: +am(cond, 'ffmpeg_cpu_s').toFixed(2),
+      recorder_guest_cpu_pct_of_vcpus: +(100 * rec / (ANIM_S * GUEST_VCPUS)).toFixed(1),
+      fps_loss_pct: +((1 - am(cond, 'fps') / am('off', 'fps')) * 100).toFixed(1),
+    };
+  }
+  return {
+    steps,
+    animation_seconds: ANIM_S,
+    animation,
+    runs_per_condition: ROUNDS * REPS,
+    median_ms: Object.fromEntries(Object.entries(med).map(([k, v]) => [k, +v.toFixed(1)])),
+    all_ms: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.map((x) => +x.toFixed(0))])),
+    gateway_cpu_s: Object.fromEntries(Object.entries(gwCpu).map(([k, v]) => [k, +v.toFixed(2)])),
+    slowdown_ours_pct: ours,
+    slowdown_off_vnc_pct: slow('off_vnc'),
+    slowdown_ffmpeg_pct: ff,
+    ratio_ffmpeg_over_ours: ff !== null && ours > 0 ? +(ff / ours).toFixed(2) : null,
+  };
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+const bin = findBin();
+result.bin = bin;
+result.host_cpus = os.cpus().length;
+await withGateway(bin, async (gw) => {
+  say(`bench: gateway ${gw.url} (pid ${gw.pid}); starting a live ${VIEWPORT.width}x${VIEWPORT.height} session`);
+  const s = await gw.createSession({ mode: 'live', viewport: VIEWPORT });
+  const page = await pageSession(s.cdp_ws_url);
+  await page.ev('window.__bench.still()');
+  await sleep(10_000);   // first paint of a cold-booted browser
+  try {
+    // The gateway with a session and no screen connection yet.
+    const base = await measureCpu(gw.pid, () => sleep(Math.min(SECONDS, 20) * 1000));
+    result.gateway_idle_cpu_s_per_min = +(base.cpu / base.wall * 60).toFixed(2);
+    if (!opt['skip-guest'])
+      result.guest = await benchGuest(gw, s, page);
+    if (!opt['skip-cpu'])
+      result.host_cpu = await benchCpu(gw, s, page, base);
+  } finally {
+    page.cdp.close();
+  }
+});
+
+if (opt.json) {
+  console.log(JSON.stringify(result, null, 2));
+} else {
+  console.log(`recording benchmark: ${VIEWPORT.width}x${VIEWPORT.height} @ 15 fps, accel ${result.accel}, ${result.host_cpus} host CPUs`);
+  if (result.host_cpu) {
+    console.log(`  gateway idle, no screen connection: ${result.gateway_idle_cpu_s_per_min} CPU-s per minute`);
+    for (const [content, r] of Object.entries(result.host_cpu))
+      console.log(`  host CPU, ${content === 'still' ? 'still page  ' : 'changing page'}: ` +
+                  `${r.cpu_s_per_recorded_minute} CPU-s per recorded minute over a connected idle session ` +
+                  `(${r.share_of_one_core_pct}% of a core; ${r.cpu_s_per_recorded_minute_over_no_client} over no connection; ` +
+                  `the idle connection alone ${r.connected_idle_cpu_s_per_min}/min), ` +
+                  `finalize ${r.finalize_cpu_s} CPU-s / ${r.finalize_wall_s} s, ${r.mib_per_minute} MiB/min, ` +
+                  `${r.frames} frames, ${r.late_slots} late slots in ${r.seconds} s`);
+  }
+  if (result.guest) {
+    const g = result.guest;
+    console.log(`  guest workload (${g.steps} steps, median of ${g.runs_per_condition}): off ${g.median_ms.off} ms, ` +
+                `ours ${g.median_ms.ours} ms, in-guest ffmpeg ${g.median_ms.ffmpeg ?? 'n/a'} ms, ` +
+                `off with the gateway's screen connection open ${g.median_ms.off_vnc} ms`);
+    console.log(`  slowdown: ours ${g.slowdown_ours_pct}% (aim < 5%), in-guest ffmpeg ` +
+                `${g.slowdown_ffmpeg_pct ?? 'n/a'}%, ratio ffmpeg/ours ${g.ratio_ffmpeg_over_ours ?? 'n/a'}; ` +
+                `idle screen connection ${g.slowdown_off_vnc_pct}%`);
+    console.log(`  gateway CPU during the workload runs: ${JSON.stringify(g.gateway_cpu_s)} s`);
+    for (const [cond, a] of Object.entries(g.animation))
+      console.log(`  animated page, ${cond.padEnd(7)}: ${a.fps} fps (loss ${a.fps_loss_pct}%), guest busy ${a.guest_busy_pct}%, ` +
+                  `Xvnc ${a.xvnc_cpu_s} CPU-s, ffmpeg ${a.ffmpeg_cpu_s} CPU-s per ${g.animation_seconds} s; ` +
+                  `recorder's guest CPU ${a.recorder_guest_cpu_pct_of_vcpus}% of the vCPUs`);
+  }
+}
