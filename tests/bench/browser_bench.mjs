@@ -19,13 +19,13 @@
 //        [--bin build/release/cli/porthole] [--skip-cold] [--skip-warm]
 //        [--skip-rtt] [--json]
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import {
-  Gateway, ensureToken, qemuPids, startGateway, stopPid,
+  withTempGateway,
 } from '../e2e/lib/gateway.mjs';
 import { CdpClient, devtoolsUrl, getJson } from '../e2e/lib/cdp_raw.mjs';
 import { sleep } from '../e2e/lib/util.mjs';
@@ -88,27 +88,10 @@ const fmtMs = (ms) => `${ms.toFixed(3)} ms`;
 // ---- a gateway of our own ----------------------------------------------------
 
 async function withGateway(bin, config, fn) {
-  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'porthole-browser-bench-'));
-  const { url, pid } = await startGateway({ bin, stateDir, config });
-  const gw = new Gateway({ url, token: ensureToken(stateDir), stateDir, pid });
-  try {
-    result.accel ??= (await getJson(`${url}/healthz`)).body?.accel;
-    return await fn(gw);
-  } finally {
-    try {
-      for (const s of await gw.listSessions())
-        await gw.deleteSession(s.session_id);
-    } catch (e) {
-      say(`bench: cleanup: ${e.message}`);
-    }
-    await stopPid(pid);
-    // A pool VM still booting when the gateway stopped may outlive it.
-    for (const q of qemuPids(path.join(stateDir, 'vms'))) {
-      say(`bench: QEMU ${q} outlived its gateway; killing it`);
-      await stopPid(q, 10_000);
-    }
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  return withTempGateway({ bin, config, prefix: 'porthole-browser-bench-', log: say }, async (gw) => {
+    result.accel ??= (await getJson(`${gw.url}/healthz`)).body?.accel;
+    return fn(gw);
+  });
 }
 
 async function poolReady(gw) {

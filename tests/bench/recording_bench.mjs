@@ -29,11 +29,11 @@
 //        [--work-ms 3000] [--bin build/dev/cli/porthole] [--skip-cpu]
 //        [--skip-guest] [--json]
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { Gateway, ensureToken, qemuPids, startGateway, stopPid } from '../e2e/lib/gateway.mjs';
+import { withTempGateway } from '../e2e/lib/gateway.mjs';
 import { CdpClient, getJson } from '../e2e/lib/cdp_raw.mjs';
 import { sleep } from '../e2e/lib/util.mjs';
 
@@ -229,26 +229,11 @@ async function guestCpu(t, seconds) {
 // ---- a gateway of our own ----------------------------------------------------------------
 
 async function withGateway(bin, fn) {
-  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'porthole-rec-bench-'));
-  const { url, pid } = await startGateway({ bin, stateDir, config: { browser_pool: 0 } });
-  const gw = new Gateway({ url, token: ensureToken(stateDir), stateDir, pid });
-  try {
-    result.accel = (await getJson(`${url}/healthz`)).body?.accel ?? null;
-    return await fn(gw);
-  } finally {
-    try {
-      for (const s of await gw.listSessions())
-        await gw.deleteSession(s.session_id);
-    } catch (e) {
-      say(`bench: cleanup: ${e.message}`);
-    }
-    await stopPid(pid);
-    for (const q of qemuPids(path.join(stateDir, 'vms'))) {
-      say(`bench: QEMU ${q} outlived its gateway; killing it`);
-      await stopPid(q, 10_000);
-    }
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  return withTempGateway({ bin, config: { browser_pool: 0 }, prefix: 'porthole-rec-bench-', log: say },
+                         async (gw) => {
+    result.accel = (await getJson(`${gw.url}/healthz`)).body?.accel ?? null;
+    return fn(gw);
+  });
 }
 
 const recPath = (s) => `/v1/browser/sessions/${s.session_id}/recordings`;

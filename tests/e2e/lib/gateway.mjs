@@ -23,7 +23,8 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync,
+  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync,
+  statSync, writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -443,4 +444,33 @@ export async function stopSharedGateway() {
       sanitizerReports: rec ? sanitizerReports(path.join(stateDir, 'gateway.log'), rec.log_offset ?? 0) : [],
     };
   });
+}
+
+/**
+ * Runs fn(gw) against a gateway of its own in a temporary state dir (for
+ * benchmarks): its sessions are deleted, the gateway stopped, any QEMU that
+ * outlived it killed and the state dir removed afterwards, whatever fn did.
+ */
+export async function withTempGateway({ bin, config, prefix = 'porthole-bench-', log = console.error },
+                                      fn) {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const { url, pid } = await startGateway({ bin, stateDir, config });
+  const gw = new Gateway({ url, token: ensureToken(stateDir), stateDir, pid });
+  try {
+    return await fn(gw);
+  } finally {
+    try {
+      for (const s of await gw.listSessions())
+        await gw.deleteSession(s.session_id);
+    } catch (e) {
+      log(`bench: cleanup: ${e.message}`);
+    }
+    await stopPid(pid);
+    // A pool VM still booting when the gateway stopped may outlive it.
+    for (const q of qemuPids(path.join(stateDir, 'vms'))) {
+      log(`bench: QEMU ${q} outlived its gateway; killing it`);
+      await stopPid(q, 10_000);
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+  }
 }
