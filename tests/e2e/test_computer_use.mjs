@@ -190,7 +190,9 @@ e2eTest('computer use: click, type, key combos, double/right click, drag, scroll
     await act(gw, id, { action: 'scroll', x: white.x, y: white.y, scroll_y: 5 });
     await until(() => window.scrollY > 0, 'the page scrolled down');
     const down = await js(() => window.scrollY);
-    await act(gw, id, { action: 'scroll', x: white.x, y: white.y, scroll_y: -5 });
+    // Twice the steps back: the smooth scroll down may still be running when
+    // it is read, so the way back must cover whatever it ends at.
+    await act(gw, id, { action: 'scroll', x: white.x, y: white.y, scroll_y: -10 });
     await until(() => window.scrollY < 10, `the page scrolled back up (from ${down})`);
 
     // ---- screenshots from actions ----------------------------------------------------------
