@@ -631,12 +631,9 @@ static struct sandbox *session_for_req(struct gateway *gw, struct http_req *req,
 static void api_browser_list(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
-    json_t *arr = json_array();
-    for (struct sandbox *sb = gw->sandboxes; sb; sb = sb->next)
-        if (sb->kind == VM_KIND_BROWSER)
-            json_array_insert_new(arr, 0, sandbox_to_json(sb));
     http_reply_json(req, 200,
-                    json_pack("{s:o, s:i}", "sessions", arr, "pool_ready", pool_count(gw)));
+                    json_pack("{s:o, s:i}", "sessions", sandbox_list_json(gw, VM_KIND_BROWSER),
+                              "pool_ready", pool_count(gw)));
 }
 
 static void api_browser_get(struct http_req *req, void *data)

@@ -97,6 +97,8 @@ struct sandbox *gateway_find(struct gateway *gw, const char *id, enum vm_kind ki
 /* Persists a sandbox's record (loop thread). */
 void sandbox_save(struct gateway *gw, struct sandbox *sb);
 json_t *sandbox_to_json(const struct sandbox *sb);
+/* The objects of one kind, newest first (a new array). */
+json_t *sandbox_list_json(struct gateway *gw, enum vm_kind kind);
 
 /* The object named by req->params[0]; replies 404 (unknown) or 409 (not
  * ready, when need_ready) itself and returns NULL then. */

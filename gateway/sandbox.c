@@ -474,14 +474,19 @@ int sandbox_submit(struct gateway *gw, struct sandbox *sb, struct http_req *req,
     return r;
 }
 
-static void api_sandbox_list(struct http_req *req, void *data)
+json_t *sandbox_list_json(struct gateway *gw, enum vm_kind kind)
 {
-    struct gateway *gw = data;
     json_t *arr = json_array();
     for (struct sandbox *sb = gw->sandboxes; sb; sb = sb->next)
-        if (sb->kind == VM_KIND_SANDBOX)
+        if (sb->kind == kind)
             json_array_insert_new(arr, 0, sandbox_to_json(sb));
-    http_reply_json(req, 200, json_pack("{s:o}", "sandboxes", arr));
+    return arr;
+}
+
+static void api_sandbox_list(struct http_req *req, void *data)
+{
+    http_reply_json(req, 200,
+                    json_pack("{s:o}", "sandboxes", sandbox_list_json(data, VM_KIND_SANDBOX)));
 }
 
 static void api_sandbox_get(struct http_req *req, void *data)
