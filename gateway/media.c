@@ -26,6 +26,8 @@
 #define MEDIA_DRAG_STEPS 12
 #define MEDIA_PRESS_MS 30
 #define MEDIA_CLICK_GAP_MS 80
+#define MEDIA_SETTLE_QUIET_MS 150
+#define MEDIA_SETTLE_MAX_MS 2000
 
 struct session_media {
     pthread_mutex_t lock;
@@ -422,9 +424,10 @@ static void media_computer(struct media_job *j, struct session_media *m)
     j->reply = json_pack("{s:b, s:s, s:{s:i, s:i}}", "ok", 1, "action", a->name, "cursor", "x",
                          m->px, "y", m->py);
     if (a->screenshot_after) {
-        /* Give the screen a moment to react before the picture. */
+        /* The picture once the screen has reacted: no change for a moment
+         * (or a bounded wait for a screen that keeps moving). */
         if (a->kind != COMPUTER_SCREENSHOT)
-            vnc_client_wait_frame(m->vnc, 0, 300);
+            vnc_client_settle(m->vnc, MEDIA_SETTLE_QUIET_MS, MEDIA_SETTLE_MAX_MS);
         uint8_t *png = NULL;
         size_t len = 0;
         j->r = media_screenshot_locked(m, j->vm, j->max_w, j->max_h, &png, &len, &j->err);

@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define NSEC_PER_SEC 1000000000LL
+#define REC_REFRESH_TIMEOUT_MS 10000
 
 struct rec_recording {
     struct vnc_client *vnc;  /* weak: must outlive the recording */
@@ -119,6 +120,7 @@ static void *recording_main(void *arg)
     }
 
     /* The video ends here; finalizing the file is not recording. */
+    vnc_client_set_rate(rec->vnc, 0);
     pthread_mutex_lock(&rec->lock);
     rec->ended_ms = wall_ms();
     pthread_mutex_unlock(&rec->lock);
@@ -180,8 +182,15 @@ int rec_recording_start(struct vnc_client *vnc, const char *path, int fps,
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
 
-    /* The first picture fixes the video's size. */
-    r = vnc_client_frame_update(vnc, &rec->frame);
+    /* The first picture, as the screen is now, fixes the video's size. */
+    r = vnc_client_refresh(vnc, REC_REFRESH_TIMEOUT_MS);
+    if (r == -ETIMEDOUT) {
+        recording_destroy(rec);
+        return ph_error_set(err, PH_ERR_TIMEOUT, r, "the screen did not answer within %d ms",
+                            REC_REFRESH_TIMEOUT_MS);
+    }
+    if (r == 0)
+        r = vnc_client_frame_update(vnc, &rec->frame);
     if (r < 0) {
         recording_destroy(rec);
         if (r == -ENOTCONN)
@@ -199,8 +208,11 @@ int rec_recording_start(struct vnc_client *vnc, const char *path, int fps,
 
     rec->started_ms = wall_ms();
     rec->t0_ns = mono_ns();
+    /* The server sends changes as often as frames are taken, no more. */
+    vnc_client_set_rate(vnc, fps);
     r = pthread_create(&rec->thread, NULL, recording_main, rec);
     if (r != 0) {
+        vnc_client_set_rate(vnc, 0);
         recording_destroy(rec);
         return ph_error_set(err, PH_ERR_INTERNAL, -r, "pthread_create: %s", strerror(r));
     }

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <rfb/rfbclient.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -22,6 +24,10 @@
 /* How long one server message may stall half-read before the session is
  * declared dead (libvncclient's readTimeout, seconds). */
 #define VNC_READ_TIMEOUT_S 10
+/* Update requests per second while a thread waits for a new frame. */
+#define VNC_WAIT_FPS 30
+/* How long a snapshot waits for the server to bring the copy up to date. */
+#define VNC_REFRESH_TIMEOUT_MS 10000
 
 struct vnc_client {
     rfbClient *rfb;          /* owned; libvncclient calls only under io_lock */
@@ -31,7 +37,14 @@ struct vnc_client {
     bool thread_started;
     atomic_bool stop;
 
-    /* Session thread only (inside libvncclient callbacks). */
+    /* Session thread only (inside libvncclient callbacks or under io_lock). */
+    bool inflight;       /* a request sent and no update received since */
+    bool flush_inflight; /* that request answers refresh number flush_gen */
+    bool saw_origin;     /* this update painted pixel (0, 0), as a flush's answer does */
+    bool need_full;      /* the screen was resized: ask for all of it */
+    uint64_t flush_gen;
+    int64_t last_request_ns;
+    _Atomic uint64_t updates; /* FramebufferUpdate messages received */
     uint8_t *work; /* owned, libvncclient decodes into it (rfb->frameBuffer) */
     int work_w, work_h;
     int dirty_x0, dirty_y0, dirty_x1, dirty_y1; /* bounding box of this update */
@@ -44,6 +57,10 @@ struct vnc_client {
     uint8_t *fb;            /* owned, RGBA, fb_w * fb_h * 4; NULL until the first full frame */
     int fb_w, fb_h;
     uint64_t seq; /* bumped on every published change */
+    int rate_fps;            /* periodic incremental requests per second, 0 = none */
+    int waiters;             /* threads in vnc_client_wait_frame */
+    uint64_t fresh_wanted;   /* refreshes asked for so far */
+    uint64_t fresh_done;     /* refreshes answered so far */
     bool closed;
     char close_reason[256];
 };
@@ -102,6 +119,11 @@ static rfbBool vnc_on_resize(rfbClient *rfb)
     c->dirty_x0 = c->dirty_y0 = c->dirty_x1 = c->dirty_y1 = 0;
     c->painted = 0;
     c->work_complete = false;
+    /* libvncclient's own full request after a resize is held back with the
+     * others (see vnc_gate_requests); the session thread sends it. During
+     * the handshake rfbInitClient still asks itself. */
+    if (c->rfb)
+        c->need_full = true;
     return TRUE;
 }
 
@@ -127,26 +149,33 @@ static void vnc_on_rect(rfbClient *rfb, int x, int y, int w, int h)
             c->dirty_y1 = y + h;
     }
     c->painted += (uint64_t)w * (uint64_t)h;
+    if (x == 0 && y == 0)
+        c->saw_origin = true;
 }
 
 /* Copies rows [y0, y1) x [x0, x1) of work into fb, forcing alpha to 0xff
- * (the server leaves the padding byte of 32-bit pixels at 0). */
-static void copy_region(uint8_t *dst, const uint8_t *src, int stride_px, int x0, int y0, int x1,
+ * (the server leaves the padding byte of 32-bit pixels at 0). True when a
+ * pixel changed: servers resend areas that were drawn again unchanged. */
+static bool copy_region(uint8_t *dst, const uint8_t *src, int stride_px, int x0, int y0, int x1,
                         int y1)
 {
+    uint32_t diff = 0;
     for (int y = y0; y < y1; y++) {
         const uint32_t *s = (const uint32_t *)src + (size_t)y * (size_t)stride_px + x0;
         uint32_t *d = (uint32_t *)dst + (size_t)y * (size_t)stride_px + x0;
-        for (int x = 0; x < x1 - x0; x++)
-            d[x] = s[x] | 0xff000000u;
+        for (int x = 0; x < x1 - x0; x++) {
+            uint32_t v = s[x] | 0xff000000u;
+            diff |= d[x] ^ v;
+            d[x] = v;
+        }
     }
+    return diff != 0;
 }
 
-/* End of one FramebufferUpdate message: publish what changed in one step,
- * so readers never see half an update. */
-static void vnc_on_update_done(rfbClient *rfb)
+/* Publishes what this update changed in one step, so readers never see half
+ * an update. */
+static void publish_update(struct vnc_client *c)
 {
-    struct vnc_client *c = client_of(rfb);
     int x0 = c->dirty_x0, y0 = c->dirty_y0, x1 = c->dirty_x1, y1 = c->dirty_y1;
 
     c->dirty_x0 = c->dirty_y0 = c->dirty_x1 = c->dirty_y1 = 0;
@@ -174,12 +203,14 @@ static void vnc_on_update_done(rfbClient *rfb)
         y1 = c->work_h;
 
     pthread_mutex_lock(&c->fb_lock);
+    bool changed = false;
     if (c->fb_w != c->work_w || c->fb_h != c->work_h) {
         uint8_t *buf = malloc((size_t)c->work_w * (size_t)c->work_h * 4);
         if (!buf) {
-            /* Keep the old picture; the next update tries again. */
+            /* Keep the old picture; the next full update tries again. */
             c->work_complete = false;
             c->painted = 0;
+            c->need_full = true;
             pthread_mutex_unlock(&c->fb_lock);
             return;
         }
@@ -191,11 +222,38 @@ static void vnc_on_update_done(rfbClient *rfb)
         y0 = 0;
         x1 = c->work_w;
         y1 = c->work_h;
+        changed = true;
     }
-    copy_region(c->fb, c->work, c->work_w, x0, y0, x1, y1);
-    c->seq++;
-    pthread_cond_broadcast(&c->fb_cond);
+    if (copy_region(c->fb, c->work, c->work_w, x0, y0, x1, y1))
+        changed = true;
+    if (changed) {
+        c->seq++;
+        pthread_cond_broadcast(&c->fb_cond);
+    }
     pthread_mutex_unlock(&c->fb_lock);
+}
+
+/* End of one FramebufferUpdate message. */
+static void vnc_on_update_done(rfbClient *rfb)
+{
+    struct vnc_client *c = client_of(rfb);
+
+    publish_update(c);
+    c->updates++;
+    c->inflight = false;
+    /* A flush's answer paints (0, 0); an update that was already on its way
+     * when the flush was sent may not, and does not count. */
+    if (c->flush_inflight && c->saw_origin) {
+        c->flush_inflight = false;
+        if (c->work_complete) {
+            pthread_mutex_lock(&c->fb_lock);
+            if (c->fresh_done < c->flush_gen)
+                c->fresh_done = c->flush_gen;
+            pthread_cond_broadcast(&c->fb_cond);
+            pthread_mutex_unlock(&c->fb_lock);
+        }
+    }
+    c->saw_origin = false;
 }
 
 static struct timespec deadline_after_ms(int timeout_ms)
@@ -222,19 +280,120 @@ static void vnc_mark_closed(struct vnc_client *c, const char *reason)
     pthread_mutex_unlock(&c->fb_lock);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* libvncclient asks for the next incremental update as soon as it has read
+ * one, so an open connection has the server encode the screen as fast as it
+ * changes, and the guest pays for that whether or not anybody looks.
+ * SendFramebufferUpdateRequest does nothing for a message the server is
+ * marked as not supporting: clearing that mark leaves the asking to the
+ * session thread, which writes its requests itself (vnc_send_requests). */
+static void vnc_gate_requests(rfbClient *rfb)
+{
+    rfb->supportedMessages.client2server[rfbFramebufferUpdateRequest / 8] &=
+        (uint8_t) ~(1u << (rfbFramebufferUpdateRequest % 8));
+}
+
+static void put_request(rfbFramebufferUpdateRequestMsg *m, bool incremental, int x, int y, int w,
+                        int h)
+{
+    m->type = rfbFramebufferUpdateRequest;
+    m->incremental = incremental ? 1 : 0;
+    m->x = htons((uint16_t)x);
+    m->y = htons((uint16_t)y);
+    m->w = htons((uint16_t)w);
+    m->h = htons((uint16_t)h);
+}
+
+enum vnc_request { VNC_REQ_INCREMENTAL, VNC_REQ_FLUSH, VNC_REQ_FULL };
+
+/* io_lock held. A flush asks for every change of the whole screen plus
+ * pixel (0, 0) unconditionally: the server answers at once, with everything
+ * that changed up to the moment it read the request. */
+static bool vnc_send_requests(struct vnc_client *c, enum vnc_request kind)
+{
+    rfbFramebufferUpdateRequestMsg m[2];
+    int n = 1;
+    put_request(&m[0], kind != VNC_REQ_FULL, 0, 0, c->work_w, c->work_h);
+    if (kind == VNC_REQ_FLUSH)
+        put_request(&m[n++], false, 0, 0, 1, 1);
+    c->inflight = true;
+    c->last_request_ns = mono_ns();
+    /* One write, so the server reads both in one go and answers once. */
+    return WriteToRFBServer(c->rfb, (const char *)m, (unsigned)(n * sz_rfbFramebufferUpdateRequestMsg));
+}
+
+/* Session thread, io_lock held. Sends the request that is due, if any: a
+ * full one after a resize, a flush for a refresh, or the next periodic
+ * incremental one when somebody wants frames at a rate. Gives how long
+ * poll() may sleep before the next is due (-1: until woken). */
+static int vnc_pump_requests(struct vnc_client *c, bool *ok)
+{
+    pthread_mutex_lock(&c->fb_lock);
+    uint64_t wanted = c->fresh_wanted, done = c->fresh_done;
+    int rate = c->rate_fps;
+    if (c->waiters > 0 && rate < VNC_WAIT_FPS)
+        rate = VNC_WAIT_FPS;
+    pthread_mutex_unlock(&c->fb_lock);
+
+    *ok = true;
+    if (c->need_full && !c->inflight) {
+        c->need_full = false;
+        c->flush_inflight = true;
+        c->flush_gen = wanted;
+        *ok = vnc_send_requests(c, VNC_REQ_FULL);
+        return -1;
+    }
+    /* Until a whole picture or a flush's answer arrived, keep asking as
+     * libvncclient would: a server may answer with an update of settings
+     * only (pixel format, pseudo-rectangles) and send the pixels asked for
+     * on the next request. */
+    if ((!c->work_complete || c->flush_inflight) && !c->inflight) {
+        *ok = vnc_send_requests(c, VNC_REQ_INCREMENTAL);
+        return -1;
+    }
+    if (wanted > c->flush_gen || (wanted > done && !c->flush_inflight)) {
+        c->flush_inflight = true;
+        c->flush_gen = wanted;
+        *ok = vnc_send_requests(c, VNC_REQ_FLUSH);
+        return -1;
+    }
+    if (c->inflight || rate <= 0)
+        return -1;
+    int64_t due = c->last_request_ns + 1000000000LL / rate, now = mono_ns();
+    if (now < due)
+        return (int)((due - now + 999999) / 1000000);
+    *ok = vnc_send_requests(c, VNC_REQ_INCREMENTAL);
+    return -1;
+}
+
 static void *vnc_session_main(void *arg)
 {
     struct vnc_client *c = arg;
     char reason[300];
 
     for (;;) {
+        bool ok;
+        pthread_mutex_lock(&c->io_lock);
+        int timeout_ms = vnc_pump_requests(c, &ok);
+        pthread_mutex_unlock(&c->io_lock);
+        if (!ok) {
+            vnc_mark_closed(c, "VNC connection lost: cannot send an update request");
+            break;
+        }
+
         /* poll() rather than libvncclient's WaitForMessage(): select() breaks
-         * past fd 1023, and the eventfd ends the wait at once on free. */
+         * past fd 1023, and the eventfd ends the wait at once. */
         struct pollfd fds[2] = {
             {.fd = c->rfb->sock, .events = POLLIN},
             {.fd = c->wake_fd, .events = POLLIN},
         };
-        int n = poll(fds, 2, -1);
+        int n = poll(fds, 2, timeout_ms);
         if (atomic_load(&c->stop))
             break;
         if (n < 0) {
@@ -244,10 +403,15 @@ static void *vnc_session_main(void *arg)
             vnc_mark_closed(c, reason);
             break;
         }
+        if (fds[1].revents & POLLIN) {
+            uint64_t count;
+            if (read(c->wake_fd, &count, sizeof(count)) < 0) {
+                /* EAGAIN: another wake-up already consumed it. */
+            }
+        }
         if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
             continue;
 
-        bool ok;
         pthread_mutex_lock(&c->io_lock);
         vnc_last_log[0] = '\0';
         /* libvncclient reads ahead into its own buffer: drain every message
@@ -365,6 +529,11 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     }
     c->rfb = rfb;
     rfb->readTimeout = VNC_READ_TIMEOUT_S;
+    /* rfbInitClient asked for the whole screen; every later request is the
+     * session thread's. */
+    vnc_gate_requests(rfb);
+    c->inflight = true;
+    c->last_request_ns = mono_ns();
     /* libvncclient opens its socket without O_CLOEXEC; QEMU children must
      * not inherit it. */
     fcntl(rfb->sock, F_SETFD, FD_CLOEXEC);
@@ -400,17 +569,22 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     return 0;
 }
 
+static void vnc_wake(struct vnc_client *c)
+{
+    uint64_t one = 1;
+    if (write(c->wake_fd, &one, sizeof(one)) < 0) {
+        /* An eventfd write fails only when the counter would overflow, and
+         * then the thread is already awake. */
+    }
+}
+
 void vnc_client_free(struct vnc_client *c)
 {
     if (!c)
         return;
     if (c->thread_started) {
-        uint64_t one = 1;
         atomic_store(&c->stop, true);
-        if (write(c->wake_fd, &one, sizeof(one)) < 0) {
-            /* An eventfd write fails only when the counter would overflow,
-             * and then the thread is already awake. */
-        }
+        vnc_wake(c);
         pthread_join(c->thread, NULL);
     }
     if (c->rfb)
@@ -428,12 +602,50 @@ int vnc_client_status(struct vnc_client *c, struct ph_error *err)
     return r;
 }
 
+int vnc_client_refresh(struct vnc_client *c, int timeout_ms)
+{
+    struct timespec deadline = deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
+    int r = 0;
+
+    pthread_mutex_lock(&c->fb_lock);
+    uint64_t want = ++c->fresh_wanted;
+    pthread_mutex_unlock(&c->fb_lock);
+    vnc_wake(c);
+    pthread_mutex_lock(&c->fb_lock);
+    while (c->fresh_done < want && !c->closed && r == 0)
+        r = pthread_cond_timedwait(&c->fb_cond, &c->fb_lock, &deadline);
+    if (c->fresh_done >= want)
+        r = 0;
+    else if (c->closed)
+        r = -ENOTCONN;
+    else
+        r = -ETIMEDOUT;
+    pthread_mutex_unlock(&c->fb_lock);
+    return r;
+}
+
+uint64_t vnc_client_updates(struct vnc_client *c)
+{
+    return atomic_load(&c->updates);
+}
+
+void vnc_client_set_rate(struct vnc_client *c, int fps)
+{
+    pthread_mutex_lock(&c->fb_lock);
+    c->rate_fps = fps < 0 ? 0 : fps;
+    pthread_mutex_unlock(&c->fb_lock);
+    vnc_wake(c);
+}
+
 int vnc_client_snapshot(struct vnc_client *c, uint8_t **rgba, int *w, int *h)
 {
-    int r = 0;
+    int r;
 
     *rgba = NULL;
     *w = *h = 0;
+    r = vnc_client_refresh(c, VNC_REFRESH_TIMEOUT_MS);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&c->fb_lock);
     if (c->closed || !c->fb) {
         r = -ENOTCONN;
@@ -485,9 +697,18 @@ int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_
     struct timespec deadline = deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
     int r = 0;
 
+    /* Somebody waiting for a change is somebody who wants frames: updates
+     * are asked for at VNC_WAIT_FPS (at least) while it waits. */
     pthread_mutex_lock(&c->fb_lock);
+    bool asking = c->seq <= after_seq && !c->closed;
+    if (asking) {
+        c->waiters++;
+        vnc_wake(c);
+    }
     while (c->seq <= after_seq && !c->closed && r == 0)
         r = pthread_cond_timedwait(&c->fb_cond, &c->fb_lock, &deadline);
+    if (asking)
+        c->waiters--;
     if (c->seq > after_seq)
         r = 0;
     else if (c->closed)
@@ -496,6 +717,28 @@ int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_
         r = -ETIMEDOUT;
     pthread_mutex_unlock(&c->fb_lock);
     return r;
+}
+
+int vnc_client_settle(struct vnc_client *c, int quiet_ms, int max_ms)
+{
+    int64_t end = mono_ns() + (int64_t)max_ms * 1000000;
+
+    pthread_mutex_lock(&c->fb_lock);
+    uint64_t seq = c->seq;
+    pthread_mutex_unlock(&c->fb_lock);
+    for (;;) {
+        int left = (int)((end - mono_ns()) / 1000000);
+        if (left <= 0)
+            return -ETIMEDOUT;
+        int r = vnc_client_wait_frame(c, seq, quiet_ms < left ? quiet_ms : left);
+        if (r == -ETIMEDOUT)
+            return quiet_ms <= left ? 0 : -ETIMEDOUT;
+        if (r < 0)
+            return r;
+        pthread_mutex_lock(&c->fb_lock);
+        seq = c->seq;
+        pthread_mutex_unlock(&c->fb_lock);
+    }
 }
 
 void vnc_frame_done(struct vnc_frame *f)

@@ -9,8 +9,12 @@
  *   vnc_client_key(c, XK_Return, true, &err);
  *   vnc_client_free(c);
  *
- * The session runs its own thread that reads server messages, asks for
- * incremental updates and follows desktop size changes. Every function here
+ * The session runs its own thread that reads server messages and follows
+ * desktop size changes. It asks the server for updates only on demand, so
+ * an open session costs the server nothing while nobody wants pictures:
+ * periodically at the rate set with vnc_client_set_rate (a recording), while
+ * a thread waits in vnc_client_wait_frame, and once per refresh (every
+ * snapshot is one). Every function here
  * may be called from any thread. Frames are RGBA, 4 bytes a pixel in memory
  * order R, G, B, A, rows packed (stride = 4 * width), A always 0xff: the
  * client asks the server for 32-bit true colour with red at bits 0-7, green
@@ -55,9 +59,20 @@ void vnc_client_free(struct vnc_client *c);
  * ended. A session never reconnects: make a new one. */
 int vnc_client_status(struct vnc_client *c, struct ph_error *err);
 
-/* A malloc'd copy of the current screen (*w * *h * 4 bytes). -ENOTCONN once
- * the connection ended, -ENOMEM. */
+/* Brings the copy up to date: asks the server for everything that changed up
+ * to now and waits up to timeout_ms for the answer. 0, -ETIMEDOUT, or
+ * -ENOTCONN once the connection ended. */
+int vnc_client_refresh(struct vnc_client *c, int timeout_ms);
+/* A malloc'd copy of the screen as it is now (*w * *h * 4 bytes), after a
+ * refresh. -ENOTCONN once the connection ended, -ETIMEDOUT when the server
+ * did not answer the refresh, -ENOMEM. */
 int vnc_client_snapshot(struct vnc_client *c, uint8_t **rgba, int *w, int *h);
+
+/* Asks for incremental updates fps times a second at most (0: stop asking),
+ * for a reader that samples the screen at that rate. */
+void vnc_client_set_rate(struct vnc_client *c, int fps);
+/* FramebufferUpdate messages received so far: what the server had to send. */
+uint64_t vnc_client_updates(struct vnc_client *c);
 
 /* A frame the caller owns and refreshes from the session again and again,
  * without copying when nothing changed (for recording). Zero-initialise it;
@@ -73,8 +88,12 @@ struct vnc_frame {
 int vnc_client_frame_update(struct vnc_client *c, struct vnc_frame *f);
 void vnc_frame_done(struct vnc_frame *f);
 /* Waits up to timeout_ms for a frame newer than after_seq (a vnc_frame's
- * seq; 0 for any). 0 when there is one, -ETIMEDOUT, -ENOTCONN. */
+ * seq; 0 for any). 0 when there is one, -ETIMEDOUT, -ENOTCONN. A frame is
+ * newer when a pixel changed. */
 int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_ms);
+/* Waits until the screen has not changed for quiet_ms: 0, or -ETIMEDOUT when
+ * it still changed after max_ms, -ENOTCONN. */
+int vnc_client_settle(struct vnc_client *c, int quiet_ms, int max_ms);
 
 /* Input. Coordinates must lie on the current screen (-EINVAL otherwise);
  * buttons is a mask of VNC_BUTTON_* / VNC_WHEEL_* bits held down. A wheel

@@ -499,6 +499,38 @@ static void test_snapshot_and_input(struct vnc_client *c)
     CHECK(vnc_client_status(c, &err) == 0);
 }
 
+/* The server sends only what is asked for: a screen that changes with
+ * nobody reading costs it at most the answer to a request already out; a
+ * snapshot still shows the newest picture; a rate caps the updates. */
+static void test_paced_requests(struct vnc_client *c)
+{
+    uint8_t *rgba = NULL;
+    int w, h;
+
+    uint64_t u0 = vnc_client_updates(c);
+    for (int i = 0; i < 20; i++)
+        CHECK(sh("xsetroot -solid %s", i % 2 ? "green" : "blue") == 0);
+    usleep(300 * 1000);
+    uint64_t idle = vnc_client_updates(c) - u0;
+    fprintf(stderr, "20 screen changes with no reader: %llu update(s) sent\n",
+            (unsigned long long)idle);
+    CHECK(idle <= 1);
+    CHECK(vnc_client_snapshot(c, &rgba, &w, &h) == 0);
+    CHECK(rgba && w == W && h == H && classify(rgba + ((size_t)(H / 2) * W + W / 2) * 4) == 'G');
+    free(rgba);
+
+    vnc_client_set_rate(c, 5);
+    uint64_t u1 = vnc_client_updates(c);
+    double t = mono_s();
+    CHECK(sh("for i in $(seq 500); do xsetroot -solid red; xsetroot -solid blue; done") == 0);
+    double took = mono_s() - t;
+    vnc_client_set_rate(c, 0);
+    uint64_t n = vnc_client_updates(c) - u1;
+    fprintf(stderr, "1000 screen changes in %.2f s at 5 updates/s: %llu update(s) sent\n", took,
+            (unsigned long long)n);
+    CHECK(n >= 2 && (double)n <= 5 * took + 3);
+}
+
 static void test_recording(struct vnc_client *c)
 {
     char path[512];
@@ -833,6 +865,7 @@ int main(int argc, char **argv)
     test_connect_errors(port);
     test_session_cycle(port);
     test_snapshot_and_input(c);
+    test_paced_requests(c);
     test_recording(c);
     test_killed_recording(port);
     test_resize(c);
