@@ -81,6 +81,7 @@
 #define POLICY_DIR "/etc/chromium/policies/managed"
 #define POLICY_PATH POLICY_DIR "/porthole.json"
 #define X_SOCKET "/tmp/.X11-unix/X0"
+#define WM_BIN "/usr/bin/matchbox-window-manager"
 #define RUN_DIR "/run/porthole"
 /* Whoever starts Chromium (PID 1 at boot, browser-configure later) records
  * the browser process here, so the next stop finds it. */
@@ -1312,6 +1313,26 @@ static struct child *xvnc_start(const struct config *cfg, bool detach)
     return spawn("Xvnc", argv, &opts);
 }
 
+/* A window manager that gives the application window the whole screen.
+ * Without one Chromium cannot maximize, and a window it sizes to the screen
+ * itself it makes 1 px smaller on each axis (measured: 1023x767 on a
+ * 1024x768 screen), which leaves a black edge in every screenshot and
+ * recording. Best effort: Chromium works without it. */
+static void wm_start(bool detach)
+{
+    static char *envp[] = {"PATH=" SYSTEM_PATH, "HOME=/root", "LANG=C.UTF-8", "DISPLAY=:0", NULL};
+    char *argv[] = {(char *)WM_BIN, (char *)"-use_titlebar", (char *)"no", NULL};
+    if (access(WM_BIN, X_OK) != 0) {
+        logmsg("no window manager (%s): the browser window stays 1 px short of the screen",
+               WM_BIN);
+        return;
+    }
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-wm.log", .envp = envp,
+                              .detach = detach};
+    if (!spawn("window manager", argv, &opts))
+        logmsg("cannot start %s", WM_BIN);
+}
+
 static int policy_install(const struct config *cfg)
 {
     char text[1024];
@@ -1406,6 +1427,7 @@ static void browser_start(const struct config *cfg, struct child *xvnc)
             return;
         }
         logmsg("Xvnc ready on :0, VNC port %d", VNC_PORT);
+        wm_start(false);
     }
     policy_install(cfg);
     struct child *chromium = chromium_start(cfg, false);
@@ -1672,6 +1694,8 @@ static int ms_until(double deadline)
  * /devtools/... path named in buf's JSON after prefix, and waits until
  * deadline at most for its reply. Returns 0 once the command is sent (a
  * reply that does not come in time is no failure), else -errno. */
+#define CDP_MSG_MAX 512
+
 static int cdp_ws_call(char *buf, size_t size, const char *prefix, const char *msg, double deadline)
 {
     char path[128];
@@ -1701,19 +1725,26 @@ static int cdp_ws_call(char *buf, size_t size, const char *prefix, const char *m
         close(fd);
         return n < 0 ? (int)n : -EPROTO;
     }
-    /* One masked text frame (payload < 126 bytes); a zero mask key is legal
+    /* One masked text frame (7- or 16-bit length); a zero mask key is legal
      * and leaves the payload as is. */
-    size_t ml = strlen(msg);
-    char frame[6 + 126];
-    if (ml >= 126) {
+    size_t ml = strlen(msg), hl = 2;
+    char frame[4 + 4 + CDP_MSG_MAX];
+    if (ml > CDP_MSG_MAX) {
         close(fd);
         return -EMSGSIZE;
     }
     frame[0] = (char)0x81;
-    frame[1] = (char)(0x80 | ml);
-    memset(frame + 2, 0, 4);
-    memcpy(frame + 6, msg, ml);
-    r = write_all(fd, frame, 6 + ml);
+    if (ml < 126) {
+        frame[1] = (char)(0x80 | ml);
+    } else {
+        frame[1] = (char)(0x80 | 126);
+        frame[2] = (char)(ml >> 8);
+        frame[3] = (char)(ml & 0xff);
+        hl = 4;
+    }
+    memset(frame + hl, 0, 4);
+    memcpy(frame + hl + 4, msg, ml);
+    r = write_all(fd, frame, hl + 4 + ml);
     if (r < 0) {
         close(fd);
         return r;
@@ -1754,6 +1785,8 @@ static int cdp_browser_close(double deadline)
 /* The first script a fresh Chromium runs under TCG takes many seconds (V8
  * compiles its builtins, the renderer pages in): run one before the guest
  * says it is ready, so the session's first CDP command does not pay for it.
+ * The script waits for two animation frames, so the page has been painted
+ * (the screen is no longer black) by the time the session is handed out.
  * Best effort: a browser that does not answer is still handed out. */
 static void cdp_warm_up(void)
 {
@@ -1770,8 +1803,9 @@ static void cdp_warm_up(void)
     }
     if (r == 0)
         r = cdp_ws_call(buf, sizeof(buf), "/devtools/page/",
-                        "{\"id\":1,\"method\":\"Runtime.evaluate\","
-                        "\"params\":{\"expression\":\"1+1\"}}",
+                        "{\"id\":1,\"method\":\"Runtime.evaluate\",\"params\":{"
+                        "\"expression\":\"new Promise(r => requestAnimationFrame("
+                        "() => requestAnimationFrame(() => r(1))))\",\"awaitPromise\":true}}",
                         deadline);
     if (r < 0)
         logmsg("browser warm-up: %s", strerror(-r));
@@ -2004,6 +2038,7 @@ static int x_server_ensure(const struct config *cfg)
             return -ETIMEDOUT;
         sleep_ms(20);
     }
+    wm_start(true);
     return 0;
 }
 

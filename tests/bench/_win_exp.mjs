@@ -1,0 +1,31 @@
+import { withTempGateway } from '../e2e/lib/gateway.mjs';
+import { CdpClient } from '../e2e/lib/cdp_raw.mjs';
+import { png } from '../e2e/lib/media.mjs';
+import { sleep } from '../e2e/lib/util.mjs';
+const bin = '/work/main/build/dev/cli/porthole';
+await withTempGateway({ bin, config: { browser_pool: 0 } }, async (gw) => {
+  const s = await gw.createSession({ mode: 'live', viewport: { width: 1024, height: 768 } });
+  const cdp = await CdpClient.connect(s.cdp_ws_url, { timeoutMs: 120000 });
+  const shot = async (tag) => {
+    const r = await gw.api('GET', `/v1/browser/sessions/${s.session_id}/screenshot`, undefined, {});
+    const im = png(r.raw);
+    console.log(tag, im.width, im.height, 'corner', im.pixel(im.width - 1, im.height - 1).slice(0,3), 'inner', im.pixel(im.width - 2, im.height - 2).slice(0,3), 'right', im.pixel(im.width-1, 300).slice(0,3), 'bottom', im.pixel(300, im.height-1).slice(0,3));
+  };
+  const sid = await cdp.attachToPage();
+  await cdp.send('Runtime.evaluate', { expression: "document.body.style.background='rgb(0,255,0)'; 1" }, sid);
+  await sleep(1500);
+  const t = await cdp.send('Target.getTargets');
+  const page = t.targetInfos.find((x) => x.type === 'page');
+  const w = await cdp.send('Browser.getWindowForTarget', { targetId: page.targetId });
+  console.log('window', JSON.stringify(w));
+  console.log('inner', JSON.stringify((await cdp.send('Runtime.evaluate', { expression: 'JSON.stringify([innerWidth, innerHeight, outerWidth, outerHeight, screenX, screenY, screen.width, screen.height])', returnByValue: true }, sid)).result.value));
+  await shot('initial');
+  await cdp.send('Browser.setWindowBounds', { windowId: w.windowId, bounds: { windowState: 'normal' } });
+  await sleep(1000);
+  await cdp.send('Browser.setWindowBounds', { windowId: w.windowId, bounds: { left: 0, top: 0, width: 1024, height: 768 } });
+  await sleep(1500);
+  console.log('window2', JSON.stringify(await cdp.send('Browser.getWindowForTarget', { targetId: page.targetId })));
+  console.log('inner2', JSON.stringify((await cdp.send('Runtime.evaluate', { expression: 'JSON.stringify([innerWidth, innerHeight, outerWidth, outerHeight, screenX, screenY])', returnByValue: true }, sid)).result.value));
+  await shot('normal-bounds');
+  cdp.close();
+});
