@@ -50,6 +50,19 @@ e2eTest('screenshot: the whole desktop with the page where it is, max_width scal
     return f;
   };
 
+  // A session is handed out once its browser has painted: the very first
+  // picture is the browser (white page, grey chrome), not a black screen.
+  const first = await screenshot(gw, id);
+  assert.equal(first.status, 200);
+  const fimg = png(first.png);
+  let lit = 0, total = 0;
+  for (let y = 0; y < fimg.height; y += 16)
+    for (let x = 0; x < fimg.width; x += 16, total++)
+      lit += fimg.pixel(x, y).slice(0, 3).some((v) => v > 40) ? 1 : 0;
+  save('first', first.png);
+  console.error(`first screenshot: ${lit} of ${total} sampled pixels not black`);
+  assert.ok(lit > total / 2, `the first screenshot is mostly black (${lit} of ${total} lit)`);
+
   const { browser, page } = await connectPlaywright(s.cdp_url);
   let origin;
   try {
@@ -104,6 +117,17 @@ e2eTest('screenshot: the whole desktop with the page where it is, max_width scal
     assert.notEqual(colourName(chrome, 40), QUADRANTS.tl,
                     `the top strip is the browser chrome, not the page: ${chrome}`);
   }
+  // The browser window covers the whole screen, up to the last column and
+  // row (no black edge).
+  const W = VIEWPORT.width, H = VIEWPORT.height;
+  const edges = {
+    br: img.pixel(W - 1, H - 1).slice(0, 3),
+    right: img.pixel(W - 1, origin.y + origin.innerHeight * 0.25).slice(0, 3),
+    bottom: img.pixel(W * 0.25, H - 1).slice(0, 3),
+  };
+  assert.ok(colorNear(edges.br, COLORS.yellow, 40) && colorNear(edges.right, COLORS.green, 40) &&
+            colorNear(edges.bottom, COLORS.blue, 40), `the screen's edges: ${JSON.stringify(edges)}`);
+
   // Where the quadrants meet (one pixel either side of the split).
   const midX = origin.x + origin.innerWidth / 2, midY = origin.y + origin.innerHeight / 2;
   assert.ok(colorNear(img.pixel(midX - 3, midY - 3), COLORS.red) && colorNear(img.pixel(midX + 3, midY + 3), COLORS.yellow),
