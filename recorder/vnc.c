@@ -45,7 +45,7 @@ struct vnc_client {
     uint64_t flush_gen;
     int64_t last_request_ns;
     _Atomic uint64_t updates; /* FramebufferUpdate messages received */
-    uint8_t *work; /* owned, libvncclient decodes into it (rfb->frameBuffer) */
+    uint8_t *work;            /* owned, libvncclient decodes into it (rfb->frameBuffer) */
     int work_w, work_h;
     int dirty_x0, dirty_y0, dirty_x1, dirty_y1; /* bounding box of this update */
     uint64_t painted;                           /* pixels received since the last size change */
@@ -56,11 +56,11 @@ struct vnc_client {
     pthread_cond_t fb_cond; /* CLOCK_MONOTONIC; signalled on a new frame or the end */
     uint8_t *fb;            /* owned, RGBA, fb_w * fb_h * 4; NULL until the first full frame */
     int fb_w, fb_h;
-    uint64_t seq; /* bumped on every published change */
-    int rate_fps;            /* periodic incremental requests per second, 0 = none */
-    int waiters;             /* threads in vnc_client_wait_frame */
-    uint64_t fresh_wanted;   /* refreshes asked for so far */
-    uint64_t fresh_done;     /* refreshes answered so far */
+    uint64_t seq;          /* bumped on every published change */
+    int rate_fps;          /* periodic incremental requests per second, 0 = none */
+    int waiters;           /* threads in vnc_client_wait_frame */
+    uint64_t fresh_wanted; /* refreshes asked for so far */
+    uint64_t fresh_done;   /* refreshes answered so far */
     bool closed;
     char close_reason[256];
 };
@@ -325,7 +325,8 @@ static bool vnc_send_requests(struct vnc_client *c, enum vnc_request kind)
     c->inflight = true;
     c->last_request_ns = mono_ns();
     /* One write, so the server reads both in one go and answers once. */
-    return WriteToRFBServer(c->rfb, (const char *)m, (unsigned)(n * sz_rfbFramebufferUpdateRequestMsg));
+    return WriteToRFBServer(c->rfb, (const char *)m,
+                            (unsigned)(n * sz_rfbFramebufferUpdateRequestMsg));
 }
 
 /* Session thread, io_lock held. Sends the request that is due, if any: a

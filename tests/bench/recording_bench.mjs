@@ -14,9 +14,12 @@
 //     `ffmpeg -f x11grab -framerate 15 -video_size 1280x720 -i :0
 //     -c:v libx264 -preset veryfast` started over SSH (STATE/vms/VMID/
 //     client_key, the ssh port from STATE/state.db). The gateway's screen
-//     connection stays open once made, so "off" and in-guest ffmpeg rounds
-//     run first (interleaved), then ours interleaved with "off_vnc" (no
-//     recording, connection open). Prints both slowdowns and their ratio.
+//     connection stays open once made but asks for updates only while
+//     somebody wants pictures, so "off" and in-guest ffmpeg rounds run first
+//     (interleaved), then ours interleaved with "off_vnc" (no recording,
+//     connection open): that one shows what an idle open connection costs.
+//     Prints both slowdowns and their ratio. --conditions picks a subset
+//     (off always runs: it is the baseline).
 //     The aim: ours costs the guest < 5%. On a shared, software-emulated
 //     host the spread between runs is large: read the medians with all_ms.
 //
@@ -27,7 +30,7 @@
 //
 //   node tests/bench/recording_bench.mjs [--seconds 30] [--rounds 3] [--reps 3]
 //        [--work-ms 3000] [--bin build/dev/cli/porthole] [--skip-cpu]
-//        [--skip-guest] [--json]
+//        [--skip-guest] [--conditions off,ffmpeg,ours,off_vnc] [--json]
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -60,7 +63,7 @@ const { values: opt } = parseArgs({
 });
 if (opt.help) {
   console.log('usage: node tests/bench/recording_bench.mjs [--seconds N] [--rounds N] [--reps N] ' +
-              '[--work-ms MS] [--bin PATH] [--skip-cpu] [--skip-guest] [--json]');
+              '[--work-ms MS] [--bin PATH] [--skip-cpu] [--skip-guest] [--conditions LIST] [--json]');
   process.exit(0);
 }
 const SECONDS = Math.max(5, Number(opt.seconds));
@@ -290,11 +293,12 @@ async function benchCpu(gw, s, page, base) {
 // ---- 2. the guest's slowdown ------------------------------------------------------------------
 //
 // The gateway's screen connection, once made (first screenshot, action or
-// recording), stays for the session's life and keeps receiving updates. So
-// the no-recording baseline ("off") and the in-guest ffmpeg run first,
-// interleaved, before the gateway ever connects; then our recording
-// interleaved with "off_vnc" (no recording, but the connection made by the
-// first recording still open).
+// recording), stays for the session's life; it asks for updates only at a
+// recording's frame rate, for a snapshot, or while an action waits for the
+// screen to settle. The no-recording baseline ("off") and the in-guest ffmpeg
+// run first, interleaved, before the gateway ever connects; then our
+// recording interleaved with "off_vnc" (no recording, the connection made by
+// the first recording still open).
 
 async function startFfmpeg(t) {
   const pid = await ssh(t, 'rm -f /tmp/bench.mp4; DISPLAY=:0 nohup ffmpeg -nostdin -loglevel error ' +
