@@ -603,24 +603,29 @@ int vnc_client_status(struct vnc_client *c, struct ph_error *err)
     return r;
 }
 
+/* fb_lock held. Waits until *counter reaches target: 0, -ENOTCONN once the
+ * connection ended, -ETIMEDOUT at the deadline. */
+static int wait_counter_locked(struct vnc_client *c, const uint64_t *counter, uint64_t target,
+                               const struct timespec *deadline)
+{
+    int r = 0;
+    while (*counter < target && !c->closed && r == 0)
+        r = pthread_cond_timedwait(&c->fb_cond, &c->fb_lock, deadline);
+    if (*counter >= target)
+        return 0;
+    return c->closed ? -ENOTCONN : -ETIMEDOUT;
+}
+
 int vnc_client_refresh(struct vnc_client *c, int timeout_ms)
 {
     struct timespec deadline = deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
-    int r = 0;
 
     pthread_mutex_lock(&c->fb_lock);
     uint64_t want = ++c->fresh_wanted;
     pthread_mutex_unlock(&c->fb_lock);
     vnc_wake(c);
     pthread_mutex_lock(&c->fb_lock);
-    while (c->fresh_done < want && !c->closed && r == 0)
-        r = pthread_cond_timedwait(&c->fb_cond, &c->fb_lock, &deadline);
-    if (c->fresh_done >= want)
-        r = 0;
-    else if (c->closed)
-        r = -ENOTCONN;
-    else
-        r = -ETIMEDOUT;
+    int r = wait_counter_locked(c, &c->fresh_done, want, &deadline);
     pthread_mutex_unlock(&c->fb_lock);
     return r;
 }
@@ -706,16 +711,9 @@ int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_
         c->waiters++;
         vnc_wake(c);
     }
-    while (c->seq <= after_seq && !c->closed && r == 0)
-        r = pthread_cond_timedwait(&c->fb_cond, &c->fb_lock, &deadline);
+    r = wait_counter_locked(c, &c->seq, after_seq + 1, &deadline);
     if (asking)
         c->waiters--;
-    if (c->seq > after_seq)
-        r = 0;
-    else if (c->closed)
-        r = -ENOTCONN;
-    else
-        r = -ETIMEDOUT;
     pthread_mutex_unlock(&c->fb_lock);
     return r;
 }
