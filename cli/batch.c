@@ -1,6 +1,7 @@
 /* One command, several DELETEs: every id is tried even after a failure, and
  * the result says which went and which did not. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -113,4 +114,30 @@ int batch_delete(struct cli_ctx *c, const struct batch_spec *spec, char **ids, s
         memcpy(first.message, msg, sizeof(msg));
     }
     return cli_emit(c, CLI_EXIT_FAIL, data, &first);
+}
+
+int batch_delete_command(struct cli_ctx *c, const struct batch_spec *spec, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'},
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    bool all = false;
+    int opt, code;
+
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == 'a')
+            all = true;
+        else if (!cli_common_option(c, opt, argc, argv, &code))
+            return code;
+    }
+    if (all && optind < argc)
+        return cli_usage_error(c, "give IDs or --all, not both");
+    if (!all && optind >= argc)
+        return cli_usage_error(c, "missing %s ID (or --all)", spec->noun);
+    if (argc - optind > BATCH_MAX_ITEMS)
+        return cli_usage_error(c, "at most %d ids at once", BATCH_MAX_ITEMS);
+    return batch_delete(c, spec, argv + optind, (size_t)(argc - optind), all);
 }

@@ -18,8 +18,6 @@
 
 extern char **environ;
 
-#define BROWSER_MAX_ARGS 4096
-
 /* SmolVM's limits (DESIGN §4): checked here so a typo is a usage error. */
 #define VIEWPORT_W_MIN 640
 #define VIEWPORT_W_MAX 7680
@@ -295,38 +293,19 @@ static int browser_start(struct cli_ctx *c, int argc, char **argv)
 
 static int browser_stop(struct cli_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"all", no_argument, NULL, 'a'},
-        CLI_COMMON_OPTIONS,
-        {NULL, 0, NULL, 0},
-    };
     static const struct batch_spec spec = {
         .list_path = "/v1/browser/sessions",
         .list_key = "sessions",
         .id_key = "session_id",
         .item_prefix = "/v1/browser/sessions/",
         .done_key = "stopped",
+        .noun = "session",
         .progress = "Stopping",
     };
-    bool all = false;
-    int opt, code;
 
     c->command = "browser.stop";
     c->usage = usage_stop;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (opt == 'a')
-            all = true;
-        else if (!cli_common_option(c, opt, argc, argv, &code))
-            return code;
-    }
-    if (all && optind < argc)
-        return cli_usage_error(c, "give IDs or --all, not both");
-    if (!all && optind >= argc)
-        return cli_usage_error(c, "missing session ID (or --all)");
-    if (argc - optind > BROWSER_MAX_ARGS)
-        return cli_usage_error(c, "at most %d ids at once", BROWSER_MAX_ARGS);
-    return batch_delete(c, &spec, argv + optind, (size_t)(argc - optind), all);
+    return batch_delete_command(c, &spec, argc, argv);
 }
 
 static int browser_list(struct cli_ctx *c, int argc, char **argv)

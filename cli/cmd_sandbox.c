@@ -13,8 +13,6 @@
 #include "run.h"
 #include "util.h"
 
-#define SANDBOX_MAX_ARGS 4096
-
 static const char usage_sandbox[] =
     "Usage: porthole sandbox COMMAND [ARGS...] [--json]\n"
     "\n"
@@ -321,38 +319,19 @@ static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
 
 static int sandbox_delete(struct cli_ctx *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"all", no_argument, NULL, 'a'},
-        CLI_COMMON_OPTIONS,
-        {NULL, 0, NULL, 0},
-    };
     static const struct batch_spec spec = {
         .list_path = "/v1/sandboxes",
         .list_key = "sandboxes",
         .id_key = "id",
         .item_prefix = "/v1/sandboxes/",
         .done_key = "deleted",
+        .noun = "sandbox",
         .progress = "Deleting",
     };
-    bool all = false;
-    int opt, code;
 
     c->command = "sandbox.delete";
     c->usage = usage_delete;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (opt == 'a')
-            all = true;
-        else if (!cli_common_option(c, opt, argc, argv, &code))
-            return code;
-    }
-    if (all && optind < argc)
-        return cli_usage_error(c, "give IDs or --all, not both");
-    if (!all && optind >= argc)
-        return cli_usage_error(c, "missing sandbox ID (or --all)");
-    if (argc - optind > SANDBOX_MAX_ARGS)
-        return cli_usage_error(c, "at most %d ids at once", SANDBOX_MAX_ARGS);
-    return batch_delete(c, &spec, argv + optind, (size_t)(argc - optind), all);
+    return batch_delete_command(c, &spec, argc, argv);
 }
 
 static bool remote_path_ok(const char *p)

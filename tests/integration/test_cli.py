@@ -104,5 +104,22 @@ def test_blocked_and_unauthorized():
     check_eq((rc, env["ok"], env["error"]["code"]), (1, False, "unauthorized"), "wrong token")
 
 
+def test_delete_batch():
+    """delete ID... tries every id: the real one goes, the unknown one is
+    reported, and the exit code says not everything went."""
+    rc, out, err = porthole("sandbox", "create", "--json", timeout=600)
+    env = envelope(out, "create")
+    check_eq((rc, env["ok"]), (0, True), "create via CLI: %s" % err)
+    sid = env["data"]["id"]
+    rc, out, _ = porthole("sandbox", "delete", sid, "sb-000000000000", "--json")
+    env = envelope(out, "delete batch")
+    check_eq((rc, env["ok"]), (1, False), "one of two deletes failed")
+    check_eq(env["data"]["deleted"], [sid], "deleted ids")
+    check_eq([(f["id"], f["code"]) for f in env["data"]["failed"]],
+             [("sb-000000000000", "not_found")], "failed ids")
+    r = fx.req("GET", "/v1/sandboxes/" + sid)
+    check_eq(r.status, 404, "the deleted sandbox is gone")
+
+
 fixture.run([test_exec_json, test_exec_text, test_list, test_usage_error, test_unknown_id,
-             test_blocked_and_unauthorized])
+             test_blocked_and_unauthorized, test_delete_batch])
