@@ -14,9 +14,9 @@
  * an open session costs the server nothing while nobody wants pictures:
  * periodically at the rate set with vnc_client_set_rate (a recording), while
  * a thread waits in vnc_client_wait_frame, and once per refresh (every
- * snapshot is one). Every function here
- * may be called from any thread. Frames are RGBA, 4 bytes a pixel in memory
- * order R, G, B, A, rows packed (stride = 4 * width), A always 0xff: the
+ * snapshot is one). Every function here may be called from any thread.
+ * Frames are RGBA, 4 bytes a pixel in memory order R, G, B, A, rows packed
+ * (stride = 4 * width), A always 0xff: the
  * client asks the server for 32-bit true colour with red at bits 0-7, green
  * 8-15, blue 16-23 (little-endian), which lays out as RGBX in memory.
  *

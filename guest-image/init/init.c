@@ -1685,17 +1685,12 @@ static int ms_until(double deadline)
     return left < 1.0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* Sends CDP Browser.close over Chromium's own WebSocket endpoint and waits
- * a little for the reply. This is the one shutdown that writes the cookie store:
- * SIGTERM makes Chromium exit cleanly too, but measured here (Chromium 156)
- * a persistent cookie set seconds before was lost on SIGTERM and kept after
- * Browser.close. Returns 0 once the command is sent, else -errno. */
+#define CDP_MSG_MAX 512 /* the longest command cdp_ws_call sends */
+
 /* Sends one CDP command (msg, with "id":1) on the WebSocket at the
  * /devtools/... path named in buf's JSON after prefix, and waits until
  * deadline at most for its reply. Returns 0 once the command is sent (a
  * reply that does not come in time is no failure), else -errno. */
-#define CDP_MSG_MAX 512
-
 static int cdp_ws_call(char *buf, size_t size, const char *prefix, const char *msg, double deadline)
 {
     char path[128];
