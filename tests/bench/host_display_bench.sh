@@ -43,7 +43,7 @@ CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/porthole/bench/host-display
 WORK=$(mktemp -d /tmp/porthole-host-display.XXXXXX)
 QPID=""
 cleanup() {
-    [[ -n $QPID ]] && kill "$QPID" 2>/dev/null || true
+    if [[ -n $QPID ]]; then kill "$QPID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -132,7 +132,7 @@ wait_count 4
 # 2-core host an unpinned recorder takes its CPU time from the guest).
 NCPU=$(nproc)
 if ((NCPU >= 2)); then
-    for t in /proc/$QPID/task/*; do
+    for t in "/proc/$QPID/task/"*; do
         if grep -q 'CPU 0/TCG' "$t/comm"; then
             taskset -pc 0 "${t##*/}" >/dev/null
         else
