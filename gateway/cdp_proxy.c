@@ -697,19 +697,27 @@ static int job_start(struct cdp_job *j, struct cdp_session *cs, struct ph_error 
     return 0;
 }
 
+/* Takes the first waiting job off the session's queue, or NULL. */
+static struct cdp_job *job_dequeue(struct cdp_session *cs)
+{
+    struct cdp_job *j = cs->waiting;
+    if (!j)
+        return NULL;
+    if (!(cs->waiting = j->next))
+        cs->waiting_tail = &cs->waiting;
+    cs->n_waiting--;
+    j->next = NULL;
+    return j;
+}
+
 static void job_start_waiting(struct cdp_session *cs)
 {
     struct ph_error err = {0};
+    struct cdp_job *j;
 
-    while (cs->waiting && cs->fetches < CDP_MAX_FETCHES) {
-        struct cdp_job *j = cs->waiting;
-        if (!(cs->waiting = j->next))
-            cs->waiting_tail = &cs->waiting;
-        cs->n_waiting--;
-        j->next = NULL;
+    while (cs->fetches < CDP_MAX_FETCHES && (j = job_dequeue(cs)))
         if (job_start(j, cs, &err) < 0)
             cdp_job_fail(j, &err);
-    }
 }
 
 /* Runs the fetch on a worker, or queues it behind the session's others.
@@ -1085,11 +1093,8 @@ void cdp_proxy_session_close(struct gateway *gw, struct sandbox *sb)
             *p = cs->next;
             http_listener_close(cs->listener);
             ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "the session ended");
-            while (cs->waiting) {
-                struct cdp_job *j = cs->waiting;
-                cs->waiting = j->next;
+            for (struct cdp_job *j; (j = job_dequeue(cs));)
                 cdp_job_fail(j, &err);
-            }
             free(cs);
             return;
         }
