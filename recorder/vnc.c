@@ -17,6 +17,8 @@
 
 #include <rfb/rfbclient.h>
 
+#include "util.h"
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the pixel format below assumes a little-endian host"
 #endif
@@ -43,7 +45,7 @@ struct vnc_client {
     bool saw_origin;     /* this update painted pixel (0, 0), as a flush's answer does */
     bool need_full;      /* the screen was resized: ask for all of it */
     uint64_t flush_gen;
-    int64_t last_request_ns;
+    int64_t last_request_ms;
     _Atomic uint64_t updates; /* FramebufferUpdate messages received */
     uint8_t *work;            /* owned, libvncclient decodes into it (rfb->frameBuffer) */
     int work_w, work_h;
@@ -280,13 +282,6 @@ static void vnc_mark_closed(struct vnc_client *c, const char *reason)
     pthread_mutex_unlock(&c->fb_lock);
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* libvncclient asks for the next incremental update as soon as it has read
  * one, so an open connection has the server encode the screen as fast as it
  * changes, and the guest pays for that whether or not anybody looks.
@@ -323,7 +318,7 @@ static bool vnc_send_requests(struct vnc_client *c, enum vnc_request kind)
     if (kind == VNC_REQ_FLUSH)
         put_request(&m[n++], false, 0, 0, 1, 1);
     c->inflight = true;
-    c->last_request_ns = mono_ns();
+    c->last_request_ms = now_ms();
     /* One write, so the server reads both in one go and answers once. */
     return WriteToRFBServer(c->rfb, (const char *)m,
                             (unsigned)(n * sz_rfbFramebufferUpdateRequestMsg));
@@ -366,9 +361,10 @@ static int vnc_pump_requests(struct vnc_client *c, bool *ok)
     }
     if (c->inflight || rate <= 0)
         return -1;
-    int64_t due = c->last_request_ns + 1000000000LL / rate, now = mono_ns();
+    /* Rounded up: never more than rate requests a second. */
+    int64_t due = c->last_request_ms + (1000 + rate - 1) / rate, now = now_ms();
     if (now < due)
-        return (int)((due - now + 999999) / 1000000);
+        return (int)(due - now);
     *ok = vnc_send_requests(c, VNC_REQ_INCREMENTAL);
     return -1;
 }
@@ -534,7 +530,7 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
      * session thread's. */
     vnc_gate_requests(rfb);
     c->inflight = true;
-    c->last_request_ns = mono_ns();
+    c->last_request_ms = now_ms();
     /* libvncclient opens its socket without O_CLOEXEC; QEMU children must
      * not inherit it. */
     fcntl(rfb->sock, F_SETFD, FD_CLOEXEC);
@@ -701,7 +697,6 @@ int vnc_client_frame_update(struct vnc_client *c, struct vnc_frame *f)
 int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_ms)
 {
     struct timespec deadline = deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
-    int r = 0;
 
     /* Somebody waiting for a change is somebody who wants frames: updates
      * are asked for at VNC_WAIT_FPS (at least) while it waits. */
@@ -711,7 +706,7 @@ int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_
         c->waiters++;
         vnc_wake(c);
     }
-    r = wait_counter_locked(c, &c->seq, after_seq + 1, &deadline);
+    int r = wait_counter_locked(c, &c->seq, after_seq + 1, &deadline);
     if (asking)
         c->waiters--;
     pthread_mutex_unlock(&c->fb_lock);
@@ -720,13 +715,13 @@ int vnc_client_wait_frame(struct vnc_client *c, uint64_t after_seq, int timeout_
 
 int vnc_client_settle(struct vnc_client *c, int quiet_ms, int max_ms)
 {
-    int64_t end = mono_ns() + (int64_t)max_ms * 1000000;
+    int64_t end = now_ms() + max_ms;
 
     pthread_mutex_lock(&c->fb_lock);
     uint64_t seq = c->seq;
     pthread_mutex_unlock(&c->fb_lock);
     for (;;) {
-        int left = (int)((end - mono_ns()) / 1000000);
+        int left = (int)(end - now_ms());
         if (left <= 0)
             return -ETIMEDOUT;
         int r = vnc_client_wait_frame(c, seq, quiet_ms < left ? quiet_ms : left);
