@@ -19,19 +19,14 @@
 //        [--bin build/release/cli/porthole] [--skip-cold] [--skip-warm]
 //        [--skip-rtt] [--json]
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import {
-  withTempGateway,
-} from '../e2e/lib/gateway.mjs';
+import { findPortholeBin, withTempGateway } from '../e2e/lib/gateway.mjs';
 import { CdpClient, devtoolsUrl, getJson } from '../e2e/lib/cdp_raw.mjs';
 import { sleep } from '../e2e/lib/util.mjs';
 
-const HERE = path.dirname(new URL(import.meta.url).pathname);
-const REPO = path.resolve(HERE, '..', '..');
 const SESSION_BODY = { mode: 'live' };   // what the pool holds: live, 1280x720, 2 GiB
 const POOL_WAIT_MS = 15 * 60_000;
 
@@ -58,20 +53,6 @@ const RTT_CALLS = Math.max(10, Number(opt.rtt));
 const POOL = Math.max(1, Number(opt.pool));
 
 const say = (...a) => console.error(...a);
-
-function findBin() {
-  const candidates = [opt.bin, process.env.PORTHOLE_BIN,
-                      path.join(REPO, 'build/release/cli/porthole'),
-                      path.join(REPO, 'build/dev/cli/porthole')].filter(Boolean);
-  for (const c of candidates)
-    if (existsSync(c))
-      return path.resolve(c);
-  try {
-    return execFileSync('sh', ['-c', 'command -v porthole'], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error('no porthole binary: pass --bin or set PORTHOLE_BIN');
-  }
-}
 
 // ---- statistics -------------------------------------------------------------
 
@@ -224,7 +205,7 @@ async function benchRtt(bin) {
 
 // ---- main ------------------------------------------------------------------------
 
-const bin = findBin();
+const bin = findPortholeBin(opt.bin);
 const result = { bin, runs: RUNS, accel: null };
 say(`porthole browser bench: ${bin}`);
 try {

@@ -36,13 +36,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { withTempGateway } from '../e2e/lib/gateway.mjs';
+import { findPortholeBin, withTempGateway } from '../e2e/lib/gateway.mjs';
 import { CdpClient, getJson } from '../e2e/lib/cdp_raw.mjs';
 import { sleep } from '../e2e/lib/util.mjs';
 
 const run = promisify(execFile);
-const HERE = path.dirname(new URL(import.meta.url).pathname);
-const REPO = path.resolve(HERE, '..', '..');
 const VIEWPORT = { width: 1280, height: 720 };
 const GUEST_VCPUS = 2;   // a browser VM's vCPUs (porthole's default)
 
@@ -73,14 +71,6 @@ const WORK_MS = Math.max(500, Number(opt['work-ms']));
 const ANIM_S = Math.max(3, Number(opt['anim-seconds']));
 const say = (...a) => console.error(...a);
 const result = { viewport: VIEWPORT };
-
-function findBin() {
-  for (const c of [opt.bin, process.env.PORTHOLE_BIN, path.join(REPO, 'build/release/cli/porthole'),
-                   path.join(REPO, 'build/dev/cli/porthole')].filter(Boolean))
-    if (existsSync(c))
-      return path.resolve(c);
-  throw new Error('no porthole binary: pass --bin or set PORTHOLE_BIN');
-}
 
 const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
@@ -410,7 +400,7 @@ async function benchGuest(gw, s, page) {
 
 // ---- main -------------------------------------------------------------------------------------
 
-const bin = findBin();
+const bin = findPortholeBin(opt.bin);
 result.bin = bin;
 result.host_cpus = os.cpus().length;
 await withGateway(bin, async (gw) => {

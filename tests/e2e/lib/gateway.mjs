@@ -20,7 +20,7 @@
 //
 // PORTHOLE_E2E_URL + PORTHOLE_E2E_TOKEN use a gateway started elsewhere
 // instead (checks that read the state dir then need PORTHOLE_E2E_STATE too).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync,
@@ -472,5 +472,22 @@ export async function withTempGateway({ bin, config, prefix = 'porthole-bench-',
       await stopPid(q, 10_000);
     }
     rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The porthole binary a benchmark runs: explicit (its --bin), else
+ * $PORTHOLE_BIN, the repository's release or dev build, or the one on PATH.
+ */
+export function findPortholeBin(explicit) {
+  const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..');
+  for (const c of [explicit, process.env.PORTHOLE_BIN, path.join(repo, 'build/release/cli/porthole'),
+                   path.join(repo, 'build/dev/cli/porthole')].filter(Boolean))
+    if (existsSync(c))
+      return path.resolve(c);
+  try {
+    return execFileSync('sh', ['-c', 'command -v porthole'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('no porthole binary: pass --bin or set PORTHOLE_BIN');
   }
 }
