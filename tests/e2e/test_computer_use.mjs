@@ -68,6 +68,12 @@ e2eTest('computer use: click, type, key combos, double/right click, drag, scroll
   const js = (fn, arg) => page.evaluate(fn, arg);
   const until = (fn, message, arg, timeoutMs = 30_000) =>
     waitFor(() => page.evaluate(fn, arg), { timeoutMs, intervalMs: 200, message });
+  // Waits for the first input to hold want; a failure says what it held.
+  const inputIs = (want, message) =>
+    until((w) => document.getElementById('inp').value === w, message, want).catch(async (e) => {
+      e.message += `; value ${JSON.stringify(await js(() => document.getElementById('inp').value))}`;
+      throw e;
+    });
   try {
     await page.bringToFront();
     await page.goto(`${pages.guestUrl}/solid/white`, { timeout: 120_000 });
@@ -128,20 +134,12 @@ e2eTest('computer use: click, type, key combos, double/right click, drag, scroll
     await act(gw, id, { action: 'click', x: inp.cx, y: inp.cy });
     await until(() => document.activeElement?.id === 'inp', 'focus in the input');
     await act(gw, id, { action: 'type', text: 'hello world' });
-    await until(() => document.getElementById('inp').value === 'hello world', 'the typed text')
-      .catch(async (e) => {
-        e.message += `; value ${JSON.stringify(await js(() => document.getElementById('inp').value))}`;
-        throw e;
-      });
+    await inputIs('hello world', 'the typed text');
 
     // ---- key combinations ------------------------------------------------------------
     await act(gw, id, { action: 'key', keys: 'ctrl+a' });
     await act(gw, id, { action: 'type', text: 'X' });
-    await until(() => document.getElementById('inp').value === 'X', 'ctrl+a then X replaces the text')
-      .catch(async (e) => {
-        e.message += `; value ${JSON.stringify(await js(() => document.getElementById('inp').value))}`;
-        throw e;
-      });
+    await inputIs('X', 'ctrl+a then X replaces the text');
     assert.ok((await js(() => window.log.keys)).includes('C-a'), 'the page saw ctrl+a');
     await act(gw, id, { action: 'key', keys: 'Tab' });
     await until(() => document.activeElement?.id === 'inp2', 'Tab moves to the second input');
@@ -150,15 +148,11 @@ e2eTest('computer use: click, type, key combos, double/right click, drag, scroll
     // Focus by Tab selects the whole value; End puts the caret after it.
     await act(gw, id, { action: 'key', keys: 'End' });
     await act(gw, id, { action: 'type', text: 'Ünï €' });
-    await until(() => document.getElementById('inp').value === 'XÜnï €', 'non-ASCII text')
-      .catch(async (e) => {
-        e.message += `; value ${JSON.stringify(await js(() => document.getElementById('inp').value))}`;
-        throw e;
-      });
+    await inputIs('XÜnï €', 'non-ASCII text');
     // OpenAI's keypress form: an array of keys pressed together.
     await act(gw, id, { action: 'keypress', keys: ['CTRL', 'A'] });
     await act(gw, id, { action: 'key', keys: 'BackSpace' });
-    await until(() => document.getElementById('inp').value === '', 'ctrl+a, BackSpace empties it');
+    await inputIs('', 'ctrl+a, BackSpace empties it');
     await act(gw, id, { action: 'key', keys: 'Return' });
     await until(() => window.log.keys.includes('Enter'), 'Return reaches the page as Enter');
 
