@@ -3,7 +3,7 @@
 // walking, and finding colours in desktop screenshots.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { decodePng, isPng } from './png.mjs';
+import { colorNear, decodePng, isPng } from './png.mjs';
 
 const run = promisify(execFile);
 
@@ -114,7 +114,7 @@ export async function sampleColours(file, { fps = 2, x, y, size = 8 }) {
 /** The name of the COLORS entry within tol of rgb on every channel, or 'other'. */
 export function colourName(rgb, tol = 60, names = Object.keys(COLORS)) {
   for (const n of names)
-    if (COLORS[n].every((v, i) => Math.abs(rgb[i] - v) <= tol))
+    if (colorNear(rgb, COLORS[n], tol))
       return n;
   return 'other';
 }
@@ -181,7 +181,7 @@ export function findColour(img, rgb, { tol = 30, step = 2 } = {}) {
   for (let y = 0; y < img.height; y += step) {
     for (let x = 0; x < img.width; x += step) {
       const p = img.pixel(x, y);
-      if (Math.abs(p[0] - rgb[0]) <= tol && Math.abs(p[1] - rgb[1]) <= tol && Math.abs(p[2] - rgb[2]) <= tol) {
+      if (colorNear(p, rgb, tol)) {
         count++;
         if (x < x0) x0 = x;
         if (y < y0) y0 = y;
