@@ -417,6 +417,8 @@ static void pool_job_run(void *data)
         .extra_config = pool_config,
         .accel = j->gw->accel.accel,
         .image_dir = image,
+        .screen_width = POOL_WIDTH,
+        .screen_height = POOL_HEIGHT,
     };
     if (!image) {
         j->r = -ENOMEM;
@@ -427,8 +429,8 @@ static void pool_job_run(void *data)
 
 static void pool_save(struct gateway *gw, struct vm *vm)
 {
-    json_t *rec = json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", vm->id, "kind", "pool", "ssh_port",
-                            vm->ssh_port, "vnc_port", vm->vnc_port, "cdp_port", vm->cdp_port);
+    json_t *rec = json_pack("{s:s, s:s, s:i, s:i}", "id", vm->id, "kind", "pool", "ssh_port",
+                            vm->ssh_port, "cdp_port", vm->cdp_port);
     if (rec)
         state_put(gw->db, vm->id, "pool", rec);
     json_decref(rec);

@@ -284,7 +284,7 @@ static struct sandbox *vnc_resolve(struct gateway *gw, const char *path, bool *c
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "unknown browser session or token");
         return NULL;
     }
-    if (!sb->vm || sb->vm->vnc_port <= 0) {
+    if (!sb->vm || !sb->vm->vnc_socket) {
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "this session has no live view");
         return NULL;
     }
@@ -319,7 +319,7 @@ static int vnc_ws_start(struct gateway *gw, struct lws *wsi, const char *path, s
         free(f);
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
-    ws_link_connect_raw(l, sb->vm->vnc_port);
+    ws_link_connect_unix(l, sb->vm->vnc_socket);
     return 0;
 }
 

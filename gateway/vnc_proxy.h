@@ -9,7 +9,7 @@
  * for) or none. token is the session's live_token (watch only) or
  * control_token (watch and drive), as browser_resolve(BROWSER_CAP_VIEW)
  * decides; anything else is a 404 and no upgrade. Each client gets its
- * own TCP connection to the session's Xvnc (127.0.0.1:vm->vnc_port);
+ * own connection to QEMU's VNC server for the VM's screen (vm->vnc_socket);
  * binary frames carry the RFB stream both ways.
  *
  * Watch-only is enforced here, not only in the page: the client's half of

@@ -4,7 +4,7 @@
 #
 #   build.sh FLAVOUR [--cache-dir DIR] [--force] [--verbose]
 #
-# FLAVOUR is `base` (command sandbox) or `browser` (adds Chromium and Xvnc).
+# FLAVOUR is `base` (command sandbox) or `browser` (adds Chromium and Xorg).
 # Output: CACHE/images/FLAVOUR-HASH12/{vmlinuz,initrd.img,rootfs.img,manifest.json}
 # and the symlink CACHE/images/FLAVOUR pointing at it. CACHE is --cache-dir,
 # else $CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/porthole.
@@ -18,6 +18,19 @@ readonly SUITE=bookworm
 readonly INITRAMFS_MODULES=(virtio_ring virtio virtio_mmio virtio_blk failover net_failover
     virtio_net qemu_fw_cfg virtio_console virtio_rng vsock vmw_vsock_virtio_transport_common
     vmw_vsock_virtio_transport)
+# The browser's screen, pointer and keyboard are virtio devices QEMU shows
+# on the host (virtio-gpu's DRM driver gives Xorg /dev/dri/card0). Its
+# generic kernel has ext4 as a module too, and ext4 asks the crypto API for
+# crc32c at mount time, which nothing could load on demand in the initramfs.
+readonly BROWSER_MODULES=(crc32c_generic ext4 virtio_gpu virtio_input evdev)
+# Debian's cloud kernel boots fastest but has no DRM drivers at all; the
+# browser's screen needs the generic kernel's virtio-gpu.
+kernel_package() {
+    case $1 in
+    base) echo linux-image-cloud-amd64 ;;
+    browser) echo linux-image-amd64 ;;
+    esac
+}
 
 usage() {
     echo "usage: $0 base|browser [--cache-dir DIR] [--force] [--verbose]" >&2
@@ -177,6 +190,7 @@ strip "$init_bin" 2>/dev/null || true
 
 # ---------------------------------------------------------------------------
 mapfile -t packages < <(read_list "$here/packages/base.list")
+packages+=("$(kernel_package "$flavour")")
 if [[ $flavour == browser ]]; then
     mapfile -t -O "${#packages[@]}" packages < <(read_list "$here/packages/browser.list")
 fi
@@ -264,7 +278,9 @@ echo "$kver" >"$ird/porthole-initramfs"
 # module is listed once, first occurrence wins, so dependencies come first.
 declare -A seen=()
 order=()
-for mod in "${INITRAMFS_MODULES[@]}"; do
+modules=("${INITRAMFS_MODULES[@]}")
+[[ $flavour == browser ]] && modules+=("${BROWSER_MODULES[@]}")
+for mod in "${modules[@]}"; do
     deps=$(modprobe --show-depends -d "$root" -S "$kver" "$mod") ||
         die "module $mod not found for kernel $kver"
     while read -r verb path _; do

@@ -449,7 +449,9 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     int r;
 
     *out = NULL;
-    if (!host || !*host || port <= 0 || port > 65535 || timeout_ms <= 0)
+    /* libvncclient takes a Unix socket for the host name (it checks the
+     * path is a socket); the port is then unused. */
+    if (!host || !*host || (host[0] != '/' && (port <= 0 || port > 65535)) || timeout_ms <= 0)
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "bad VNC address %s:%d",
                             host ? host : "(null)", port);
     pthread_once(&log_once, vnc_install_log_sink);

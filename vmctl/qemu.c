@@ -108,6 +108,12 @@ char **qemu_build_argv(const struct qemu_opts *o)
     arg(&b, "chardev:ser0");
     arg(&b, "-qmp");
     arg(&b, "unix:%s,server=on,wait=off", o->qmp_socket);
+    if (o->vnc_socket) {
+        /* virtio-gpu and virtio-input bind only to a modern virtio-mmio
+         * transport; microvm's is legacy unless told otherwise. */
+        arg(&b, "-global");
+        arg(&b, "virtio-mmio.force-legacy=false");
+    }
     arg(&b, "-drive");
     arg(&b, "id=root,file=%s,format=qcow2,if=none,discard=unmap", o->disk);
     arg(&b, "-device");
@@ -129,6 +135,22 @@ char **qemu_build_argv(const struct qemu_opts *o)
     }
     arg(&b, "-device");
     arg(&b, "virtio-net-device,netdev=n0");
+    if (o->vnc_socket) {
+        /* The guest's X server draws into this device; QEMU's VNC server
+         * encodes it on the host, in QEMU's own threads, so watching or
+         * recording the screen costs the guest nothing. The tablet gives
+         * absolute pointer positions, as VNC clients send them. */
+        arg(&b, "-device");
+        arg(&b, "virtio-gpu-device,xres=%d,yres=%d", o->screen_width, o->screen_height);
+        arg(&b, "-device");
+        arg(&b, "virtio-tablet-device");
+        arg(&b, "-device");
+        arg(&b, "virtio-keyboard-device");
+        arg(&b, "-vnc");
+        /* force-shared: no client can ask for the screen to itself and
+         * push the recorder or other viewers out. */
+        arg(&b, "unix:%s,share=force-shared", o->vnc_socket);
+    }
     for (size_t i = 0; i < o->n_fwcfg; i++) {
         arg(&b, "-fw_cfg");
         arg(&b, "name=%s,file=%s", o->fwcfg[i].name, o->fwcfg[i].path);

@@ -34,6 +34,10 @@ struct qemu_opts {
     size_t n_fwcfg;
     struct qemu_forward forwards[QEMU_MAX_FORWARDS];
     size_t n_forwards;
+    /* A screen (virtio-gpu with a virtio tablet and keyboard) shown by
+     * QEMU's VNC server on this Unix socket; NULL: no screen. */
+    const char *vnc_socket;
+    int screen_width, screen_height; /* the screen's preferred size */
 };
 
 /* Kernel command line for an accelerator (TCG needs the timer fix). malloc'd. */

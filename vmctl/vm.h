@@ -15,7 +15,8 @@
  * checked before the VM is trusted again.
  *
  * Run dir layout (DIR = STATE/vms/ID): qmp.sock, serial.sock, serial.log,
- * qemu.pid, disk.qcow2, client_key(.pub), host_key(.pub), config.
+ * qemu.pid, disk.qcow2, client_key(.pub), host_key(.pub), config, and for a
+ * browser VM vnc.sock (QEMU's VNC server showing the VM's screen).
  *
  * All calls block (seconds to minutes): call them from worker threads. */
 #pragma once
@@ -36,7 +37,6 @@ const char *vm_kind_flavour(enum vm_kind kind);
 
 /* Guest ports the gateway may forward to (besides SSH). */
 #define VM_GUEST_PORT_SSH 22
-#define VM_GUEST_PORT_VNC 5900
 #define VM_GUEST_PORT_CDP 9223 /* guest init's relay to Chromium's 127.0.0.1:9222 */
 
 struct vm_env_var {
@@ -54,7 +54,13 @@ struct vm_spec {
     const char *extra_config; /* weak: more "key=value\n" lines for the guest init */
     enum vm_accel accel;      /* KVM or TCG (already chosen) */
     const char *image_dir;    /* weak: holds vmlinuz, initrd.img, rootfs.img */
+    /* Browser VMs: the screen's size at boot (0: VM_SCREEN_WIDTH x
+     * VM_SCREEN_HEIGHT); the guest can change it later. */
+    int screen_width, screen_height;
 };
+
+#define VM_SCREEN_WIDTH 1280
+#define VM_SCREEN_HEIGHT 720
 
 struct vm {
     char id[40];
@@ -63,7 +69,10 @@ struct vm {
     pid_t pid;            /* QEMU daemon, 0 if not started */
     int pidfd;            /* owned, -1 if unused */
     int ssh_port;         /* host side of the forward to guest :22 */
-    int vnc_port;         /* -1 if unused */
+    /* Browser VMs: QEMU's VNC server for the VM's screen (owned, NULL for
+     * sandboxes). The guest draws into a virtio-gpu device and never
+     * encodes a frame itself. */
+    char *vnc_socket;
     int cdp_port;         /* -1 if unused */
     enum vm_accel accel;
     struct vm_ssh *ssh;   /* owned, NULL until ready */
@@ -81,7 +90,7 @@ int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err);
 int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err);
 
 /* Re-attach to a VM that may still be running after a gateway restart. */
-int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int vnc_port,
+int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port,
               int cdp_port, struct vm **out, struct ph_error *err);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */

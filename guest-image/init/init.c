@@ -6,7 +6,7 @@
  *    loads the virtio modules, mounts /dev/vda and switches root into it;
  *  - stage 2 runs as /sbin/porthole-init in the real root: it applies the
  *    per-VM config the host passed through fw_cfg, brings up the network,
- *    starts sshd (and for browser guests Xvnc, Chromium and a CDP relay),
+ *    starts sshd (and for browser guests Xorg, Chromium and a CDP relay),
  *    prints readiness markers on the serial console and then reaps children
  *    until it is told to power off.
  *
@@ -18,7 +18,7 @@
  * Run by root when not PID 1 (the host calls these over ssh):
  *   porthole-init browser-configure   restart Chromium with the key=value
  *                                     config on stdin (same keys as fw_cfg),
- *                                     resizing the Xvnc screen; prints "ready"
+ *                                     resizing the screen; prints "ready"
  *   porthole-init browser-stop        stop Chromium so its profile is flushed
  * and two test modes:
  *   porthole-init relay LISTEN_PORT TARGET_PORT
@@ -91,9 +91,13 @@
 #define CHROMIUM_BIN CHROMIUM_LIB_DIR "chromium"
 #define CHROMIUM_LOG "/var/log/porthole-chromium.log"
 #define XRANDR_BIN "/usr/bin/xrandr"
+#define XORG_BIN "/usr/lib/xorg/Xorg"
+#define XORG_CONFIG RUN_DIR "/xorg.conf"
+#define XORG_LOG "/var/log/porthole-xorg.log"
+#define DRM_CARD "/dev/dri/card0"
+#define X_START_MS 30000
 
 #define SSH_PORT 22
-#define VNC_PORT 5900
 #define CDP_PORT 9222
 #define HEADLESS_TOP_CHROME_PX 87
 #define RELAY_PORT 9223
@@ -1281,36 +1285,124 @@ static const char *first_existing(const char *a, const char *b)
     return access(a, X_OK) == 0 ? a : b;
 }
 
-static struct child *xvnc_start(const struct config *cfg, bool detach)
+/* Finds the event device whose name contains `what` ("Tablet", "Keyboard":
+ * QEMU names its virtio input devices "QEMU Virtio Tablet" and so on). No
+ * udev runs in the guest, so Xorg is told the nodes instead of discovering
+ * them. */
+static int input_device_find(const char *what, char *path, size_t path_size)
 {
-    /* A display lock left in an image would make Xvnc refuse :0. */
+    DIR *d = opendir("/sys/class/input");
+    if (!d)
+        return -errno;
+    int r = -ENODEV;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "event", 5) != 0)
+            continue;
+        char name_path[PATH_MAX], name[128];
+        snprintf(name_path, sizeof(name_path), "/sys/class/input/%s/device/name", e->d_name);
+        ssize_t n = read_file(name_path, name, sizeof(name) - 1);
+        if (n <= 0)
+            continue;
+        name[n] = '\0';
+        if (strstr(name, what)) {
+            snprintf(path, path_size, "/dev/input/%s", e->d_name);
+            r = 0;
+            break;
+        }
+    }
+    closedir(d);
+    return r;
+}
+
+/* The X server's configuration: the virtio-gpu screen through the kernel's
+ * DRM driver (no GL: Chromium renders in software), QEMU's virtio tablet
+ * and keyboard through evdev, no screen blanking. The cursor is drawn into
+ * the framebuffer so screenshots and recordings show it. */
+static int xorg_config_write(void)
+{
+    char tablet[PATH_MAX], keyboard[PATH_MAX];
+    int r = input_device_find("Tablet", tablet, sizeof(tablet));
+    if (r == 0)
+        r = input_device_find("Keyboard", keyboard, sizeof(keyboard));
+    if (r < 0) {
+        logmsg("no virtio tablet/keyboard in /sys/class/input: %s", strerror(-r));
+        return r;
+    }
+    static char text[2 * PATH_MAX + 2048];
+    int n = snprintf(text, sizeof(text),
+                     "Section \"ServerFlags\"\n"
+                     "  Option \"AutoAddDevices\" \"false\"\n"
+                     "  Option \"AutoAddGPU\" \"false\"\n"
+                     "  Option \"DontVTSwitch\" \"true\"\n"
+                     "  Option \"BlankTime\" \"0\"\n"
+                     "  Option \"StandbyTime\" \"0\"\n"
+                     "  Option \"SuspendTime\" \"0\"\n"
+                     "  Option \"OffTime\" \"0\"\n"
+                     "EndSection\n"
+                     "Section \"Extensions\"\n"
+                     "  Option \"GLX\" \"Disable\"\n"
+                     "EndSection\n"
+                     "Section \"Device\"\n"
+                     "  Identifier \"gpu\"\n"
+                     "  Driver \"modesetting\"\n"
+                     "  Option \"kmsdev\" \"" DRM_CARD "\"\n"
+                     "  Option \"AccelMethod\" \"none\"\n"
+                     "  Option \"SWcursor\" \"true\"\n"
+                     "EndSection\n"
+                     "Section \"Screen\"\n"
+                     "  Identifier \"screen\"\n"
+                     "  Device \"gpu\"\n"
+                     "  DefaultDepth 24\n"
+                     "EndSection\n"
+                     "Section \"InputDevice\"\n"
+                     "  Identifier \"tablet\"\n"
+                     "  Driver \"evdev\"\n"
+                     "  Option \"Device\" \"%s\"\n"
+                     "EndSection\n"
+                     "Section \"InputDevice\"\n"
+                     "  Identifier \"keyboard\"\n"
+                     "  Driver \"evdev\"\n"
+                     "  Option \"Device\" \"%s\"\n"
+                     "  Option \"XkbLayout\" \"us\"\n"
+                     "EndSection\n"
+                     "Section \"ServerLayout\"\n"
+                     "  Identifier \"porthole\"\n"
+                     "  Screen \"screen\"\n"
+                     "  InputDevice \"tablet\" \"CorePointer\"\n"
+                     "  InputDevice \"keyboard\" \"CoreKeyboard\"\n"
+                     "EndSection\n",
+                     tablet, keyboard);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return -ENAMETOOLONG;
+    if ((r = mkdir_p(RUN_DIR, 0755)) == 0)
+        r = write_file(XORG_CONFIG, text, (size_t)n, 0644);
+    if (r < 0)
+        logmsg(XORG_CONFIG ": %s", strerror(-r));
+    return r;
+}
+
+/* The X server on the VM's screen. QEMU sets the screen's preferred size
+ * (the session's, at boot); a pooled VM is resized later with xrandr. */
+static struct child *xorg_start(bool detach)
+{
+    /* A display lock left in an image would make Xorg refuse :0. */
     unlink("/tmp/.X0-lock");
     unlink(X_SOCKET);
     mkdir("/tmp/.X11-unix", 01777);
     chmod("/tmp/.X11-unix", 01777);
-    char geometry[32];
-    snprintf(geometry, sizeof(geometry), "%ux%u", cfg->width, cfg->height);
-    char *argv[] = {(char *)first_existing("/usr/bin/Xtigervnc", "/usr/bin/Xvnc"),
-                    (char *)":0",
-                    (char *)"-geometry",
-                    geometry,
-                    (char *)"-depth",
-                    (char *)"24",
-                    (char *)"-rfbport",
-                    (char *)"5900",
-                    (char *)"-interface",
-                    (char *)"0.0.0.0",
-                    (char *)"-localhost=0",
-                    (char *)"-SecurityTypes",
-                    (char *)"None",
-                    (char *)"-AlwaysShared",
-                    (char *)"-desktop",
-                    (char *)"porthole",
-                    (char *)"-nolisten",
-                    (char *)"tcp",
-                    NULL};
-    struct spawn_opts opts = {.log_path = "/var/log/porthole-xvnc.log", .detach = detach};
-    return spawn("Xvnc", argv, &opts);
+    if (!path_exists(DRM_CARD)) {
+        logmsg(DRM_CARD " missing: the VM has no virtio-gpu screen");
+        return NULL;
+    }
+    if (xorg_config_write() < 0)
+        return NULL;
+    char *argv[] = {(char *)XORG_BIN, (char *)":0", (char *)"-config", (char *)XORG_CONFIG,
+                    (char *)"-logfile", (char *)XORG_LOG, (char *)"-nolisten", (char *)"tcp",
+                    (char *)"-noreset", (char *)"-novtswitch", (char *)"-s", (char *)"0",
+                    (char *)"-dpms", (char *)"vt7", NULL};
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-xorg.out", .detach = detach};
+    return spawn("Xorg", argv, &opts);
 }
 
 /* A window manager that gives the application window the whole screen.
@@ -1418,15 +1510,15 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
 
 static void cdp_warm_up(void);
 
-static void browser_start(const struct config *cfg, struct child *xvnc)
+static void browser_start(const struct config *cfg, struct child *xorg)
 {
-    if (xvnc && !cfg->headless) {
+    if (!cfg->headless) {
         /* Chromium started before the X socket exists exits at once. */
-        if (!wait_for(cond_path_exists, X_SOCKET, 30000, 20, xvnc)) {
-            emit_marker("PORTHOLE_ERROR browser: Xvnc did not start");
+        if (!xorg || !wait_for(cond_path_exists, X_SOCKET, X_START_MS, 20, xorg)) {
+            emit_marker("PORTHOLE_ERROR browser: Xorg did not start (see " XORG_LOG ")");
             return;
         }
-        logmsg("Xvnc ready on :0, VNC port %d", VNC_PORT);
+        logmsg("Xorg ready on :0");
         wm_start(false);
     }
     policy_install(cfg);
@@ -1481,7 +1573,7 @@ static _Noreturn void stage2(void)
         resize_root_start();
 
     struct child *sshd = sshd_start();
-    struct child *xvnc = cfg.kind == KIND_BROWSER ? xvnc_start(&cfg, false) : NULL;
+    struct child *xorg = cfg.kind == KIND_BROWSER && !cfg.headless ? xorg_start(false) : NULL;
 
     const uint16_t ssh_port = SSH_PORT;
     if (sshd && wait_for(cond_port_listening, &ssh_port, 30000, 10, sshd))
@@ -1490,7 +1582,7 @@ static _Noreturn void stage2(void)
         emit_marker("PORTHOLE_ERROR ssh: sshd did not start");
 
     if (cfg.kind == KIND_BROWSER)
-        browser_start(&cfg, xvnc);
+        browser_start(&cfg, xorg);
 
     /* sshd is the guest's only way in; bring it back if it dies, within
      * reason. Chromium is deliberately not restarted: browser-configure and
@@ -1523,7 +1615,6 @@ static _Noreturn void stage2(void)
 #define CDP_VERSION_WAIT_MS 5000
 #define CHROMIUM_KILL_WAIT_MS 5000
 #define CHROMIUM_READY_MS 60000
-#define XVNC_START_MS 30000
 #define XRANDR_TIMEOUT_MS 10000
 #define XRANDR_OUTPUT_MAX (32 * 1024)
 
@@ -1931,8 +2022,8 @@ static int x_command(char *const argv[], char *out, size_t out_size, bool quiet,
     return timed_out ? -ETIMEDOUT : status;
 }
 
-/* Reads the screen size and the name of the connected output ("VNC-0" on
- * TigerVNC) from `xrandr --current`. */
+/* Reads the screen size and the name of the connected output ("Virtual-1"
+ * on virtio-gpu) from `xrandr --current`. */
 static int x_screen_query(unsigned *width, unsigned *height, char *output, size_t output_size)
 {
     static char out[XRANDR_OUTPUT_MAX];
@@ -1961,9 +2052,9 @@ static int x_screen_query(unsigned *width, unsigned *height, char *output, size_
     return output[0] ? 0 : -ENODEV;
 }
 
-/* Xvnc's RandR takes any mode the client defines, and the VNC server follows
- * the screen size, so clients get the new size (in ServerInit, and as a
- * desktop-size update when connected). */
+/* virtio-gpu takes any mode the X server defines, and QEMU's display (and
+ * so its VNC server) follows the screen size, so VNC clients get the new
+ * size as a desktop-size update. */
 static int x_screen_resize(unsigned width, unsigned height)
 {
     unsigned cur_w, cur_h;
@@ -2012,21 +2103,20 @@ static bool x_server_alive(void)
 }
 
 /* A guest booted headless has no X server; live mode needs one. */
-static int x_server_ensure(const struct config *cfg)
+static int x_server_ensure(void)
 {
     if (x_server_alive())
         return 0;
-    struct child *xvnc = xvnc_start(cfg, true);
-    if (!xvnc)
+    struct child *xorg = xorg_start(true);
+    if (!xorg)
         return -ECHILD;
-    double deadline = monotonic_s() + XVNC_START_MS / 1000.0;
+    double deadline = monotonic_s() + X_START_MS / 1000.0;
     while (!x_server_alive()) {
         int status;
-        if (waitpid(xvnc->pid, &status, WNOHANG) == xvnc->pid) {
+        if (waitpid(xorg->pid, &status, WNOHANG) == xorg->pid) {
             char why[32];
             describe_status(status, why, sizeof(why));
-            fprintf(stderr, "porthole-init: Xvnc exited (%s); see /var/log/porthole-xvnc.log\n",
-                    why);
+            fprintf(stderr, "porthole-init: Xorg exited (%s); see " XORG_LOG "\n", why);
             return -ECHILD;
         }
         if (monotonic_s() >= deadline)
@@ -2126,7 +2216,7 @@ static int browser_configure_main(void)
 
     int r;
     if (!cfg.headless) {
-        if ((r = x_server_ensure(&cfg)) < 0)
+        if ((r = x_server_ensure()) < 0)
             return browser_fail(cmd, "no X server on :0: %s", strerror(-r));
         if ((r = x_screen_resize(cfg.width, cfg.height)) < 0)
             return browser_fail(cmd, "cannot resize the screen to %ux%u: %s", cfg.width, cfg.height,
