@@ -70,8 +70,8 @@ static bool browser_is_pool_default(const struct browser_session *b, json_t *env
 
 /* Runs an internal command in the guest: not a user command, so it does
  * not pass the user-facing policy chain, but it is bounded the same way. */
-static int guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
-                     struct run_result *res, struct ph_error *err)
+int browser_guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
+                      struct run_result *res, struct ph_error *err)
 {
     struct run_request req = {.command = cmd,
                               .shell = RUN_SHELL_RAW,
@@ -112,7 +112,7 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
     if (b->persistent) {
         _cleanup_free_ char *path = profile_path(gw, b->profile_id), *data = NULL;
         size_t len = 0;
-        r = guest_run(vm, "/sbin/porthole-init browser-stop && rm -rf " GUEST_PERSIST_DIR
+        r = browser_guest_run(vm, "/sbin/porthole-init browser-stop && rm -rf " GUEST_PERSIST_DIR
                           " && mkdir -p " GUEST_PERSIST_DIR,
                       NULL, 0, 60, &res, err);
         run_result_done(&res);
@@ -122,7 +122,7 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
             r = vm_ssh_put_file(vm->ssh, "/root/porthole/profile-in.tgz", data, len, 0600, err);
             if (r < 0)
                 return r;
-            r = guest_run(vm,
+            r = browser_guest_run(vm,
                           "tar -xzf /root/porthole/profile-in.tgz -C " GUEST_PERSIST_DIR
                           " && rm -f /root/porthole/profile-in.tgz",
                           NULL, 0, 120, &res, err);
@@ -135,7 +135,7 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
         _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
         if (!cfg)
             return -ENOMEM;
-        r = guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res,
+        r = browser_guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res,
                       err);
         run_result_done(&res);
         if (r < 0) {
@@ -162,7 +162,7 @@ void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
     if (!b->persistent || !vm->ssh || !vm_alive(vm))
         return;
     /* Chromium writes its cookie store on exit; stop it before packing. */
-    if (guest_run(vm,
+    if (browser_guest_run(vm,
                   "/sbin/porthole-init browser-stop; tar -czf /root/porthole/profile-out.tgz "
                   "--exclude=Cache --exclude='Code Cache' --exclude=GPUCache -C " GUEST_PERSIST_DIR
                   " .",
@@ -680,7 +680,7 @@ static void guest_read_run(void *data)
         size_t slen = 0;
         if (asprintf(&serial_path, "%s/serial.log", vm->run_dir) >= 0)
             read_file(serial_path, &serial, &slen, 64 * 1024 * 1024);
-        j->r = guest_run(vm, "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
+        j->r = browser_guest_run(vm, "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
                          NULL, 0, 20, &res, &j->err);
         const char *tail = serial && slen > 65536 ? serial + slen - 65536 : serial;
         j->json = json_pack("{s:s, s:s}", "console", tail ? tail : "", "chromium",
@@ -692,7 +692,7 @@ static void guest_read_run(void *data)
         break;
     }
     case READ_DOWNLOADS: {
-        j->r = guest_run(vm,
+        j->r = browser_guest_run(vm,
                          "cd " BROWSER_GUEST_DOWNLOAD_DIR " 2>/dev/null && find . -maxdepth 1 -type f "
                          "! -name '*.crdownload' -printf '%f\\t%s\\n'; true",
                          NULL, 0, 20, &res, &j->err);

@@ -45,6 +45,12 @@ void browser_after_stop(struct gateway *gw, struct sandbox *sb);
  * policy hooks and CDP listener back. */
 int browser_restored(struct gateway *gw, struct sandbox *sb, struct ph_error *err);
 
+/* Runs cmd as root in the guest over SSH (worker thread), in on its stdin;
+ * a non-zero exit is an error naming its stderr. res is filled on success
+ * (run_result_done it). */
+int browser_guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
+                      struct run_result *res, struct ph_error *err);
+
 json_t *browser_to_json(const struct sandbox *sb);
 json_t *browser_record(const struct sandbox *sb);
 struct browser_session *browser_from_record(json_t *extra);

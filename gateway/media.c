@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rfb/keysym.h>
+
 #include "browser.h"
 #include "computer.h"
 #include "recorder/keys.h"
@@ -28,6 +30,10 @@
 #define MEDIA_CLICK_GAP_MS 80
 #define MEDIA_SETTLE_QUIET_MS 150
 #define MEDIA_SETTLE_MAX_MS 2000
+#define MEDIA_GUEST_INPUT_TIMEOUT_S 60
+/* The text comes on stdin; 40 ms between keys, as a fast typist. */
+#define MEDIA_GUEST_TYPE "xdotool type --delay 40 --file -"
+#define MEDIA_GUEST_REMAP_PAUSE_MS 500
 
 struct session_media {
     pthread_mutex_t lock;
@@ -281,7 +287,141 @@ static void sleep_ms(int ms)
         ;
 }
 
-static int computer_run(struct session_media *m, const struct computer_action *a,
+static size_t utf8_put(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* What the VM's US keyboard has no key for is typed in the guest: xmodmap
+ * lends each such keysym a keycode the guest's keyboard map ("us", evdev
+ * keycodes) leaves empty, on both shift levels so case is kept, and xdotool
+ * then presses those keys through XTEST. The loan stays after the action:
+ * a browser that reads the key map late still finds the keysym there
+ * (xdotool's own borrow-and-return loses characters that way). The whole
+ * action goes this way, so its keys cannot overtake each other. */
+static const int spare_keycodes[] = {93,  97,  103, 120, 132, 149, 154, 168, 178,
+                                     183, 184, 197, 202, 217, 219, 222, 230, 248};
+#define SPARE_KEYCODES ((int)(sizeof(spare_keycodes) / sizeof(spare_keycodes[0])))
+
+/* Builds "xmodmap -e 'keycode K = 0xKS 0xKS' ... && TAIL" for the keysyms
+ * ks[0..n) (n <= SPARE_KEYCODES, distinct, none on the US keyboard). */
+static char *guest_input_command(const uint32_t *ks, int n, const char *tail)
+{
+    size_t cap = 128 + (size_t)n * 48 + strlen(tail), used;
+    char *cmd = malloc(cap);
+    if (!cmd)
+        return NULL;
+    used = (size_t)snprintf(cmd, cap, "export DISPLAY=:0 LC_ALL=C.UTF-8; xmodmap");
+    for (int i = 0; i < n; i++)
+        used += (size_t)snprintf(cmd + used, cap - used, " -e 'keycode %d = 0x%x 0x%x'",
+                                 spare_keycodes[i], ks[i], ks[i]);
+    snprintf(cmd + used, cap - used, " && %s", tail);
+    return cmd;
+}
+
+static int guest_input(struct vm *vm, const uint32_t *ks, int n, const char *tail, const char *in,
+                       size_t in_len, struct ph_error *err)
+{
+    struct run_result res = {0};
+    _cleanup_free_ char *cmd = guest_input_command(ks, n, tail);
+    if (!cmd)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    int r = browser_guest_run(vm, cmd, in, in_len, MEDIA_GUEST_INPUT_TIMEOUT_S, &res, err);
+    if (r == 0)
+        run_result_done(&res);
+    return r;
+}
+
+static bool keysym_in(const uint32_t *ks, int n, uint32_t k)
+{
+    for (int i = 0; i < n; i++)
+        if (ks[i] == k)
+            return true;
+    return false;
+}
+
+/* Text in pieces that need at most SPARE_KEYCODES keycodes each; a pause
+ * between pieces lets the browser take the keys before they are lent to
+ * other characters. */
+static int type_in_guest(struct vm *vm, const struct computer_action *a, struct ph_error *err)
+{
+    _cleanup_free_ char *text = malloc((size_t)a->n_text * 4 + 1);
+    uint32_t ks[SPARE_KEYCODES];
+    int start = 0;
+
+    if (!text)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    while (start < a->n_text) {
+        int n = 0, end = start, r;
+        size_t len = 0;
+        for (; end < a->n_text; end++) {
+            uint32_t k = keys_for_char(a->text[end]);
+            if (keys_us_key(k) == KEYS_US_NONE && !keysym_in(ks, n, k)) {
+                if (n == SPARE_KEYCODES)
+                    break;
+                ks[n++] = k;
+            }
+            len += utf8_put(a->text[end], text + len);
+        }
+        if (start > 0)
+            sleep_ms(MEDIA_GUEST_REMAP_PAUSE_MS);
+        r = guest_input(vm, ks, n, MEDIA_GUEST_TYPE, text, len, err);
+        if (r < 0)
+            return r;
+        start = end;
+    }
+    return 0;
+}
+
+static int key_in_guest(struct vm *vm, const struct computer_action *a, struct ph_error *err)
+{
+    /* xdotool reads keysyms in hex: "0xffe3+0x1000e9". */
+    char tail[32 + COMPUTER_MAX_KEYS * 12] = "xdotool key ";
+    uint32_t ks[COMPUTER_MAX_KEYS];
+    size_t used = strlen(tail);
+    int n = 0;
+
+    for (int i = 0; i < a->n_keys; i++) {
+        if (keys_us_key(a->keys[i]) == KEYS_US_NONE && !keysym_in(ks, n, a->keys[i]))
+            ks[n++] = a->keys[i];
+        used += (size_t)snprintf(tail + used, sizeof(tail) - used, "%s0x%x", i ? "+" : "",
+                                 a->keys[i]);
+    }
+    return guest_input(vm, ks, n, tail, NULL, 0, err);
+}
+
+static int key_tap(struct vnc_client *vnc, uint32_t keysym, bool shift, struct ph_error *err)
+{
+    int r = 0;
+    if (shift && (r = vnc_client_key(vnc, XK_Shift_L, true, err)) < 0)
+        return r;
+    if ((r = vnc_client_key(vnc, keysym, true, err)) == 0)
+        r = vnc_client_key(vnc, keysym, false, err);
+    if (shift && r == 0)
+        r = vnc_client_key(vnc, XK_Shift_L, false, err);
+    return r;
+}
+
+static int computer_run(struct session_media *m, struct vm *vm, const struct computer_action *a,
                         struct ph_error *err)
 {
     int r = 0;
@@ -345,21 +485,48 @@ static int computer_run(struct session_media *m, const struct computer_action *a
         return 0;
     }
     case COMPUTER_TYPE:
+        for (int i = 0; i < a->n_text; i++)
+            if (keys_us_key(keys_for_char(a->text[i])) == KEYS_US_NONE)
+                return type_in_guest(vm, a, err);
         for (int i = 0; i < a->n_text; i++) {
             uint32_t ks = keys_for_char(a->text[i]);
-            if ((r = vnc_client_key(m->vnc, ks, true, err)) < 0 ||
-                (r = vnc_client_key(m->vnc, ks, false, err)) < 0)
+            if ((r = key_tap(m->vnc, ks, keys_us_key(ks) == KEYS_US_SHIFTED, err)) < 0)
                 return r;
         }
         return 0;
-    case COMPUTER_KEY:
+    case COMPUTER_KEY: {
+        /* A character that needs Shift ("A", "!", "ctrl+?") gets it, unless
+         * the combination holds Shift already; but a letter beside Ctrl, Alt
+         * or Super names its key ("CTRL+A" is select-all, as agents send
+         * it), as on a keyboard's keycaps. */
+        bool shifted = false, has_shift = false, has_mod = false;
+        for (int i = 0; i < a->n_keys; i++) {
+            uint32_t k = a->keys[i];
+            has_shift |= k == XK_Shift_L || k == XK_Shift_R;
+            has_mod |= (k >= XK_Control_L && k <= XK_Hyper_R && k != XK_Shift_L &&
+                        k != XK_Shift_R && k != XK_Caps_Lock && k != XK_Shift_Lock);
+        }
+        for (int i = 0; i < a->n_keys; i++) {
+            uint32_t k = a->keys[i];
+            enum keys_us where = keys_us_key(k);
+            if (where == KEYS_US_NONE)
+                return key_in_guest(vm, a, err);
+            if (where == KEYS_US_SHIFTED && !(has_mod && k >= 'A' && k <= 'Z'))
+                shifted = true;
+        }
+        bool add_shift = shifted && !has_shift;
+        if (add_shift && (r = vnc_client_key(m->vnc, XK_Shift_L, true, err)) < 0)
+            return r;
         for (int i = 0; i < a->n_keys; i++)
             if ((r = vnc_client_key(m->vnc, a->keys[i], true, err)) < 0)
                 return r;
         for (int i = a->n_keys - 1; i >= 0; i--)
             if ((r = vnc_client_key(m->vnc, a->keys[i], false, err)) < 0)
                 return r;
-        return 0;
+        if (add_shift)
+            r = vnc_client_key(m->vnc, XK_Shift_L, false, err);
+        return r;
+    }
     }
     return 0;
 }
@@ -413,7 +580,7 @@ static void media_computer(struct media_job *j, struct session_media *m)
         goto out;
     }
     int64_t start = now_ms();
-    j->r = computer_run(m, a, &j->err);
+    j->r = computer_run(m, j->vm, a, &j->err);
     policy_audit_event(j->gw->policy,
                        json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?}", "event", "computer", "vm_id",
                                  j->sb->id, "actor", actor, "command", desc, "duration_ms",

@@ -201,6 +201,24 @@ int keys_parse(const char *combo, uint32_t *keysyms, size_t max, struct ph_error
     return (int)n;
 }
 
+enum keys_us keys_us_key(uint32_t keysym)
+{
+    if (keysym < 0x80) {
+        if (keysym >= 'A' && keysym <= 'Z')
+            return KEYS_US_SHIFTED;
+        if (keysym >= 0x20 && strchr("~!@#$%^&*()_+{}|:\"<>?", (int)keysym))
+            return KEYS_US_SHIFTED;
+        return keysym >= 0x20 && keysym < 0x7f ? KEYS_US_PLAIN : KEYS_US_NONE;
+    }
+    if (keysym >= XK_F1 && keysym <= XK_F12)
+        return KEYS_US_PLAIN;
+    /* The named keys besides F1..F12 are all on a US keyboard. */
+    for (size_t i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++)
+        if (key_names[i].keysym == keysym)
+            return KEYS_US_PLAIN;
+    return KEYS_US_NONE;
+}
+
 uint32_t keys_for_char(uint32_t cp)
 {
     if (cp == '\n' || cp == '\r')

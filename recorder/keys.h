@@ -30,3 +30,15 @@ int keys_parse(const char *combo, uint32_t *keysyms, size_t max, struct ph_error
  * keysym 0x01000000 | cp. Returns 0 for control characters, surrogates and
  * values past U+10FFFF (nothing to type). */
 uint32_t keys_for_char(uint32_t cp);
+
+/* Where a keysym is on the US keyboard of a browser VM (QEMU turns VNC key
+ * events into that keyboard's scancodes, and the guest's X layout is "us"):
+ * a key of its own, a key pressed with Shift (QEMU leaves Shift to the
+ * client: 'A' arrives as the A key alone, which types 'a'), or no key at
+ * all (non-ASCII text, F13 and up). */
+enum keys_us {
+    KEYS_US_NONE = 0,
+    KEYS_US_PLAIN,
+    KEYS_US_SHIFTED,
+};
+enum keys_us keys_us_key(uint32_t keysym);

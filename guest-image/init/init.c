@@ -92,10 +92,12 @@
 #define CHROMIUM_LOG "/var/log/porthole-chromium.log"
 #define XRANDR_BIN "/usr/bin/xrandr"
 #define XORG_BIN "/usr/lib/xorg/Xorg"
+#define XDOTOOL_BIN "/usr/bin/xdotool"
 #define XORG_CONFIG RUN_DIR "/xorg.conf"
 #define XORG_LOG "/var/log/porthole-xorg.log"
 #define DRM_CARD "/dev/dri/card0"
 #define X_START_MS 30000
+#define TABLET_SHIFT (1.5 / 32767.0) /* see xorg_config_write */
 
 #define SSH_PORT 22
 #define CDP_PORT 9222
@@ -1318,7 +1320,14 @@ static int input_device_find(const char *what, char *path, size_t path_size)
 /* The X server's configuration: the virtio-gpu screen through the kernel's
  * DRM driver (no GL: Chromium renders in software), QEMU's virtio tablet
  * and keyboard through evdev, no screen blanking. The cursor is drawn into
- * the framebuffer so screenshots and recordings show it. */
+ * the framebuffer so screenshots and recordings show it.
+ *
+ * The tablet's matrix moves the pointer 1.5 tablet units right and down.
+ * QEMU scales a VNC pixel x to the tablet's 0..32767 rounding down, and X
+ * scales back rounding down again, which lands every point but exact
+ * multiples one pixel short (measured: 100 -> 99). With the shift, the
+ * position X computes lies between x and x + 1.5 * width / 32767: inside
+ * pixel x for any screen narrower than 21845 pixels. */
 static int xorg_config_write(void)
 {
     char tablet[PATH_MAX], keyboard[PATH_MAX];
@@ -1358,6 +1367,7 @@ static int xorg_config_write(void)
                      "Section \"InputDevice\"\n"
                      "  Identifier \"tablet\"\n"
                      "  Driver \"evdev\"\n"
+                     "  Option \"TransformationMatrix\" \"1 0 %.9f 0 1 %.9f 0 0 1\"\n"
                      "  Option \"Device\" \"%s\"\n"
                      "EndSection\n"
                      "Section \"InputDevice\"\n"
@@ -1372,7 +1382,7 @@ static int xorg_config_write(void)
                      "  InputDevice \"tablet\" \"CorePointer\"\n"
                      "  InputDevice \"keyboard\" \"CoreKeyboard\"\n"
                      "EndSection\n",
-                     tablet, keyboard);
+                     TABLET_SHIFT, TABLET_SHIFT, tablet, keyboard);
     if (n < 0 || (size_t)n >= sizeof(text))
         return -ENAMETOOLONG;
     if ((r = mkdir_p(RUN_DIR, 0755)) == 0)
@@ -1509,6 +1519,7 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
 }
 
 static void cdp_warm_up(void);
+static void x_pointer_home(void);
 
 static void browser_start(const struct config *cfg, struct child *xorg)
 {
@@ -1519,6 +1530,7 @@ static void browser_start(const struct config *cfg, struct child *xorg)
             return;
         }
         logmsg("Xorg ready on :0");
+        x_pointer_home();
         wm_start(false);
     }
     policy_install(cfg);
@@ -2022,6 +2034,17 @@ static int x_command(char *const argv[], char *out, size_t out_size, bool quiet,
     return timed_out ? -ETIMEDOUT : status;
 }
 
+/* The kernel passes on a tablet position only when it changes, and starts
+ * from 0,0 while X starts its pointer mid-screen: a first move to 0,0 would
+ * never arrive. Putting X's pointer at 0,0 makes the two agree. */
+static void x_pointer_home(void)
+{
+    char *argv[] = {(char *)XDOTOOL_BIN, (char *)"mousemove", (char *)"0", (char *)"0", NULL};
+    int st = x_command(argv, NULL, 0, false, XRANDR_TIMEOUT_MS);
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        logmsg("xdotool mousemove 0 0 failed; a first pointer move to 0,0 may be lost");
+}
+
 /* Reads the screen size and the name of the connected output ("Virtual-1"
  * on virtio-gpu) from `xrandr --current`. */
 static int x_screen_query(unsigned *width, unsigned *height, char *output, size_t output_size)
@@ -2123,6 +2146,7 @@ static int x_server_ensure(void)
             return -ETIMEDOUT;
         sleep_ms(20);
     }
+    x_pointer_home();
     wm_start(true);
     return 0;
 }

@@ -334,6 +334,28 @@ static void test_keys(void)
     CHECK(keys_for_char(0x85) == 0);
     CHECK(keys_for_char(0xd800) == 0);
     CHECK(keys_for_char(0x110000) == 0);
+
+    /* The VM's US keyboard: which keysyms need Shift, which have no key. */
+    CHECK(keys_us_key('a') == KEYS_US_PLAIN);
+    CHECK(keys_us_key('0') == KEYS_US_PLAIN);
+    CHECK(keys_us_key(XK_space) == KEYS_US_PLAIN);
+    CHECK(keys_us_key('/') == KEYS_US_PLAIN);
+    CHECK(keys_us_key('`') == KEYS_US_PLAIN);
+    CHECK(keys_us_key('A') == KEYS_US_SHIFTED);
+    CHECK(keys_us_key('Z') == KEYS_US_SHIFTED);
+    CHECK(keys_us_key('!') == KEYS_US_SHIFTED);
+    CHECK(keys_us_key('"') == KEYS_US_SHIFTED);
+    CHECK(keys_us_key('~') == KEYS_US_SHIFTED);
+    CHECK(keys_us_key(XK_plus) == KEYS_US_SHIFTED);
+    CHECK(keys_us_key(XK_Return) == KEYS_US_PLAIN);
+    CHECK(keys_us_key(XK_Control_L) == KEYS_US_PLAIN);
+    CHECK(keys_us_key(XK_Super_L) == KEYS_US_PLAIN);
+    CHECK(keys_us_key(XK_F12) == KEYS_US_PLAIN);
+    CHECK(keys_us_key(XK_F13) == KEYS_US_NONE);
+    CHECK(keys_us_key(0xdc) == KEYS_US_NONE);       /* Ü */
+    CHECK(keys_us_key(0x010020ac) == KEYS_US_NONE); /* € */
+    CHECK(keys_us_key(0x07) == KEYS_US_NONE);
+    CHECK(keys_us_key(0x7f) == KEYS_US_NONE);
 }
 
 static void test_png_synthetic(void)
