@@ -112,9 +112,10 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
     if (b->persistent) {
         _cleanup_free_ char *path = profile_path(gw, b->profile_id), *data = NULL;
         size_t len = 0;
-        r = browser_guest_run(vm, "/sbin/porthole-init browser-stop && rm -rf " GUEST_PERSIST_DIR
-                          " && mkdir -p " GUEST_PERSIST_DIR,
-                      NULL, 0, 60, &res, err);
+        r = browser_guest_run(vm,
+                              "/sbin/porthole-init browser-stop && rm -rf " GUEST_PERSIST_DIR
+                              " && mkdir -p " GUEST_PERSIST_DIR,
+                              NULL, 0, 60, &res, err);
         run_result_done(&res);
         if (r < 0)
             return r;
@@ -123,9 +124,9 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
             if (r < 0)
                 return r;
             r = browser_guest_run(vm,
-                          "tar -xzf /root/porthole/profile-in.tgz -C " GUEST_PERSIST_DIR
-                          " && rm -f /root/porthole/profile-in.tgz",
-                          NULL, 0, 120, &res, err);
+                                  "tar -xzf /root/porthole/profile-in.tgz -C " GUEST_PERSIST_DIR
+                                  " && rm -f /root/porthole/profile-in.tgz",
+                                  NULL, 0, 120, &res, err);
             run_result_done(&res);
             if (r < 0)
                 return r;
@@ -135,8 +136,8 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
         _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
         if (!cfg)
             return -ENOMEM;
-        r = browser_guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res,
-                      err);
+        r = browser_guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120,
+                              &res, err);
         run_result_done(&res);
         if (r < 0) {
             ph_error_prefix(err, "configuring the browser");
@@ -429,8 +430,8 @@ static void pool_job_run(void *data)
 
 static void pool_save(struct gateway *gw, struct vm *vm)
 {
-    json_t *rec = json_pack("{s:s, s:s, s:i, s:i}", "id", vm->id, "kind", "pool", "ssh_port",
-                            vm->ssh_port, "cdp_port", vm->cdp_port);
+    json_t *rec = json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", vm->id, "kind", "pool", "ssh_port",
+                            vm->ssh_port, "vnc_port", vm->vnc_port, "cdp_port", vm->cdp_port);
     if (rec)
         state_put(gw->db, vm->id, "pool", rec);
     json_decref(rec);
@@ -680,8 +681,9 @@ static void guest_read_run(void *data)
         size_t slen = 0;
         if (asprintf(&serial_path, "%s/serial.log", vm->run_dir) >= 0)
             read_file(serial_path, &serial, &slen, 64 * 1024 * 1024);
-        j->r = browser_guest_run(vm, "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
-                         NULL, 0, 20, &res, &j->err);
+        j->r = browser_guest_run(vm,
+                                 "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
+                                 NULL, 0, 20, &res, &j->err);
         const char *tail = serial && slen > 65536 ? serial + slen - 65536 : serial;
         j->json = json_pack("{s:s, s:s}", "console", tail ? tail : "", "chromium",
                             j->r == 0 && res.out ? res.out : "");
@@ -693,9 +695,10 @@ static void guest_read_run(void *data)
     }
     case READ_DOWNLOADS: {
         j->r = browser_guest_run(vm,
-                         "cd " BROWSER_GUEST_DOWNLOAD_DIR " 2>/dev/null && find . -maxdepth 1 -type f "
-                         "! -name '*.crdownload' -printf '%f\\t%s\\n'; true",
-                         NULL, 0, 20, &res, &j->err);
+                                 "cd " BROWSER_GUEST_DOWNLOAD_DIR
+                                 " 2>/dev/null && find . -maxdepth 1 -type f "
+                                 "! -name '*.crdownload' -printf '%f\\t%s\\n'; true",
+                                 NULL, 0, 20, &res, &j->err);
         if (j->r < 0)
             break;
         j->json = json_array();

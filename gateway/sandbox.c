@@ -80,13 +80,14 @@ json_t *sandbox_to_json(const struct sandbox *sb)
 
 void sandbox_save(struct gateway *gw, struct sandbox *sb)
 {
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i}",
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i, s:i}",
                             "id", sb->id, "kind", kind_record_name(sb->kind), "status",
                             sandbox_status_name(sb->status), "error", sb->error, "created_at",
                             (json_int_t)sb->created_at, "expires_at", (json_int_t)sb->expires_at,
                             "vcpus", sb->vcpus, "mem_mib", sb->mem_mib, "disk_mib", sb->disk_mib,
                             "timeout_minutes", sb->timeout_minutes, "env_vars", sb->env_vars,
-                            "ssh_port", sb->vm ? sb->vm->ssh_port : -1, "cdp_port",
+                            "ssh_port", sb->vm ? sb->vm->ssh_port : -1, "vnc_port",
+                            sb->vm ? sb->vm->vnc_port : -1, "cdp_port",
                             sb->vm ? sb->vm->cdp_port : -1);
     if (!rec)
         return;
@@ -749,7 +750,7 @@ void sandbox_api_register(struct gateway *gw)
 struct restore_job {
     struct gateway *gw;
     struct sandbox *sb;
-    int ssh_port, cdp_port;
+    int ssh_port, vnc_port, cdp_port;
     struct vm *vm;
     struct ph_error err;
     int r;
@@ -758,8 +759,8 @@ struct restore_job {
 static void restore_job_run(void *data)
 {
     struct restore_job *j = data;
-    j->r = vm_attach(j->gw->state_dir, j->sb->vm_id, j->sb->kind, j->ssh_port, j->cdp_port,
-                     &j->vm, &j->err);
+    j->r = vm_attach(j->gw->state_dir, j->sb->vm_id, j->sb->kind, j->ssh_port, j->vnc_port,
+                     j->cdp_port, &j->vm, &j->err);
 }
 
 static void restore_job_done(void *data)
@@ -837,6 +838,7 @@ void sandbox_restore_all(struct gateway *gw)
         j->gw = gw;
         j->sb = sb;
         j->ssh_port = (int)json_integer_value(json_object_get(rec, "ssh_port"));
+        j->vnc_port = (int)json_integer_value(json_object_get(rec, "vnc_port"));
         j->cdp_port = (int)json_integer_value(json_object_get(rec, "cdp_port"));
         /* Records of a sandbox that was being deleted or never booted are
          * finished off: whatever is left of them goes. */

@@ -106,8 +106,8 @@ static int header_complete(struct rfb_filter *f)
         return 0;
     }
     case RFB_STAGE_SECURITY:
-        /* The gateway's Xvnc offers None; VNC authentication is the one
-         * other type whose client half is fixed and known. */
+        /* QEMU's VNC server offers None here; VNC authentication is the
+         * one other type whose client half is fixed and known. */
         return f->hdr[0] == 1 || f->hdr[0] == 2 ? 0 : -EPROTO;
     case RFB_STAGE_AUTH:
     case RFB_STAGE_INIT:
@@ -284,7 +284,7 @@ static struct sandbox *vnc_resolve(struct gateway *gw, const char *path, bool *c
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "unknown browser session or token");
         return NULL;
     }
-    if (!sb->vm || !sb->vm->vnc_socket) {
+    if (!sb->vm || sb->vm->vnc_port <= 0) {
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "this session has no live view");
         return NULL;
     }
@@ -319,7 +319,7 @@ static int vnc_ws_start(struct gateway *gw, struct lws *wsi, const char *path, s
         free(f);
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
-    ws_link_connect_unix(l, sb->vm->vnc_socket);
+    ws_link_connect_raw(l, sb->vm->vnc_port);
     return 0;
 }
 

@@ -9,7 +9,8 @@
  * for) or none. token is the session's live_token (watch only) or
  * control_token (watch and drive), as browser_resolve(BROWSER_CAP_VIEW)
  * decides; anything else is a 404 and no upgrade. Each client gets its
- * own connection to QEMU's VNC server for the VM's screen (vm->vnc_socket);
+ * own TCP connection to QEMU's VNC server for the VM's screen
+ * (127.0.0.1:vm->vnc_port);
  * binary frames carry the RFB stream both ways.
  *
  * Watch-only is enforced here, not only in the page: the client's half of

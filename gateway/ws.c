@@ -2,10 +2,8 @@
 
 #include <errno.h>
 #include <libwebsockets.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include "http.h"
 #include "manager.h"
@@ -417,32 +415,22 @@ static int on_writeable(struct ws_link *l, struct ws_side *s)
 
 /* ---- upstream connections ------------------------------------------- */
 
-/* To 127.0.0.1:port, or to the Unix socket unix_path when it is set. */
-static int connect_upstream(struct ws_link *l, int port, const char *unix_path, const char *path,
-                            bool raw)
+static int connect_upstream(struct ws_link *l, int port, const char *path, bool raw)
 {
     struct lws_client_connect_info i;
     struct http_server *srv = ws.gw ? ws.gw->http : NULL;
-    char address[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 
     if (ws_link_closing(l) || l->upstream.state != SIDE_IDLE)
         return -EPIPE;
-    if (!srv || (unix_path ? strlen(unix_path) + 1 >= sizeof(address)
-                           : port <= 0 || port > 65535)) {
+    if (!srv || port <= 0 || port > 65535) {
         side_gone(l, &l->upstream);
         return -EIO;
     }
     memset(&i, 0, sizeof(i));
     i.context = http_server_context(srv);
     i.vhost = http_server_vhost(srv);
-    if (unix_path) {
-        /* lws's spelling of a Unix socket address */
-        snprintf(address, sizeof(address), "+%s", unix_path);
-        i.address = address;
-    } else {
-        i.address = "127.0.0.1";
-        i.port = port;
-    }
+    i.address = "127.0.0.1";
+    i.port = port;
     i.host = "127.0.0.1";
     i.path = raw ? "" : path;
     i.method = raw ? "RAW" : NULL;
@@ -462,12 +450,12 @@ static int connect_upstream(struct ws_link *l, int port, const char *unix_path, 
 
 int ws_link_connect_ws(struct ws_link *l, int port, const char *path)
 {
-    return connect_upstream(l, port, NULL, path, false);
+    return connect_upstream(l, port, path, false);
 }
 
-int ws_link_connect_unix(struct ws_link *l, const char *unix_path)
+int ws_link_connect_raw(struct ws_link *l, int port)
 {
-    return connect_upstream(l, 0, unix_path, NULL, true);
+    return connect_upstream(l, port, NULL, true);
 }
 
 static void upstream_up(struct ws_link *l)

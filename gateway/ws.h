@@ -13,7 +13,7 @@
  * decision again (nothing is carried across, so nothing leaks when lws
  * drops a connection in between) and creates a link: the client's
  * WebSocket plus one upstream connection, a WebSocket (Chromium) or a raw
- * TCP socket (Xvnc), each direction with its own bounded queue.
+ * TCP socket (QEMU's VNC server), each direction with its own bounded queue.
  *
  * The pump moves whole messages (WebSocket sides; fragments are joined, up
  * to the link's max_message) or byte chunks (raw side). A side whose
@@ -99,7 +99,7 @@ void *ws_link_owner(struct ws_link *l);
  * TCP connection to 127.0.0.1:port. Client messages queue until it is up.
  * Returns 0 or -EIO (the client is then being closed with 1011). */
 int ws_link_connect_ws(struct ws_link *l, int port, const char *path);
-int ws_link_connect_unix(struct ws_link *l, const char *unix_path);
+int ws_link_connect_raw(struct ws_link *l, int port);
 /* Queues a message to the client (an answer the proxy makes itself).
  * Returns 0, -ENOMEM, or -EPIPE when the client is gone or closing. */
 int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool binary);

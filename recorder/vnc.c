@@ -492,6 +492,11 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     /* Lossless encodings only: recordings and screenshots must show the
      * guest's pixels, and JPEG artefacts would be encoded a second time. */
     rfb->appData.encodingsString = "copyrect tight zrle hextile zlib raw";
+    /* To a server on this host (QEMU's VNC server for a VM's screen) moving
+     * raw pixels is cheaper than compressing them on one side of the socket
+     * and inflating them on the other. */
+    if (host[0] == '/' || strcmp(host, "127.0.0.1") == 0)
+        rfb->appData.encodingsString = "raw";
     rfb->appData.enableJPEG = FALSE;
     rfb->appData.compressLevel = 1;
     /* The server draws the pointer into the framebuffer, so recordings and

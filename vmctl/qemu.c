@@ -88,6 +88,10 @@ char **qemu_build_argv(const struct qemu_opts *o)
     arg(&b, "%d", o->vcpus);
     arg(&b, "-m");
     arg(&b, "%d", o->mem_mib);
+    /* Named threads ("CPU 0/TCG", "vnc_worker"): what QEMU spends on
+     * the guest and on the host's side of its screen can be told apart. */
+    arg(&b, "-name");
+    arg(&b, "porthole,debug-threads=on");
     arg(&b, "-nodefaults");
     arg(&b, "-no-user-config");
     arg(&b, "-display");
@@ -108,7 +112,7 @@ char **qemu_build_argv(const struct qemu_opts *o)
     arg(&b, "chardev:ser0");
     arg(&b, "-qmp");
     arg(&b, "unix:%s,server=on,wait=off", o->qmp_socket);
-    if (o->vnc_socket) {
+    if (o->vnc_port > 0) {
         /* virtio-gpu and virtio-input bind only to a modern virtio-mmio
          * transport; microvm's is legacy unless told otherwise. */
         arg(&b, "-global");
@@ -135,7 +139,7 @@ char **qemu_build_argv(const struct qemu_opts *o)
     }
     arg(&b, "-device");
     arg(&b, "virtio-net-device,netdev=n0");
-    if (o->vnc_socket) {
+    if (o->vnc_port > 0) {
         /* The guest's X server draws into this device; QEMU's VNC server
          * encodes it on the host, in QEMU's own threads, so watching or
          * recording the screen costs the guest nothing. The tablet gives
@@ -149,7 +153,7 @@ char **qemu_build_argv(const struct qemu_opts *o)
         arg(&b, "-vnc");
         /* force-shared: no client can ask for the screen to itself and
          * push the recorder or other viewers out. */
-        arg(&b, "unix:%s,share=force-shared", o->vnc_socket);
+        arg(&b, "127.0.0.1:%d,share=force-shared", o->vnc_port - QEMU_VNC_PORT_BASE);
     }
     for (size_t i = 0; i < o->n_fwcfg; i++) {
         arg(&b, "-fw_cfg");

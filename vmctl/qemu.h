@@ -7,6 +7,7 @@
 
 #define QEMU_MAX_FWCFG 8
 #define QEMU_MAX_FORWARDS 8
+#define QEMU_VNC_PORT_BASE 5900 /* -vnc :N listens on this + N */
 
 struct qemu_fwcfg {
     const char *name; /* "opt/porthole/config" */
@@ -35,8 +36,9 @@ struct qemu_opts {
     struct qemu_forward forwards[QEMU_MAX_FORWARDS];
     size_t n_forwards;
     /* A screen (virtio-gpu with a virtio tablet and keyboard) shown by
-     * QEMU's VNC server on this Unix socket; NULL: no screen. */
-    const char *vnc_socket;
+     * QEMU's VNC server on 127.0.0.1:vnc_port (>= QEMU_VNC_PORT_BASE);
+     * 0: no screen. */
+    int vnc_port;
     int screen_width, screen_height; /* the screen's preferred size */
 };
 

@@ -164,7 +164,6 @@ void vm_free(struct vm *vm)
     if (vm->pidfd >= 0)
         close(vm->pidfd);
     free(vm->run_dir);
-    free(vm->vnc_socket);
     free(vm);
 }
 
@@ -176,10 +175,9 @@ static struct vm *vm_alloc(const char *state_dir, const char *id, enum vm_kind k
     snprintf(vm->id, sizeof(vm->id), "%s", id);
     vm->kind = kind;
     vm->pidfd = -1;
-    vm->cdp_port = -1;
-    if (asprintf(&vm->run_dir, "%s/vms/%s", state_dir, id) < 0 ||
-        (kind == VM_KIND_BROWSER && asprintf(&vm->vnc_socket, "%s/vnc.sock", vm->run_dir) < 0)) {
-        vm_free(vm);
+    vm->vnc_port = vm->cdp_port = -1;
+    if (asprintf(&vm->run_dir, "%s/vms/%s", state_dir, id) < 0) {
+        free(vm);
         return NULL;
     }
     return vm;
@@ -191,8 +189,12 @@ static int vm_allocate_ports(struct vm *vm)
     if (vm->ssh_port < 0)
         return vm->ssh_port;
     if (vm->kind == VM_KIND_BROWSER) {
+        /* QEMU's -vnc takes a display number: port - 5900. */
+        do
+            vm->vnc_port = alloc_local_port();
+        while (vm->vnc_port >= 0 && vm->vnc_port < QEMU_VNC_PORT_BASE);
         vm->cdp_port = alloc_local_port();
-        if (vm->cdp_port < 0)
+        if (vm->vnc_port < 0 || vm->cdp_port < 0)
             return -EADDRNOTAVAIL;
     }
     return 0;
@@ -335,8 +337,8 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
         .n_fwcfg = 3,
     };
     o.forwards[o.n_forwards++] = (struct qemu_forward){vm->ssh_port, VM_GUEST_PORT_SSH};
-    if (vm->vnc_socket) {
-        o.vnc_socket = vm->vnc_socket;
+    if (vm->vnc_port > 0) {
+        o.vnc_port = vm->vnc_port;
         o.screen_width = spec->screen_width > 0 ? spec->screen_width : VM_SCREEN_WIDTH;
         o.screen_height = spec->screen_height > 0 ? spec->screen_height : VM_SCREEN_HEIGHT;
     }
@@ -347,8 +349,6 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
     if (!argv)
         return -ENOMEM;
     unlink(qmp);
-    if (vm->vnc_socket)
-        unlink(vm->vnc_socket);
     unlink(ser);
     unlink(pidf);
     /* -daemonize: the process we start exits once QEMU is initialised and
@@ -516,7 +516,7 @@ static bool vm_pid_is_ours(const struct vm *vm, pid_t pid)
     return strstr(cmdline, vm->run_dir) != NULL && strstr(cmdline, "qemu") != NULL;
 }
 
-int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port,
+int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int vnc_port,
               int cdp_port, struct vm **out, struct ph_error *err)
 {
     struct vm *vm = vm_alloc(state_dir, id, kind);
@@ -527,6 +527,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     if (!vm)
         return -ENOMEM;
     vm->ssh_port = ssh_port;
+    vm->vnc_port = vnc_port;
     vm->cdp_port = cdp_port;
     r = vm_read_pidfile(vm, &vm->pid);
     if (r < 0 || !vm_pid_is_ours(vm, vm->pid)) {

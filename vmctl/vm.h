@@ -15,8 +15,7 @@
  * checked before the VM is trusted again.
  *
  * Run dir layout (DIR = STATE/vms/ID): qmp.sock, serial.sock, serial.log,
- * qemu.pid, disk.qcow2, client_key(.pub), host_key(.pub), config, and for a
- * browser VM vnc.sock (QEMU's VNC server showing the VM's screen).
+ * qemu.pid, disk.qcow2, client_key(.pub), host_key(.pub), config.
  *
  * All calls block (seconds to minutes): call them from worker threads. */
 #pragma once
@@ -69,10 +68,10 @@ struct vm {
     pid_t pid;            /* QEMU daemon, 0 if not started */
     int pidfd;            /* owned, -1 if unused */
     int ssh_port;         /* host side of the forward to guest :22 */
-    /* Browser VMs: QEMU's VNC server for the VM's screen (owned, NULL for
-     * sandboxes). The guest draws into a virtio-gpu device and never
+    /* Browser VMs: QEMU's VNC server for the VM's screen on 127.0.0.1 (-1
+     * for sandboxes). The guest draws into a virtio-gpu device and never
      * encodes a frame itself. */
-    char *vnc_socket;
+    int vnc_port;
     int cdp_port;         /* -1 if unused */
     enum vm_accel accel;
     struct vm_ssh *ssh;   /* owned, NULL until ready */
@@ -90,7 +89,7 @@ int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err);
 int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err);
 
 /* Re-attach to a VM that may still be running after a gateway restart. */
-int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port,
+int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int vnc_port,
               int cdp_port, struct vm **out, struct ph_error *err);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */

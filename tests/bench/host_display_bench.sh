@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# What recording costs a guest whose screen QEMU itself holds: a measurement
-# for the capture design after Xvnc (prints numbers, asserts nothing).
+# What recording costs a guest whose screen QEMU itself holds, stripped to
+# the bone (prints numbers, asserts nothing).
 #
-# Today a live session's screen is Xvnc inside the guest, and every update
-# the recorder asks for is encoded there (tests/bench/recording_bench.mjs
-# measures that). Here the guest draws into a virtio-gpu framebuffer instead,
-# QEMU's own VNC server serves it from the host, and the gateway's recorder
-# (recorder/bench_encode --vnc) records it at 15 fps. The guest is a minimal
+# Browser VMs draw into a virtio-gpu framebuffer that QEMU's own VNC server
+# serves from the host (tests/bench/recording_bench.mjs measures the whole
+# product that way). Here no X server or browser takes part: the gateway's
+# recorder (recorder/bench_encode --vnc) records QEMU's VNC server at 15 fps
+# while the guest draws straight into /dev/fb0. The guest is a minimal
 # busybox initramfs on Debian's generic kernel (the cloud kernel the images
 # use has no DRM drivers) with one vCPU: it repaints the whole 1280x720
 # screen with random pixels without pause and times a CPU loop over and

@@ -37,8 +37,8 @@ function recordingTimes(gw, sessionId, rec) {
 }
 
 // Where colours are read, as fractions of the screen: inside the page below
-// the browser chrome, and away from the centre, where the pointer (drawn
-// into the screen by Xvnc) starts.
+// the browser chrome, and away from the top-left corner, where the pointer
+// (drawn into the screen by the guest's X server) starts.
 const PROBE = { fx: 0.3, fy: 0.7 };
 
 /** The pixel at PROBE on the desktop, from the gateway's screenshot. */

@@ -77,6 +77,14 @@ export class RfbClient {
       c.height = init.readUInt16BE(2);
       const nameLen = init.readUInt32BE(20);
       c.name = (await c.read(nameLen, timeoutMs)).toString('utf8');
+      // SetEncodings (raw only), as every VNC client sends: QEMU's server
+      // decides between absolute and relative pointer events only then, and
+      // without it takes the positions as relative motion.
+      const enc = Buffer.alloc(8);
+      enc[0] = 2;
+      enc.writeUInt16BE(1, 2);
+      enc.writeInt32BE(0, 4);
+      ws.send(enc);
       // Incoming framebuffer updates are not read from here on: drop them.
       ws.removeAllListeners('message');
       return c;
