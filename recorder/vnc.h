@@ -46,8 +46,7 @@
 
 struct vnc_client;
 
-/* Connects to host:port (or to the Unix socket host when host starts with
- * '/'; port is ignored then), starts the session thread and waits (up to
+/* Connects to host:port, starts the session thread and waits (up to
  * timeout_ms) for the first complete framebuffer. PH_ERR_TRANSPORT when the
  * server cannot be reached or refuses, PH_ERR_TIMEOUT when no full frame
  * came in time. */

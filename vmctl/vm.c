@@ -189,10 +189,13 @@ static int vm_allocate_ports(struct vm *vm)
     if (vm->ssh_port < 0)
         return vm->ssh_port;
     if (vm->kind == VM_KIND_BROWSER) {
-        /* QEMU's -vnc takes a display number: port - 5900. */
-        do
-            vm->vnc_port = alloc_local_port();
-        while (vm->vnc_port >= 0 && vm->vnc_port < QEMU_VNC_PORT_BASE);
+        /* QEMU's -vnc takes a display number (port - 5900), so a port
+         * below 5900 cannot be used; Linux hands out ports far above. */
+        for (int tries = 0; tries < 16; tries++)
+            if ((vm->vnc_port = alloc_local_port()) < 0 || vm->vnc_port >= QEMU_VNC_PORT_BASE)
+                break;
+        if (vm->vnc_port >= 0 && vm->vnc_port < QEMU_VNC_PORT_BASE)
+            vm->vnc_port = -1;
         vm->cdp_port = alloc_local_port();
         if (vm->vnc_port < 0 || vm->cdp_port < 0)
             return -EADDRNOTAVAIL;

@@ -1,4 +1,5 @@
 /* Accelerator selection (PLATFORM.md §1) from synthetic host probes. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,5 +63,35 @@ int main(void)
     CHECK(!strstr(kvm, "tsc_early_khz"));
     free(tcg);
     free(kvm);
+
+    /* A VM with a screen gets virtio-gpu at its size, a tablet and a
+     * keyboard, a modern virtio-mmio transport (the legacy one binds no
+     * virtio-gpu) and QEMU's VNC server on 127.0.0.1 as display port-5900;
+     * a sandbox gets none of it. */
+    struct qemu_opts o = {.accel = VM_ACCEL_TCG, .vcpus = 2, .mem_mib = 2048,
+                          .kernel = "/k", .initrd = "/i", .disk = "/d.qcow2",
+                          .qmp_socket = "/q", .serial_socket = "/s", .serial_log = "/l",
+                          .pidfile = "/p"};
+    char **argv = qemu_build_argv(&o);
+    CHECK(argv != NULL);
+    for (char **p = argv; p && *p; p++)
+        CHECK(!strstr(*p, "virtio-gpu") && strcmp(*p, "-vnc") != 0 && !strstr(*p, "force-legacy"));
+    strv_free(argv);
+    o.vnc_port = 45678;
+    o.screen_width = 1024;
+    o.screen_height = 768;
+    argv = qemu_build_argv(&o);
+    CHECK(argv != NULL);
+    bool gpu = false, tablet = false, keyboard = false, vnc = false, modern = false;
+    for (char **p = argv; p && *p; p++) {
+        gpu |= strcmp(*p, "virtio-gpu-device,xres=1024,yres=768") == 0;
+        tablet |= strcmp(*p, "virtio-tablet-device") == 0;
+        keyboard |= strcmp(*p, "virtio-keyboard-device") == 0;
+        modern |= strcmp(*p, "virtio-mmio.force-legacy=false") == 0;
+        if (strcmp(*p, "-vnc") == 0 && p[1])
+            vnc = strcmp(p[1], "127.0.0.1:39778,share=force-shared") == 0;
+    }
+    CHECK(gpu && tablet && keyboard && vnc && modern);
+    strv_free(argv);
     CHECK_DONE();
 }
