@@ -541,8 +541,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (l) {
-            lwsl_notice("ws %s: upstream connection failed: %s\n", l->ops->name,
-                        in ? (const char *)in : "?");
+            lwsl_warn("ws %s: upstream connection failed: %s\n", l->ops->name,
+                      in ? (const char *)in : "?");
             side_gone(l, &l->upstream);
         }
         return 0;

@@ -16,6 +16,17 @@ export function openWebSocket(url, { protocols, timeoutMs = 30_000, headers } = 
         fn(v);
       }
     };
+    // A server that speaks first (an RFB server sends its banner at once)
+    // can have its first message arrive with the handshake's answer, which
+    // 'ws' emits before a listener added after 'open' exists: keep such
+    // messages for takeEarlyMessages().
+    const early = [];
+    const keep = (data, isBinary) => early.push({ data, isBinary });
+    ws.on('message', keep);
+    ws.takeEarlyMessages = () => {
+      ws.off('message', keep);
+      return early.splice(0);
+    };
     ws.once('open', () => settle(resolve, ws));
     ws.once('unexpected-response', (req, res) => {
       const err = new Error(`WebSocket ${url} refused: HTTP ${res.statusCode}`);
@@ -36,7 +47,8 @@ export class CdpClient {
     this.nextId = 1;
     this.waiting = new Map();
     this.events = [];
-    ws.on('message', (data) => {
+    const early = ws.takeEarlyMessages ? ws.takeEarlyMessages() : [];
+    const take = (data) => {
       const msg = JSON.parse(data.toString('utf8'));
       if (msg.id !== undefined && this.waiting.has(msg.id)) {
         const { resolve, reject } = this.waiting.get(msg.id);
@@ -48,7 +60,10 @@ export class CdpClient {
       } else if (msg.method) {
         this.events.push(msg);
       }
-    });
+    };
+    ws.on('message', take);
+    for (const m of early)
+      take(m.data);
     ws.on('close', (code, reason) => {
       for (const { reject } of this.waiting.values())
         reject(new Error(`CDP socket closed (${code} ${reason})`));

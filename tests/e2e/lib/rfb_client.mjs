@@ -9,10 +9,15 @@ export class RfbClient {
     this.buf = Buffer.alloc(0);
     this.wanted = null;
     this.closed = null;
-    ws.on('message', (d) => {
+    const take = (d) => {
       this.buf = Buffer.concat([this.buf, Buffer.isBuffer(d) ? d : Buffer.from(d)]);
       this.pump();
-    });
+    };
+    // The banner may have come with the WebSocket handshake's answer.
+    const early = ws.takeEarlyMessages ? ws.takeEarlyMessages() : [];
+    ws.on('message', take);
+    for (const m of early)
+      take(m.data);
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() };
       if (this.wanted)
