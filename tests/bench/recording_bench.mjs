@@ -31,7 +31,13 @@
 //
 //   node tests/bench/recording_bench.mjs [--seconds 30] [--rounds 3] [--reps 3]
 //        [--work-ms 3000] [--bin build/dev/cli/porthole] [--skip-cpu]
-//        [--skip-guest] [--conditions off,ffmpeg,ours,off_vnc] [--json]
+//        [--skip-guest] [--conditions off,ffmpeg,ours,off_vnc] [--pin] [--json]
+//
+// --pin keeps the host's side of capture off the guest's CPU: the VM's vCPU
+// threads run on host CPU 0, everything else of QEMU and the whole gateway
+// on the other CPUs (taskset). On a 2-core host, unpinned, the host's
+// encoding competes with the software-emulated vCPUs for the same two
+// cores, which slows the guest without the guest doing any of the work.
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -55,6 +61,7 @@ const { values: opt } = parseArgs({
     bin: { type: 'string' },
     'skip-cpu': { type: 'boolean', default: false },
     'skip-guest': { type: 'boolean', default: false },
+    pin: { type: 'boolean', default: false },
     conditions: { type: 'string', default: 'off,ffmpeg,ours,off_vnc' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -125,6 +132,26 @@ async function measureCpu(gw, s, fn) {
   const c0 = hostCpuSeconds(gw, s), t0 = performance.now();
   const value = await fn();
   return { cpu: hostCpuSeconds(gw, s) - c0, wall: (performance.now() - t0) / 1000, value };
+}
+
+/** --pin: vCPU threads to CPU 0, the rest of QEMU and the gateway to the others. */
+function pinThreads(gw, s) {
+  const cpus = os.cpus().length;
+  if (cpus < 2) {
+    say('bench: --pin needs at least 2 host CPUs; running unpinned');
+    return false;
+  }
+  const rest = `1-${cpus - 1}`;
+  const qemuPid = readFileSync(path.join(gw.stateDir, 'vms', s.vm_id, 'qemu.pid'), 'utf8').trim();
+  let vcpus = 0;
+  for (const tid of readdirSync(`/proc/${qemuPid}/task`)) {
+    const vcpu = /^CPU \d+\//.test(readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8'));
+    execFileSync('taskset', ['-p', '-c', vcpu ? '0' : rest, tid], { stdio: 'ignore' });
+    vcpus += vcpu ? 1 : 0;
+  }
+  execFileSync('taskset', ['-a', '-p', '-c', rest, String(gw.pid)], { stdio: 'ignore' });
+  say(`bench: pinned ${vcpus} vCPU threads to CPU 0, QEMU's other threads and the gateway to CPUs ${rest}`);
+  return true;
 }
 
 // ---- the session's page ----------------------------------------------------------
@@ -327,10 +354,17 @@ async function startFfmpeg(t) {
                            `-f x11grab -framerate 15 -video_size ${VIEWPORT.width}x${VIEWPORT.height} -i :0 ` +
                            '-c:v libx264 -preset veryfast -y /tmp/bench.mp4 >/tmp/bench-ffmpeg.log 2>&1 & echo $!');
   return async () => {
-    const out = await ssh(t, `kill -INT ${pid}; for i in $(seq 100); do kill -0 ${pid} 2>/dev/null || break; sleep 0.2; done; ` +
+    // ffmpeg finishing its file on a busy guest can outlast the wait; it
+    // must be gone before the next condition is measured, or that one
+    // would carry its load.
+    const out = await ssh(t, `kill -INT ${pid}; for i in $(seq 150); do kill -0 ${pid} 2>/dev/null || break; sleep 0.2; done; ` +
+                             `if kill -0 ${pid} 2>/dev/null; then echo "ffmpeg killed"; kill -KILL ${pid}; fi; ` +
                              'stat -c "%s bytes" /tmp/bench.mp4 2>&1; tail -3 /tmp/bench-ffmpeg.log', 120_000);
-    if (!/^\d+ bytes/.test(out) || /^0 bytes/.test(out))
-      say(`guest ffmpeg produced no file: ${out}`);
+    if (!/\d+ bytes/.test(out) || /(^|\n)0 bytes/.test(out) || /ffmpeg killed/.test(out))
+      say(`guest ffmpeg did not end cleanly: ${out}`);
+    const left = await ssh(t, 'pidof ffmpeg || true');
+    if (left)
+      throw new Error(`guest ffmpeg still running (pid ${left}); the next measurement would carry it`);
   };
 }
 
@@ -438,6 +472,8 @@ result.host_cpus = os.cpus().length;
 await withGateway(bin, async (gw) => {
   say(`bench: gateway ${gw.url} (pid ${gw.pid}); starting a live ${VIEWPORT.width}x${VIEWPORT.height} session`);
   const s = await gw.createSession({ mode: 'live', viewport: VIEWPORT });
+  if (opt.pin)
+    result.pinned = pinThreads(gw, s);
   const page = await pageSession(s.cdp_ws_url);
   await page.ev('window.__bench.still()');
   await sleep(10_000);   // first paint of a cold-booted browser
