@@ -19,9 +19,9 @@ export function openWebSocket(url, { protocols, timeoutMs = 30_000, headers } = 
     // A server that speaks first (an RFB server sends its banner at once)
     // can have its first message arrive with the handshake's answer, which
     // 'ws' emits before a listener added after 'open' exists: keep such
-    // messages for takeEarlyMessages().
+    // messages for onMessage().
     const early = [];
-    const keep = (data, isBinary) => early.push({ data, isBinary });
+    const keep = (data) => early.push(data);
     ws.on('message', keep);
     ws.takeEarlyMessages = () => {
       ws.off('message', keep);
@@ -41,14 +41,24 @@ export function openWebSocket(url, { protocols, timeoutMs = 30_000, headers } = 
   });
 }
 
+/**
+ * Calls fn(data) for every message of ws, those that came with the
+ * handshake's answer (see openWebSocket) first.
+ */
+export function onMessage(ws, fn) {
+  const early = ws.takeEarlyMessages ? ws.takeEarlyMessages() : [];
+  ws.on('message', fn);
+  for (const data of early)
+    fn(data);
+}
+
 export class CdpClient {
   constructor(ws) {
     this.ws = ws;
     this.nextId = 1;
     this.waiting = new Map();
     this.events = [];
-    const early = ws.takeEarlyMessages ? ws.takeEarlyMessages() : [];
-    const take = (data) => {
+    onMessage(ws, (data) => {
       const msg = JSON.parse(data.toString('utf8'));
       if (msg.id !== undefined && this.waiting.has(msg.id)) {
         const { resolve, reject } = this.waiting.get(msg.id);
@@ -60,10 +70,7 @@ export class CdpClient {
       } else if (msg.method) {
         this.events.push(msg);
       }
-    };
-    ws.on('message', take);
-    for (const m of early)
-      take(m.data);
+    });
     ws.on('close', (code, reason) => {
       for (const { reject } of this.waiting.values())
         reject(new Error(`CDP socket closed (${code} ${reason})`));

@@ -1,7 +1,7 @@
 // A minimal RFB (VNC) client over a WebSocket, enough to check what the
 // gateway's VNC proxy lets through: handshake with security "None", the
 // desktop size, and pointer events.
-import { openWebSocket } from './cdp_raw.mjs';
+import { onMessage, openWebSocket } from './cdp_raw.mjs';
 
 export class RfbClient {
   constructor(ws) {
@@ -9,15 +9,11 @@ export class RfbClient {
     this.buf = Buffer.alloc(0);
     this.wanted = null;
     this.closed = null;
-    const take = (d) => {
+    // The banner may have come with the WebSocket handshake's answer.
+    onMessage(ws, (d) => {
       this.buf = Buffer.concat([this.buf, Buffer.isBuffer(d) ? d : Buffer.from(d)]);
       this.pump();
-    };
-    // The banner may have come with the WebSocket handshake's answer.
-    const early = ws.takeEarlyMessages ? ws.takeEarlyMessages() : [];
-    ws.on('message', take);
-    for (const m of early)
-      take(m.data);
+    });
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() };
       if (this.wanted)
