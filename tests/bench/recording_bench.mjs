@@ -101,30 +101,39 @@ function cpuSeconds(pid) {
   return statSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 }
 
-/**
- * The host's side of a VM's screen: CPU seconds of the QEMU process's
- * threads that are not vCPUs (QEMU runs with debug-threads=on, so vCPU
- * threads are named "CPU n/TCG" or "CPU n/KVM"): its main loop, which
- * serves the VNC server and the virtio-gpu device, and the VNC worker.
- */
-function qemuHostSideSeconds(pid) {
-  let sum = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      if (/^CPU \d+\//.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8')))
-        continue;
-      sum += statSeconds(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
-    } catch {
-      // a thread that ended between the listing and the read
-    }
-  }
-  return sum;
+/** The QEMU process of session s (its pid file in the VM's run dir). */
+function qemuPidOf(gw, s) {
+  s.qemuPid ??= Number(readFileSync(path.join(gw.stateDir, 'vms', s.vm_id, 'qemu.pid'), 'utf8'));
+  return s.qemuPid;
 }
 
-/** The host CPU seconds capture can cost: the gateway plus QEMU's host side. */
+/**
+ * QEMU's threads, each with whether it is a vCPU (QEMU runs with
+ * debug-threads=on, so vCPU threads are named "CPU n/TCG" or "CPU n/KVM")
+ * and, when asked for, its CPU seconds. A thread that ends between the
+ * listing and the read is left out.
+ */
+function qemuThreads(pid, { cpu = false } = {}) {
+  const out = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const vcpu = /^CPU \d+\//.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'));
+      out.push({ tid, vcpu, cpu: cpu ? statSeconds(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')) : 0 });
+    } catch {
+      // gone already
+    }
+  }
+  return out;
+}
+
+/**
+ * The host CPU seconds capture can cost: the gateway plus QEMU's threads
+ * other than vCPUs (its main loop, which serves the VNC server and the
+ * virtio-gpu device, and the VNC worker).
+ */
 function hostCpuSeconds(gw, s) {
-  const qemuPid = Number(readFileSync(path.join(gw.stateDir, 'vms', s.vm_id, 'qemu.pid'), 'utf8'));
-  return cpuSeconds(gw.pid) + qemuHostSideSeconds(qemuPid);
+  return qemuThreads(qemuPidOf(gw, s), { cpu: true })
+    .reduce((sum, t) => sum + (t.vcpu ? 0 : t.cpu), cpuSeconds(gw.pid));
 }
 
 /** Host CPU seconds (hostCpuSeconds) used while fn ran, and the wall seconds. */
@@ -142,10 +151,8 @@ function pinThreads(gw, s) {
     return false;
   }
   const rest = `1-${cpus - 1}`;
-  const qemuPid = readFileSync(path.join(gw.stateDir, 'vms', s.vm_id, 'qemu.pid'), 'utf8').trim();
   let vcpus = 0;
-  for (const tid of readdirSync(`/proc/${qemuPid}/task`)) {
-    const vcpu = /^CPU \d+\//.test(readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8'));
+  for (const { tid, vcpu } of qemuThreads(qemuPidOf(gw, s))) {
     execFileSync('taskset', ['-p', '-c', vcpu ? '0' : rest, tid], { stdio: 'ignore' });
     vcpus += vcpu ? 1 : 0;
   }
