@@ -27,8 +27,8 @@
 #define DOWNLOAD_MAX (256 * 1024 * 1024)
 
 struct pool_vm {
-    struct vm *vm;         /* owned */
-    struct pool_vm *next;  /* owned */
+    struct vm *vm;        /* owned */
+    struct pool_vm *next; /* owned */
 };
 
 void browser_session_free(struct browser_session *b)
@@ -42,7 +42,8 @@ void browser_session_free(struct browser_session *b)
 
 /* ---- guest configuration ------------------------------------------------ */
 
-static char *browser_config_text(const struct browser_session *b, json_t *env, const char *profile_dir)
+static char *browser_config_text(const struct browser_session *b, json_t *env,
+                                 const char *profile_dir)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -56,8 +57,7 @@ static char *browser_config_text(const struct browser_session *b, json_t *env, c
             b->live ? "live" : "headless", b->width, b->height, b->allow_downloads ? 1 : 0);
     fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\n", profile_dir,
             BROWSER_GUEST_DOWNLOAD_DIR);
-    json_object_foreach(env, key, val)
-        fprintf(f, "env=%s=%s\n", key, json_string_value(val));
+    json_object_foreach(env, key, val) fprintf(f, "env=%s=%s\n", key, json_string_value(val));
     fclose(f);
     return buf;
 }
@@ -163,13 +163,13 @@ void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
     if (!b->persistent || !vm->ssh || !vm_alive(vm))
         return;
     /* Chromium writes its cookie store on exit; stop it before packing. */
-    if (browser_guest_run(vm,
-                  "/sbin/porthole-init browser-stop; tar -czf /root/porthole/profile-out.tgz "
-                  "--exclude=Cache --exclude='Code Cache' --exclude=GPUCache -C " GUEST_PERSIST_DIR
-                  " .",
-                  NULL, 0, 120, &res, &err) < 0 ||
-        vm_ssh_get_file(vm->ssh, "/root/porthole/profile-out.tgz", &data, &len, PROFILE_MAX,
-                        &err) < 0) {
+    if (browser_guest_run(
+            vm,
+            "/sbin/porthole-init browser-stop; tar -czf /root/porthole/profile-out.tgz "
+            "--exclude=Cache --exclude='Code Cache' --exclude=GPUCache -C " GUEST_PERSIST_DIR " .",
+            NULL, 0, 120, &res, &err) < 0 ||
+        vm_ssh_get_file(vm->ssh, "/root/porthole/profile-out.tgz", &data, &len, PROFILE_MAX, &err) <
+            0) {
         lwsl_err("session %s: profile %s not saved: %s\n", sb->id, b->profile_id, err.message);
         run_result_done(&res);
         return;
@@ -224,22 +224,19 @@ json_t *browser_to_json(const struct sandbox *sb)
     snprintf(ws, sizeof(ws), "%s/devtools/browser", b->cdp_base);
     if (strncmp(ws, "http://", 7) == 0)
         memmove(ws + 2, ws + 4, strlen(ws + 4) + 1), memcpy(ws, "ws", 2);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:b, s:s, s:s?, s:i, s:b, s:i, s:i, s:o, "
-                  "s:o, s:s, s:s, s:o, s:o, s:s}",
-                  "session_id", sb->id, "vm_id", sb->vm_id, "status",
-                  sandbox_status_name(sb->status), "mode", b->live ? "live" : "headless",
-                  "viewport", "width", b->width, "height", b->height, "record_video",
-                  b->record_video, "profile_mode", b->persistent ? "persistent" : "ephemeral",
-                  "profile_id", b->persistent ? b->profile_id : NULL, "timeout_minutes",
-                  sb->timeout_minutes, "allow_downloads", b->allow_downloads, "mem_size_mib",
-                  sb->mem_mib, "disk_size_mib", sb->disk_mib, "created_at",
-                  time_json(sb->created_at), "expires_at", time_json(sb->expires_at), "cdp_url",
-                  b->cdp_base, "cdp_ws_url", ws, "live_url",
-                  url_or_null(gateway_base, "/live/%s/%s", sb->id, b->live_token, b->live),
-                  "control_url",
-                  url_or_null(gateway_base, "/live/%s/%s?control=1", sb->id, b->control_token,
-                              b->live),
-                  "served_from", b->from_pool ? "pool" : "cold_boot");
+    o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:b, s:s, s:s?, s:i, s:b, s:i, s:i, s:o, "
+        "s:o, s:s, s:s, s:o, s:o, s:s}",
+        "session_id", sb->id, "vm_id", sb->vm_id, "status", sandbox_status_name(sb->status), "mode",
+        b->live ? "live" : "headless", "viewport", "width", b->width, "height", b->height,
+        "record_video", b->record_video, "profile_mode", b->persistent ? "persistent" : "ephemeral",
+        "profile_id", b->persistent ? b->profile_id : NULL, "timeout_minutes", sb->timeout_minutes,
+        "allow_downloads", b->allow_downloads, "mem_size_mib", sb->mem_mib, "disk_size_mib",
+        sb->disk_mib, "created_at", time_json(sb->created_at), "expires_at",
+        time_json(sb->expires_at), "cdp_url", b->cdp_base, "cdp_ws_url", ws, "live_url",
+        url_or_null(gateway_base, "/live/%s/%s", sb->id, b->live_token, b->live), "control_url",
+        url_or_null(gateway_base, "/live/%s/%s?control=1", sb->id, b->control_token, b->live),
+        "served_from", b->from_pool ? "pool" : "cold_boot");
     if (!o)
         return NULL;
     json_object_set(o, "allowed_domains", b->allowed_domains ? b->allowed_domains : json_null());
@@ -352,16 +349,16 @@ int browser_check_cdp(struct gateway *gw, struct sandbox *sb, const char *method
 
     snprintf(cmd, sizeof(cmd), "cdp %s %s", method, url ? url : "");
     snprintf(actor, sizeof(actor), "cdp:%s", sb->id);
-    struct run_ctx ctx = {.vm_id = sb->id, .command = cmd, .shell = RUN_SHELL_RAW,
-                          .timeout_s = 0, .actor = actor};
+    struct run_ctx ctx = {
+        .vm_id = sb->id, .command = cmd, .shell = RUN_SHELL_RAW, .timeout_s = 0, .actor = actor};
     if (run_hooks_check(gw->hooks, sb->hooks, &ctx, &err) < 0) {
         snprintf(reason, reason_len, "%s", err.message);
         policy_audit_blocked(gw->policy, &ctx, err.message);
         return -EPERM;
     }
-    policy_audit_event(gw->policy, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "cdp", "vm_id",
-                                             sb->id, "actor", actor, "method", method, "url",
-                                             url ? url : ""));
+    policy_audit_event(gw->policy,
+                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "cdp", "vm_id", sb->id,
+                                 "actor", actor, "method", method, "url", url ? url : ""));
     return 0;
 }
 
@@ -558,7 +555,8 @@ static void api_browser_create(struct http_req *req, void *data)
         return;
     }
     json_decref(body);
-    if (p.persistent && !p.profile_id[0] && random_id(p.profile_id, sizeof(p.profile_id), "p-", 8) < 0) {
+    if (p.persistent && !p.profile_id[0] &&
+        random_id(p.profile_id, sizeof(p.profile_id), "p-", 8) < 0) {
         browser_params_done(&p);
         http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
         return;
@@ -568,8 +566,8 @@ static void api_browser_create(struct http_req *req, void *data)
             if (o->browser && o->browser->persistent && !o->deleting &&
                 strcmp(o->browser->profile_id, p.profile_id) == 0) {
                 http_reply_errorf(req, PH_ERR_CONFLICT,
-                                  "profile %s is in use by session %s; stop it first",
-                                  p.profile_id, o->id);
+                                  "profile %s is in use by session %s; stop it first", p.profile_id,
+                                  o->id);
                 browser_params_done(&p);
                 return;
             }
@@ -681,15 +679,15 @@ static void guest_read_run(void *data)
         size_t slen = 0;
         if (asprintf(&serial_path, "%s/serial.log", vm->run_dir) >= 0)
             read_file(serial_path, &serial, &slen, 64 * 1024 * 1024);
-        j->r = browser_guest_run(vm,
-                                 "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
-                                 NULL, 0, 20, &res, &j->err);
+        j->r =
+            browser_guest_run(vm, "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
+                              NULL, 0, 20, &res, &j->err);
         const char *tail = serial && slen > 65536 ? serial + slen - 65536 : serial;
         j->json = json_pack("{s:s, s:s}", "console", tail ? tail : "", "chromium",
                             j->r == 0 && res.out ? res.out : "");
         if (!j->json) /* invalid UTF-8 in a log: fall back to the sanitized form */
-            j->json = json_pack("{s:s, s:s}", "console", "(unreadable)", "chromium",
-                                "(unreadable)");
+            j->json =
+                json_pack("{s:s, s:s}", "console", "(unreadable)", "chromium", "(unreadable)");
         j->r = 0;
         break;
     }
@@ -735,8 +733,7 @@ static void guest_read_done(void *data)
     else if (j->op == READ_DOWNLOADS)
         http_reply_json(j->req, 200, json_pack("{s:o}", "downloads", TAKE_PTR(j->json)));
     else
-        http_reply_data(j->req, 200, "application/octet-stream", TAKE_PTR(j->data), j->len,
-                        NULL);
+        http_reply_data(j->req, 200, "application/octet-stream", TAKE_PTR(j->data), j->len, NULL);
     sandbox_release(j->gw, j->sb);
     json_decref(j->json);
     free(j->data);

@@ -96,8 +96,7 @@ static int parse_keys(json_t *body, struct computer_action *a, struct ph_error *
         {
             uint32_t ks[COMPUTER_MAX_KEYS];
             if (!json_is_string(k))
-                return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "keys[%zu] must be a string",
-                                    i);
+                return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "keys[%zu] must be a string", i);
             int n = keys_parse(json_string_value(k), ks, COMPUTER_MAX_KEYS, err);
             if (n < 0)
                 return ph_error_set(err, PH_ERR_INVALID, n, "keys[%zu]: %s", i,
@@ -174,8 +173,8 @@ int computer_parse(json_t *body, int w, int h, struct computer_action *a, struct
             json_array_foreach(path, i, pt)
             {
                 if (!json_is_object(pt))
-                    return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                        "path[%zu] must be {x, y}", i);
+                    return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "path[%zu] must be {x, y}",
+                                        i);
                 if ((r = parse_point(pt, "x", "y", w, h, &a->path[i], err)) < 0)
                     return r;
             }
@@ -206,11 +205,11 @@ int computer_parse(json_t *body, int w, int h, struct computer_action *a, struct
         a->kind = COMPUTER_TYPE;
         if (!json_is_string(t) || json_string_length(t) == 0)
             return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "text must be a non-empty string");
-        int n = utf8_decode(json_string_value(t), json_string_length(t), a->text,
-                            COMPUTER_MAX_TEXT);
+        int n =
+            utf8_decode(json_string_value(t), json_string_length(t), a->text, COMPUTER_MAX_TEXT);
         if (n < 0)
-            return ph_error_set(err, PH_ERR_INVALID, -E2BIG,
-                                "text must be at most %d characters", COMPUTER_MAX_TEXT);
+            return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "text must be at most %d characters",
+                                COMPUTER_MAX_TEXT);
         for (int i = 0; i < n; i++)
             if (!keys_for_char(a->text[i]))
                 return ph_error_set(err, PH_ERR_INVALID, -EINVAL,

@@ -33,15 +33,15 @@ struct computer_point {
 
 struct computer_action {
     enum computer_kind kind;
-    char name[33];          /* the action as asked ("double_click"...) */
+    char name[33];                                 /* the action as asked ("double_click"...) */
     struct computer_point path[COMPUTER_MAX_PATH]; /* move/click/scroll: [0]; drag: all */
     int n_path;
-    int button;             /* VNC button bit for clicks and drags */
-    int clicks;             /* 1..3 */
-    int scroll_x, scroll_y; /* wheel steps, + is right/down */
+    int button;                       /* VNC button bit for clicks and drags */
+    int clicks;                       /* 1..3 */
+    int scroll_x, scroll_y;           /* wheel steps, + is right/down */
     uint32_t text[COMPUTER_MAX_TEXT]; /* code points to type */
     int n_text;
-    uint32_t keys[COMPUTER_MAX_KEYS];  /* keysyms pressed together */
+    uint32_t keys[COMPUTER_MAX_KEYS]; /* keysyms pressed together */
     int n_keys;
     int wait_ms;
     bool screenshot_after;

@@ -225,7 +225,8 @@ int gateway_main(const struct gateway_opts *o)
         fprintf(stderr, "porthole gateway: cannot create %s: %s\n", gw.state_dir, strerror(-r));
         goto out;
     }
-    if (gateway_load_token(&gw, &err) < 0 || gateway_load_config(&gw, o->config_path, &cfg, &err) < 0) {
+    if (gateway_load_token(&gw, &err) < 0 ||
+        gateway_load_config(&gw, o->config_path, &cfg, &err) < 0) {
         fprintf(stderr, "porthole gateway: %s\n", err.message);
         goto out;
     }

@@ -29,7 +29,7 @@ struct pool_vm;
 struct session_media;
 
 struct pending_reply {
-    struct http_req *req; /* weak until replied */
+    struct http_req *req;       /* weak until replied */
     struct pending_reply *next; /* owned */
 };
 
@@ -38,56 +38,56 @@ struct browser_session {
     bool live, record_video, persistent, allow_downloads;
     int width, height;
     char profile_id[65];
-    char cdp_token[65];     /* capability secrets inside the URLs below */
+    char cdp_token[65]; /* capability secrets inside the URLs below */
     char live_token[65];
     char control_token[65];
-    char cdp_base[160];     /* "http://host:port/cdp/ID/TOKEN" (per-session listener or main) */
-    json_t *allowed_domains;/* owned, NULL: any */
-    bool from_pool;         /* served by a pre-booted VM */
-    int64_t start_ms;       /* monotonic: request arrived */
-    int64_t ready_ms;       /* monotonic: session ready */
+    char cdp_base[160];      /* "http://host:port/cdp/ID/TOKEN" (per-session listener or main) */
+    json_t *allowed_domains; /* owned, NULL: any */
+    bool from_pool;          /* served by a pre-booted VM */
+    int64_t start_ms;        /* monotonic: request arrived */
+    int64_t ready_ms;        /* monotonic: session ready */
     struct session_media *media; /* owned: VNC session, recordings (media.c) */
 };
 
 struct sandbox {
     char id[40];
-    char vm_id[40];         /* the VM's id (== id unless served from the pool) */
+    char vm_id[40]; /* the VM's id (== id unless served from the pool) */
     enum vm_kind kind;
     enum sandbox_status status;
-    char error[512];        /* reason when status is error */
-    int64_t created_at;     /* wall ms */
-    int64_t expires_at;     /* wall ms */
+    char error[512];    /* reason when status is error */
+    int64_t created_at; /* wall ms */
+    int64_t expires_at; /* wall ms */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
-    json_t *env_vars;       /* owned: object NAME -> value */
-    json_t *extra;          /* owned: kind-specific record fields, or NULL */
+    json_t *env_vars;                /* owned: object NAME -> value */
+    json_t *extra;                   /* owned: kind-specific record fields, or NULL */
     struct browser_session *browser; /* owned, browser sessions only */
-    struct vm *vm;          /* owned; NULL until created */
-    struct run_hooks *hooks;/* owned: this VM's own callbacks */
-    int jobs;               /* worker jobs using vm right now */
+    struct vm *vm;                   /* owned; NULL until created */
+    struct run_hooks *hooks;         /* owned: this VM's own callbacks */
+    int jobs;                        /* worker jobs using vm right now */
     bool deleting;
     struct pending_reply *delete_waiters; /* owned list */
-    struct sandbox *next;   /* owned by the gateway's list */
+    struct sandbox *next;                 /* owned by the gateway's list */
 };
 
 struct gateway {
-    char *state_dir;            /* owned */
-    char *cache_dir;            /* owned */
-    char *token;                /* owned: the admin bearer token */
+    char *state_dir; /* owned */
+    char *cache_dir; /* owned */
+    char *token;     /* owned: the admin bearer token */
     char url[128];
     struct accel_choice accel;
-    struct state_db *db;        /* owned */
-    struct http_server *http;   /* owned */
-    struct work_pool *work;     /* weak: the server's */
-    struct policy *policy;      /* owned */
-    struct run_hooks *hooks;    /* owned: global callbacks (policy, audit) */
-    struct sandbox *sandboxes;  /* owned list */
+    struct state_db *db;       /* owned */
+    struct http_server *http;  /* owned */
+    struct work_pool *work;    /* weak: the server's */
+    struct policy *policy;     /* owned */
+    struct run_hooks *hooks;   /* owned: global callbacks (policy, audit) */
+    struct sandbox *sandboxes; /* owned list */
     int max_sandboxes;
     int boot_timeout_s;
-    struct pool_vm *pool;       /* owned list: pre-booted browser VMs */
-    int pool_target;            /* how many to keep ready */
+    struct pool_vm *pool; /* owned list: pre-booted browser VMs */
+    int pool_target;      /* how many to keep ready */
     int pool_booting;
-    bool shutting_down;         /* no new pool boots */
-    char web_root[512];         /* static files: live view, dashboard, noVNC */
+    bool shutting_down; /* no new pool boots */
+    char web_root[512]; /* static files: live view, dashboard, noVNC */
     int recording_fps;
     int recording_retention_hours; /* 0: keep until deleted */
 };
@@ -122,18 +122,18 @@ int gateway_boot_vm(struct gateway *gw, const char *id, const struct vm_spec *sp
  * whether the launch succeeds or not. */
 struct launch {
     enum vm_kind kind;
-    const char *id_prefix;        /* "sb-", "bs-" */
+    const char *id_prefix; /* "sb-", "bs-" */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
-    json_t *env_vars;             /* borrowed */
-    char *extra_config;           /* stolen: more lines for the guest init */
-    const char *marker;           /* console line that means ready */
+    json_t *env_vars;                /* borrowed */
+    char *extra_config;              /* stolen: more lines for the guest init */
+    const char *marker;              /* console line that means ready */
     struct browser_session *browser; /* stolen, browser sessions only */
-    struct vm *pooled;            /* stolen: a pre-booted VM to use instead of booting */
+    struct vm *pooled;               /* stolen: a pre-booted VM to use instead of booting */
     /* Loop thread, before the boot is queued (e.g. open a listener). */
     int (*setup)(struct gateway *gw, struct sandbox *sb, struct ph_error *err);
     /* Worker thread, once the guest is ready: apply per-object settings. */
     int (*prepare)(struct gateway *gw, struct sandbox *sb, struct vm *vm, struct ph_error *err);
-    struct http_req *reply;       /* gets 201 with the object once ready, or the error */
+    struct http_req *reply; /* gets 201 with the object once ready, or the error */
 };
 
 /* Creates a VM-backed object and boots it (or prepares a pooled VM) on a

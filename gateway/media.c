@@ -40,9 +40,9 @@ struct session_media {
     struct vnc_client *vnc;    /* owned, NULL until first use */
     struct rec_recording *rec; /* owned: the active recording, or NULL */
     char rec_id[40];
-    char rec_meta[600];        /* sidecar path of the active recording */
-    int buttons;               /* pointer buttons held down */
-    int px, py;                /* last pointer position */
+    char rec_meta[600]; /* sidecar path of the active recording */
+    int buttons;        /* pointer buttons held down */
+    int px, py;         /* last pointer position */
 };
 
 struct session_media *media_of(struct sandbox *sb)
@@ -137,15 +137,13 @@ static json_t *rec_public(struct gateway *gw, const char *session_id, json_t *me
     if (!id)
         return NULL;
     snprintf(path, sizeof(path), "%s/recordings/%s/%s.mp4", gw->state_dir, session_id, id);
-    snprintf(url, sizeof(url), "%s/v1/browser/sessions/%s/recordings/%s", gw->url, session_id,
-             id);
-    return json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b}", "id", id, "session_id", session_id,
-                     "url", url, "bytes", (json_int_t)(stat(path, &st) == 0 ? st.st_size : 0),
-                     "started_at",
-                     time_or_null(json_integer_value(json_object_get(meta, "started_ms"))),
-                     "ended_at",
-                     time_or_null(json_integer_value(json_object_get(meta, "ended_ms"))),
-                     "active", json_integer_value(json_object_get(meta, "ended_ms")) == 0);
+    snprintf(url, sizeof(url), "%s/v1/browser/sessions/%s/recordings/%s", gw->url, session_id, id);
+    return json_pack(
+        "{s:s, s:s, s:s, s:I, s:o, s:o, s:b}", "id", id, "session_id", session_id, "url", url,
+        "bytes", (json_int_t)(stat(path, &st) == 0 ? st.st_size : 0), "started_at",
+        time_or_null(json_integer_value(json_object_get(meta, "started_ms"))), "ended_at",
+        time_or_null(json_integer_value(json_object_get(meta, "ended_ms"))), "active",
+        json_integer_value(json_object_get(meta, "ended_ms")) == 0);
 }
 
 /* Lock held. */
@@ -172,9 +170,9 @@ static int media_rec_start(struct gateway *gw, struct sandbox *sb, struct vm *vm
     if (r < 0)
         return r;
     snprintf(m->rec_id, sizeof(m->rec_id), "%s", id);
-    json_t *meta = json_pack("{s:s, s:s, s:I, s:I, s:i}", "id", id, "session_id", sb->id,
-                             "started_ms", (json_int_t)wall_ms(), "ended_ms", (json_int_t)0,
-                             "fps", gw->recording_fps);
+    json_t *meta =
+        json_pack("{s:s, s:s, s:I, s:I, s:i}", "id", id, "session_id", sb->id, "started_ms",
+                  (json_int_t)wall_ms(), "ended_ms", (json_int_t)0, "fps", gw->recording_fps);
     rec_meta_save(m->rec_meta, meta);
     if (out)
         *out = rec_public(gw, sb->id, meta);
@@ -243,15 +241,15 @@ enum media_op { MEDIA_SCREENSHOT, MEDIA_COMPUTER, MEDIA_REC_START, MEDIA_REC_STO
 struct media_job {
     struct gateway *gw;
     struct sandbox *sb;
-    struct vm *vm;       /* weak, held */
+    struct vm *vm; /* weak, held */
     struct http_req *req;
     enum media_op op;
-    json_t *body;        /* owned */
+    json_t *body; /* owned */
     int max_w, max_h;
     char rid[40];
-    uint8_t *png;        /* owned */
+    uint8_t *png; /* owned */
     size_t png_len;
-    json_t *reply;       /* owned */
+    json_t *reply; /* owned */
     struct ph_error err;
     int r;
 };
@@ -403,8 +401,8 @@ static int key_in_guest(struct vm *vm, const struct computer_action *a, struct p
     for (int i = 0; i < a->n_keys; i++) {
         if (keys_us_key(a->keys[i]) == KEYS_US_NONE && !keysym_in(ks, n, a->keys[i]))
             ks[n++] = a->keys[i];
-        used += (size_t)snprintf(tail + used, sizeof(tail) - used, "%s0x%x", i ? "+" : "",
-                                 a->keys[i]);
+        used +=
+            (size_t)snprintf(tail + used, sizeof(tail) - used, "%s0x%x", i ? "+" : "", a->keys[i]);
     }
     return guest_input(vm, ks, n, tail, NULL, 0, err);
 }
@@ -571,8 +569,8 @@ static void media_computer(struct media_job *j, struct session_media *m)
         goto out;
     computer_describe(a, desc, sizeof(desc));
     snprintf(actor, sizeof(actor), "%s", j->req->actor);
-    struct run_ctx ctx = {.vm_id = j->sb->id, .command = desc, .shell = RUN_SHELL_RAW,
-                          .actor = actor};
+    struct run_ctx ctx = {
+        .vm_id = j->sb->id, .command = desc, .shell = RUN_SHELL_RAW, .actor = actor};
     /* Actions pass the same policy chain as commands. */
     j->r = run_hooks_check(j->gw->hooks, j->sb->hooks, &ctx, &j->err);
     if (j->r < 0) {
@@ -618,8 +616,7 @@ static void media_job_run(void *data)
     pthread_mutex_lock(&m->lock);
     switch (j->op) {
     case MEDIA_SCREENSHOT:
-        j->r = media_screenshot_locked(m, j->vm, j->max_w, j->max_h, &j->png, &j->png_len,
-                                       &j->err);
+        j->r = media_screenshot_locked(m, j->vm, j->max_w, j->max_h, &j->png, &j->png_len, &j->err);
         break;
     case MEDIA_COMPUTER:
         media_computer(j, m);
@@ -629,8 +626,8 @@ static void media_job_run(void *data)
         break;
     case MEDIA_REC_STOP:
         if (strcmp(j->rid, m->rec_id) != 0)
-            j->r = ph_error_set(&j->err, PH_ERR_CONFLICT, -EINVAL,
-                                "recording %s is not running", j->rid);
+            j->r = ph_error_set(&j->err, PH_ERR_CONFLICT, -EINVAL, "recording %s is not running",
+                                j->rid);
         else
             j->r = media_rec_stop(j->gw, j->sb, m, &j->reply, &j->err);
         break;

@@ -64,8 +64,7 @@ int params_string(json_t *obj, const char *field, const char *def, size_t max, c
     if (!json_is_string(v))
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must be a string", field);
     if (json_string_length(v) > max)
-        return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s is longer than %zu bytes", field,
-                            max);
+        return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s is longer than %zu bytes", field, max);
     if (strlen(json_string_value(v)) != json_string_length(v))
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must not contain NUL", field);
     *out = json_string_value(v);
@@ -82,8 +81,8 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
         return *out ? 0 : -ENOMEM;
     }
     if (!json_is_object(value))
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                            "%s must be an object of NAME: \"value\"", field);
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must be an object of NAME: \"value\"",
+                            field);
     if (json_object_size(value) > PARAMS_MAX_ENV)
         return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s holds more than %d variables", field,
                             PARAMS_MAX_ENV);
@@ -93,13 +92,12 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
             return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
                                 "%s: \"%.64s\" is not a valid variable name", field, key);
         if (!json_is_string(val))
-            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s.%s must be a string", field,
-                                key);
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s.%s must be a string", field, key);
         const char *s = json_string_value(val);
         size_t n = json_string_length(val);
         if (n > PARAMS_MAX_ENV_VALUE)
-            return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s.%s is longer than %d bytes",
-                                field, key, PARAMS_MAX_ENV_VALUE);
+            return ph_error_set(err, PH_ERR_INVALID, -E2BIG, "%s.%s is longer than %d bytes", field,
+                                key, PARAMS_MAX_ENV_VALUE);
         /* Values travel to the guest as one config line each. */
         if (strlen(s) != n || strpbrk(s, "\n\r"))
             return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
@@ -117,8 +115,8 @@ void sandbox_params_done(struct sandbox_params *p)
 
 int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
 {
-    static const char *const allowed[] = {"vcpus", "mem_mib", "disk_mib", "env_vars",
-                                          "timeout_minutes", "wait", NULL};
+    static const char *const allowed[] = {"vcpus",           "mem_mib", "disk_mib", "env_vars",
+                                          "timeout_minutes", "wait",    NULL};
     int r;
 
     memset(p, 0, sizeof(*p));
@@ -224,10 +222,19 @@ static bool domain_pattern_valid(const char *d)
 
 int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error *err)
 {
-    static const char *const allowed[] = {
-        "mode",         "viewport",        "record_video", "profile_mode",  "profile_id",
-        "timeout_minutes", "allow_downloads", "env_vars",  "mem_size_mib",  "disk_size_mib",
-        "allowed_domains", "wait",          NULL};
+    static const char *const allowed[] = {"mode",
+                                          "viewport",
+                                          "record_video",
+                                          "profile_mode",
+                                          "profile_id",
+                                          "timeout_minutes",
+                                          "allow_downloads",
+                                          "env_vars",
+                                          "mem_size_mib",
+                                          "disk_size_mib",
+                                          "allowed_domains",
+                                          "wait",
+                                          NULL};
     static const char *const vp_allowed[] = {"width", "height", NULL};
     const char *mode, *profile_mode, *profile_id;
     json_t *vp;

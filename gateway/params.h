@@ -54,18 +54,18 @@ int params_only(json_t *obj, const char *const *allowed, struct ph_error *err);
 #define BROWSER_MAX_DOMAINS 64
 
 struct browser_params {
-    bool live;             /* mode: "live" or "headless" (default) */
-    int width, height;     /* viewport 640..7680 x 480..4320, default 1280x720 */
-    bool record_video;     /* needs live */
-    bool persistent;       /* profile_mode: "ephemeral" (default) or "persistent" */
-    char profile_id[65];   /* [A-Za-z0-9._-]{1,64}; "" when not given */
-    int timeout_minutes;   /* 1..240, default 30 */
-    bool allow_downloads;  /* default true */
-    json_t *env_vars;      /* owned */
-    int mem_mib;           /* mem_size_mib 512..16384, default 2048 */
-    int disk_mib;          /* disk_size_mib 2048..16384, 0 = image size */
+    bool live;               /* mode: "live" or "headless" (default) */
+    int width, height;       /* viewport 640..7680 x 480..4320, default 1280x720 */
+    bool record_video;       /* needs live */
+    bool persistent;         /* profile_mode: "ephemeral" (default) or "persistent" */
+    char profile_id[65];     /* [A-Za-z0-9._-]{1,64}; "" when not given */
+    int timeout_minutes;     /* 1..240, default 30 */
+    bool allow_downloads;    /* default true */
+    json_t *env_vars;        /* owned */
+    int mem_mib;             /* mem_size_mib 512..16384, default 2048 */
+    int disk_mib;            /* disk_size_mib 2048..16384, 0 = image size */
     json_t *allowed_domains; /* owned: array of lowercase host patterns, or NULL */
-    bool wait;             /* reply once ready (default) */
+    bool wait;               /* reply once ready (default) */
 };
 void browser_params_done(struct browser_params *p);
 int browser_params_parse(json_t *body, struct browser_params *out, struct ph_error *err);

@@ -69,10 +69,10 @@ json_t *sandbox_to_json(const struct sandbox *sb)
     if (sb->browser)
         return browser_to_json(sb);
     json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:O}", "id", sb->id, "status",
-                          sandbox_status_name(sb->status), "created_at",
-                          time_json(sb->created_at), "expires_at", time_json(sb->expires_at),
-                          "vcpus", sb->vcpus, "mem_mib", sb->mem_mib, "disk_mib", sb->disk_mib,
-                          "timeout_minutes", sb->timeout_minutes, "env_vars", sb->env_vars);
+                          sandbox_status_name(sb->status), "created_at", time_json(sb->created_at),
+                          "expires_at", time_json(sb->expires_at), "vcpus", sb->vcpus, "mem_mib",
+                          sb->mem_mib, "disk_mib", sb->disk_mib, "timeout_minutes",
+                          sb->timeout_minutes, "env_vars", sb->env_vars);
     if (o && sb->status == SANDBOX_ERROR)
         json_object_set_new(o, "error", json_string(sb->error));
     return o;
@@ -80,15 +80,14 @@ json_t *sandbox_to_json(const struct sandbox *sb)
 
 void sandbox_save(struct gateway *gw, struct sandbox *sb)
 {
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i, s:i}",
-                            "id", sb->id, "kind", kind_record_name(sb->kind), "status",
-                            sandbox_status_name(sb->status), "error", sb->error, "created_at",
-                            (json_int_t)sb->created_at, "expires_at", (json_int_t)sb->expires_at,
-                            "vcpus", sb->vcpus, "mem_mib", sb->mem_mib, "disk_mib", sb->disk_mib,
-                            "timeout_minutes", sb->timeout_minutes, "env_vars", sb->env_vars,
-                            "ssh_port", sb->vm ? sb->vm->ssh_port : -1, "vnc_port",
-                            sb->vm ? sb->vm->vnc_port : -1, "cdp_port",
-                            sb->vm ? sb->vm->cdp_port : -1);
+    json_t *rec = json_pack(
+        "{s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i, s:i}", "id", sb->id,
+        "kind", kind_record_name(sb->kind), "status", sandbox_status_name(sb->status), "error",
+        sb->error, "created_at", (json_int_t)sb->created_at, "expires_at",
+        (json_int_t)sb->expires_at, "vcpus", sb->vcpus, "mem_mib", sb->mem_mib, "disk_mib",
+        sb->disk_mib, "timeout_minutes", sb->timeout_minutes, "env_vars", sb->env_vars, "ssh_port",
+        sb->vm ? sb->vm->ssh_port : -1, "vnc_port", sb->vm ? sb->vm->vnc_port : -1, "cdp_port",
+        sb->vm ? sb->vm->cdp_port : -1);
     if (!rec)
         return;
     json_object_set_new(rec, "vm_id", json_string(sb->vm_id));
@@ -237,8 +236,8 @@ static void boot_job_run(void *data)
     }
     /* env_vars is not modified while the boot job runs: PUT /env needs a
      * ready sandbox. */
-    json_object_foreach(sb->env_vars, key, val)
-        env[i++] = (struct vm_env_var){key, json_string_value(val)};
+    json_object_foreach(sb->env_vars, key, val) env[i++] =
+        (struct vm_env_var){key, json_string_value(val)};
     struct vm_spec spec = {
         .kind = sb->kind,
         .vcpus = sb->vcpus,
@@ -311,8 +310,7 @@ static void boot_job_done(void *data)
     } else {
         sb->status = SANDBOX_ERROR;
         snprintf(sb->error, sizeof(sb->error), "%s", j->err.message);
-        lwsl_err("%s %s failed to start: %s\n", kind_record_name(sb->kind), sb->id,
-                 j->err.message);
+        lwsl_err("%s %s failed to start: %s\n", kind_record_name(sb->kind), sb->id, j->err.message);
     }
     sandbox_save(gw, sb);
     if (j->req) {
@@ -575,8 +573,8 @@ static void api_sandbox_exec(struct http_req *req, void *data)
     j->sb = sb;
     j->vm = sb->vm;
     j->req = req;
-    j->rr = (struct run_request){.command = j->command, .shell = p.shell,
-                                 .timeout_s = p.timeout_s, .actor = req->actor};
+    j->rr = (struct run_request){
+        .command = j->command, .shell = p.shell, .timeout_s = p.timeout_s, .actor = req->actor};
     if (sandbox_submit(gw, sb, req, exec_job_run, exec_job_done, j) < 0) {
         free(j->command);
         free(j);
@@ -593,10 +591,10 @@ struct file_job {
     struct vm *vm; /* weak: held */
     struct http_req *req;
     enum file_op op;
-    char *path;    /* owned */
-    char *data;    /* owned: file read back */
+    char *path; /* owned */
+    char *data; /* owned: file read back */
     size_t len;
-    json_t *env;   /* owned: new env for ENV_PUT */
+    json_t *env; /* owned: new env for ENV_PUT */
     struct ph_error err;
     int r;
 };
@@ -620,8 +618,8 @@ static void file_job_run(void *data)
             j->r = -ENOMEM;
             break;
         }
-        json_object_foreach(j->env, key, val)
-            env[i++] = (struct vm_env_var){key, json_string_value(val)};
+        json_object_foreach(j->env, key, val) env[i++] =
+            (struct vm_env_var){key, json_string_value(val)};
         j->r = vm_set_env(j->vm, env, n, &j->err);
         free(env);
         break;
@@ -638,9 +636,9 @@ static void file_job_done(void *data)
     if (j->r < 0) {
         http_reply_error(j->req, &j->err);
     } else if (j->op == FILE_PUT) {
-        http_reply_json(j->req, 200,
-                        json_pack("{s:s, s:I}", "path", j->path, "bytes",
-                                  (json_int_t)j->req->body_len));
+        http_reply_json(
+            j->req, 200,
+            json_pack("{s:s, s:I}", "path", j->path, "bytes", (json_int_t)j->req->body_len));
     } else if (j->op == FILE_GET) {
         http_reply_data(j->req, 200, "application/octet-stream", TAKE_PTR(j->data), j->len, NULL);
     } else {

@@ -10,17 +10,17 @@
 
 enum ph_error_kind {
     PH_ERR_NONE = 0,
-    PH_ERR_INVALID,     /* bad_request, 400 */
-    PH_ERR_UNAUTHORIZED,/* unauthorized, 401 */
-    PH_ERR_BLOCKED,     /* blocked, 403 */
-    PH_ERR_NOT_FOUND,   /* not_found, 404 */
-    PH_ERR_CONFLICT,    /* conflict, 409 */
-    PH_ERR_TOO_LARGE,   /* too_large, 413 */
-    PH_ERR_LIMIT,       /* limit_exceeded, 429 */
-    PH_ERR_TIMEOUT,     /* timeout, 504 */
-    PH_ERR_UNAVAILABLE, /* unavailable, 503 */
-    PH_ERR_TRANSPORT,   /* transport, 502 */
-    PH_ERR_INTERNAL,    /* internal, 500 */
+    PH_ERR_INVALID,      /* bad_request, 400 */
+    PH_ERR_UNAUTHORIZED, /* unauthorized, 401 */
+    PH_ERR_BLOCKED,      /* blocked, 403 */
+    PH_ERR_NOT_FOUND,    /* not_found, 404 */
+    PH_ERR_CONFLICT,     /* conflict, 409 */
+    PH_ERR_TOO_LARGE,    /* too_large, 413 */
+    PH_ERR_LIMIT,        /* limit_exceeded, 429 */
+    PH_ERR_TIMEOUT,      /* timeout, 504 */
+    PH_ERR_UNAVAILABLE,  /* unavailable, 503 */
+    PH_ERR_TRANSPORT,    /* transport, 502 */
+    PH_ERR_INTERNAL,     /* internal, 500 */
 };
 
 struct ph_error {
@@ -34,7 +34,8 @@ int ph_error_set(struct ph_error *err, enum ph_error_kind kind, int neg_errno, c
     __attribute__((format(printf, 4, 5)));
 void ph_error_clear(struct ph_error *err);
 /* Prefixes the existing message with context ("boot vm abc: ..."). */
-void ph_error_prefix(struct ph_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ph_error_prefix(struct ph_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 const char *ph_error_code(enum ph_error_kind kind);
 int ph_error_http_status(enum ph_error_kind kind);

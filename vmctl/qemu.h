@@ -15,22 +15,22 @@ struct qemu_fwcfg {
 };
 
 struct qemu_forward {
-    int host_port;  /* bound on 127.0.0.1 only */
+    int host_port; /* bound on 127.0.0.1 only */
     int guest_port;
 };
 
 struct qemu_opts {
-    const char *binary; /* NULL: qemu-system-x86_64 (or $PORTHOLE_QEMU) */
+    const char *binary;  /* NULL: qemu-system-x86_64 (or $PORTHOLE_QEMU) */
     enum vm_accel accel; /* KVM or TCG, never AUTO */
     int vcpus;
     int mem_mib;
     const char *kernel, *initrd, *cmdline_extra;
-    const char *disk;        /* qcow2 overlay */
+    const char *disk; /* qcow2 overlay */
     const char *qmp_socket;
     const char *serial_socket;
     const char *serial_log;
     const char *pidfile;
-    const char *incoming;    /* "exec:cat FILE" for snapshot restore, or NULL */
+    const char *incoming; /* "exec:cat FILE" for snapshot restore, or NULL */
     struct qemu_fwcfg fwcfg[QEMU_MAX_FWCFG];
     size_t n_fwcfg;
     struct qemu_forward forwards[QEMU_MAX_FORWARDS];

@@ -13,8 +13,8 @@
 #define QMP_MAX_LINE (1024 * 1024)
 
 struct qmp {
-    int fd;       /* owned */
-    char *buf;    /* owned: bytes read but not yet parsed */
+    int fd;    /* owned */
+    char *buf; /* owned: bytes read but not yet parsed */
     size_t len, cap;
 };
 
@@ -122,8 +122,7 @@ int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **ret, 
         json_t *e = json_object_get(reply, "error");
         if (e) {
             r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "QMP %s failed: %s", command,
-                             json_string_value(json_object_get(e, "desc"))
-                                 ?: "unknown error");
+                             json_string_value(json_object_get(e, "desc")) ?: "unknown error");
             json_decref(reply);
             return r;
         }

@@ -45,19 +45,19 @@ struct run_request {
     const char *command; /* weak */
     enum run_shell shell;
     int timeout_s;
-    const char *actor; /* weak, who asked (for audit); may be NULL */
+    const char *actor;      /* weak, who asked (for audit); may be NULL */
     const void *stdin_data; /* weak, may be NULL */
     size_t stdin_len;
 };
 #define RUN_REQUEST_INIT(cmd)                                                                      \
-    ((struct run_request){.command = (cmd), .shell = RUN_SHELL_LOGIN,                              \
-                          .timeout_s = RUN_DEFAULT_TIMEOUT_S})
+    ((struct run_request){                                                                         \
+        .command = (cmd), .shell = RUN_SHELL_LOGIN, .timeout_s = RUN_DEFAULT_TIMEOUT_S})
 
 struct run_result {
-    int exit_code;      /* -1 when killed by a signal */
-    char *out;          /* owned, NUL-terminated */
+    int exit_code; /* -1 when killed by a signal */
+    char *out;     /* owned, NUL-terminated */
     size_t out_len;
-    char *err;          /* owned, NUL-terminated */
+    char *err; /* owned, NUL-terminated */
     size_t err_len;
     bool out_truncated;
     bool err_truncated;

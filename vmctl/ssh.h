@@ -25,8 +25,8 @@ int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err);
 /* Runs command; waits at most req->timeout_s, then sends SIGKILL to the
  * remote process group, closes the channel and returns PH_ERR_TIMEOUT with
  * the session left usable. Matches run_transport.exec. */
-int vm_ssh_exec(void *s, const char *command, const struct run_request *req,
-                struct run_result *res, struct ph_error *err);
+int vm_ssh_exec(void *s, const char *command, const struct run_request *req, struct run_result *res,
+                struct ph_error *err);
 
 /* SFTP file transfer. get fails with PH_ERR_TOO_LARGE beyond max. */
 int vm_ssh_put_file(struct vm_ssh *s, const char *path, const void *data, size_t len, int mode,

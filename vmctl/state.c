@@ -28,8 +28,8 @@ int state_open(const char *path, struct state_db **out, struct ph_error *err)
     if (!s)
         return -ENOMEM;
     pthread_mutex_init(&s->lock, NULL);
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_FULLMUTEX,
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "cannot open state database %s: %s", path,
                          s->db ? sqlite3_errmsg(s->db) : "out of memory");

@@ -306,11 +306,13 @@ bool env_name_valid(const char *name)
     size_t n = strlen(name);
     if (n == 0 || n > 128)
         return false;
-    if (!(name[0] == '_' || (name[0] >= 'A' && name[0] <= 'Z') || (name[0] >= 'a' && name[0] <= 'z')))
+    if (!(name[0] == '_' || (name[0] >= 'A' && name[0] <= 'Z') ||
+          (name[0] >= 'a' && name[0] <= 'z')))
         return false;
     for (size_t i = 1; i < n; i++) {
         char c = name[i];
-        if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+        if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9')))
             return false;
     }
     return true;

@@ -36,8 +36,8 @@ static inline void closep(int *fd)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-int64_t now_ms(void);      /* CLOCK_MONOTONIC */
-int64_t wall_ms(void);     /* CLOCK_REALTIME, ms since epoch */
+int64_t now_ms(void);  /* CLOCK_MONOTONIC */
+int64_t wall_ms(void); /* CLOCK_REALTIME, ms since epoch */
 /* RFC 3339 UTC ("2026-11-22T10:00:00Z") of a wall-clock ms value. */
 void format_time_utc(int64_t wall_ms, char *buf, size_t len);
 

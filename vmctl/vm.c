@@ -221,8 +221,7 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
         return -ENOMEM;
     vm->accel = spec->accel;
     if (access(vm->run_dir, F_OK) == 0) {
-        r = ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "run dir %s already exists",
-                         vm->run_dir);
+        r = ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "run dir %s already exists", vm->run_dir);
         goto fail_keep_dir;
     }
     r = mkdir_p(vm->run_dir, 0700);
@@ -271,14 +270,14 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
             r = -ENOMEM;
             goto fail;
         }
-        char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", backing,
-                        disk,       size,     NULL};
+        char *argv[] = {"qemu-img", "create", "-q",    "-f", "qcow2", "-F",
+                        "raw",      "-b",     backing, disk, size,    NULL};
         r = spawn_wait(argv, log);
         if (r != 0) {
             char tail[256];
             log_tail(log, tail, sizeof(tail));
-            r = ph_error_set(err, PH_ERR_INTERNAL, r < 0 ? r : -EIO,
-                             "qemu-img create failed: %s", tail[0] ? tail : strerror(-r));
+            r = ph_error_set(err, PH_ERR_INTERNAL, r < 0 ? r : -EIO, "qemu-img create failed: %s",
+                             tail[0] ? tail : strerror(-r));
             goto fail;
         }
     }
@@ -534,8 +533,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     vm->cdp_port = cdp_port;
     r = vm_read_pidfile(vm, &vm->pid);
     if (r < 0 || !vm_pid_is_ours(vm, vm->pid)) {
-        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -ESRCH, "QEMU of VM %s is no longer running",
-                         id);
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -ESRCH, "QEMU of VM %s is no longer running", id);
         goto fail;
     }
     vm->pidfd = pidfd_open_pid(vm->pid);

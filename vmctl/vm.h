@@ -47,7 +47,7 @@ struct vm_spec {
     enum vm_kind kind;
     int vcpus;
     int mem_mib;
-    int disk_mib; /* 0: the image's own size */
+    int disk_mib;                 /* 0: the image's own size */
     const struct vm_env_var *env; /* weak */
     size_t n_env;
     const char *extra_config; /* weak: more "key=value\n" lines for the guest init */
@@ -64,17 +64,17 @@ struct vm_spec {
 struct vm {
     char id[40];
     enum vm_kind kind;
-    char *run_dir;        /* owned */
-    pid_t pid;            /* QEMU daemon, 0 if not started */
-    int pidfd;            /* owned, -1 if unused */
-    int ssh_port;         /* host side of the forward to guest :22 */
+    char *run_dir; /* owned */
+    pid_t pid;     /* QEMU daemon, 0 if not started */
+    int pidfd;     /* owned, -1 if unused */
+    int ssh_port;  /* host side of the forward to guest :22 */
     /* Browser VMs: QEMU's VNC server for the VM's screen on 127.0.0.1 (-1
      * for sandboxes). The guest draws into a virtio-gpu device and never
      * encodes a frame itself. */
     int vnc_port;
-    int cdp_port;         /* -1 if unused */
+    int cdp_port; /* -1 if unused */
     enum vm_accel accel;
-    struct vm_ssh *ssh;   /* owned, NULL until ready */
+    struct vm_ssh *ssh; /* owned, NULL until ready */
 };
 
 /* Creates the run dir under state_dir/vms/ and everything the VM needs

@@ -1407,10 +1407,11 @@ static struct child *xorg_start(bool detach)
     }
     if (xorg_config_write() < 0)
         return NULL;
-    char *argv[] = {(char *)XORG_BIN, (char *)":0", (char *)"-config", (char *)XORG_CONFIG,
-                    (char *)"-logfile", (char *)XORG_LOG, (char *)"-nolisten", (char *)"tcp",
-                    (char *)"-noreset", (char *)"-novtswitch", (char *)"-s", (char *)"0",
-                    (char *)"-dpms", (char *)"vt7", NULL};
+    char *argv[] = {(char *)XORG_BIN,      (char *)":0",       (char *)"-config",
+                    (char *)XORG_CONFIG,   (char *)"-logfile", (char *)XORG_LOG,
+                    (char *)"-nolisten",   (char *)"tcp",      (char *)"-noreset",
+                    (char *)"-novtswitch", (char *)"-s",       (char *)"0",
+                    (char *)"-dpms",       (char *)"vt7",      NULL};
     struct spawn_opts opts = {.log_path = "/var/log/porthole-xorg.out", .detach = detach};
     return spawn("Xorg", argv, &opts);
 }
@@ -1425,12 +1426,11 @@ static void wm_start(bool detach)
     static char *envp[] = {"PATH=" SYSTEM_PATH, "HOME=/root", "LANG=C.UTF-8", "DISPLAY=:0", NULL};
     char *argv[] = {(char *)WM_BIN, (char *)"-use_titlebar", (char *)"no", NULL};
     if (access(WM_BIN, X_OK) != 0) {
-        logmsg("no window manager (%s): the browser window stays 1 px short of the screen",
-               WM_BIN);
+        logmsg("no window manager (%s): the browser window stays 1 px short of the screen", WM_BIN);
         return;
     }
-    struct spawn_opts opts = {.log_path = "/var/log/porthole-wm.log", .envp = envp,
-                              .detach = detach};
+    struct spawn_opts opts = {
+        .log_path = "/var/log/porthole-wm.log", .envp = envp, .detach = detach};
     if (!spawn("window manager", argv, &opts))
         logmsg("cannot start %s", WM_BIN);
 }

@@ -68,9 +68,15 @@ int main(void)
      * keyboard, a modern virtio-mmio transport (the legacy one binds no
      * virtio-gpu) and QEMU's VNC server on 127.0.0.1 as display port-5900;
      * a sandbox gets none of it. */
-    struct qemu_opts o = {.accel = VM_ACCEL_TCG, .vcpus = 2, .mem_mib = 2048,
-                          .kernel = "/k", .initrd = "/i", .disk = "/d.qcow2",
-                          .qmp_socket = "/q", .serial_socket = "/s", .serial_log = "/l",
+    struct qemu_opts o = {.accel = VM_ACCEL_TCG,
+                          .vcpus = 2,
+                          .mem_mib = 2048,
+                          .kernel = "/k",
+                          .initrd = "/i",
+                          .disk = "/d.qcow2",
+                          .qmp_socket = "/q",
+                          .serial_socket = "/s",
+                          .serial_log = "/l",
                           .pidfile = "/p"};
     char **argv = qemu_build_argv(&o);
     CHECK(argv != NULL);

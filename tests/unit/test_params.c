@@ -52,8 +52,8 @@ static void bad_path(const char *path, const char *needle)
     struct ph_error err = {0};
     int r = guest_path_check(path, &err);
     if (r >= 0 || !strstr(err.message, needle)) {
-        fprintf(stderr, "path \"%s\": r=%d msg=\"%s\", wanted \"%s\"\n", path ? path : "(null)",
-                r, err.message, needle);
+        fprintf(stderr, "path \"%s\": r=%d msg=\"%s\", wanted \"%s\"\n", path ? path : "(null)", r,
+                err.message, needle);
         check_failures++;
     }
 }
@@ -161,8 +161,10 @@ int main(void)
         const char *body, *needle;
     } bad_browser[] = {
         {"{\"mode\":\"kiosk\"}", "mode must be"},
-        {"{\"viewport\":{\"width\":639,\"height\":480}}", "viewport.width must be between 640 and 7680"},
-        {"{\"viewport\":{\"width\":800,\"height\":4321}}", "viewport.height must be between 480 and 4320"},
+        {"{\"viewport\":{\"width\":639,\"height\":480}}",
+         "viewport.width must be between 640 and 7680"},
+        {"{\"viewport\":{\"width\":800,\"height\":4321}}",
+         "viewport.height must be between 480 and 4320"},
         {"{\"viewport\":[800,600]}", "viewport must be an object"},
         {"{\"viewport\":{\"w\":800}}", "viewport: unknown field"},
         {"{\"record_video\":true}", "record_video needs mode"},
@@ -182,8 +184,8 @@ int main(void)
         memset(&err, 0, sizeof(err));
         int r = browser_params_parse(j, &bp, &err);
         if (r >= 0 || !strstr(err.message, bad_browser[i].needle)) {
-            fprintf(stderr, "browser %s: \"%s\", wanted \"%s\"\n", bad_browser[i].body,
-                    err.message, bad_browser[i].needle);
+            fprintf(stderr, "browser %s: \"%s\", wanted \"%s\"\n", bad_browser[i].body, err.message,
+                    bad_browser[i].needle);
             check_failures++;
         }
         browser_params_done(&bp);

@@ -7,9 +7,9 @@
 #include "run.h"
 
 struct fake {
-    int calls;            /* how many commands reached the "guest" */
+    int calls; /* how many commands reached the "guest" */
     char last[256];
-    int fail_with;        /* 0, or a ph_error_kind to fail with */
+    int fail_with; /* 0, or a ph_error_kind to fail with */
     int exit_code;
 };
 
