@@ -29,6 +29,7 @@ APT_PACKAGES=(
     qemu-system-x86 qemu-utils mmdebstrap kmod cpio e2fsprogs zstd
     openssh-client python3 ffmpeg chromium novnc
     tigervnc-standalone-server x11-xserver-utils
+    clang clang-format
 )
 
 step "apt packages"
@@ -78,6 +79,11 @@ if [ "$MODE" = test ]; then
             -Db_lundef=false -Dwerror=true
     fi
     ninja -C build/asan
+    step "clang build (the tree must build warning-free with clang as with gcc)"
+    if [ ! -d build/clang ]; then
+        CC=clang meson setup build/clang --buildtype=debug -Dwerror=true
+    fi
+    ninja -C build/clang
     step "test suite"
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
