@@ -1,6 +1,6 @@
-/* Browser sessions on top of the sandbox lifecycle: the session API, the
- * pool of pre-booted browser VMs that makes a start fast, persistent
- * profiles, downloads, logs, and the policy applied to CDP commands. */
+/* Browser sessions on top of the instance lifecycle: the browser kind, the
+ * session API, persistent profiles, downloads, logs, and the policy
+ * applied to CDP commands. See browser.h. */
 #include "browser.h"
 
 #include <errno.h>
@@ -9,35 +9,40 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cdp_proxy.h"
-#include "media.h"
+#include "gateway.h"
 #include "params.h"
+#include "pool.h"
 #include "ssh.h"
 #include "util.h"
-#include "vnc_proxy.h"
 
-#define POOL_MEM_MIB 2048
-#define POOL_VCPUS 2
-#define POOL_WIDTH 1280
-#define POOL_HEIGHT 720
-#define BROWSER_MARKER "PORTHOLE_READY browser"
 #define GUEST_PROFILE_DIR "/root/porthole/profile"
 #define GUEST_PERSIST_DIR "/root/porthole/persist"
 #define PROFILE_MAX (512 * 1024 * 1024)
 #define DOWNLOAD_MAX (256 * 1024 * 1024)
 
-struct pool_vm {
-    struct vm *vm;        /* owned */
-    struct pool_vm *next; /* owned */
+struct browsers {
+    struct instance_kind kind;
+    struct gateway *gw; /* weak */
 };
 
-void browser_session_free(struct browser_session *b)
+static struct browsers *browsers_of(const struct instance *in)
 {
+    return container_of(in->kind, struct browsers, kind);
+}
+
+static void browser_session_free(void *data)
+{
+    struct browser_session *b = data;
     if (!b)
         return;
     json_decref(b->allowed_domains);
-    media_free(b->media);
     free(b);
+}
+
+struct browser_session *browser_of(const struct instance *in)
+{
+    /* The browser kind is the one that frees browser sessions. */
+    return in && in->kind->free_data == browser_session_free ? in->kind_data : NULL;
 }
 
 /* ---- guest configuration ------------------------------------------------ */
@@ -68,28 +73,6 @@ static bool browser_is_pool_default(const struct browser_session *b, json_t *env
            !b->persistent && json_object_size(env) == 0;
 }
 
-/* Runs an internal command in the guest: not a user command, so it does
- * not pass the user-facing policy chain, but it is bounded the same way. */
-int browser_guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
-                      struct run_result *res, struct ph_error *err)
-{
-    struct run_request req = {.command = cmd,
-                              .shell = RUN_SHELL_RAW,
-                              .timeout_s = timeout_s,
-                              .stdin_data = in,
-                              .stdin_len = in_len};
-    int r = vm_ssh_exec(vm->ssh, cmd, &req, res, err);
-    if (r < 0)
-        return r;
-    if (res->exit_code != 0) {
-        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "guest command failed (exit %d): %.300s",
-                         res->exit_code, res->err && *res->err ? res->err : res->out);
-        run_result_done(res);
-        return r;
-    }
-    return 0;
-}
-
 static char *profile_path(struct gateway *gw, const char *profile_id)
 {
     char *p = NULL;
@@ -101,10 +84,10 @@ static char *profile_path(struct gateway *gw, const char *profile_id)
 /* Worker thread, once the guest is up: restores a persistent profile and
  * restarts Chromium with the session's settings when they differ from what
  * the guest booted with. */
-static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm,
-                           struct ph_error *err)
+static int browser_prepare(struct instance *sb, struct vm *vm, struct ph_error *err)
 {
-    struct browser_session *b = sb->browser;
+    struct gateway *gw = browsers_of(sb)->gw;
+    struct browser_session *b = browser_of(sb);
     struct run_result res = {0};
     const char *profile_dir = b->persistent ? GUEST_PERSIST_DIR : GUEST_PROFILE_DIR;
     int r;
@@ -112,10 +95,10 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
     if (b->persistent) {
         _cleanup_free_ char *path = profile_path(gw, b->profile_id), *data = NULL;
         size_t len = 0;
-        r = browser_guest_run(vm,
-                              "/sbin/porthole-init browser-stop && rm -rf " GUEST_PERSIST_DIR
-                              " && mkdir -p " GUEST_PERSIST_DIR,
-                              NULL, 0, 60, &res, err);
+        r = vm_guest_run(vm,
+                         "/sbin/porthole-init browser-stop && rm -rf " GUEST_PERSIST_DIR
+                         " && mkdir -p " GUEST_PERSIST_DIR,
+                         NULL, 0, 60, &res, err);
         run_result_done(&res);
         if (r < 0)
             return r;
@@ -123,10 +106,10 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
             r = vm_ssh_put_file(vm->ssh, "/root/porthole/profile-in.tgz", data, len, 0600, err);
             if (r < 0)
                 return r;
-            r = browser_guest_run(vm,
-                                  "tar -xzf /root/porthole/profile-in.tgz -C " GUEST_PERSIST_DIR
-                                  " && rm -f /root/porthole/profile-in.tgz",
-                                  NULL, 0, 120, &res, err);
+            r = vm_guest_run(vm,
+                             "tar -xzf /root/porthole/profile-in.tgz -C " GUEST_PERSIST_DIR
+                             " && rm -f /root/porthole/profile-in.tgz",
+                             NULL, 0, 120, &res, err);
             run_result_done(&res);
             if (r < 0)
                 return r;
@@ -136,34 +119,32 @@ static int browser_prepare(struct gateway *gw, struct sandbox *sb, struct vm *vm
         _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
         if (!cfg)
             return -ENOMEM;
-        r = browser_guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120,
-                              &res, err);
+        r = vm_guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res,
+                         err);
         run_result_done(&res);
         if (r < 0) {
             ph_error_prefix(err, "configuring the browser");
             return r;
         }
     }
-    /* Recording from the first frame: it starts before the session is
-     * handed out. */
-    if (b->record_video)
-        return media_start_initial_recording(gw, sb, vm, err);
     return 0;
 }
 
-void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
+/* Worker thread, before the VM stops (NULL: it keeps running): saves a
+ * persistent profile. */
+static void browser_before_stop(struct instance *sb, struct vm *vm)
 {
-    struct browser_session *b = sb->browser;
+    struct gateway *gw = browsers_of(sb)->gw;
+    struct browser_session *b = browser_of(sb);
     struct run_result res = {0};
     struct ph_error err = {0};
     _cleanup_free_ char *path = NULL, *dir = NULL, *data = NULL;
     size_t len = 0;
 
-    media_session_stop(gw, sb);
-    if (!b->persistent || !vm->ssh || !vm_alive(vm))
+    if (!vm || !b->persistent || !vm->ssh || !vm_alive(vm))
         return;
     /* Chromium writes its cookie store on exit; stop it before packing. */
-    if (browser_guest_run(
+    if (vm_guest_run(
             vm,
             "/sbin/porthole-init browser-stop; tar -czf /root/porthole/profile-out.tgz "
             "--exclude=Cache --exclude='Code Cache' --exclude=GPUCache -C " GUEST_PERSIST_DIR " .",
@@ -183,12 +164,6 @@ void browser_before_stop(struct gateway *gw, struct sandbox *sb, struct vm *vm)
         lwsl_err("session %s: cannot write %s\n", sb->id, path);
     else
         lwsl_user("session %s: profile %s saved (%zu bytes)\n", sb->id, b->profile_id, len);
-}
-
-void browser_after_stop(struct gateway *gw, struct sandbox *sb)
-{
-    cdp_proxy_session_close(gw, sb);
-    vnc_proxy_session_close(gw, sb);
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -211,11 +186,10 @@ static json_t *url_or_null(const char *base, const char *fmt, const char *a, con
     return json_string(buf);
 }
 
-static char gateway_base[128];
-
-json_t *browser_to_json(const struct sandbox *sb)
+static json_t *browser_to_json(const struct instance *sb)
 {
-    const struct browser_session *b = sb->browser;
+    const struct browser_session *b = browser_of(sb);
+    const char *gateway_base = browsers_of(sb)->gw->url;
     char ws[256];
     json_t *o;
 
@@ -227,8 +201,8 @@ json_t *browser_to_json(const struct sandbox *sb)
     o = json_pack(
         "{s:s, s:s, s:s, s:s, s:{s:i, s:i}, s:b, s:s, s:s?, s:i, s:b, s:i, s:i, s:o, "
         "s:o, s:s, s:s, s:o, s:o, s:s}",
-        "session_id", sb->id, "vm_id", sb->vm_id, "status", sandbox_status_name(sb->status), "mode",
-        b->live ? "live" : "headless", "viewport", "width", b->width, "height", b->height,
+        "session_id", sb->id, "vm_id", sb->vm_id, "status", instance_status_name(sb->status),
+        "mode", b->live ? "live" : "headless", "viewport", "width", b->width, "height", b->height,
         "record_video", b->record_video, "profile_mode", b->persistent ? "persistent" : "ephemeral",
         "profile_id", b->persistent ? b->profile_id : NULL, "timeout_minutes", sb->timeout_minutes,
         "allow_downloads", b->allow_downloads, "mem_size_mib", sb->mem_mib, "disk_size_mib",
@@ -241,16 +215,16 @@ json_t *browser_to_json(const struct sandbox *sb)
         return NULL;
     json_object_set(o, "allowed_domains", b->allowed_domains ? b->allowed_domains : json_null());
     json_object_set(o, "env_vars", sb->env_vars);
-    if (b->ready_ms > 0)
-        json_object_set_new(o, "startup_ms", json_integer(b->ready_ms - b->start_ms));
-    if (sb->status == SANDBOX_ERROR)
+    if (sb->ready_ms > 0)
+        json_object_set_new(o, "startup_ms", json_integer(sb->ready_ms - sb->start_ms));
+    if (sb->status == INSTANCE_ERROR)
         json_object_set_new(o, "error", json_string(sb->error));
     return o;
 }
 
-json_t *browser_record(const struct sandbox *sb)
+static json_t *browser_record(const struct instance *sb)
 {
-    const struct browser_session *b = sb->browser;
+    const struct browser_session *b = browser_of(sb);
     json_t *o = json_pack("{s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "live",
                           b->live, "record_video", b->record_video, "persistent", b->persistent,
                           "allow_downloads", b->allow_downloads, "width", b->width, "height",
@@ -268,7 +242,7 @@ static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
     snprintf(dst, len, "%s", s ? s : "");
 }
 
-struct browser_session *browser_from_record(json_t *extra)
+static void *browser_from_record(const struct instance_kind *kind, json_t *extra)
 {
     struct browser_session *b = calloc(1, sizeof(*b));
     if (!b)
@@ -321,11 +295,11 @@ static void url_host(const char *url, char *host, size_t len)
 
 static int allowed_domains_hook(const struct run_ctx *ctx, void *data, char *reason, size_t len)
 {
-    struct sandbox *sb = data;
+    struct browser_session *b = data;
     const char *url;
     char host[256];
 
-    if (!sb->browser || !sb->browser->allowed_domains || strncmp(ctx->command, "cdp ", 4) != 0)
+    if (!b->allowed_domains || strncmp(ctx->command, "cdp ", 4) != 0)
         return 0;
     url = strchr(ctx->command + 4, ' ');
     if (!url)
@@ -334,16 +308,17 @@ static int allowed_domains_hook(const struct run_ctx *ctx, void *data, char *rea
     if (strncmp(url, "about:", 6) == 0 || !*url)
         return 0;
     url_host(url, host, sizeof(host));
-    if (host[0] && domain_allowed(sb->browser->allowed_domains, host))
+    if (host[0] && domain_allowed(b->allowed_domains, host))
         return 0;
     snprintf(reason, len, "navigation to %s is not allowed: not in the session's allowed_domains",
              host[0] ? host : url);
     return -EPERM;
 }
 
-int browser_check_cdp(struct gateway *gw, struct sandbox *sb, const char *method, const char *url,
+int browser_check_cdp(struct browsers *bs, struct instance *sb, const char *method, const char *url,
                       char *reason, size_t reason_len)
 {
+    struct gateway *gw = bs->gw;
     char cmd[2200], actor[64];
     struct ph_error err = {0};
 
@@ -364,26 +339,37 @@ int browser_check_cdp(struct gateway *gw, struct sandbox *sb, const char *method
 
 /* ---- capability lookups --------------------------------------------------- */
 
-struct sandbox *browser_resolve(struct gateway *gw, const char *session_id, const char *token,
-                                enum browser_cap cap, bool *control)
+struct instance *browser_find(struct browsers *bs, const char *session_id)
 {
-    struct sandbox *sb = gateway_find(gw, session_id, VM_KIND_BROWSER);
+    return instance_find(bs->gw->instances, &bs->kind, session_id);
+}
+
+struct instance *browser_for_req(struct browsers *bs, struct http_req *req, bool need_ready)
+{
+    return instance_for_req(bs->gw->instances, &bs->kind, req, need_ready);
+}
+
+struct instance *browser_resolve(struct browsers *bs, const char *session_id, const char *token,
+                                 enum browser_cap cap, bool *control)
+{
+    struct instance *sb = browser_find(bs, session_id);
+    struct browser_session *b = browser_of(sb);
     bool is_control = false, ok = false;
 
-    if (!sb || !sb->browser || !token || sb->status != SANDBOX_READY || sb->deleting || !sb->vm)
+    if (!b || !token || sb->status != INSTANCE_READY || sb->deleting || !sb->vm)
         return NULL;
     switch (cap) {
     case BROWSER_CAP_CDP:
-        ok = secret_equal(sb->browser->cdp_token, token);
+        ok = secret_equal(b->cdp_token, token);
         break;
     case BROWSER_CAP_CONTROL:
-        ok = is_control = sb->browser->live && secret_equal(sb->browser->control_token, token);
+        ok = is_control = b->live && secret_equal(b->control_token, token);
         break;
     case BROWSER_CAP_VIEW:
-        if (!sb->browser->live)
+        if (!b->live)
             break;
-        is_control = secret_equal(sb->browser->control_token, token);
-        ok = is_control || secret_equal(sb->browser->live_token, token);
+        is_control = secret_equal(b->control_token, token);
+        ok = is_control || secret_equal(b->live_token, token);
         break;
     }
     if (control)
@@ -391,154 +377,14 @@ struct sandbox *browser_resolve(struct gateway *gw, const char *session_id, cons
     return ok ? sb : NULL;
 }
 
-/* ---- the pool --------------------------------------------------------------- */
-
-struct pool_job {
-    struct gateway *gw;
-    char id[40];
-    struct vm *vm;
-    struct ph_error err;
-    int r;
-};
-
-static const char pool_config[] = "browser.mode=live\nbrowser.width=1280\nbrowser.height=720\n"
-                                  "browser.downloads=1\n";
-
-static void pool_job_run(void *data)
-{
-    struct pool_job *j = data;
-    _cleanup_free_ char *image = vm_image_dir(j->gw->cache_dir, "browser");
-    struct vm_spec spec = {
-        .kind = VM_KIND_BROWSER,
-        .vcpus = POOL_VCPUS,
-        .mem_mib = POOL_MEM_MIB,
-        .extra_config = pool_config,
-        .accel = j->gw->accel.accel,
-        .image_dir = image,
-        .screen_width = POOL_WIDTH,
-        .screen_height = POOL_HEIGHT,
-    };
-    if (!image) {
-        j->r = -ENOMEM;
-        return;
-    }
-    j->r = gateway_boot_vm(j->gw, j->id, &spec, BROWSER_MARKER, &j->vm, &j->err);
-}
-
-static void pool_save(struct gateway *gw, struct vm *vm)
-{
-    json_t *rec = json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", vm->id, "kind", "pool", "ssh_port",
-                            vm->ssh_port, "vnc_port", vm->vnc_port, "cdp_port", vm->cdp_port);
-    if (rec)
-        state_put(gw->db, vm->id, "pool", rec);
-    json_decref(rec);
-}
-
-static void pool_job_done(void *data)
-{
-    struct pool_job *j = data;
-    struct gateway *gw = j->gw;
-
-    gw->pool_booting--;
-    if (j->r == 0) {
-        struct pool_vm *p = calloc(1, sizeof(*p));
-        if (p) {
-            p->vm = TAKE_PTR(j->vm);
-            p->next = gw->pool;
-            gw->pool = p;
-            pool_save(gw, p->vm);
-            lwsl_user("pool: browser VM %s ready\n", p->vm->id);
-        }
-    } else {
-        lwsl_err("pool: browser VM failed to boot: %s\n", j->err.message);
-    }
-    vm_free(j->vm);
-    free(j);
-}
-
-static int pool_count(struct gateway *gw)
-{
-    int n = 0;
-    for (struct pool_vm *p = gw->pool; p; p = p->next)
-        n++;
-    return n;
-}
-
-void browser_pool_fill(struct gateway *gw)
-{
-    _cleanup_free_ char *image = NULL;
-
-    /* Drop pool VMs whose QEMU died. */
-    for (struct pool_vm **pp = &gw->pool; *pp;) {
-        struct pool_vm *p = *pp;
-        if (vm_alive(p->vm)) {
-            pp = &p->next;
-            continue;
-        }
-        lwsl_warn("pool: VM %s died\n", p->vm->id);
-        *pp = p->next;
-        state_delete(gw->db, p->vm->id);
-        vm_remove_run_dir(gw->state_dir, p->vm->id);
-        vm_free(p->vm);
-        free(p);
-    }
-    /* One boot at a time: a pool refill must not starve running sessions
-     * of the machine's few cores. */
-    if (gw->shutting_down || gw->pool_booting > 0 || pool_count(gw) >= gw->pool_target)
-        return;
-    image = vm_image_dir(gw->cache_dir, "browser");
-    if (!image || !vm_image_present(image))
-        return;
-    struct pool_job *j = calloc(1, sizeof(*j));
-    if (!j || random_id(j->id, sizeof(j->id), "vm-", 6) < 0) {
-        free(j);
-        return;
-    }
-    j->gw = gw;
-    if (work_submit(gw->work, pool_job_run, pool_job_done, j) < 0) {
-        free(j);
-        return;
-    }
-    gw->pool_booting++;
-}
-
-static struct vm *pool_take(struct gateway *gw)
-{
-    struct pool_vm *p = gw->pool;
-    struct vm *vm;
-    if (!p)
-        return NULL;
-    gw->pool = p->next;
-    vm = p->vm;
-    free(p);
-    state_delete(gw->db, vm->id);
-    return vm;
-}
-
-void browser_pool_drain(struct gateway *gw)
-{
-    struct vm *vm;
-    while ((vm = pool_take(gw))) {
-        vm_stop(vm, 2000, NULL);
-        vm_remove_run_dir(gw->state_dir, vm->id);
-        vm_free(vm);
-    }
-}
-
 /* ---- the API ------------------------------------------------------------------ */
 
-static int browser_setup(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
+/* Loop thread, for a new or a restored session: its own policy hook. */
+static int browser_setup(struct instance *sb, struct ph_error *err)
 {
-    struct browser_session *b = sb->browser;
-
-    if (run_hooks_add_pre(sb->hooks, allowed_domains_hook, sb) < 0 || (b->live && !media_of(sb)))
-        return -ENOMEM;
-    return cdp_proxy_session_open(gw, sb, err);
-}
-
-int browser_restored(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
-{
-    return browser_setup(gw, sb, err);
+    if (run_hooks_add_pre(sb->hooks, allowed_domains_hook, browser_of(sb)) < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    return 0;
 }
 
 static void api_browser_create(struct http_req *req, void *data)
@@ -562,9 +408,9 @@ static void api_browser_create(struct http_req *req, void *data)
         return;
     }
     if (p.persistent) {
-        for (struct sandbox *o = gw->sandboxes; o; o = o->next)
-            if (o->browser && o->browser->persistent && !o->deleting &&
-                strcmp(o->browser->profile_id, p.profile_id) == 0) {
+        for (struct instance *o = instances_first(gw->instances); o; o = o->next)
+            if (browser_of(o) && browser_of(o)->persistent && !o->deleting &&
+                strcmp(browser_of(o)->profile_id, p.profile_id) == 0) {
                 http_reply_errorf(req, PH_ERR_CONFLICT,
                                   "profile %s is in use by session %s; stop it first", p.profile_id,
                                   o->id);
@@ -588,67 +434,66 @@ static void api_browser_create(struct http_req *req, void *data)
     b->allow_downloads = p.allow_downloads;
     snprintf(b->profile_id, sizeof(b->profile_id), "%s", p.profile_id);
     b->allowed_domains = TAKE_PTR(p.allowed_domains);
-    b->start_ms = now_ms();
 
-    struct launch l = {
-        .kind = VM_KIND_BROWSER,
-        .id_prefix = "bs-",
+    struct instance_launch l = {
+        .kind = &gw->browsers->kind,
         .vcpus = POOL_VCPUS,
         .mem_mib = p.mem_mib,
         .disk_mib = p.disk_mib,
         .timeout_minutes = p.timeout_minutes,
         .env_vars = p.env_vars,
-        .marker = BROWSER_MARKER,
-        .setup = browser_setup,
-        .prepare = browser_prepare,
-        .reply = p.wait ? req : NULL,
+        .screen_width = b->width,
+        .screen_height = b->height,
+        .ready = p.wait ? instance_reply_ready : NULL,
+        .ready_data = req,
     };
     /* A pooled VM has the pool's memory and disk; other sizes boot fresh. */
     if (p.mem_mib == POOL_MEM_MIB && p.disk_mib == 0)
-        l.pooled = pool_take(gw);
+        l.pooled = pool_take(gw->pool);
     b->from_pool = l.pooled != NULL;
     if (!l.pooled)
         l.extra_config = browser_config_text(b, p.env_vars,
                                              b->persistent ? GUEST_PERSIST_DIR : GUEST_PROFILE_DIR);
-    l.browser = b;
-    struct sandbox *sb = sandbox_launch(gw, &l, &err);
+    l.kind_data = b;
+    struct instance *sb = instance_launch(gw->instances, &l, &err);
     browser_params_done(&p);
     if (!sb) {
         http_reply_error(req, &err);
         return;
     }
     lwsl_user("browser session %s starting (%s) for %s\n", sb->id,
-              sb->browser->from_pool ? "from the pool" : "cold boot", req->actor);
-    browser_pool_fill(gw);
-    if (!l.reply)
-        http_reply_json(req, 201, sandbox_to_json(sb));
+              browser_of(sb)->from_pool ? "from the pool" : "cold boot", req->actor);
+    pool_fill(gw->pool);
+    if (!p.wait)
+        http_reply_json(req, 201, instance_to_json(sb));
 }
 
-static struct sandbox *session_for_req(struct gateway *gw, struct http_req *req, bool need_ready)
+static struct instance *session_for_req(struct gateway *gw, struct http_req *req, bool need_ready)
 {
-    return sandbox_lookup(gw, req, VM_KIND_BROWSER, need_ready);
+    return browser_for_req(gw->browsers, req, need_ready);
 }
 
 static void api_browser_list(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
     http_reply_json(req, 200,
-                    json_pack("{s:o, s:i}", "sessions", sandbox_list_json(gw, VM_KIND_BROWSER),
-                              "pool_ready", pool_count(gw)));
+                    json_pack("{s:o, s:i}", "sessions",
+                              instances_list_json(gw->instances, &gw->browsers->kind), "pool_ready",
+                              pool_ready_count(gw->pool)));
 }
 
 static void api_browser_get(struct http_req *req, void *data)
 {
-    struct sandbox *sb = session_for_req(data, req, false);
+    struct instance *sb = session_for_req(data, req, false);
     if (sb)
-        http_reply_json(req, 200, sandbox_to_json(sb));
+        http_reply_json(req, 200, instance_to_json(sb));
 }
 
 static void api_browser_delete(struct http_req *req, void *data)
 {
-    struct sandbox *sb = session_for_req(data, req, false);
-    if (sb)
-        sandbox_delete(data, sb, req);
+    struct instance *sb = session_for_req(data, req, false);
+    if (sb && instance_delete(sb, instance_reply_deleted, req) < 0)
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
 }
 
 /* Blocking guest reads for logs and downloads, on a worker. */
@@ -656,7 +501,7 @@ enum guest_read_op { READ_LOGS, READ_DOWNLOADS, READ_DOWNLOAD_FILE };
 
 struct guest_read_job {
     struct gateway *gw;
-    struct sandbox *sb;
+    struct instance *sb;
     struct http_req *req;
     enum guest_read_op op;
     char name[80];
@@ -679,9 +524,8 @@ static void guest_read_run(void *data)
         size_t slen = 0;
         if (asprintf(&serial_path, "%s/serial.log", vm->run_dir) >= 0)
             read_file(serial_path, &serial, &slen, 64 * 1024 * 1024);
-        j->r =
-            browser_guest_run(vm, "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
-                              NULL, 0, 20, &res, &j->err);
+        j->r = vm_guest_run(vm, "tail -c 65536 /var/log/porthole-chromium.log 2>/dev/null; true",
+                            NULL, 0, 20, &res, &j->err);
         const char *tail = serial && slen > 65536 ? serial + slen - 65536 : serial;
         j->json = json_pack("{s:s, s:s}", "console", tail ? tail : "", "chromium",
                             j->r == 0 && res.out ? res.out : "");
@@ -692,11 +536,11 @@ static void guest_read_run(void *data)
         break;
     }
     case READ_DOWNLOADS: {
-        j->r = browser_guest_run(vm,
-                                 "cd " BROWSER_GUEST_DOWNLOAD_DIR
-                                 " 2>/dev/null && find . -maxdepth 1 -type f "
-                                 "! -name '*.crdownload' -printf '%f\\t%s\\n'; true",
-                                 NULL, 0, 20, &res, &j->err);
+        j->r = vm_guest_run(vm,
+                            "cd " BROWSER_GUEST_DOWNLOAD_DIR
+                            " 2>/dev/null && find . -maxdepth 1 -type f "
+                            "! -name '*.crdownload' -printf '%f\\t%s\\n'; true",
+                            NULL, 0, 20, &res, &j->err);
         if (j->r < 0)
             break;
         j->json = json_array();
@@ -734,7 +578,7 @@ static void guest_read_done(void *data)
         http_reply_json(j->req, 200, json_pack("{s:o}", "downloads", TAKE_PTR(j->json)));
     else
         http_reply_data(j->req, 200, "application/octet-stream", TAKE_PTR(j->data), j->len, NULL);
-    sandbox_release(j->gw, j->sb);
+    instance_release(j->sb);
     json_decref(j->json);
     free(j->data);
     free(j);
@@ -742,7 +586,7 @@ static void guest_read_done(void *data)
 
 static void guest_read_submit(struct gateway *gw, struct http_req *req, enum guest_read_op op)
 {
-    struct sandbox *sb = session_for_req(gw, req, true);
+    struct instance *sb = session_for_req(gw, req, true);
     struct guest_read_job *j;
 
     if (!sb)
@@ -762,7 +606,7 @@ static void guest_read_submit(struct gateway *gw, struct http_req *req, enum gue
     j->op = op;
     if (op == READ_DOWNLOAD_FILE)
         snprintf(j->name, sizeof(j->name), "%s", req->params[1]);
-    if (sandbox_submit(gw, sb, req, guest_read_run, guest_read_done, j) < 0)
+    if (instance_submit_req(sb, req, guest_read_run, guest_read_done, j) < 0)
         free(j);
 }
 
@@ -798,7 +642,7 @@ static void serve_page(struct gateway *gw, struct http_req *req, const char *nam
 static void api_live_page(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
-    if (!browser_resolve(gw, req->params[0], req->params[1], BROWSER_CAP_VIEW, NULL)) {
+    if (!browser_resolve(gw->browsers, req->params[0], req->params[1], BROWSER_CAP_VIEW, NULL)) {
         http_reply_errorf(req, PH_ERR_NOT_FOUND, "no such live session");
         return;
     }
@@ -810,9 +654,8 @@ static void api_dashboard(struct http_req *req, void *data)
     serve_page(data, req, "dashboard.html");
 }
 
-void browser_api_register(struct gateway *gw)
+static void browser_api_register(struct gateway *gw)
 {
-    snprintf(gateway_base, sizeof(gateway_base), "%s", gw->url);
     http_route(gw->http, HTTP_POST, "/v1/browser/sessions", 0, 0, api_browser_create, gw);
     http_route(gw->http, HTTP_GET, "/v1/browser/sessions", 0, 0, api_browser_list, gw);
     http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}", 0, 0, api_browser_get, gw);
@@ -824,4 +667,36 @@ void browser_api_register(struct gateway *gw)
                api_browser_download, gw);
     http_route(gw->http, HTTP_GET, "/live/{id}/{token}", HTTP_ROUTE_PUBLIC, 0, api_live_page, gw);
     http_route(gw->http, HTTP_GET, "/dashboard", HTTP_ROUTE_PUBLIC, 0, api_dashboard, gw);
+}
+
+int browsers_new(struct gateway *gw, struct browsers **out)
+{
+    struct browsers *bs = calloc(1, sizeof(*bs));
+    if (!bs)
+        return -ENOMEM;
+    bs->gw = gw;
+    bs->kind = (struct instance_kind){
+        .name = "browser",
+        .label = "browser session",
+        .id_prefix = "bs-",
+        .ready_marker = BROWSER_READY_MARKER,
+        .vm_kind = VM_KIND_BROWSER,
+        .setup = browser_setup,
+        .prepare = browser_prepare,
+        .before_stop = browser_before_stop,
+        .to_json = browser_to_json,
+        .record = browser_record,
+        .restore = browser_from_record,
+        .free_data = browser_session_free,
+    };
+    instances_add_kind(gw->instances, &bs->kind);
+    gw->browsers = bs;
+    browser_api_register(gw);
+    *out = bs;
+    return 0;
+}
+
+void browsers_free(struct browsers *bs)
+{
+    free(bs);
 }

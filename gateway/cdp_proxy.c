@@ -15,7 +15,7 @@
 
 #include "browser.h"
 #include "http.h"
-#include "manager.h"
+#include "gateway.h"
 #include "util.h"
 #include "work.h"
 #include "ws.h"
@@ -28,7 +28,7 @@
 
 /* A session the proxy serves. */
 struct cdp_session {
-    struct sandbox *sb; /* weak: valid until cdp_proxy_session_close */
+    struct instance *sb; /* weak: valid until cdp_proxy_session_close */
     char id[40];
     struct http_listener *listener; /* closed with the session; NULL when none */
     char addr[INET_ADDRSTRLEN];     /* the listener's address, "" when none */
@@ -40,12 +40,33 @@ struct cdp_session {
     struct cdp_session *next;
 };
 
-static struct gateway *cdp_gw;           /* weak */
-static struct cdp_session *cdp_sessions; /* owned list */
+enum cdp_json_kind {
+    CDP_JSON_VERSION,
+    CDP_JSON_LIST,
+    CDP_JSON_NEW,
+    CDP_JSON_PROTOCOL,
+    CDP_JSON_ACTIVATE,
+    CDP_JSON_CLOSE,
+};
 
-static struct cdp_session *session_find(const struct sandbox *sb)
+struct cdp_route {
+    struct cdp_proxy *cp; /* weak */
+    enum cdp_json_kind kind;
+    bool root_form;
+};
+
+#define CDP_N_ROUTES 8
+
+struct cdp_proxy {
+    struct instance_observer observer;
+    struct gateway *gw;                        /* weak */
+    struct cdp_session *sessions;              /* owned list */
+    struct cdp_route routes[2 * CDP_N_ROUTES]; /* the handlers' data: token and root forms */
+};
+
+static struct cdp_session *session_find(struct cdp_proxy *cp, const struct instance *sb)
 {
-    for (struct cdp_session *cs = cdp_sessions; cs; cs = cs->next)
+    for (struct cdp_session *cs = cp->sessions; cs; cs = cs->next)
         if (cs->sb == sb)
             return cs;
     return NULL;
@@ -521,7 +542,7 @@ static bool gateway_on_loopback(const struct gateway *gw)
 
 /* ws(s)://HOST/cdp/ID/TOKEN for answers to a request that came with Host
  * host through the listener of cs (NULL: the main one). */
-static void ws_base_for(struct gateway *gw, struct sandbox *sb, struct cdp_session *via,
+static void ws_base_for(struct gateway *gw, struct instance *sb, struct cdp_session *via,
                         const char *host, char *out, size_t len)
 {
     bool tls = false;
@@ -535,23 +556,24 @@ static void ws_base_for(struct gateway *gw, struct sandbox *sb, struct cdp_sessi
         snprintf(fallback, sizeof(fallback), "%s", gw_host);
     }
     snprintf(out, len, "%s://%s/cdp/%s/%s", tls ? "wss" : "ws",
-             host_header_ok(host) ? host : fallback, sb->id, sb->browser->cdp_token);
+             host_header_ok(host) ? host : fallback, sb->id, browser_of(sb)->cdp_token);
 }
 
 /* The ready session a CDP request names, by its id and token, or by the
  * listener it came through (cs). */
-static struct sandbox *cdp_resolve(struct gateway *gw, const char *id, const char *token,
-                                   struct cdp_session *cs, struct ph_error *err)
+static struct instance *cdp_resolve(struct gateway *gw, const char *id, const char *token,
+                                    struct cdp_session *cs, struct ph_error *err)
 {
-    struct sandbox *sb = NULL;
+    struct instance *sb = NULL;
 
     if (cs)
-        sb = cs->sb && cs->sb->browser
-                 ? browser_resolve(gw, cs->id, cs->sb->browser->cdp_token, BROWSER_CAP_CDP, NULL)
+        sb = cs->sb && browser_of(cs->sb)
+                 ? browser_resolve(gw->browsers, cs->id, browser_of(cs->sb)->cdp_token,
+                                   BROWSER_CAP_CDP, NULL)
                  : NULL;
     else if (id && token)
-        sb = browser_resolve(gw, id, token, BROWSER_CAP_CDP, NULL);
-    if (!sb || !sb->browser) {
+        sb = browser_resolve(gw->browsers, id, token, BROWSER_CAP_CDP, NULL);
+    if (!sb) {
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "unknown browser session or token");
         return NULL;
     }
@@ -564,23 +586,9 @@ static struct sandbox *cdp_resolve(struct gateway *gw, const char *id, const cha
 
 /* ---- /json/... over HTTP --------------------------------------------- */
 
-enum cdp_json_kind {
-    CDP_JSON_VERSION,
-    CDP_JSON_LIST,
-    CDP_JSON_NEW,
-    CDP_JSON_PROTOCOL,
-    CDP_JSON_ACTIVATE,
-    CDP_JSON_CLOSE,
-};
-
-struct cdp_route {
-    enum cdp_json_kind kind;
-    bool root_form;
-};
-
 struct cdp_job {
     struct gateway *gw;   /* weak */
-    struct sandbox *sb;   /* held (sandbox_hold) until done */
+    struct instance *sb;  /* held (sandbox_hold) until done */
     struct http_req *req; /* the request to answer, or NULL */
     struct ws_link *link; /* held (ws_link_hold): a browser WebSocket waiting for its guid */
     int port;
@@ -643,7 +651,7 @@ static void cdp_job_fail(struct cdp_job *j, const struct ph_error *err)
             ws_link_close(j->link, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, err->message);
         ws_link_release(j->link);
     }
-    sandbox_release(j->gw, j->sb);
+    instance_release(j->sb);
     job_free(j);
 }
 
@@ -675,13 +683,13 @@ static void cdp_job_done(void *data)
         }
         ws_link_release(j->link);
     }
-    struct cdp_session *cs = session_find(j->sb);
+    struct cdp_session *cs = session_find(j->gw->cdp, j->sb);
     if (cs) {
         if (cs->fetches > 0)
             cs->fetches--;
         job_start_waiting(cs);
     }
-    sandbox_release(j->gw, j->sb);
+    instance_release(j->sb);
     job_free(j);
 }
 
@@ -724,12 +732,12 @@ static void job_start_waiting(struct cdp_session *cs)
  * On success the job is taken; on failure the caller still owns it. */
 static int cdp_job_submit(struct cdp_job *j, struct ph_error *err)
 {
-    struct cdp_session *cs = session_find(j->sb);
+    struct cdp_session *cs = session_find(j->gw->cdp, j->sb);
 
     if (cs && cs->fetches >= CDP_MAX_FETCHES && cs->n_waiting >= CDP_MAX_WAITING)
         return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN,
                             "too many requests to the session's browser at once");
-    sandbox_hold(j->sb);
+    instance_hold(j->sb);
     if (j->link)
         ws_link_hold(j->link);
     if (cs && cs->fetches >= CDP_MAX_FETCHES) {
@@ -742,7 +750,7 @@ static int cdp_job_submit(struct cdp_job *j, struct ph_error *err)
     if (r < 0) {
         if (j->link)
             ws_link_release(j->link);
-        sandbox_release(j->gw, j->sb);
+        instance_release(j->sb);
     }
     return r;
 }
@@ -774,10 +782,10 @@ static char *encode_query_url(const char *url)
 static void cdp_http_json(struct http_req *req, void *data)
 {
     const struct cdp_route *rt = data;
-    struct gateway *gw = cdp_gw;
+    struct gateway *gw = rt->cp->gw;
     struct ph_error err = {0};
     struct cdp_session *via = http_req_listener(req);
-    struct sandbox *sb;
+    struct instance *sb;
     struct cdp_job *j;
     char query[4096];
     const char *target = NULL;
@@ -834,7 +842,8 @@ static void cdp_http_json(struct http_req *req, void *data)
         }
         /* Chromium opens about:blank for an empty /json/new. */
         const char *url = query[0] ? query : "about:blank";
-        if (browser_check_cdp(gw, sb, "Target.createTarget", url, reason, sizeof(reason)) < 0) {
+        if (browser_check_cdp(gw->browsers, sb, "Target.createTarget", url, reason,
+                              sizeof(reason)) < 0) {
             job_free(j);
             http_reply_errorf(req, PH_ERR_BLOCKED, "%s", reason[0] ? reason : "blocked by policy");
             return;
@@ -872,7 +881,7 @@ static const struct ws_link_ops cdp_link_ops = {
  * download folder (listed by the API) instead, or are denied outright when
  * the session does not allow them. Rewrites m in place; -1 when the message
  * cannot be rewritten. */
-static int cdp_rewrite_downloads(struct sandbox *sb, struct ws_msg *m)
+static int cdp_rewrite_downloads(struct instance *sb, struct ws_msg *m)
 {
     json_error_t je;
     json_t *msg = json_loadb((const char *)m->data, m->len, JSON_REJECT_DUPLICATES, &je);
@@ -887,7 +896,7 @@ static int cdp_rewrite_downloads(struct sandbox *sb, struct ws_msg *m)
         return 0;
     }
     const char *behavior = json_string_value(json_object_get(params, "behavior"));
-    if (!sb->browser->allow_downloads) {
+    if (!browser_of(sb)->allow_downloads) {
         json_object_set_new(params, "behavior", json_string("deny"));
         json_object_del(params, "downloadPath");
     } else if (behavior && strcmp(behavior, "default") != 0 && strcmp(behavior, "deny") != 0) {
@@ -908,7 +917,8 @@ static int cdp_rewrite_downloads(struct sandbox *sb, struct ws_msg *m)
 
 static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
 {
-    struct sandbox *sb = ws_link_owner(l);
+    struct instance *sb = ws_link_owner(l);
+    struct cdp_proxy *cp = ws_link_data(l);
     struct cdp_call call;
     char reason[256] = "";
 
@@ -919,8 +929,9 @@ static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
     if (memmem(m->data, m->len, "setDownloadBehavior", 19) && cdp_rewrite_downloads(sb, m) < 0)
         return -1;
     int r = cdp_inspect((const char *)m->data, m->len, &call);
-    if (r == CDP_PASS || (r == CDP_NAVIGATES && browser_check_cdp(cdp_gw, sb, call.method, call.url,
-                                                                  reason, sizeof(reason)) == 0)) {
+    if (r == CDP_PASS ||
+        (r == CDP_NAVIGATES && browser_check_cdp(cp->gw->browsers, sb, call.method, call.url,
+                                                 reason, sizeof(reason)) == 0)) {
         cdp_call_done(&call);
         return 0;
     }
@@ -940,13 +951,13 @@ static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
 }
 
 /* Parses and resolves a CDP WebSocket path; the same for check and start. */
-static struct sandbox *cdp_ws_resolve(struct gateway *gw, struct lws *wsi, const char *path,
-                                      char *upstream, size_t upstream_len, struct ph_error *err)
+static struct instance *cdp_ws_resolve(struct gateway *gw, struct lws *wsi, const char *path,
+                                       char *upstream, size_t upstream_len, struct ph_error *err)
 {
     char id[CDP_SEGMENT_MAX + 1], token[CDP_SEGMENT_MAX + 1];
     bool root_form = strncmp(path, "/devtools/", 10) == 0;
     struct cdp_session *via = root_form ? http_wsi_listener(wsi) : NULL;
-    struct sandbox *sb;
+    struct instance *sb;
 
     if (cdp_ws_path_parse(path, root_form, id, sizeof(id), token, sizeof(token), upstream,
                           upstream_len) < 0 ||
@@ -956,7 +967,7 @@ static struct sandbox *cdp_ws_resolve(struct gateway *gw, struct lws *wsi, const
     }
     if (!(sb = cdp_resolve(gw, id, token, via, err)))
         return NULL;
-    if (ws_links_count(sb, &cdp_link_ops) >= CDP_MAX_CONNECTIONS) {
+    if (ws_links_count(gw->ws, sb, &cdp_link_ops) >= CDP_MAX_CONNECTIONS) {
         ph_error_set(err, PH_ERR_LIMIT, -EMFILE, "at most %d CDP connections per session",
                      CDP_MAX_CONNECTIONS);
         return NULL;
@@ -964,21 +975,24 @@ static struct sandbox *cdp_ws_resolve(struct gateway *gw, struct lws *wsi, const
     return sb;
 }
 
-static int cdp_ws_check(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
+static int cdp_ws_check(void *data, struct lws *wsi, const char *path, struct ph_error *err)
 {
+    struct gateway *gw = ((struct cdp_proxy *)data)->gw;
     char upstream[CDP_SEGMENT_MAX + 32];
     return cdp_ws_resolve(gw, wsi, path, upstream, sizeof(upstream), err) ? 0 : -ENOENT;
 }
 
-static int cdp_ws_start(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
+static int cdp_ws_start(void *data, struct lws *wsi, const char *path, struct ph_error *err)
 {
+    struct cdp_proxy *cp = data;
+    struct gateway *gw = cp->gw;
     char upstream[CDP_SEGMENT_MAX + 32];
-    struct sandbox *sb = cdp_ws_resolve(gw, wsi, path, upstream, sizeof(upstream), err);
+    struct instance *sb = cdp_ws_resolve(gw, wsi, path, upstream, sizeof(upstream), err);
     struct ws_link *l;
 
     if (!sb)
         return -ENOENT;
-    if (!(l = ws_link_new(wsi, &cdp_link_ops, sb, NULL, CDP_MAX_MESSAGE)))
+    if (!(l = ws_link_new(wsi, &cdp_link_ops, sb, cp, CDP_MAX_MESSAGE)))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if (upstream[0]) {
         ws_link_connect_ws(l, sb->vm->cdp_port, upstream);
@@ -1036,14 +1050,16 @@ static int random_listener(char *addr, size_t len, int *port)
     return 0;
 }
 
-int cdp_proxy_session_open(struct gateway *gw, struct sandbox *sb, struct ph_error *err)
+/* Observer: a session begins (new or restored): its listener and cdp_base. */
+static int cdp_session_open(struct instance_observer *o, struct instance *sb, struct ph_error *err)
 {
+    struct cdp_proxy *cp = container_of(o, struct cdp_proxy, observer);
+    struct gateway *gw = cp->gw;
+    struct browser_session *b = browser_of(sb);
     struct cdp_session *cs;
     int r;
 
-    if (!sb->browser)
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "not a browser session");
-    if (session_find(sb))
+    if (!b || session_find(cp, sb))
         return 0;
     if (!(cs = calloc(1, sizeof(*cs))))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
@@ -1052,8 +1068,7 @@ int cdp_proxy_session_open(struct gateway *gw, struct sandbox *sb, struct ph_err
     snprintf(cs->id, sizeof(cs->id), "%s", sb->id);
 
     if (gateway_on_loopback(gw)) {
-        bool again =
-            previous_listener(sb->browser->cdp_base, cs->addr, sizeof(cs->addr), &cs->port);
+        bool again = previous_listener(b->cdp_base, cs->addr, sizeof(cs->addr), &cs->port);
         r = -EADDRINUSE;
         for (int i = 0; i < CDP_LISTEN_TRIES && r == -EADDRINUSE; i++) {
             if ((i > 0 || !again) &&
@@ -1068,25 +1083,27 @@ int cdp_proxy_session_open(struct gateway *gw, struct sandbox *sb, struct ph_err
             free(cs);
             return r;
         }
-        snprintf(sb->browser->cdp_base, sizeof(sb->browser->cdp_base), "http://%s:%d/cdp/%s/%s",
-                 cs->addr, cs->port, sb->id, sb->browser->cdp_token);
+        snprintf(b->cdp_base, sizeof(b->cdp_base), "http://%s:%d/cdp/%s/%s", cs->addr, cs->port,
+                 sb->id, b->cdp_token);
     } else {
-        snprintf(sb->browser->cdp_base, sizeof(sb->browser->cdp_base), "%s/cdp/%s/%s", gw->url,
-                 sb->id, sb->browser->cdp_token);
+        snprintf(b->cdp_base, sizeof(b->cdp_base), "%s/cdp/%s/%s", gw->url, sb->id, b->cdp_token);
     }
-    cs->next = cdp_sessions;
-    cdp_sessions = cs;
+    cs->next = cp->sessions;
+    cp->sessions = cs;
     ph_error_clear(err);
     return 0;
 }
 
-void cdp_proxy_session_close(struct gateway *gw, struct sandbox *sb)
+/* Observer: the session ends: every CDP WebSocket of it closes (clients
+ * get 1001 "session ended"), and so does its listener. */
+static void cdp_session_close(struct instance_observer *o, struct instance *sb)
 {
-    (void)gw;
+    struct cdp_proxy *cp = container_of(o, struct cdp_proxy, observer);
+
     /* Close frames first: the listener's close gives what is still on it
      * only a short grace. */
-    ws_links_close(sb, &cdp_link_ops, LWS_CLOSE_STATUS_GOINGAWAY, "session ended");
-    for (struct cdp_session **p = &cdp_sessions; *p; p = &(*p)->next)
+    ws_links_close(cp->gw->ws, sb, &cdp_link_ops, LWS_CLOSE_STATUS_GOINGAWAY, "session ended");
+    for (struct cdp_session **p = &cp->sessions; *p; p = &(*p)->next)
         if ((*p)->sb == sb) {
             struct cdp_session *cs = *p;
             struct ph_error err = {0};
@@ -1100,58 +1117,64 @@ void cdp_proxy_session_close(struct gateway *gw, struct sandbox *sb)
         }
 }
 
-int cdp_proxy_ws_url(struct gateway *gw, struct sandbox *sb, char *out, size_t len,
-                     struct ph_error *err)
-{
-    const char *base = sb->browser ? sb->browser->cdp_base : "";
-    bool tls = strncmp(base, "https://", 8) == 0;
-    const char *rest = strstr(base, "://");
-
-    (void)gw;
-    if (!rest)
-        return ph_error_set(err, PH_ERR_CONFLICT, -EINVAL, "the session has no CDP URL yet");
-    int w = snprintf(out, len, "%s%s/devtools/browser", tls ? "wss" : "ws", rest);
-    if (w < 0 || (size_t)w >= len)
-        return ph_error_set(err, PH_ERR_INTERNAL, -ENOSPC, "CDP URL too long");
-    return 0;
-}
-
 /* ---- registration ---------------------------------------------------- */
 
 static const struct {
     enum http_method method;
     const char *suffix;
-    struct cdp_route route;
-} cdp_routes[] = {
-    {HTTP_GET, "/json/version", {CDP_JSON_VERSION, false}},
-    {HTTP_GET, "/json/list", {CDP_JSON_LIST, false}},
-    {HTTP_GET, "/json", {CDP_JSON_LIST, false}},
-    {HTTP_GET, "/json/new", {CDP_JSON_NEW, false}},
-    {HTTP_PUT, "/json/new", {CDP_JSON_NEW, false}},
-    {HTTP_GET, "/json/protocol", {CDP_JSON_PROTOCOL, false}},
-    {HTTP_GET, "/json/activate/{target}", {CDP_JSON_ACTIVATE, false}},
-    {HTTP_GET, "/json/close/{target}", {CDP_JSON_CLOSE, false}},
+    enum cdp_json_kind kind;
+} cdp_routes[CDP_N_ROUTES] = {
+    {HTTP_GET, "/json/version", CDP_JSON_VERSION},
+    {HTTP_GET, "/json/list", CDP_JSON_LIST},
+    {HTTP_GET, "/json", CDP_JSON_LIST},
+    {HTTP_GET, "/json/new", CDP_JSON_NEW},
+    {HTTP_PUT, "/json/new", CDP_JSON_NEW},
+    {HTTP_GET, "/json/protocol", CDP_JSON_PROTOCOL},
+    {HTTP_GET, "/json/activate/{target}", CDP_JSON_ACTIVATE},
+    {HTTP_GET, "/json/close/{target}", CDP_JSON_CLOSE},
 };
 
-void cdp_proxy_register(struct gateway *gw)
+int cdp_proxy_new(struct gateway *gw, struct cdp_proxy **out)
 {
-    static struct cdp_route root_routes[ARRAY_SIZE(cdp_routes)];
-    static const struct ws_endpoint token_ep = {
-        .prefix = "/cdp/", .check = cdp_ws_check, .start = cdp_ws_start};
-    static const struct ws_endpoint root_ep = {
-        .prefix = "/devtools/", .check = cdp_ws_check, .start = cdp_ws_start};
+    struct cdp_proxy *cp = calloc(1, sizeof(*cp));
     char pattern[128];
 
-    cdp_gw = gw;
-    for (size_t i = 0; i < ARRAY_SIZE(cdp_routes); i++) {
+    if (!cp)
+        return -ENOMEM;
+    cp->gw = gw;
+    for (size_t i = 0; i < CDP_N_ROUTES; i++) {
+        struct cdp_route *token_form = &cp->routes[2 * i], *root_form = &cp->routes[2 * i + 1];
+        *token_form = (struct cdp_route){.cp = cp, .kind = cdp_routes[i].kind};
+        *root_form = (struct cdp_route){.cp = cp, .kind = cdp_routes[i].kind, .root_form = true};
         snprintf(pattern, sizeof(pattern), "/cdp/{id}/{token}%s", cdp_routes[i].suffix);
         http_route(gw->http, cdp_routes[i].method, pattern, HTTP_ROUTE_PUBLIC, 0, cdp_http_json,
-                   (void *)&cdp_routes[i].route);
-        root_routes[i] = cdp_routes[i].route;
-        root_routes[i].root_form = true;
+                   token_form);
         http_route(gw->http, cdp_routes[i].method, cdp_routes[i].suffix, HTTP_ROUTE_PUBLIC, 0,
-                   cdp_http_json, &root_routes[i]);
+                   cdp_http_json, root_form);
     }
-    ws_endpoint_register(&token_ep);
-    ws_endpoint_register(&root_ep);
+    ws_endpoint_register(
+        gw->ws, &(struct ws_endpoint){
+                    .prefix = "/cdp/", .check = cdp_ws_check, .start = cdp_ws_start, .data = cp});
+    ws_endpoint_register(gw->ws, &(struct ws_endpoint){.prefix = "/devtools/",
+                                                       .check = cdp_ws_check,
+                                                       .start = cdp_ws_start,
+                                                       .data = cp});
+    cp->observer =
+        (struct instance_observer){.setup = cdp_session_open, .ending = cdp_session_close};
+    instances_observe(gw->instances, &cp->observer);
+    *out = cp;
+    return 0;
+}
+
+void cdp_proxy_free(struct cdp_proxy *cp)
+{
+    if (!cp)
+        return;
+    /* The server is gone: its listeners went with it. */
+    while (cp->sessions) {
+        struct cdp_session *cs = cp->sessions;
+        cp->sessions = cs->next;
+        free(cs);
+    }
+    free(cp);
 }

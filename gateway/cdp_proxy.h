@@ -2,12 +2,14 @@
  * capability URL.
  *
  * Usage (loop thread; the gateway wires ws.h first):
- *   cdp_proxy_register(gw);                      // once, at start
- *   cdp_proxy_session_open(gw, sb, &err);         // session ready: fills
- *                                                 // sb->browser->cdp_base
- *   cdp_proxy_ws_url(gw, sb, buf, sizeof(buf), &err); // data.cdp_ws_url
+ *   cdp_proxy_new(gw, &gw->cdp);   // routes, WebSocket endpoints, and an
+ *                                  // observer of the instance lifecycle
  *   ...
- *   cdp_proxy_session_close(gw, sb);              // session over
+ *   cdp_proxy_free(gw->cdp);       // after the HTTP server
+ *
+ * Each browser session the lifecycle sets up gets its listener and
+ * b->cdp_base; when it ends, its WebSockets close (clients get 1001
+ * "session ended") and so does its listener.
  *
  * cdp_url = cdp_base = BASE/cdp/{id}/{cdp_token}. Behind it:
  *   GET      /json/version, /json/list, /json, /json/protocol
@@ -43,7 +45,6 @@
 #include "error.h"
 
 struct gateway;
-struct sandbox;
 
 #define CDP_MAX_CONNECTIONS 16              /* WebSocket clients per session */
 #define CDP_MAX_MESSAGE (64u * 1024 * 1024) /* one CDP message, either way */
@@ -57,21 +58,10 @@ struct sandbox;
 #define CDP_MAX_FETCHES 4
 #define CDP_MAX_WAITING 64
 
-/* Adds the HTTP routes and WebSocket endpoints. */
-void cdp_proxy_register(struct gateway *gw);
+struct cdp_proxy;
 
-/* Loop thread, once the session's browser is ready: opens its listener
- * (loopback gateways) and writes sb->browser->cdp_base. Calling it again
- * for an open session changes nothing. Returns 0 or -errno with err. */
-int cdp_proxy_session_open(struct gateway *gw, struct sandbox *sb, struct ph_error *err);
-/* Loop thread: closes every CDP WebSocket of the session (clients get
- * 1001 "session ended") and its listener (connecting to it is refused from
- * now on). Safe for a session that was never opened. */
-void cdp_proxy_session_close(struct gateway *gw, struct sandbox *sb);
-/* The browser-level WebSocket URL, ws(s)://.../cdp/{id}/{token}/devtools/browser
- * (no guid: the proxy finds it). Any thread; needs cdp_base. */
-int cdp_proxy_ws_url(struct gateway *gw, struct sandbox *sb, char *out, size_t len,
-                     struct ph_error *err);
+int cdp_proxy_new(struct gateway *gw, struct cdp_proxy **out);
+void cdp_proxy_free(struct cdp_proxy *cp);
 
 /* ---- pure parts, for tests ---- */
 

@@ -8,24 +8,34 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "config.h"
 #include "browser.h"
 #include "cdp_proxy.h"
-#include "manager.h"
 #include "media.h"
+#include "pool.h"
+#include "sandbox.h"
 #include "vnc_proxy.h"
 #include "ws.h"
 #include "util.h"
 
 #define GATEWAY_CONFIG_MAX (1024 * 1024)
 
-static struct http_server *signal_server;
-
-static void on_signal(int sig)
+/* SIGTERM and SIGINT are blocked in every thread and taken by this one,
+ * which stops the server: no handler, and no global for one to reach. */
+static void *signal_thread(void *data)
 {
-    (void)sig;
-    if (signal_server)
-        http_server_stop(signal_server);
+    struct http_server *srv = data;
+    sigset_t set;
+    int sig = 0;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigwait(&set, &sig);
+    http_server_stop(srv);
+    return NULL;
 }
 
 /* PORTHOLE_TOKEN when set; else the token of this state dir, generated on
@@ -90,7 +100,7 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
         json_object_set_new(cfg, "audit_log", json_string(audit));
     }
     json_t *v = json_object_get(cfg, "max_sandboxes");
-    gw->max_sandboxes = json_is_integer(v) ? (int)json_integer_value(v) : 16;
+    gw->max_instances = json_is_integer(v) ? (int)json_integer_value(v) : 16;
     v = json_object_get(cfg, "browser_pool");
     gw->pool_target = json_is_integer(v) ? (int)json_integer_value(v) : 1;
     v = json_object_get(cfg, "recording_fps");
@@ -113,16 +123,14 @@ static void api_healthz(struct http_req *req, void *data)
                               "accel", accel_name(gw->accel.accel)));
 }
 
-static lws_sorted_usec_list_t sweep_sul;
-static struct gateway *sweep_gateway;
-
 static void gateway_tick(lws_sorted_usec_list_t *sul)
 {
-    sandbox_sweep(sweep_gateway);
-    browser_pool_fill(sweep_gateway);
-    media_sweep(sweep_gateway);
-    lws_sul_schedule(http_server_context(sweep_gateway->http), 0, sul, gateway_tick,
-                     LWS_US_PER_SEC);
+    struct gateway *gw = lws_container_of(sul, struct gateway, sweep);
+
+    instances_sweep(gw->instances);
+    pool_fill(gw->pool);
+    media_sweep(gw->media);
+    lws_sul_schedule(http_server_context(gw->http), 0, sul, gateway_tick, LWS_US_PER_SEC);
 }
 
 /* The static root: live view, dashboard, noVNC. An installed gateway uses
@@ -161,23 +169,22 @@ static int parse_listen(const char *listen, char *host, size_t hostlen, int *por
     return 0;
 }
 
+/* Reverse order of gateway_main's set-up. Instances were told to end
+ * while the server still ran (instances_shutdown); here the server goes
+ * first, which finishes every queued and running job, then what those
+ * jobs used. */
 static void gateway_free(struct gateway *gw)
 {
-    while (gw->sandboxes) {
-        struct sandbox *sb = gw->sandboxes;
-        gw->sandboxes = sb->next;
-        /* VMs keep running: the next gateway re-attaches to them. */
-        json_decref(sb->env_vars);
-        json_decref(sb->extra);
-        vm_free(sb->vm);
-        run_hooks_free(sb->hooks);
-        free(sb);
-    }
-    gw->shutting_down = true;
-    /* Freeing the server finishes queued jobs, pool boots included: stop
-     * whatever they left in the pool afterwards. */
+    pool_stop_filling(gw->pool);
     http_server_free(gw->http);
-    browser_pool_drain(gw);
+    instances_free(gw->instances);
+    pool_free(gw->pool);
+    media_free(gw->media);
+    vnc_proxy_free(gw->vnc);
+    cdp_proxy_free(gw->cdp);
+    browsers_free(gw->browsers);
+    sandboxes_free(gw->sandboxes);
+    ws_hub_free(gw->ws);
     policy_free(gw->policy);
     run_hooks_free(gw->hooks);
     state_close(gw->db);
@@ -261,6 +268,14 @@ int gateway_main(const struct gateway_opts *o)
     }
 
     gateway_find_web_root(&gw);
+    if (!(gw.ws = ws_hub_new()))
+        goto out;
+    /* Before any thread exists, so that every thread inherits the mask. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     struct http_server_opts hopts = {
         .static_dir = gw.web_root[0] ? gw.web_root : NULL,
         .listen_addr = host,
@@ -268,7 +283,7 @@ int gateway_main(const struct gateway_opts *o)
         .admin_token = gw.token,
         .max_connections = 256,
     };
-    ws_server_opts(&hopts, &gw);
+    ws_server_opts(&hopts, gw.ws);
     if (http_server_new(&hopts, &gw.http, &err) < 0) {
         fprintf(stderr, "porthole gateway: %s\n", err.message);
         goto out;
@@ -276,40 +291,56 @@ int gateway_main(const struct gateway_opts *o)
     gw.work = http_server_work(gw.http);
     snprintf(gw.url, sizeof(gw.url), "http://%s:%d", host, http_server_port(gw.http));
     http_route(gw.http, HTTP_GET, "/healthz", HTTP_ROUTE_PUBLIC, 0, api_healthz, &gw);
-    sandbox_api_register(&gw);
-    browser_api_register(&gw);
-    media_api_register(&gw);
-    cdp_proxy_register(&gw);
-    vnc_proxy_register(&gw);
+    struct instances_config icfg = {
+        .state_dir = gw.state_dir,
+        .cache_dir = gw.cache_dir,
+        .db = gw.db,
+        .work = gw.work,
+        .hooks = gw.hooks,
+        .accel = gw.accel.accel,
+        .max_instances = gw.max_instances,
+        .boot_timeout_s = gw.boot_timeout_s,
+    };
+    /* Kinds first, then the observers, in the order they set up. */
+    if (instances_new(&icfg, &gw.instances) < 0 ||
+        pool_new(gw.instances, gw.pool_target, &gw.pool) < 0 ||
+        sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0 ||
+        cdp_proxy_new(&gw, &gw.cdp) < 0 || vnc_proxy_new(&gw, &gw.vnc) < 0 ||
+        media_new(&gw, &gw.media) < 0) {
+        fprintf(stderr, "porthole gateway: out of memory\n");
+        goto out;
+    }
 
     if (asprintf(&info_path, "%s/gateway.json", gw.state_dir) < 0 ||
         asprintf(&info, "{\"url\": \"%s\", \"pid\": %d}\n", gw.url, (int)getpid()) < 0)
         goto out;
     write_file_atomic(info_path, info, strlen(info), 0600);
 
-    sandbox_restore_all(&gw);
-    browser_pool_fill(&gw);
-    sweep_gateway = &gw;
-    lws_sul_schedule(http_server_context(gw.http), 0, &sweep_sul, gateway_tick, LWS_US_PER_SEC);
+    pool_restore(gw.pool);
+    instances_restore(gw.instances);
+    pool_fill(gw.pool);
+    lws_sul_schedule(http_server_context(gw.http), 0, &gw.sweep, gateway_tick, LWS_US_PER_SEC);
 
-    signal_server = gw.http;
+    pthread_t sig_thread;
+    bool sig_thread_up = pthread_create(&sig_thread, NULL, signal_thread, gw.http) == 0;
+    if (!sig_thread_up)
+        fprintf(stderr, "porthole gateway: cannot start the signal thread; stop it with SIGKILL\n");
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
     fprintf(stderr, "porthole gateway: listening on %s (state %s)\n", gw.url, gw.state_dir);
     if (o->ready_fd >= 0) {
         dprintf(o->ready_fd, "ready %s\n", gw.url);
         close(o->ready_fd);
     }
     rc = http_server_run(gw.http) < 0 ? 1 : 0;
-    lws_sul_schedule(http_server_context(gw.http), 0, &sweep_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
-    signal_server = NULL;
-    /* Recordings are finalized now; the VMs themselves keep running for the
-     * next gateway to re-attach to. */
-    for (struct sandbox *sb = gw.sandboxes; sb; sb = sb->next)
-        if (sb->browser)
-            media_session_stop(&gw, sb);
-    browser_pool_drain(&gw);
+    lws_sul_schedule(http_server_context(gw.http), 0, &gw.sweep, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    if (sig_thread_up) {
+        /* Wakes the thread if the loop ended for another reason. */
+        pthread_kill(sig_thread, SIGTERM);
+        pthread_join(sig_thread, NULL);
+    }
+    /* Proxied clients are closed and recordings finalized now; the VMs
+     * themselves keep running for the next gateway to re-attach to. */
+    instances_shutdown(gw.instances);
     fprintf(stderr, "porthole gateway: stopped\n");
 out:
     json_decref(cfg);

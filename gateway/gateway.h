@@ -1,5 +1,32 @@
-/* The gateway daemon: `porthole gateway`. */
+/* The gateway daemon, `porthole gateway`: its options, and the state its
+ * modules share. struct gateway owns one context per module; nothing of
+ * the gateway lives in file-scope variables.
+ *
+ *   http (http.c, ws.c, work.c)   the server, its WebSockets, the workers
+ *   instances (instance.c)        the lifecycle of every VM
+ *   sandboxes (sandbox.c)         the sandbox kind and /v1/sandboxes
+ *   browsers (browser.c)          the browser kind and /v1/browser
+ *   pool (pool.c)                 pre-booted browser VMs
+ *   cdp, vnc, media               observers of browser sessions: the CDP
+ *                                 proxy, the live-view proxy, screenshots,
+ *                                 computer use and recordings
+ *
+ * Everything here is touched on the event-loop thread only, unless a
+ * module's header says otherwise. */
 #pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "accel.h"
+#include "http.h"
+#include "instance.h"
+#include "policy.h"
+#include "run.h"
+#include "state.h"
 
 struct gateway_opts {
     const char *listen;      /* "127.0.0.1:8790" */
@@ -13,3 +40,39 @@ struct gateway_opts {
 
 /* Runs until SIGTERM/SIGINT; returns the process exit code. */
 int gateway_main(const struct gateway_opts *o);
+
+struct sandboxes;
+struct browsers;
+struct pool;
+struct ws_hub;
+struct cdp_proxy;
+struct vnc_proxy;
+struct media;
+
+struct gateway {
+    char *state_dir; /* owned */
+    char *cache_dir; /* owned */
+    char *token;     /* owned: the admin bearer token */
+    char url[128];
+    struct accel_choice accel;
+    struct state_db *db;         /* owned */
+    struct http_server *http;    /* owned */
+    struct work_pool *work;      /* weak: the server's */
+    struct ws_hub *ws;           /* owned */
+    struct policy *policy;       /* owned */
+    struct run_hooks *hooks;     /* owned: global callbacks (policy, audit) */
+    struct instances *instances; /* owned */
+    struct sandboxes *sandboxes; /* owned */
+    struct browsers *browsers;   /* owned */
+    struct pool *pool;           /* owned */
+    struct cdp_proxy *cdp;       /* owned */
+    struct vnc_proxy *vnc;       /* owned */
+    struct media *media;         /* owned */
+    int max_instances;
+    int boot_timeout_s;
+    int pool_target;    /* pre-booted browser VMs to keep ready */
+    char web_root[512]; /* static files: live view, dashboard, noVNC */
+    int recording_fps;
+    int recording_retention_hours; /* 0: keep until deleted */
+    lws_sorted_usec_list_t sweep;  /* the 1 s tick */
+};

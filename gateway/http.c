@@ -1706,6 +1706,11 @@ struct work_pool *http_server_work(struct http_server *s)
     return s->pool;
 }
 
+void *http_server_ws_data(struct http_server *s)
+{
+    return s->ws_data;
+}
+
 struct lws_vhost *http_server_vhost(struct http_server *s)
 {
     return s->vhost;

@@ -158,6 +158,7 @@ struct lws_context *http_server_context(struct http_server *s);
  * to it so that they outlive any extra listener. */
 struct lws_vhost *http_server_vhost(struct http_server *s);
 struct work_pool *http_server_work(struct http_server *s);
+void *http_server_ws_data(struct http_server *s); /* opts.ws_data */
 struct http_server *http_server_from_wsi(struct lws *wsi);
 
 /* Extra listeners: more TCP sockets served by the same routes, WebSocket

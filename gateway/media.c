@@ -18,6 +18,7 @@
 
 #include "browser.h"
 #include "computer.h"
+#include "gateway.h"
 #include "recorder/keys.h"
 #include "recorder/recording.h"
 #include "recorder/screenshot.h"
@@ -45,20 +46,13 @@ struct session_media {
     int px, py;         /* last pointer position */
 };
 
-struct session_media *media_of(struct sandbox *sb)
-{
-    /* Created on the loop thread before any job can use it. */
-    if (!sb->browser->media) {
-        struct session_media *m = calloc(1, sizeof(*m));
-        if (!m)
-            return NULL;
-        pthread_mutex_init(&m->lock, NULL);
-        sb->browser->media = m;
-    }
-    return sb->browser->media;
-}
+struct media {
+    struct instance_observer observer;
+    struct gateway *gw; /* weak */
+    int sweep_ticks;
+};
 
-void media_free(struct session_media *m)
+static void session_media_free(struct session_media *m)
 {
     if (!m)
         return;
@@ -147,7 +141,7 @@ static json_t *rec_public(struct gateway *gw, const char *session_id, json_t *me
 }
 
 /* Lock held. */
-static int media_rec_start(struct gateway *gw, struct sandbox *sb, struct vm *vm,
+static int media_rec_start(struct gateway *gw, struct instance *sb, struct vm *vm,
                            struct session_media *m, json_t **out, struct ph_error *err)
 {
     _cleanup_free_ char *dir = rec_dir(gw, sb->id);
@@ -181,7 +175,7 @@ static int media_rec_start(struct gateway *gw, struct sandbox *sb, struct vm *vm
 }
 
 /* Lock held. Finalizes the active recording (file index first). */
-static int media_rec_stop(struct gateway *gw, struct sandbox *sb, struct session_media *m,
+static int media_rec_stop(struct gateway *gw, struct instance *sb, struct session_media *m,
                           json_t **out, struct ph_error *err)
 {
     struct ph_error e = {0};
@@ -209,29 +203,65 @@ static int media_rec_stop(struct gateway *gw, struct sandbox *sb, struct session
     return 0;
 }
 
-int media_start_initial_recording(struct gateway *gw, struct sandbox *sb, struct vm *vm,
-                                  struct ph_error *err)
+/* ---- the lifecycle of a session's media ------------------------------- */
+
+/* Loop thread: a live session's media state, before any job can use it. */
+static int media_setup(struct instance_observer *o, struct instance *in, struct ph_error *err)
 {
-    struct session_media *m = sb->browser->media;
+    struct browser_session *b = browser_of(in);
+    struct session_media *m;
+
+    if (!b || !b->live || b->media)
+        return 0;
+    if (!(m = calloc(1, sizeof(*m))))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    pthread_mutex_init(&m->lock, NULL);
+    b->media = m;
+    return 0;
+}
+
+/* Worker thread: recording from the first frame starts before the session
+ * is handed out. */
+static int media_prepare(struct instance_observer *o, struct instance *in, struct vm *vm,
+                         struct ph_error *err)
+{
+    struct media *md = container_of(o, struct media, observer);
+    struct browser_session *b = browser_of(in);
+    struct session_media *m = b ? b->media : NULL;
     int r;
+
+    if (!b || !b->record_video)
+        return 0;
     if (!m)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     pthread_mutex_lock(&m->lock);
-    r = media_rec_start(gw, sb, vm, m, NULL, err);
+    r = media_rec_start(md->gw, in, vm, m, NULL, err);
     pthread_mutex_unlock(&m->lock);
     return r;
 }
 
-void media_session_stop(struct gateway *gw, struct sandbox *sb)
+/* Worker thread (loop at shutdown), before the VM stops or is left
+ * running: finalizes the recording, ends the VNC client. */
+static void media_stopping(struct instance_observer *o, struct instance *in, struct vm *vm)
 {
-    struct session_media *m = sb->browser ? sb->browser->media : NULL;
+    struct media *md = container_of(o, struct media, observer);
+    struct browser_session *b = browser_of(in);
+    struct session_media *m = b ? b->media : NULL;
+
     if (!m)
         return;
     pthread_mutex_lock(&m->lock);
     if (m->rec)
-        media_rec_stop(gw, sb, m, NULL, NULL);
+        media_rec_stop(md->gw, in, m, NULL, NULL);
     vnc_client_free(TAKE_PTR(m->vnc));
     pthread_mutex_unlock(&m->lock);
+}
+
+static void media_destroy(struct instance_observer *o, struct instance *in)
+{
+    struct browser_session *b = browser_of(in);
+    if (b)
+        session_media_free(TAKE_PTR(b->media));
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
@@ -240,7 +270,7 @@ enum media_op { MEDIA_SCREENSHOT, MEDIA_COMPUTER, MEDIA_REC_START, MEDIA_REC_STO
 
 struct media_job {
     struct gateway *gw;
-    struct sandbox *sb;
+    struct instance *sb;
     struct vm *vm; /* weak, held */
     struct http_req *req;
     enum media_op op;
@@ -343,7 +373,7 @@ static int guest_input(struct vm *vm, const uint32_t *ks, int n, const char *tai
     _cleanup_free_ char *cmd = guest_input_command(ks, n, tail);
     if (!cmd)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    int r = browser_guest_run(vm, cmd, in, in_len, MEDIA_GUEST_INPUT_TIMEOUT_S, &res, err);
+    int r = vm_guest_run(vm, cmd, in, in_len, MEDIA_GUEST_INPUT_TIMEOUT_S, &res, err);
     if (r == 0)
         run_result_done(&res);
     return r;
@@ -611,7 +641,7 @@ out:
 static void media_job_run(void *data)
 {
     struct media_job *j = data;
-    struct session_media *m = j->sb->browser->media;
+    struct session_media *m = browser_of(j->sb)->media;
 
     pthread_mutex_lock(&m->lock);
     switch (j->op) {
@@ -644,26 +674,22 @@ static void media_job_done(void *data)
         http_reply_data(j->req, 200, "image/png", (char *)TAKE_PTR(j->png), j->png_len, NULL);
     else
         http_reply_json(j->req, j->op == MEDIA_REC_START ? 201 : 200, TAKE_PTR(j->reply));
-    sandbox_release(j->gw, j->sb);
+    instance_release(j->sb);
     json_decref(j->body);
     json_decref(j->reply);
     free(j->png);
     free(j);
 }
 
-static struct sandbox *live_session(struct gateway *gw, struct http_req *req)
+static struct instance *live_session(struct gateway *gw, struct http_req *req)
 {
-    struct sandbox *sb = sandbox_lookup(gw, req, VM_KIND_BROWSER, true);
+    struct instance *sb = browser_for_req(gw->browsers, req, true);
     if (!sb)
         return NULL;
-    if (!sb->browser->live) {
+    if (!browser_of(sb)->live) {
         http_reply_errorf(req, PH_ERR_CONFLICT,
                           "session %s is headless: it has no screen (start it with mode live)",
                           sb->id);
-        return NULL;
-    }
-    if (!media_of(sb)) {
-        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
         return NULL;
     }
     return sb;
@@ -688,7 +714,7 @@ static int query_int(struct http_req *req, const char *name, int max, int *out)
 static void media_submit(struct gateway *gw, struct http_req *req, enum media_op op)
 {
     struct ph_error err = {0};
-    struct sandbox *sb = live_session(gw, req);
+    struct instance *sb = live_session(gw, req);
     struct media_job *j;
 
     if (!sb)
@@ -722,7 +748,7 @@ static void media_submit(struct gateway *gw, struct http_req *req, enum media_op
     }
     if (op == MEDIA_REC_STOP)
         snprintf(j->rid, sizeof(j->rid), "%s", req->params[1]);
-    if (sandbox_submit(gw, sb, req, media_job_run, media_job_done, j) < 0) {
+    if (instance_submit_req(sb, req, media_job_run, media_job_done, j) < 0) {
         json_decref(j->body);
         free(j);
     }
@@ -753,7 +779,7 @@ static void api_rec_stop(struct http_req *req, void *data)
 static bool rec_session_known(struct gateway *gw, struct http_req *req)
 {
     _cleanup_free_ char *dir = rec_dir(gw, req->params[0]);
-    if (gateway_find(gw, req->params[0], VM_KIND_BROWSER) || (dir && access(dir, F_OK) == 0))
+    if (browser_find(gw->browsers, req->params[0]) || (dir && access(dir, F_OK) == 0))
         return true;
     http_reply_errorf(req, PH_ERR_NOT_FOUND, "no browser session or recordings with id \"%s\"",
                       req->params[0]);
@@ -808,13 +834,12 @@ static void api_rec_get(struct http_req *req, void *data)
 static void api_rec_delete(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
-    struct sandbox *sb = gateway_find(gw, req->params[0], VM_KIND_BROWSER);
+    struct browser_session *b = browser_of(browser_find(gw->browsers, req->params[0]));
     char mp4[700], meta[700];
 
     if (!rec_session_known(gw, req))
         return;
-    if (sb && sb->browser && sb->browser->media &&
-        strcmp(sb->browser->media->rec_id, req->params[1]) == 0) {
+    if (b && b->media && strcmp(b->media->rec_id, req->params[1]) == 0) {
         http_reply_errorf(req, PH_ERR_CONFLICT, "recording %s is running; stop it first",
                           req->params[1]);
         return;
@@ -831,15 +856,15 @@ static void api_rec_delete(struct http_req *req, void *data)
     http_reply_json(req, 200, json_pack("{s:s, s:s}", "id", req->params[1], "status", "deleted"));
 }
 
-void media_sweep(struct gateway *gw)
+void media_sweep(struct media *md)
 {
-    static int tick;
+    struct gateway *gw = md->gw;
     _cleanup_free_ char *root = NULL;
     DIR *top;
     struct dirent *s;
     int64_t cutoff;
 
-    if (gw->recording_retention_hours <= 0 || ++tick % 60 != 0)
+    if (gw->recording_retention_hours <= 0 || ++md->sweep_ticks % 60 != 0)
         return;
     cutoff = wall_ms() - (int64_t)gw->recording_retention_hours * 3600 * 1000;
     if (asprintf(&root, "%s/recordings", gw->state_dir) < 0 || !(top = opendir(root)))
@@ -876,7 +901,7 @@ void media_sweep(struct gateway *gw)
     closedir(top);
 }
 
-void media_api_register(struct gateway *gw)
+static void media_api_register(struct gateway *gw)
 {
     http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/screenshot", 0, 0, api_screenshot,
                gw);
@@ -890,4 +915,27 @@ void media_api_register(struct gateway *gw)
                gw);
     http_route(gw->http, HTTP_DELETE, "/v1/browser/sessions/{id}/recordings/{rid}", 0, 0,
                api_rec_delete, gw);
+}
+
+int media_new(struct gateway *gw, struct media **out)
+{
+    struct media *md = calloc(1, sizeof(*md));
+    if (!md)
+        return -ENOMEM;
+    md->gw = gw;
+    md->observer = (struct instance_observer){
+        .setup = media_setup,
+        .prepare = media_prepare,
+        .stopping = media_stopping,
+        .destroy = media_destroy,
+    };
+    instances_observe(gw->instances, &md->observer);
+    media_api_register(gw);
+    *out = md;
+    return 0;
+}
+
+void media_free(struct media *md)
+{
+    free(md);
 }

@@ -1,19 +1,19 @@
-/* What a live session's screen offers over VNC: desktop screenshots,
- * computer-use actions and recordings. Each session gets one VNC client,
- * made on first use and shared by all three. */
+/* media: what a live session's screen offers over VNC: desktop
+ * screenshots, computer-use actions and recordings. Each session gets one
+ * VNC client, made on first use and shared by all three.
+ *
+ * Usage (loop thread): media_new(gw, &gw->media) registers the routes and
+ * an observer of the instance lifecycle: a live session gets its media
+ * state at setup, starts recording before it is handed out when it asked
+ * for record_video, has its recording finalized and its VNC client closed
+ * before its VM stops (or is left running at shutdown), and loses its
+ * media state when it is destroyed. media_sweep() every second deletes
+ * recordings past the retention setting. media_free() at shutdown. */
 #pragma once
 
-#include "manager.h"
+struct gateway;
+struct media;
 
-void media_api_register(struct gateway *gw);
-/* Loop thread, when a live session is created: its media state. */
-struct session_media *media_of(struct sandbox *sb);
-/* Worker thread: starts the recording asked for at session start. */
-int media_start_initial_recording(struct gateway *gw, struct sandbox *sb, struct vm *vm,
-                                  struct ph_error *err);
-/* Worker thread, before the VM stops: finalizes recordings, ends the VNC
- * client. Safe to call more than once. */
-void media_session_stop(struct gateway *gw, struct sandbox *sb);
-void media_free(struct session_media *m);
-/* Deletes recordings older than the retention setting (loop thread). */
-void media_sweep(struct gateway *gw);
+int media_new(struct gateway *gw, struct media **out);
+void media_free(struct media *md);
+void media_sweep(struct media *md);

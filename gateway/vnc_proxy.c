@@ -8,7 +8,8 @@
 
 #include "browser.h"
 #include "http.h"
-#include "manager.h"
+#include "gateway.h"
+#include "util.h"
 #include "ws.h"
 
 #define VNC_SEGMENT_MAX 64
@@ -272,15 +273,15 @@ static int vnc_path_parse(const char *path, char *id, char *token)
     return 0;
 }
 
-static struct sandbox *vnc_resolve(struct gateway *gw, const char *path, bool *control,
-                                   struct ph_error *err)
+static struct instance *vnc_resolve(struct gateway *gw, const char *path, bool *control,
+                                    struct ph_error *err)
 {
     char id[VNC_SEGMENT_MAX + 1], token[VNC_SEGMENT_MAX + 1];
-    struct sandbox *sb;
+    struct instance *sb;
 
     *control = false;
     if (vnc_path_parse(path, id, token) < 0 ||
-        !(sb = browser_resolve(gw, id, token, BROWSER_CAP_VIEW, control))) {
+        !(sb = browser_resolve(gw->browsers, id, token, BROWSER_CAP_VIEW, control))) {
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "unknown browser session or token");
         return NULL;
     }
@@ -288,7 +289,7 @@ static struct sandbox *vnc_resolve(struct gateway *gw, const char *path, bool *c
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "this session has no live view");
         return NULL;
     }
-    if (ws_links_count(sb, &vnc_link_ops) >= VNC_MAX_CONNECTIONS) {
+    if (ws_links_count(gw->ws, sb, &vnc_link_ops) >= VNC_MAX_CONNECTIONS) {
         ph_error_set(err, PH_ERR_LIMIT, -EMFILE, "at most %d live-view connections per session",
                      VNC_MAX_CONNECTIONS);
         return NULL;
@@ -296,17 +297,24 @@ static struct sandbox *vnc_resolve(struct gateway *gw, const char *path, bool *c
     return sb;
 }
 
-static int vnc_ws_check(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
+struct vnc_proxy {
+    struct instance_observer observer;
+    struct gateway *gw; /* weak */
+};
+
+static int vnc_ws_check(void *data, struct lws *wsi, const char *path, struct ph_error *err)
 {
+    struct gateway *gw = ((struct vnc_proxy *)data)->gw;
     bool control;
     (void)wsi;
     return vnc_resolve(gw, path, &control, err) ? 0 : -ENOENT;
 }
 
-static int vnc_ws_start(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err)
+static int vnc_ws_start(void *data, struct lws *wsi, const char *path, struct ph_error *err)
 {
+    struct gateway *gw = ((struct vnc_proxy *)data)->gw;
     bool control;
-    struct sandbox *sb = vnc_resolve(gw, path, &control, err);
+    struct instance *sb = vnc_resolve(gw, path, &control, err);
     struct rfb_filter *f;
     struct ws_link *l;
 
@@ -323,15 +331,33 @@ static int vnc_ws_start(struct gateway *gw, struct lws *wsi, const char *path, s
     return 0;
 }
 
-void vnc_proxy_register(struct gateway *gw)
+/* Observer: a session ends: its live-view connections close (clients get
+ * 1001 "session ended", which the live page takes as final). */
+static void vnc_session_close(struct instance_observer *o, struct instance *in)
 {
-    static const struct ws_endpoint ep = {
-        .prefix = "/vnc/", .check = vnc_ws_check, .start = vnc_ws_start};
-    ws_endpoint_register(&ep);
+    struct vnc_proxy *vp = container_of(o, struct vnc_proxy, observer);
+    ws_links_close(vp->gw->ws, in, &vnc_link_ops, LWS_CLOSE_STATUS_GOINGAWAY, "session ended");
 }
 
-void vnc_proxy_session_close(struct gateway *gw, struct sandbox *sb)
+int vnc_proxy_new(struct gateway *gw, struct vnc_proxy **out)
 {
-    (void)gw;
-    ws_links_close(sb, &vnc_link_ops, LWS_CLOSE_STATUS_GOINGAWAY, "session ended");
+    struct vnc_proxy *vp = calloc(1, sizeof(*vp));
+    if (!vp)
+        return -ENOMEM;
+    vp->gw = gw;
+    ws_endpoint_register(gw->ws, &(struct ws_endpoint){
+                                     .prefix = "/vnc/",
+                                     .check = vnc_ws_check,
+                                     .start = vnc_ws_start,
+                                     .data = vp,
+                                 });
+    vp->observer = (struct instance_observer){.ending = vnc_session_close};
+    instances_observe(gw->instances, &vp->observer);
+    *out = vp;
+    return 0;
+}
+
+void vnc_proxy_free(struct vnc_proxy *vp)
+{
+    free(vp);
 }

@@ -1,9 +1,11 @@
 /* vnc_proxy: a browser session's screen over WebSocket, for noVNC.
  *
  * Usage (loop thread; the gateway wires ws.h first):
- *   vnc_proxy_register(gw);               // once, at start
+ *   vnc_proxy_new(gw, &gw->vnc);   // the endpoint, and an observer of the
+ *                                  // instance lifecycle: a session's
+ *                                  // connections close when it ends
  *   ...
- *   vnc_proxy_session_close(gw, sb);      // session over
+ *   vnc_proxy_free(gw->vnc);       // after the HTTP server
  *
  * WS BASE/vnc/{session_id}/{token}, subprotocol "binary" (what noVNC asks
  * for) or none. token is the session's live_token (watch only) or
@@ -26,17 +28,15 @@
 #include <sys/types.h>
 
 struct gateway;
-struct sandbox;
 
 #define VNC_MAX_CONNECTIONS 8               /* live-view clients per session */
 #define VNC_MAX_MESSAGE (2u * 1024 * 1024)  /* one WebSocket message from a client */
 #define RFB_MAX_CUT_TEXT (1u * 1024 * 1024) /* ClientCutText payload */
 
-/* Adds the WebSocket endpoint. */
-void vnc_proxy_register(struct gateway *gw);
-/* Loop thread: closes the session's live-view connections (clients get
- * 1001 "session ended", which the live page takes as final). */
-void vnc_proxy_session_close(struct gateway *gw, struct sandbox *sb);
+struct vnc_proxy;
+
+int vnc_proxy_new(struct gateway *gw, struct vnc_proxy **out);
+void vnc_proxy_free(struct vnc_proxy *vp);
 
 /* ---- the client-stream filter (pure, for tests) ---- */
 

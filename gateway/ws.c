@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "http.h"
-#include "manager.h"
 
 #define WS_PROTO_DEFAULT "porthole"           /* clients naming no subprotocol */
 #define WS_PROTO_BINARY "binary"              /* what noVNC asks for */
@@ -45,15 +44,31 @@ struct ws_link {
     int close_status;
     char close_reason[100];
     int holds;
-    struct ws_link *prev, *next; /* links list */
+    struct ws_hub *hub;          /* weak */
+    struct ws_link *prev, *next; /* the hub's list */
 };
 
-static struct {
-    struct gateway *gw; /* weak */
+struct ws_hub {
     struct ws_endpoint endpoints[WS_MAX_ENDPOINTS];
     size_t n_endpoints;
     struct ws_link *links; /* owned list */
-} ws;
+};
+
+struct ws_hub *ws_hub_new(void)
+{
+    return calloc(1, sizeof(struct ws_hub));
+}
+
+void ws_hub_free(struct ws_hub *hub)
+{
+    free(hub);
+}
+
+static struct ws_hub *hub_of(struct lws *wsi)
+{
+    struct http_server *srv = http_server_from_wsi(wsi);
+    return srv ? http_server_ws_data(srv) : NULL;
+}
 
 /* ---- messages ------------------------------------------------------- */
 
@@ -131,7 +146,7 @@ static void link_maybe_free(struct ws_link *l)
     if (l->prev)
         l->prev->next = l->next;
     else
-        ws.links = l->next;
+        l->hub->links = l->next;
     if (l->next)
         l->next->prev = l->prev;
     queue_free(&l->client);
@@ -144,19 +159,21 @@ static void link_maybe_free(struct ws_link *l)
 struct ws_link *ws_link_new(struct lws *client, const struct ws_link_ops *ops, void *owner,
                             void *data, size_t max_message)
 {
-    struct ws_link *l = calloc(1, sizeof(*l));
+    struct ws_hub *hub = hub_of(client);
+    struct ws_link *l = hub ? calloc(1, sizeof(*l)) : NULL;
     if (!l)
         return NULL;
+    l->hub = hub;
     l->ops = ops;
     l->owner = owner;
     l->data = data;
     l->max_message = max_message;
     l->client = (struct ws_side){.wsi = client, .state = SIDE_UP};
     l->upstream = (struct ws_side){.state = SIDE_IDLE};
-    l->next = ws.links;
-    if (ws.links)
-        ws.links->prev = l;
-    ws.links = l;
+    l->next = hub->links;
+    if (hub->links)
+        hub->links->prev = l;
+    hub->links = l;
     lws_set_opaque_user_data(client, l);
     return l;
 }
@@ -418,7 +435,7 @@ static int on_writeable(struct ws_link *l, struct ws_side *s)
 static int connect_upstream(struct ws_link *l, int port, const char *path, bool raw)
 {
     struct lws_client_connect_info i;
-    struct http_server *srv = ws.gw ? ws.gw->http : NULL;
+    struct http_server *srv = http_server_from_wsi(l->client.wsi);
 
     if (ws_link_closing(l) || l->upstream.state != SIDE_IDLE)
         return -EPIPE;
@@ -475,21 +492,21 @@ static void upstream_up(struct ws_link *l)
 
 /* ---- the lws side --------------------------------------------------- */
 
-static const struct ws_endpoint *endpoint_for(const char *path)
+static const struct ws_endpoint *endpoint_for(struct ws_hub *hub, const char *path)
 {
-    for (size_t i = 0; i < ws.n_endpoints; i++)
-        if (strncmp(path, ws.endpoints[i].prefix, strlen(ws.endpoints[i].prefix)) == 0)
-            return &ws.endpoints[i];
+    for (size_t i = 0; hub && i < hub->n_endpoints; i++)
+        if (strncmp(path, hub->endpoints[i].prefix, strlen(hub->endpoints[i].prefix)) == 0)
+            return &hub->endpoints[i];
     return NULL;
 }
 
 static int ws_upgrade(void *data, struct lws *wsi, const char *path, struct ph_error *err)
 {
-    const struct ws_endpoint *ep = endpoint_for(path);
+    const struct ws_endpoint *ep = endpoint_for(data, path);
 
     if (!ep)
         return ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
-    return ep->check(data, wsi, path, err);
+    return ep->check(ep->data, wsi, path, err);
 }
 
 static int on_established(struct lws *wsi)
@@ -499,8 +516,8 @@ static int on_established(struct lws *wsi)
     const struct ws_endpoint *ep;
     int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
 
-    if (n > 0 && (size_t)n == strlen(path) && (ep = endpoint_for(path)) &&
-        ep->start(ws.gw, wsi, path, &err) == 0)
+    if (n > 0 && (size_t)n == strlen(path) && (ep = endpoint_for(hub_of(wsi), path)) &&
+        ep->start(ep->data, wsi, path, &err) == 0)
         return 0;
     const char *why = err.message[0] ? err.message : "no WebSocket endpoint here";
     lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why, strlen(why));
@@ -569,41 +586,40 @@ static const struct lws_protocols ws_protocols[] = {
     {.name = NULL},
 };
 
-void ws_server_opts(struct http_server_opts *o, struct gateway *gw)
+void ws_server_opts(struct http_server_opts *o, struct ws_hub *hub)
 {
-    ws.gw = gw;
     o->extra_protocols = ws_protocols;
     o->ws_default_protocol = WS_PROTO_DEFAULT;
     o->ws_upgrade = ws_upgrade;
-    o->ws_data = gw;
+    o->ws_data = hub;
 }
 
-int ws_endpoint_register(const struct ws_endpoint *ep)
+int ws_endpoint_register(struct ws_hub *hub, const struct ws_endpoint *ep)
 {
-    for (size_t i = 0; i < ws.n_endpoints; i++)
-        if (strcmp(ws.endpoints[i].prefix, ep->prefix) == 0) {
-            ws.endpoints[i] = *ep;
+    for (size_t i = 0; i < hub->n_endpoints; i++)
+        if (strcmp(hub->endpoints[i].prefix, ep->prefix) == 0) {
+            hub->endpoints[i] = *ep;
             return 0;
         }
-    if (ws.n_endpoints == WS_MAX_ENDPOINTS)
+    if (hub->n_endpoints == WS_MAX_ENDPOINTS)
         return -ENOSPC;
-    ws.endpoints[ws.n_endpoints++] = *ep;
+    hub->endpoints[hub->n_endpoints++] = *ep;
     return 0;
 }
 
-size_t ws_links_count(const void *owner, const struct ws_link_ops *ops)
+size_t ws_links_count(struct ws_hub *hub, const void *owner, const struct ws_link_ops *ops)
 {
     size_t n = 0;
-    for (struct ws_link *l = ws.links; l; l = l->next)
+    for (struct ws_link *l = hub->links; l; l = l->next)
         if (l->owner == owner && (!ops || l->ops == ops))
             n++; /* closing ones too: they hold sockets for a few seconds */
     return n;
 }
 
-void ws_links_close(const void *owner, const struct ws_link_ops *ops, int status,
-                    const char *reason)
+void ws_links_close(struct ws_hub *hub, const void *owner, const struct ws_link_ops *ops,
+                    int status, const char *reason)
 {
-    for (struct ws_link *l = ws.links, *next; l; l = next) {
+    for (struct ws_link *l = hub->links, *next; l; l = next) {
         next = l->next;
         if (l->owner == owner && (!ops || l->ops == ops))
             ws_link_close(l, status, reason);

@@ -2,10 +2,13 @@
  * proxies share to join a client's WebSocket to an upstream connection.
  *
  * Usage (gateway.c, before http_server_new; then each proxy registers):
- *   ws_server_opts(&hopts, gw);  // protocols, default protocol, upgrade hook
+ *   hub = ws_hub_new();           // the endpoints and the links
+ *   ws_server_opts(&hopts, hub);  // protocols, default protocol, upgrade hook
  *   http_server_new(&hopts, &gw->http, &err);
- *   cdp_proxy_register(gw);      // endpoints "/cdp/" and "/devtools/"
- *   vnc_proxy_register(gw);      // endpoint "/vnc/"
+ *   ws_endpoint_register(hub, &ep);  // the CDP proxy: "/cdp/", "/devtools/"
+ *   ...
+ *   http_server_free(srv);        // closes every link
+ *   ws_hub_free(hub);
  *
  * An endpoint owns the request paths under a prefix. At the upgrade, ws
  * asks its check(): refusing answers the HTTP request with that error and
@@ -32,9 +35,9 @@
 
 #include "error.h"
 
-struct gateway;
 struct http_server_opts;
 struct lws;
+struct ws_hub;
 struct ws_link;
 
 #define WS_MAX_ENDPOINTS 8
@@ -63,11 +66,12 @@ struct ws_endpoint {
     const char *prefix; /* "/cdp/": matched against the decoded path */
     /* At the upgrade: 0 accepts, < 0 refuses with err (404 for a wrong
      * token, 429 over a limit, ...). wsi is the upgrading connection. */
-    int (*check)(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err);
+    int (*check)(void *data, struct lws *wsi, const char *path, struct ph_error *err);
     /* Once the WebSocket is open: creates the link (ws_link_new) and
      * starts its upstream. < 0 closes the client with 1008 and err's
      * message (the session went away or a limit was reached meanwhile). */
-    int (*start)(struct gateway *gw, struct lws *wsi, const char *path, struct ph_error *err);
+    int (*start)(void *data, struct lws *wsi, const char *path, struct ph_error *err);
+    void *data; /* weak: the endpoint owner's context */
 };
 
 struct ws_link_ops {
@@ -81,11 +85,14 @@ struct ws_link_ops {
     void (*destroy)(struct ws_link *l);
 };
 
-/* Fills the WebSocket fields of the HTTP server's options; the gateway
- * pointer is kept for the endpoints. */
-void ws_server_opts(struct http_server_opts *o, struct gateway *gw);
-/* Returns 0, -ENOSPC past WS_MAX_ENDPOINTS. */
-int ws_endpoint_register(const struct ws_endpoint *ep);
+/* NULL on out-of-memory. Free it after the HTTP server (which ends the
+ * links). NULL is a no-op. */
+struct ws_hub *ws_hub_new(void);
+void ws_hub_free(struct ws_hub *hub);
+/* Fills the WebSocket fields of the HTTP server's options. */
+void ws_server_opts(struct http_server_opts *o, struct ws_hub *hub);
+/* Copies ep. Returns 0, -ENOSPC past WS_MAX_ENDPOINTS. */
+int ws_endpoint_register(struct ws_hub *hub, const struct ws_endpoint *ep);
 
 /* Creates the link for an open client WebSocket (from an endpoint's
  * start). owner is a weak key (the session) for ws_links_*. data belongs
@@ -113,6 +120,6 @@ void ws_link_hold(struct ws_link *l);
 void ws_link_release(struct ws_link *l);
 
 /* Links of one owner made with ops (ops NULL: any). */
-size_t ws_links_count(const void *owner, const struct ws_link_ops *ops);
-void ws_links_close(const void *owner, const struct ws_link_ops *ops, int status,
-                    const char *reason);
+size_t ws_links_count(struct ws_hub *hub, const void *owner, const struct ws_link_ops *ops);
+void ws_links_close(struct ws_hub *hub, const void *owner, const struct ws_link_ops *ops,
+                    int status, const char *reason);

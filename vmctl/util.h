@@ -34,6 +34,9 @@ static inline void closep(int *fd)
         _tf;                                                                                       \
     })
 
+/* The struct that holds member ptr. */
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 int64_t now_ms(void);  /* CLOCK_MONOTONIC */

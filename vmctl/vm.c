@@ -62,6 +62,8 @@ static int pidfd_open_pid(pid_t pid)
 static int spawn_wait(char *const argv[], const char *log_path)
 {
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
     pid_t pid;
     int status, r;
 
@@ -69,7 +71,17 @@ static int spawn_wait(char *const argv[], const char *log_path)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    /* The caller may block signals in its threads (the gateway takes
+     * SIGTERM in one thread of its own): the child starts with none
+     * blocked and every signal at its default. */
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (r != 0)
         return -r;
@@ -673,6 +685,30 @@ int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct
     r = vm_ssh_put_file(vm->ssh, "/etc/profile.d/porthole-env.sh", buf, len, 0644, err);
     free(buf);
     return r;
+}
+
+int vm_guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
+                 struct run_result *res, struct ph_error *err)
+{
+    struct run_request req = {.command = cmd,
+                              .shell = RUN_SHELL_RAW,
+                              .timeout_s = timeout_s,
+                              .stdin_data = in,
+                              .stdin_len = in_len};
+    int r;
+
+    if (!vm->ssh)
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOTCONN, "VM %s is not ready", vm->id);
+    r = vm_ssh_exec(vm->ssh, cmd, &req, res, err);
+    if (r < 0)
+        return r;
+    if (res->exit_code != 0) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "guest command failed (exit %d): %.300s",
+                         res->exit_code, res->err && *res->err ? res->err : res->out);
+        run_result_done(res);
+        return r;
+    }
+    return 0;
 }
 
 char *vm_image_dir(const char *cache_dir, const char *flavour)

@@ -107,6 +107,13 @@ struct run_transport vm_transport(struct vm *vm);
 /* Writes /etc/profile.d/porthole-env.sh in the guest (login shells see it). */
 int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct ph_error *err);
 
+/* Runs cmd as root in the guest, for the gateway's own needs (not a user
+ * command: it does not pass the policy chain, but it is bounded the same
+ * way), with in on its stdin. A non-zero exit is an error naming its
+ * stderr. res is filled on success (run_result_done it). */
+int vm_guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
+                 struct run_result *res, struct ph_error *err);
+
 /* Image of a flavour under cache_dir: CACHE/images/FLAVOUR. malloc'd. */
 char *vm_image_dir(const char *cache_dir, const char *flavour);
 bool vm_image_present(const char *image_dir);

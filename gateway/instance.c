@@ -1,0 +1,785 @@
+/* The lifecycle of VM-backed instances: creation and boot, readiness,
+ * deletion, expiry, persistence and restore. See instance.h. */
+#include "instance.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "state.h"
+#include "util.h"
+
+#define INSTANCE_STOP_GRACE_MS 3000
+
+struct instance_waiter {
+    instance_deleted_fn fn;
+    void *data;                   /* weak */
+    struct instance_waiter *next; /* owned */
+};
+
+struct instances {
+    struct instances_config cfg;
+    struct instance_kind *kinds;         /* weak list */
+    struct instance_observer *observers; /* weak list, in registration order */
+    struct instance *list;               /* owned, newest first */
+};
+
+/* Per-instance flags the lifecycle keeps for itself: each observer call
+ * that must happen once. */
+struct instance_private {
+    bool ended, stopped, destroyed;
+};
+
+const char *instance_status_name(enum instance_status s)
+{
+    static const char *const names[] = {"starting", "ready", "stopping", "error"};
+    return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "error";
+}
+
+/* ---- vmctl as the VM back end ---------------------------------------- */
+
+static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spec *spec,
+                      const char *marker, struct vm **out, struct ph_error *err)
+{
+    int r = -EIO;
+
+    /* A boot that never reaches its marker is retried once from scratch:
+     * under software emulation a guest kernel now and then stalls early,
+     * and a fresh QEMU gets past it. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct vm *vm = NULL;
+        r = vm_new(reg->cfg.state_dir, id, spec, &vm, err);
+        if (r < 0)
+            return r;
+        r = vm_start(vm, spec, err);
+        if (r == 0)
+            r = vm_wait_ready(vm, marker, reg->cfg.boot_timeout_s * 1000, err);
+        if (r == 0) {
+            *out = vm;
+            return 0;
+        }
+        lwsl_warn("vm %s: boot attempt %d failed: %s\n", id, attempt + 1, err->message);
+        vm_stop(vm, 1000, NULL);
+        vm_free(vm);
+        vm_remove_run_dir(reg->cfg.state_dir, id);
+        if (err->kind != PH_ERR_TIMEOUT && err->kind != PH_ERR_UNAVAILABLE)
+            break;
+    }
+    return r;
+}
+
+static int vmctl_attach(struct instances *reg, const char *id, enum vm_kind kind, int ssh_port,
+                        int vnc_port, int cdp_port, struct vm **out, struct ph_error *err)
+{
+    return vm_attach(reg->cfg.state_dir, id, kind, ssh_port, vnc_port, cdp_port, out, err);
+}
+
+static void vmctl_discard(struct instances *reg, const char *id)
+{
+    vm_kill_orphan(reg->cfg.state_dir, id);
+    vm_remove_run_dir(reg->cfg.state_dir, id);
+}
+
+const struct instance_vm_ops instance_vmctl_ops = {
+    .boot = vmctl_boot,
+    .attach = vmctl_attach,
+    .stop = vm_stop,
+    .discard = vmctl_discard,
+    .alive = vm_alive,
+    .free = vm_free,
+};
+
+int instances_boot_vm(struct instances *reg, const char *id, const struct vm_spec *spec,
+                      const char *marker, struct vm **out, struct ph_error *err)
+{
+    return reg->cfg.vm_ops->boot(reg, id, spec, marker, out, err);
+}
+
+/* ---- the registry ------------------------------------------------------ */
+
+int instances_new(const struct instances_config *cfg, struct instances **out)
+{
+    struct instances *reg = calloc(1, sizeof(*reg));
+    if (!reg)
+        return -ENOMEM;
+    reg->cfg = *cfg;
+    if (!reg->cfg.vm_ops)
+        reg->cfg.vm_ops = &instance_vmctl_ops;
+    *out = reg;
+    return 0;
+}
+
+void instances_add_kind(struct instances *reg, struct instance_kind *kind)
+{
+    kind->next = reg->kinds;
+    reg->kinds = kind;
+}
+
+void instances_observe(struct instances *reg, struct instance_observer *o)
+{
+    struct instance_observer **p = &reg->observers;
+    while (*p)
+        p = &(*p)->next;
+    o->next = NULL;
+    *p = o;
+}
+
+const char *instances_state_dir(const struct instances *reg)
+{
+    return reg->cfg.state_dir;
+}
+
+const char *instances_cache_dir(const struct instances *reg)
+{
+    return reg->cfg.cache_dir;
+}
+
+struct state_db *instances_db(const struct instances *reg)
+{
+    return reg->cfg.db;
+}
+
+struct run_hooks *instances_hooks(const struct instances *reg)
+{
+    return reg->cfg.hooks;
+}
+
+enum vm_accel instances_accel(const struct instances *reg)
+{
+    return reg->cfg.accel;
+}
+
+struct work_pool *instances_work(const struct instances *reg)
+{
+    return reg->cfg.work;
+}
+
+struct instance *instance_find(struct instances *reg, const struct instance_kind *kind,
+                               const char *id)
+{
+    for (struct instance *in = reg->list; in; in = in->next)
+        if ((!kind || in->kind == kind) && strcmp(in->id, id) == 0)
+            return in;
+    return NULL;
+}
+
+struct instance *instances_first(struct instances *reg)
+{
+    return reg->list;
+}
+
+int instances_count(const struct instances *reg)
+{
+    int n = 0;
+    for (const struct instance *in = reg->list; in; in = in->next)
+        n++;
+    return n;
+}
+
+static void instance_unlink(struct instance *in)
+{
+    for (struct instance **p = &in->reg->list; *p; p = &(*p)->next)
+        if (*p == in) {
+            *p = in->next;
+            return;
+        }
+}
+
+/* ---- observers ----------------------------------------------------------- */
+
+static struct instance_private *priv(struct instance *in)
+{
+    return (struct instance_private *)(in + 1);
+}
+
+static int notify_setup(struct instance *in, struct ph_error *err)
+{
+    if (in->kind->setup && in->kind->setup(in, err) < 0)
+        return -EIO;
+    for (struct instance_observer *o = in->reg->observers; o; o = o->next)
+        if (o->setup && o->setup(o, in, err) < 0)
+            return -EIO;
+    return 0;
+}
+
+/* Worker thread. */
+static int notify_prepare(struct instance *in, struct vm *vm, struct ph_error *err)
+{
+    if (in->kind->prepare && in->kind->prepare(in, vm, err) < 0)
+        return -EIO;
+    for (struct instance_observer *o = in->reg->observers; o; o = o->next)
+        if (o->prepare && o->prepare(o, in, vm, err) < 0)
+            return -EIO;
+    return 0;
+}
+
+/* Worker thread while the loop runs; the flag is only read and set by the
+ * one stop job, or on the loop once no job runs. */
+static void notify_stopping(struct instance *in, struct vm *vm)
+{
+    if (priv(in)->stopped)
+        return;
+    priv(in)->stopped = true;
+    for (struct instance_observer *o = in->reg->observers; o; o = o->next)
+        if (o->stopping)
+            o->stopping(o, in, vm);
+    if (in->kind->before_stop)
+        in->kind->before_stop(in, vm);
+}
+
+static void notify_ending(struct instance *in)
+{
+    if (priv(in)->ended)
+        return;
+    priv(in)->ended = true;
+    for (struct instance_observer *o = in->reg->observers; o; o = o->next)
+        if (o->ending)
+            o->ending(o, in);
+}
+
+/* The one free path. The instance must be unlinked, with no job holding it. */
+static void instance_destroy(struct instance *in)
+{
+    struct instances *reg = in->reg;
+
+    notify_ending(in);
+    if (!priv(in)->destroyed) {
+        priv(in)->destroyed = true;
+        for (struct instance_observer *o = reg->observers; o; o = o->next)
+            if (o->destroy)
+                o->destroy(o, in);
+    }
+    for (struct instance_waiter *w = in->waiters, *next; w; w = next) {
+        next = w->next;
+        free(w);
+    }
+    if (in->kind->free_data)
+        in->kind->free_data(in->kind_data);
+    if (in->vm)
+        reg->cfg.vm_ops->free(in->vm);
+    json_decref(in->env_vars);
+    run_hooks_free(in->hooks);
+    free(in);
+}
+
+static struct instance *instance_alloc(struct instances *reg, struct instance_kind *kind)
+{
+    struct instance *in = calloc(1, sizeof(*in) + sizeof(struct instance_private));
+    if (!in)
+        return NULL;
+    in->reg = reg;
+    in->kind = kind;
+    if (!(in->hooks = run_hooks_new())) {
+        free(in);
+        return NULL;
+    }
+    return in;
+}
+
+/* ---- persistence ------------------------------------------------------------ */
+
+void instance_save(struct instance *in)
+{
+    struct vm *vm = in->vm;
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i, s:i}",
+                  "id", in->id, "vm_id", in->vm_id, "kind", in->kind->name, "status",
+                  instance_status_name(in->status), "error", in->error, "created_at",
+                  (json_int_t)in->created_at, "expires_at", (json_int_t)in->expires_at, "vcpus",
+                  in->vcpus, "mem_mib", in->mem_mib, "disk_mib", in->disk_mib, "timeout_minutes",
+                  in->timeout_minutes, "env_vars", in->env_vars, "ssh_port", vm ? vm->ssh_port : -1,
+                  "vnc_port", vm ? vm->vnc_port : -1, "cdp_port", vm ? vm->cdp_port : -1);
+    if (!rec) {
+        lwsl_err("state: cannot save %s: out of memory\n", in->id);
+        return;
+    }
+    if (in->kind->record) {
+        json_t *extra = in->kind->record(in);
+        if (extra)
+            json_object_set_new(rec, "extra", extra);
+    }
+    if (state_put(in->reg->cfg.db, in->id, in->kind->name, rec) < 0)
+        lwsl_err("state: cannot save %s\n", in->id);
+    json_decref(rec);
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char buf[40];
+    format_time_utc(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+json_t *instance_json_base(const struct instance *in)
+{
+    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:O}", "id", in->id, "status",
+                          instance_status_name(in->status), "created_at", time_json(in->created_at),
+                          "expires_at", time_json(in->expires_at), "vcpus", in->vcpus, "mem_mib",
+                          in->mem_mib, "disk_mib", in->disk_mib, "timeout_minutes",
+                          in->timeout_minutes, "env_vars", in->env_vars);
+    if (o && in->status == INSTANCE_ERROR)
+        json_object_set_new(o, "error", json_string(in->error));
+    return o;
+}
+
+json_t *instance_to_json(const struct instance *in)
+{
+    return in->kind->to_json ? in->kind->to_json(in) : instance_json_base(in);
+}
+
+json_t *instances_list_json(struct instances *reg, const struct instance_kind *kind)
+{
+    json_t *arr = json_array();
+    for (struct instance *in = reg->list; in && arr; in = in->next)
+        if (in->kind == kind)
+            json_array_insert_new(arr, 0, instance_to_json(in));
+    return arr;
+}
+
+/* ---- holding, and deletion ----------------------------------------------- */
+
+void instance_hold(struct instance *in)
+{
+    in->jobs++;
+}
+
+int instance_submit(struct instance *in, work_fn run, work_fn done, void *data)
+{
+    instance_hold(in);
+    int r = work_submit(in->reg->cfg.work, run, done, data);
+    if (r < 0)
+        instance_release(in);
+    return r;
+}
+
+struct stop_job {
+    struct instance *in;
+    struct vm *vm; /* owned: taken from in */
+    struct ph_error err;
+    int r;
+};
+
+static void stop_job_run(void *data)
+{
+    struct stop_job *j = data;
+    struct instances *reg = j->in->reg;
+
+    notify_stopping(j->in, j->vm);
+    if (j->vm)
+        j->r = reg->cfg.vm_ops->stop(j->vm, INSTANCE_STOP_GRACE_MS, &j->err);
+    reg->cfg.vm_ops->discard(reg, j->in->vm_id);
+}
+
+static void stop_job_done(void *data)
+{
+    struct stop_job *j = data;
+    struct instance *in = j->in;
+    struct instances *reg = in->reg;
+
+    if (j->r < 0)
+        lwsl_err("stop %s: %s\n", in->id, j->err.message);
+    state_delete(reg->cfg.db, in->id);
+    instance_unlink(in);
+    for (struct instance_waiter *w = in->waiters; w; w = w->next)
+        if (w->fn)
+            w->fn(w->data, in->id);
+    lwsl_user("%s %s deleted\n", in->kind->name, in->id);
+    if (j->vm)
+        reg->cfg.vm_ops->free(j->vm);
+    instance_destroy(in);
+    free(j);
+}
+
+/* Queues the stop; when the queue is full it stays unqueued and the sweep
+ * tries again: a stop never runs on the loop thread. */
+static void instance_stop_now(struct instance *in)
+{
+    struct stop_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return;
+    j->in = in;
+    j->vm = TAKE_PTR(in->vm);
+    if (work_submit(in->reg->cfg.work, stop_job_run, stop_job_done, j) < 0) {
+        in->vm = TAKE_PTR(j->vm);
+        free(j);
+        return;
+    }
+    in->stop_queued = true;
+}
+
+void instance_release(struct instance *in)
+{
+    if (--in->jobs == 0 && in->deleting && !in->stop_queued)
+        instance_stop_now(in);
+}
+
+int instance_delete(struct instance *in, instance_deleted_fn done, void *data)
+{
+    if (done) {
+        struct instance_waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        w->fn = done;
+        w->data = data;
+        w->next = in->waiters;
+        in->waiters = w;
+    }
+    if (in->deleting)
+        return 0;
+    in->deleting = true;
+    in->status = INSTANCE_STOPPING;
+    instance_save(in);
+    /* Clients learn now that the instance ends ("session ended"), not
+     * later from a vanished guest. */
+    notify_ending(in);
+    if (in->jobs == 0) {
+        instance_stop_now(in);
+        return 0;
+    }
+    /* Commands still running would hold the VM until their own timeout;
+     * ending QEMU now makes them fail at once and the stop follow. */
+    if (in->vm && in->vm->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, in->vm->pidfd, SIGKILL, NULL, 0);
+    return 0;
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+struct boot_job {
+    struct instance *in;
+    char *extra_config; /* owned */
+    int screen_width, screen_height;
+    struct vm *vm; /* owned until handed to in; preset when pooled */
+    instance_ready_fn ready;
+    void *ready_data;
+    struct ph_error err;
+    int r;
+};
+
+static void boot_job_run(void *data)
+{
+    struct boot_job *j = data;
+    struct instance *in = j->in;
+    struct instances *reg = in->reg;
+    _cleanup_free_ char *image =
+        vm_image_dir(reg->cfg.cache_dir, vm_kind_flavour(in->kind->vm_kind));
+    size_t n_env = json_object_size(in->env_vars), i = 0;
+    _cleanup_free_ struct vm_env_var *env = calloc(n_env + 1, sizeof(*env));
+    const char *key;
+    json_t *val;
+
+    if (!image || !env) {
+        j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+        return;
+    }
+    if (!j->vm) {
+        /* env_vars does not change while the instance starts: PUT /env
+         * needs a ready one. */
+        json_object_foreach(in->env_vars, key, val) env[i++] =
+            (struct vm_env_var){key, json_string_value(val)};
+        struct vm_spec spec = {
+            .kind = in->kind->vm_kind,
+            .vcpus = in->vcpus,
+            .mem_mib = in->mem_mib,
+            .disk_mib = in->disk_mib,
+            .env = env,
+            .n_env = n_env,
+            .extra_config = j->extra_config,
+            .accel = reg->cfg.accel,
+            .image_dir = image,
+            .screen_width = j->screen_width,
+            .screen_height = j->screen_height,
+        };
+        j->r = instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
+    }
+    if (j->r == 0)
+        j->r = notify_prepare(in, j->vm, &j->err);
+    if (j->r < 0 && j->vm) {
+        reg->cfg.vm_ops->stop(j->vm, 1000, NULL);
+        reg->cfg.vm_ops->free(TAKE_PTR(j->vm));
+        reg->cfg.vm_ops->discard(reg, in->vm_id);
+    }
+    if (j->r < 0 && j->err.kind == PH_ERR_NONE)
+        ph_error_set(&j->err, PH_ERR_INTERNAL, j->r, "%s", strerror(-j->r));
+}
+
+static void boot_job_done(void *data)
+{
+    struct boot_job *j = data;
+    struct instance *in = j->in;
+
+    if (j->r == 0) {
+        in->vm = TAKE_PTR(j->vm);
+        in->ready_ms = now_ms();
+        if (!in->deleting) {
+            in->status = INSTANCE_READY;
+            /* The timeout is the time a user gets with a ready instance,
+             * however long the boot took. */
+            in->expires_at = wall_ms() + (int64_t)in->timeout_minutes * 60000;
+        }
+        lwsl_user("%s %s ready (ssh port %d)\n", in->kind->name, in->id, in->vm->ssh_port);
+    } else {
+        in->status = INSTANCE_ERROR;
+        snprintf(in->error, sizeof(in->error), "%s", j->err.message);
+        lwsl_err("%s %s failed to start: %s\n", in->kind->name, in->id, j->err.message);
+    }
+    instance_save(in);
+    if (j->ready)
+        j->ready(in, j->r, j->r < 0 ? &j->err : NULL, j->ready_data);
+    /* An instance that never started is not kept around: nothing in it. */
+    if (j->r < 0 && !in->deleting)
+        instance_delete(in, NULL, NULL);
+    instance_release(in);
+    free(j->extra_config);
+    free(j);
+}
+
+/* A pre-booted VM nobody will use: ended on a worker, or killed now. */
+static void discard_pooled(struct instances *reg, struct vm *vm)
+{
+    if (!vm)
+        return;
+    if (vm->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+    reg->cfg.vm_ops->discard(reg, vm->id);
+    reg->cfg.vm_ops->free(vm);
+}
+
+struct instance *instance_launch(struct instances *reg, struct instance_launch *l,
+                                 struct ph_error *err)
+{
+    struct instance_kind *kind = l->kind;
+    struct instance *in = NULL;
+    struct boot_job *j = NULL;
+
+    if (instances_count(reg) >= reg->cfg.max_instances) {
+        ph_error_set(err, PH_ERR_LIMIT, -EAGAIN,
+                     "limit of %d sandboxes and sessions reached; delete one first",
+                     reg->cfg.max_instances);
+        goto fail;
+    }
+    if (l->id && instance_find(reg, NULL, l->id)) {
+        ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "the id %s is taken", l->id);
+        goto fail;
+    }
+    in = instance_alloc(reg, kind);
+    j = calloc(1, sizeof(*j));
+    if (!in || !j ||
+        (l->id ? snprintf(in->id, sizeof(in->id), "%s", l->id) < 0
+               : random_id(in->id, sizeof(in->id), kind->id_prefix, 6) < 0)) {
+        ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    snprintf(in->vm_id, sizeof(in->vm_id), "%s", l->pooled ? l->pooled->id : in->id);
+    in->status = INSTANCE_STARTING;
+    in->created_at = wall_ms();
+    in->expires_at = in->created_at + (int64_t)l->timeout_minutes * 60000;
+    in->start_ms = now_ms();
+    in->vcpus = l->vcpus;
+    in->mem_mib = l->mem_mib;
+    in->disk_mib = l->disk_mib;
+    in->timeout_minutes = l->timeout_minutes;
+    in->env_vars = l->env_vars ? json_incref(l->env_vars) : json_object();
+    in->kind_data = TAKE_PTR(l->kind_data);
+    j->in = in;
+    j->extra_config = TAKE_PTR(l->extra_config);
+    j->screen_width = l->screen_width;
+    j->screen_height = l->screen_height;
+    j->vm = TAKE_PTR(l->pooled);
+    j->ready = l->ready;
+    j->ready_data = l->ready_data;
+    instance_hold(in);
+    if (notify_setup(in, err) < 0)
+        goto fail_job;
+    if (work_submit(reg->cfg.work, boot_job_run, boot_job_done, j) < 0) {
+        ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
+        goto fail_job;
+    }
+    in->next = reg->list;
+    reg->list = in;
+    instance_save(in);
+    return in;
+
+fail_job:
+    free(j->extra_config);
+    discard_pooled(reg, j->vm);
+    free(j);
+    instance_destroy(in);
+    return NULL;
+fail:
+    free(j);
+    if (in)
+        instance_destroy(in);
+    else if (kind->free_data && l->kind_data)
+        kind->free_data(TAKE_PTR(l->kind_data));
+    free(TAKE_PTR(l->extra_config));
+    discard_pooled(reg, TAKE_PTR(l->pooled));
+    return NULL;
+}
+
+/* ---- restart and supervision ----------------------------------------------- */
+
+struct restore_job {
+    struct instance *in;
+    int ssh_port, vnc_port, cdp_port;
+    struct vm *vm;
+    struct ph_error err;
+    int r;
+};
+
+static void restore_job_run(void *data)
+{
+    struct restore_job *j = data;
+    struct instances *reg = j->in->reg;
+    j->r = reg->cfg.vm_ops->attach(reg, j->in->vm_id, j->in->kind->vm_kind, j->ssh_port,
+                                   j->vnc_port, j->cdp_port, &j->vm, &j->err);
+}
+
+static void restore_job_done(void *data)
+{
+    struct restore_job *j = data;
+    struct instance *in = j->in;
+
+    if (j->r == 0 && notify_setup(in, &j->err) < 0)
+        j->r = -EIO;
+    if (j->r == 0) {
+        in->vm = TAKE_PTR(j->vm);
+        if (!in->deleting)
+            in->status = INSTANCE_READY;
+        lwsl_user("re-attached to %s %s\n", in->kind->name, in->id);
+    } else {
+        in->status = INSTANCE_ERROR;
+        snprintf(in->error, sizeof(in->error), "lost while the gateway was down: %s",
+                 j->err.message);
+        lwsl_warn("%s %s: %s\n", in->kind->name, in->id, in->error);
+    }
+    instance_save(in);
+    instance_release(in);
+    if (j->vm)
+        in->reg->cfg.vm_ops->free(j->vm);
+    free(j);
+}
+
+static void copy_json_str(char *dst, size_t len, json_t *obj, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    snprintf(dst, len, "%s", s ? s : dflt);
+}
+
+static void restore_record(struct instances *reg, struct instance_kind *kind, json_t *rec)
+{
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    const char *status = json_string_value(json_object_get(rec, "status"));
+    struct instance *in;
+    struct restore_job *j;
+
+    if (!id || !(in = instance_alloc(reg, kind)))
+        return;
+    snprintf(in->id, sizeof(in->id), "%s", id);
+    copy_json_str(in->vm_id, sizeof(in->vm_id), rec, "vm_id", id);
+    in->created_at = json_integer_value(json_object_get(rec, "created_at"));
+    in->expires_at = json_integer_value(json_object_get(rec, "expires_at"));
+    in->start_ms = now_ms();
+    in->vcpus = (int)json_integer_value(json_object_get(rec, "vcpus"));
+    in->mem_mib = (int)json_integer_value(json_object_get(rec, "mem_mib"));
+    in->disk_mib = (int)json_integer_value(json_object_get(rec, "disk_mib"));
+    in->timeout_minutes = (int)json_integer_value(json_object_get(rec, "timeout_minutes"));
+    in->env_vars = json_incref(json_object_get(rec, "env_vars"));
+    if (!in->env_vars)
+        in->env_vars = json_object();
+    if (kind->restore)
+        in->kind_data = kind->restore(kind, json_object_get(rec, "extra"));
+    in->status = INSTANCE_STARTING;
+    in->next = reg->list;
+    reg->list = in;
+    j = calloc(1, sizeof(*j));
+    if (j) {
+        j->in = in;
+        j->ssh_port = (int)json_integer_value(json_object_get(rec, "ssh_port"));
+        j->vnc_port = (int)json_integer_value(json_object_get(rec, "vnc_port"));
+        j->cdp_port = (int)json_integer_value(json_object_get(rec, "cdp_port"));
+    }
+    /* Records of an instance that was being deleted or never booted are
+     * finished off: whatever is left of them goes. */
+    if (!j || (kind->restore && !in->kind_data) || !status || strcmp(status, "stopping") == 0 ||
+        strcmp(status, "starting") == 0 || j->ssh_port <= 0) {
+        free(j);
+        instance_delete(in, NULL, NULL);
+        return;
+    }
+    if (instance_submit(in, restore_job_run, restore_job_done, j) < 0) {
+        free(j);
+        instance_delete(in, NULL, NULL);
+    }
+}
+
+void instances_restore(struct instances *reg)
+{
+    for (struct instance_kind *kind = reg->kinds; kind; kind = kind->next) {
+        json_t *all = NULL, *rec;
+        size_t i;
+        if (state_list(reg->cfg.db, kind->name, &all) < 0)
+            continue;
+        json_array_foreach(all, i, rec) restore_record(reg, kind, rec);
+        json_decref(all);
+    }
+}
+
+void instances_sweep(struct instances *reg)
+{
+    int64_t now = wall_ms();
+
+    for (struct instance *in = reg->list, *next; in; in = next) {
+        next = in->next;
+        if (in->deleting) {
+            if (in->jobs == 0 && !in->stop_queued)
+                instance_stop_now(in); /* the queue was full last time */
+            continue;
+        }
+        if (in->status != INSTANCE_STARTING && now >= in->expires_at) {
+            lwsl_user("%s %s expired after %d minutes\n", in->kind->name, in->id,
+                      in->timeout_minutes);
+            instance_delete(in, NULL, NULL);
+            continue;
+        }
+        if (in->status == INSTANCE_READY && in->vm && !reg->cfg.vm_ops->alive(in->vm)) {
+            in->status = INSTANCE_ERROR;
+            snprintf(in->error, sizeof(in->error),
+                     "QEMU exited unexpectedly (console log: %s/serial.log)",
+                     in->vm->run_dir ? in->vm->run_dir : in->vm_id);
+            lwsl_err("%s %s: %s\n", in->kind->name, in->id, in->error);
+            instance_save(in);
+        }
+    }
+}
+
+void instances_shutdown(struct instances *reg)
+{
+    for (struct instance *in = reg->list; in; in = in->next) {
+        notify_ending(in);
+        /* A queued stop job tells the observers itself. */
+        if (!in->stop_queued)
+            notify_stopping(in, NULL);
+    }
+}
+
+void instances_free(struct instances *reg)
+{
+    if (!reg)
+        return;
+    while (reg->list) {
+        struct instance *in = reg->list;
+        reg->list = in->next;
+        /* The VM keeps running: the next gateway re-attaches to it. */
+        notify_ending(in);
+        notify_stopping(in, NULL);
+        instance_destroy(in);
+    }
+    free(reg);
+}

@@ -1,0 +1,47 @@
+/* What the API handlers of every kind share: looking an instance up from
+ * the request path, queueing its work, and the replies of a start and a
+ * delete. */
+#include <errno.h>
+
+#include "http.h"
+#include "instance.h"
+
+struct instance *instance_for_req(struct instances *reg, const struct instance_kind *kind,
+                                  struct http_req *req, bool need_ready)
+{
+    struct instance *in = instance_find(reg, kind, req->params[0]);
+    if (!in) {
+        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no %s with id \"%s\"", kind->label,
+                          req->params[0]);
+        return NULL;
+    }
+    if (need_ready && (in->status != INSTANCE_READY || !in->vm || in->deleting)) {
+        http_reply_errorf(req, PH_ERR_CONFLICT, "%s %s is %s, not ready", kind->label, in->id,
+                          instance_status_name(in->status));
+        return NULL;
+    }
+    return in;
+}
+
+int instance_submit_req(struct instance *in, struct http_req *req, work_fn run, work_fn done,
+                        void *data)
+{
+    int r = instance_submit(in, run, done, data);
+    if (r < 0)
+        http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
+    return r;
+}
+
+void instance_reply_ready(struct instance *in, int r, const struct ph_error *err, void *data)
+{
+    struct http_req *req = data;
+    if (r == 0)
+        http_reply_json(req, 201, instance_to_json(in));
+    else
+        http_reply_error(req, err);
+}
+
+void instance_reply_deleted(void *data, const char *id)
+{
+    http_reply_json(data, 200, json_pack("{s:s, s:s}", "id", id, "status", "deleted"));
+}
