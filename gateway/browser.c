@@ -168,13 +168,6 @@ static void browser_before_stop(struct instance *sb, struct vm *vm)
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static json_t *time_json(int64_t ms)
-{
-    char buf[40];
-    format_time_utc(ms, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 static json_t *url_or_null(const char *base, const char *fmt, const char *a, const char *b,
                            bool present)
 {
@@ -206,8 +199,8 @@ static json_t *browser_to_json(const struct instance *sb)
         "record_video", b->record_video, "profile_mode", b->persistent ? "persistent" : "ephemeral",
         "profile_id", b->persistent ? b->profile_id : NULL, "timeout_minutes", sb->timeout_minutes,
         "allow_downloads", b->allow_downloads, "mem_size_mib", sb->mem_mib, "disk_size_mib",
-        sb->disk_mib, "created_at", time_json(sb->created_at), "expires_at",
-        time_json(sb->expires_at), "cdp_url", b->cdp_base, "cdp_ws_url", ws, "live_url",
+        sb->disk_mib, "created_at", instance_time_json(sb->created_at), "expires_at",
+        instance_time_json(sb->expires_at), "cdp_url", b->cdp_base, "cdp_ws_url", ws, "live_url",
         url_or_null(gateway_base, "/live/%s/%s", sb->id, b->live_token, b->live), "control_url",
         url_or_null(gateway_base, "/live/%s/%s?control=1", sb->id, b->control_token, b->live),
         "served_from", b->from_pool ? "pool" : "cold_boot");
@@ -215,6 +208,7 @@ static json_t *browser_to_json(const struct instance *sb)
         return NULL;
     json_object_set(o, "allowed_domains", b->allowed_domains ? b->allowed_domains : json_null());
     json_object_set(o, "env_vars", sb->env_vars);
+    json_object_set_new(o, "ready_at", instance_time_json(sb->ready_at));
     if (sb->ready_ms > 0)
         json_object_set_new(o, "startup_ms", json_integer(sb->ready_ms - sb->start_ms));
     if (sb->status == INSTANCE_ERROR)

@@ -287,14 +287,15 @@ static struct instance *instance_alloc(struct instances *reg, struct instance_ki
 void instance_save(struct instance *in)
 {
     struct vm *vm = in->vm;
-    json_t *rec =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i, s:i}",
-                  "id", in->id, "vm_id", in->vm_id, "kind", in->kind->name, "status",
-                  instance_status_name(in->status), "error", in->error, "created_at",
-                  (json_int_t)in->created_at, "expires_at", (json_int_t)in->expires_at, "vcpus",
-                  in->vcpus, "mem_mib", in->mem_mib, "disk_mib", in->disk_mib, "timeout_minutes",
-                  in->timeout_minutes, "env_vars", in->env_vars, "ssh_port", vm ? vm->ssh_port : -1,
-                  "vnc_port", vm ? vm->vnc_port : -1, "cdp_port", vm ? vm->cdp_port : -1);
+    json_t *rec = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i, s:i}", "id",
+        in->id, "vm_id", in->vm_id, "kind", in->kind->name, "status",
+        instance_status_name(in->status), "error", in->error, "created_at",
+        (json_int_t)in->created_at, "ready_at", (json_int_t)in->ready_at, "expires_at",
+        (json_int_t)in->expires_at, "vcpus", in->vcpus, "mem_mib", in->mem_mib, "disk_mib",
+        in->disk_mib, "timeout_minutes", in->timeout_minutes, "env_vars", in->env_vars, "ssh_port",
+        vm ? vm->ssh_port : -1, "vnc_port", vm ? vm->vnc_port : -1, "cdp_port",
+        vm ? vm->cdp_port : -1);
     if (!rec) {
         lwsl_err("state: cannot save %s: out of memory\n", in->id);
         return;
@@ -309,20 +310,23 @@ void instance_save(struct instance *in)
     json_decref(rec);
 }
 
-static json_t *time_json(int64_t ms)
+json_t *instance_time_json(int64_t wall_ms)
 {
     char buf[40];
-    format_time_utc(ms, buf, sizeof(buf));
+    if (wall_ms <= 0)
+        return json_null();
+    format_time_utc(wall_ms, buf, sizeof(buf));
     return json_string(buf);
 }
 
 json_t *instance_json_base(const struct instance *in)
 {
-    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:O}", "id", in->id, "status",
-                          instance_status_name(in->status), "created_at", time_json(in->created_at),
-                          "expires_at", time_json(in->expires_at), "vcpus", in->vcpus, "mem_mib",
-                          in->mem_mib, "disk_mib", in->disk_mib, "timeout_minutes",
-                          in->timeout_minutes, "env_vars", in->env_vars);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:i, s:i, s:O}", "id", in->id, "status",
+        instance_status_name(in->status), "created_at", instance_time_json(in->created_at),
+        "ready_at", instance_time_json(in->ready_at), "expires_at",
+        instance_time_json(in->expires_at), "vcpus", in->vcpus, "mem_mib", in->mem_mib, "disk_mib",
+        in->disk_mib, "timeout_minutes", in->timeout_minutes, "env_vars", in->env_vars);
     if (o && in->status == INSTANCE_ERROR)
         json_object_set_new(o, "error", json_string(in->error));
     return o;
@@ -521,7 +525,8 @@ static void boot_job_done(void *data)
             in->status = INSTANCE_READY;
             /* The timeout is the time a user gets with a ready instance,
              * however long the boot took. */
-            in->expires_at = wall_ms() + (int64_t)in->timeout_minutes * 60000;
+            in->ready_at = wall_ms();
+            in->expires_at = in->ready_at + (int64_t)in->timeout_minutes * 60000;
         }
         lwsl_user("%s %s ready (ssh port %d)\n", in->kind->name, in->id, in->vm->ssh_port);
     } else {
@@ -684,6 +689,7 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
     snprintf(in->id, sizeof(in->id), "%s", id);
     copy_json_str(in->vm_id, sizeof(in->vm_id), rec, "vm_id", id);
     in->created_at = json_integer_value(json_object_get(rec, "created_at"));
+    in->ready_at = json_integer_value(json_object_get(rec, "ready_at"));
     in->expires_at = json_integer_value(json_object_get(rec, "expires_at"));
     in->start_ms = now_ms();
     in->vcpus = (int)json_integer_value(json_object_get(rec, "vcpus"));

@@ -134,7 +134,8 @@ struct instance {
     enum instance_status status;
     char error[512];    /* the reason when status is error */
     int64_t created_at; /* wall ms */
-    int64_t expires_at; /* wall ms; counted from the moment it is ready */
+    int64_t ready_at;   /* wall ms, 0 until ready */
+    int64_t expires_at; /* wall ms; counted from ready_at once ready */
     int64_t start_ms;   /* monotonic: launched */
     int64_t ready_ms;   /* monotonic: ready, 0 before */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
@@ -212,6 +213,8 @@ int instances_count(const struct instances *reg);
 /* The API objects of one kind, newest first (a new array). */
 json_t *instances_list_json(struct instances *reg, const struct instance_kind *kind);
 json_t *instance_to_json(const struct instance *in);
+/* An API timestamp ("2026-01-02T03:04:05Z"), null for 0. */
+json_t *instance_time_json(int64_t wall_ms);
 /* The fields every kind shares, as the sandbox API shows them. */
 json_t *instance_json_base(const struct instance *in);
 /* Persists the record (loop thread). */
