@@ -17,19 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http_private.h"
 #include "util.h"
 #include "work.h"
-
-#define HTTP_CHUNK (64 * 1024)      /* body bytes per WRITEABLE */
-#define HTTP_HEADER_BUF 4096        /* response header block */
-#define HTTP_MAX_EXTRA_HEADERS 2048 /* http_reply_data's extra_headers */
-#define HTTP_MAX_QUERY 4096         /* stored query items, all together */
-#define HTTP_MAX_QUERY_ITEMS 64
-#define HTTP_MAX_HEADER_VALUE 4096        /* one kept request header */
-#define HTTP_LWS_HEADER_DATA 8192         /* lws's per-request header storage */
-#define HTTP_RX_BUF 32768                 /* lws's read size, so body chunks */
-#define HTTP_SEND_TIMEOUT_S 30            /* a client that stops reading our reply */
-#define HTTP_DEFAULT_REPLY_TIMEOUT_S 3700 /* above RUN_MAX_TIMEOUT_S */
 
 /* Request headers handlers can ask for; everything is copied out of lws's
  * header table when the request starts, because a deferred reply outlives
@@ -55,122 +45,8 @@ static const struct {
     {"expect", WSI_TOKEN_HTTP_EXPECT, NULL},
     {"x-request-id", -1, "x-request-id:"},
 };
-#define N_KEPT_HEADERS ARRAY_SIZE(kept_headers)
-
-struct http_route_entry {
-    enum http_method method;
-    char *pattern; /* owned */
-    unsigned flags;
-    size_t max_body;
-    http_handler_fn fn;
-    void *data; /* weak */
-};
-
-enum req_state {
-    REQ_RECEIVING, /* reading the body; the server owns req */
-    REQ_HANDLING,  /* the handler owns req until it replies */
-    REQ_SENDING,   /* reply attached; the server owns req */
-};
-
-struct http_resp {
-    int status;
-    char content_type[128];
-    char *extra; /* owned header lines, or NULL */
-    char *data;  /* owned body, or NULL */
-    size_t len, off;
-    int fd; /* owned file being streamed, -1 if unused */
-    uint64_t file_off, file_len, file_sent;
-    bool headers_sent;
-    bool close_after; /* body left unread: the connection cannot be reused */
-};
-
-struct http_req_full {
-    struct http_req pub;
-    struct http_server *server; /* weak */
-    struct lws *wsi;            /* weak; NULL once the connection closed */
-    enum req_state state;
-    bool replied;                         /* an http_reply_* call happened */
-    bool head_only;                       /* HEAD: a GET without the body */
-    const struct http_route_entry *route; /* weak */
-    size_t body_expected;
-    int64_t started_ms;
-    char capture[HTTP_MAX_PATH]; /* params[] point here */
-    char *query;                 /* owned, NUL-separated items */
-    size_t query_len;
-    char *headers[N_KEPT_HEADERS]; /* owned values, NULL if absent */
-    struct http_resp resp;
-    struct http_req_full *next_handoff; /* weak link on server->handoff */
-};
-
-/* An extra listener. Not an lws vhost: lws 4.1 keeps a vhost's listening
- * socket open (accepting into the backlog, unserviced) until the vhost is
- * finally freed, and rebinds requests among listener-less vhosts by their
- * Host header. So the socket is ours, watched as a raw file on the main
- * vhost; what it accepts joins the main vhost, and the connection table
- * remembers which listener each came through. */
-struct http_listener {
-    struct http_server *server; /* weak */
-    struct lws *accept_wsi;     /* weak: the listening socket; NULL once closed */
-    int fd;                     /* the listening socket, owned by accept_wsi */
-    int port;
-    unsigned flags;             /* HTTP_LISTENER_* */
-    void *data;                 /* weak */
-    struct http_listener *next; /* server->listeners */
-};
-
-/* An accepted connection. */
-struct http_conn_entry {
-    struct lws *wsi;           /* weak */
-    struct http_listener *via; /* weak: the extra listener it came through, or NULL */
-};
-
-/* Per-connection state lws allocates for the HTTP protocol. */
-struct http_conn {
-    struct http_req_full *req; /* the transaction in progress, or NULL */
-};
-
-struct http_server {
-    struct lws_context *ctx;               /* owned */
-    struct lws_vhost *vhost;               /* weak, owned by ctx */
-    struct work_pool *pool;                /* owned */
-    struct lws_protocols *protocols;       /* owned, NULL-name terminated */
-    struct lws_protocol_vhost_options pvo; /* lws keeps pointers to these */
-    struct lws_protocol_vhost_options pvo_default;
-    char *ws_default_protocol;            /* owned */
-    lws_callback_function *ws_default_cb; /* the wrapped default protocol's own */
-
-    struct http_route_entry *routes; /* owned */
-    size_t n_routes, cap_routes;
-
-    struct http_listener *listeners; /* owned list; each freed with its vhost */
-
-    char *admin_token; /* owned, wiped on free */
-    http_auth_fn auth;
-    void *auth_data;  /* weak */
-    char *static_dir; /* owned, NULL if none */
-    size_t max_body, max_big_body;
-    int reply_timeout_s;
-    http_ws_upgrade_fn ws_upgrade;
-    void *ws_data; /* weak */
-
-    /* Accepted sockets, to enforce max_connections: the wsi created right
-     * after FILTER_NETWORK_CONNECTION allowed one is the accepted one. */
-    struct http_conn_entry *conns; /* owned array */
-    size_t n_conns, max_conns;
-    bool accepting;
-
-    pthread_t loop_thread;
-    bool loop_started;
-    volatile sig_atomic_t stop;
-
-    /* Replies made off the loop thread wait here for EVENT_WAIT_CANCELLED. */
-    pthread_mutex_t handoff_lock;
-    struct http_req_full *handoff; /* weak list, LIFO */
-
-    unsigned char *scratch; /* owned, LWS_PRE + HTTP_CHUNK, loop thread only */
-};
-
-static struct http_req_full *full(struct http_req *req)
+_Static_assert(ARRAY_SIZE(kept_headers) == N_KEPT_HEADERS, "N_KEPT_HEADERS");
+struct http_req_full *http_req_full(struct http_req *req)
 {
     return (struct http_req_full *)((char *)req - offsetof(struct http_req_full, pub));
 }
@@ -183,206 +59,6 @@ static const char *const method_names[HTTP_N_METHODS] = {
 const char *http_method_name(enum http_method m)
 {
     return (unsigned)m < HTTP_N_METHODS ? method_names[m] : "?";
-}
-
-/* ---- pure parsers ---------------------------------------------------- */
-
-static bool capture_char_ok(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-}
-
-int http_pattern_check(const char *pattern)
-{
-    size_t n_caps = 0;
-
-    if (!pattern || pattern[0] != '/' || strlen(pattern) >= HTTP_MAX_PATH)
-        return -EINVAL;
-    if (pattern[1] == '\0')
-        return 0;
-    for (const char *seg = pattern + 1;;) {
-        const char *end = strchrnul(seg, '/');
-        size_t len = (size_t)(end - seg);
-        if (len == 0)
-            return -EINVAL; /* "//" or a trailing '/' */
-        if (seg[0] == '{') {
-            if (len < 3 || seg[len - 1] != '}' || ++n_caps > HTTP_MAX_PARAMS)
-                return -EINVAL;
-            for (size_t i = 1; i < len - 1; i++)
-                if (!capture_char_ok(seg[i]))
-                    return -EINVAL;
-        } else {
-            for (size_t i = 0; i < len; i++)
-                if (seg[i] == '{' || seg[i] == '}')
-                    return -EINVAL;
-        }
-        if (*end == '\0')
-            return 0;
-        seg = end + 1;
-    }
-}
-
-bool http_route_match(const char *pattern, const char *path, char *store, size_t store_len,
-                      const char **params, size_t *n_params)
-{
-    size_t plen = strlen(path), used = 0, n = 0;
-
-    *n_params = 0;
-    if (path[0] != '/' || pattern[0] != '/')
-        return false;
-    if (plen > 1 && path[plen - 1] == '/')
-        plen--; /* "/a/b/" is "/a/b" */
-    if (pattern[1] == '\0')
-        return plen == 1;
-    if (plen == 1)
-        return false;
-
-    const char *ps = pattern + 1, *qs = path + 1, *qend = path + plen;
-    for (;;) {
-        const char *pe = strchrnul(ps, '/');
-        const char *qe = memchr(qs, '/', (size_t)(qend - qs));
-        if (!qe)
-            qe = qend;
-        size_t pl = (size_t)(pe - ps), ql = (size_t)(qe - qs);
-
-        if (ps[0] == '{') {
-            if (ql == 0 || ql > HTTP_MAX_CAPTURE || n >= HTTP_MAX_PARAMS)
-                return false;
-            for (size_t i = 0; i < ql; i++)
-                if (!capture_char_ok(qs[i]))
-                    return false;
-            if (used + ql + 1 > store_len)
-                return false;
-            memcpy(store + used, qs, ql);
-            store[used + ql] = '\0';
-            params[n++] = store + used;
-            used += ql + 1;
-        } else if (pl != ql || memcmp(ps, qs, pl) != 0) {
-            return false;
-        }
-
-        bool pattern_done = *pe == '\0', path_done = qe == qend;
-        if (pattern_done || path_done) {
-            if (pattern_done != path_done)
-                return false;
-            *n_params = n;
-            return true;
-        }
-        ps = pe + 1;
-        qs = qe + 1;
-    }
-}
-
-/* Parses a decimal without sign; false on no digits or overflow. */
-static bool parse_u64(const char **s, uint64_t *out)
-{
-    const char *p = *s;
-    uint64_t v = 0;
-
-    if (*p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
-            return false;
-        v = v * 10 + d;
-    }
-    *s = p;
-    *out = v;
-    return true;
-}
-
-int http_parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *len)
-{
-    uint64_t a = 0, b = 0;
-
-    if (!h)
-        return 0;
-    while (*h == ' ' || *h == '\t')
-        h++;
-    if (strncasecmp(h, "bytes", 5) != 0)
-        return 0;
-    h += 5;
-    while (*h == ' ' || *h == '\t')
-        h++;
-    if (*h++ != '=')
-        return 0;
-    while (*h == ' ' || *h == '\t')
-        h++;
-
-    if (*h == '-') {
-        h++;
-        if (!parse_u64(&h, &b))
-            return 0;
-        while (*h == ' ' || *h == '\t')
-            h++;
-        if (*h != '\0')
-            return 0; /* trailing junk or a second range */
-        if (b == 0 || size == 0)
-            return -ERANGE;
-        *start = b >= size ? 0 : size - b;
-        *len = size - *start;
-        return 1;
-    }
-
-    if (!parse_u64(&h, &a) || *h++ != '-')
-        return 0;
-    bool open_end = !(*h >= '0' && *h <= '9');
-    if (!open_end && !parse_u64(&h, &b))
-        return 0;
-    while (*h == ' ' || *h == '\t')
-        h++;
-    if (*h != '\0')
-        return 0;
-    if (!open_end && b < a)
-        return 0; /* invalid range-spec: RFC 9110 says ignore the header */
-    if (a >= size)
-        return -ERANGE;
-    *start = a;
-    *len = (open_end || b >= size - 1 ? size - 1 : b) - a + 1;
-    return 1;
-}
-
-const char *http_query_find(const char *args, size_t len, const char *name)
-{
-    size_t nl = strlen(name);
-
-    for (size_t off = 0; off < len;) {
-        const char *item = args + off;
-        size_t il = strnlen(item, len - off);
-        if (il >= nl && memcmp(item, name, nl) == 0) {
-            if (item[nl] == '=')
-                return item + nl + 1;
-            if (item[nl] == '\0')
-                return item + nl;
-        }
-        off += il + 1;
-    }
-    return NULL;
-}
-
-bool http_static_path_ok(const char *rel)
-{
-    size_t seglen = 0;
-
-    if (!rel || !*rel || strlen(rel) >= 512)
-        return false;
-    for (const char *p = rel;; p++) {
-        if (*p == '/' || *p == '\0') {
-            if (seglen == 0)
-                return false;
-            if (*p == '\0')
-                return true;
-            seglen = 0;
-            continue;
-        }
-        if (seglen == 0 && *p == '.')
-            return false; /* hidden files, "." and ".." */
-        if (!capture_char_ok(*p))
-            return false;
-        seglen++;
-    }
 }
 
 /* ---- requests ------------------------------------------------------- */
@@ -519,10 +195,11 @@ void http_reply_json(struct http_req *req, int status, json_t *body)
     char *s = json_dumps(body ? body : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
     if (!s) {
-        reply_error_code(full(req), 500, ph_error_code(PH_ERR_INTERNAL), "out of memory", NULL);
+        reply_error_code(http_req_full(req), 500, ph_error_code(PH_ERR_INTERNAL), "out of memory",
+                         NULL);
         return;
     }
-    req_set_reply(full(req), status, "application/json", s, strlen(s), NULL, -1, 0, 0);
+    req_set_reply(http_req_full(req), status, "application/json", s, strlen(s), NULL, -1, 0, 0);
 }
 
 void http_reply_error(struct http_req *req, const struct ph_error *err)
@@ -530,7 +207,8 @@ void http_reply_error(struct http_req *req, const struct ph_error *err)
     enum ph_error_kind kind = err && err->kind != PH_ERR_NONE ? err->kind : PH_ERR_INTERNAL;
     const char *msg = err && err->message[0] ? err->message : "internal error";
     const char *extra = kind == PH_ERR_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n" : NULL;
-    reply_error_code(full(req), ph_error_http_status(kind), ph_error_code(kind), msg, extra);
+    reply_error_code(http_req_full(req), ph_error_http_status(kind), ph_error_code(kind), msg,
+                     extra);
 }
 
 void http_reply_errorf(struct http_req *req, enum ph_error_kind kind, const char *fmt, ...)
@@ -547,12 +225,12 @@ void http_reply_errorf(struct http_req *req, enum ph_error_kind kind, const char
 void http_reply_data(struct http_req *req, int status, const char *content_type, char *data,
                      size_t len, const char *extra_headers)
 {
-    req_set_reply(full(req), status, content_type, data, len, extra_headers, -1, 0, 0);
+    req_set_reply(http_req_full(req), status, content_type, data, len, extra_headers, -1, 0, 0);
 }
 
 void http_reply_file(struct http_req *req, const char *path, const char *content_type)
 {
-    struct http_req_full *r = full(req);
+    struct http_req_full *r = http_req_full(req);
     char extra[256];
     uint64_t start = 0, len;
     struct stat st;
@@ -596,13 +274,13 @@ void http_reply_file(struct http_req *req, const char *path, const char *content
 
 const char *http_query(struct http_req *req, const char *name)
 {
-    struct http_req_full *r = full(req);
+    struct http_req_full *r = http_req_full(req);
     return r->query ? http_query_find(r->query, r->query_len, name) : NULL;
 }
 
 const char *http_header(struct http_req *req, const char *name)
 {
-    struct http_req_full *r = full(req);
+    struct http_req_full *r = http_req_full(req);
     for (size_t i = 0; i < N_KEPT_HEADERS; i++)
         if (strcasecmp(kept_headers[i].name, name) == 0)
             return r->headers[i];
@@ -611,7 +289,7 @@ const char *http_header(struct http_req *req, const char *name)
 
 int http_query_string(struct http_req *req, char *out, size_t len)
 {
-    struct http_req_full *r = full(req);
+    struct http_req_full *r = http_req_full(req);
     size_t used = 0;
 
     if (len == 0)
@@ -948,7 +626,7 @@ static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *
     bool cl_bad = false;
     if (cl) {
         const char *p = cl;
-        cl_bad = !parse_u64(&p, &content_length) || *p != '\0';
+        cl_bad = !http_parse_u64(&p, &content_length) || *p != '\0';
     }
     r->body_expected = (size_t)(content_length > SIZE_MAX / 2 ? SIZE_MAX / 2 : content_length);
     if (cl_bad || http_header(&r->pub, "transfer-encoding")) {
@@ -1270,9 +948,7 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
                : 1;
 }
 
-static void listener_free(struct http_listener *l);
-
-static void conn_track(struct http_server *s, struct lws *wsi, struct http_listener *via)
+void http_conn_track(struct http_server *s, struct lws *wsi, struct http_listener *via)
 {
     for (size_t i = 0; i < s->n_conns; i++)
         if (s->conns[i].wsi == wsi)
@@ -1281,93 +957,13 @@ static void conn_track(struct http_server *s, struct lws *wsi, struct http_liste
         s->conns[s->n_conns++] = (struct http_conn_entry){.wsi = wsi, .via = via};
 }
 
-static void conn_untrack(struct http_server *s, struct lws *wsi)
+void http_conn_untrack(struct http_server *s, struct lws *wsi)
 {
     for (size_t i = 0; i < s->n_conns; i++)
         if (s->conns[i].wsi == wsi) {
             s->conns[i] = s->conns[--s->n_conns];
             return;
         }
-}
-
-/* The uid owning the other end of an accepted loopback TCP connection:
- * its socket is in /proc/net/tcp with local and remote swapped. Returns
- * the uid, -ENOENT when it is not there, or -errno when the table cannot
- * be read. */
-static long loopback_peer_uid(int fd)
-{
-    struct sockaddr_in me, peer;
-    socklen_t ml = sizeof(me), pl = sizeof(peer);
-    char want_local[16], want_remote[16], line[512];
-    long uid = -ENOENT;
-    FILE *f;
-
-    if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
-        getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
-        return -errno;
-    if (me.sin_family != AF_INET || peer.sin_family != AF_INET)
-        return -EAFNOSUPPORT;
-    /* The kernel prints the address as the raw 32-bit word, the port in
-     * host order. */
-    snprintf(want_local, sizeof(want_local), "%08X:%04X", (unsigned)peer.sin_addr.s_addr,
-             (unsigned)ntohs(peer.sin_port));
-    snprintf(want_remote, sizeof(want_remote), "%08X:%04X", (unsigned)me.sin_addr.s_addr,
-             (unsigned)ntohs(me.sin_port));
-    if (!(f = fopen("/proc/net/tcp", "re")))
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        char local[32], remote[32];
-        unsigned long u;
-        if (sscanf(line, " %*d: %31s %31s %*x %*x:%*x %*x:%*x %*x %lu", local, remote, &u) == 3 &&
-            strcmp(local, want_local) == 0 && strcmp(remote, want_remote) == 0) {
-            uid = (long)u;
-            break;
-        }
-    }
-    fclose(f);
-    return uid;
-}
-
-static bool listener_peer_ok(struct http_listener *l, int fd)
-{
-    if (!(l->flags & HTTP_LISTENER_SAME_UID))
-        return true;
-    long uid = loopback_peer_uid(fd);
-    if (uid == (long)geteuid())
-        return true;
-    /* Only a /proc without the table leaves the question open; then the
-     * address alone has to do. */
-    if (uid < 0 && uid != -ENOENT) {
-        static bool warned;
-        if (!warned)
-            lwsl_warn("http: cannot tell who connects to a listener (%s); allowing\n",
-                      strerror((int)-uid));
-        warned = true;
-        return true;
-    }
-    return false;
-}
-
-static void listener_accept(struct http_server *s, struct http_listener *l)
-{
-    for (;;) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or an aborted connection: nothing to do */
-        if (s->n_conns >= s->max_conns) {
-            lwsl_warn("http: refusing connection: %zu connections open\n", s->n_conns);
-            close(fd);
-            continue;
-        }
-        if (!listener_peer_ok(l, fd)) {
-            close(fd);
-            continue;
-        }
-        /* lws closes fd itself when adoption fails. */
-        struct lws *c = lws_adopt_socket_vhost(s->vhost, fd);
-        if (c)
-            conn_track(s, c, l);
-    }
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1390,11 +986,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_WSI_CREATE:
         if (s->accepting) {
             s->accepting = false;
-            conn_track(s, wsi, NULL);
+            http_conn_track(s, wsi, NULL);
         }
         return 0;
     case LWS_CALLBACK_WSI_DESTROY: {
-        conn_untrack(s, wsi);
+        http_conn_untrack(s, wsi);
         /* lws 4.1 tells only the vhost's first protocol (this one) that a
          * wsi is freed; the protocol it is bound to may hold a pointer to
          * it (a proxy's upstream), so it hears it too. */
@@ -1407,7 +1003,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_RAW_RX_FILE: {
         struct http_listener *l = lws_get_opaque_user_data(wsi);
         if (l)
-            listener_accept(s, l);
+            http_listener_accept(s, l);
         return 0;
     }
     case LWS_CALLBACK_RAW_CLOSE_FILE: {
@@ -1673,7 +1269,7 @@ void http_server_free(struct http_server *s)
     lws_context_destroy(s->ctx);
     /* The context closed their sockets. */
     while (s->listeners)
-        listener_free(s->listeners);
+        http_listener_free(s->listeners);
 
     for (size_t i = 0; i < s->n_routes; i++)
         free(s->routes[i].pattern);
@@ -1714,108 +1310,4 @@ void *http_server_ws_data(struct http_server *s)
 struct lws_vhost *http_server_vhost(struct http_server *s)
 {
     return s->vhost;
-}
-
-/* ---- extra listeners ------------------------------------------------- */
-
-static void listener_free(struct http_listener *l)
-{
-    struct http_server *s = l->server;
-
-    for (struct http_listener **pl = &s->listeners; *pl; pl = &(*pl)->next)
-        if (*pl == l) {
-            *pl = l->next;
-            break;
-        }
-    free(l);
-}
-
-int http_listener_open(struct http_server *s, const char *addr, int port, unsigned flags,
-                       void *data, struct http_listener **out, struct ph_error *err)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct http_listener *l;
-    socklen_t sl = sizeof(sa);
-    int one = 1, r;
-
-    *out = NULL;
-    if (!addr || inet_pton(AF_INET, addr, &sa.sin_addr) != 1 || port < 0 || port > 65535)
-        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "listeners take an IPv4 address");
-    l = calloc(1, sizeof(*l));
-    if (!l)
-        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    l->server = s;
-    l->data = data;
-    l->flags = flags;
-    l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l->fd, 64) < 0 ||
-        getsockname(l->fd, (struct sockaddr *)&sa, &sl) < 0) {
-        r = -errno;
-        if (l->fd >= 0)
-            close(l->fd);
-        free(l);
-        return ph_error_set(err, r == -EADDRINUSE ? PH_ERR_UNAVAILABLE : PH_ERR_INTERNAL, r,
-                            "cannot listen on %s port %d: %s", addr, port, strerror(-r));
-    }
-    l->port = ntohs(sa.sin_port);
-    /* lws owns the fd from here: it closes it with the wsi, or at once
-     * when adoption fails. */
-    l->accept_wsi = lws_adopt_descriptor_vhost(
-        s->vhost, LWS_ADOPT_RAW_FILE_DESC, (lws_sock_file_fd_type){.filefd = l->fd}, "http", NULL);
-    if (!l->accept_wsi) {
-        free(l);
-        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "cannot watch a listener");
-    }
-    lws_set_opaque_user_data(l->accept_wsi, l);
-    l->next = s->listeners;
-    s->listeners = l;
-    *out = l;
-    return 0;
-}
-
-int http_listener_port(const struct http_listener *l)
-{
-    return l ? l->port : -1;
-}
-
-void http_listener_close(struct http_listener *l)
-{
-    struct http_server *s;
-
-    if (!l)
-        return;
-    s = l->server;
-    if (l->accept_wsi) {
-        /* Refused from now on, whenever lws gets to closing the fd. */
-        shutdown(l->fd, SHUT_RDWR);
-        lws_set_opaque_user_data(l->accept_wsi, NULL);
-        lws_set_timeout(l->accept_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    }
-    /* What still runs through it gets a short grace: WebSocket owners
-     * have sent their close frames already; idle keep-alive connections
-     * and requests in flight just end. */
-    for (size_t i = 0; i < s->n_conns; i++)
-        if (s->conns[i].via == l) {
-            s->conns[i].via = NULL;
-            lws_set_timeout(s->conns[i].wsi, PENDING_TIMEOUT_USER_OK, HTTP_LISTENER_GRACE_S);
-        }
-    listener_free(l);
-}
-
-void *http_wsi_listener(struct lws *wsi)
-{
-    struct http_server *s = http_server_from_wsi(wsi);
-    struct lws *nwsi = lws_get_network_wsi(wsi);
-
-    for (size_t i = 0; s && i < s->n_conns; i++)
-        if (s->conns[i].wsi == nwsi)
-            return s->conns[i].via ? s->conns[i].via->data : NULL;
-    return NULL;
-}
-
-void *http_req_listener(struct http_req *req)
-{
-    struct http_req_full *r = full(req);
-    return r->wsi ? http_wsi_listener(r->wsi) : NULL;
 }

@@ -172,7 +172,8 @@ struct http_server *http_server_from_wsi(struct lws *wsi);
  * With HTTP_LISTENER_SAME_UID, a connection is accepted only when its
  * other end belongs to the gateway's own user (looked up in
  * /proc/net/tcp: any local user can list listening sockets, so on a shared
- * host an address is no secret from them). Returns 0, or -EADDRINUSE
+ * host an address is no secret from them); a peer that cannot be looked
+ * up is refused. Returns 0, or -EADDRINUSE
  * (cannot bind: try another address or port), -ENOMEM.
  * http_listener_close: connecting is refused from the moment it returns,
  * http_*_listener() return NULL for everything that came through it, and
