@@ -343,8 +343,7 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
         }
         if (!got && (ssh_channel_is_eof(ch) || ssh_channel_is_closed(ch)))
             break;
-        if (got)
-            continue;
+        /* The deadline holds for a command that never stops printing too. */
         int64_t left = deadline - now_ms();
         if (left <= 0) {
             ssh_channel_close(ch);
@@ -355,6 +354,8 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
                              "command did not finish within %d s and was killed", req->timeout_s);
             goto out;
         }
+        if (got)
+            continue;
         struct pollfd pfd = {.fd = ssh_get_fd(c->session), .events = POLLIN};
         poll(&pfd, 1, left > 200 ? 200 : (int)left);
     }

@@ -66,5 +66,22 @@ def test_output_before_timeout_does_not_hang():
     check(wait_no_sleepers(), "sleep 300 left running: %r", sleepers())
 
 
+def test_endless_output_times_out():
+    # A command that never stops printing: its timeout holds all the same.
+    t0 = time.monotonic()
+    r = fx.exec_raw("yes", shell="raw", timeout=2, http_timeout=120)
+    elapsed = time.monotonic() - t0
+    check_error(r, 504, "timeout", "exec of yes past its timeout")
+    check(elapsed < 25, "timeout of 2 s for yes took %.1f s", elapsed)
+
+    def yes_running():
+        out = fx.exec("ps -eo comm=", shell="raw")["stdout"].split()
+        return "yes" in out
+    check(fixture.wait_until(lambda: not yes_running(), 10, interval=0.5),
+          "yes left running in the guest after its timeout")
+    res = fx.exec("echo still-here")
+    check_eq(res["stdout"], "still-here\n", "exec after the timeout of yes")
+
+
 fixture.run([test_timeout_login, test_timeout_raw, test_timeout_audited,
-             test_output_before_timeout_does_not_hang])
+             test_output_before_timeout_does_not_hang, test_endless_output_times_out])
