@@ -869,7 +869,7 @@ static void cdp_http_json(struct http_req *req, void *data)
 
 /* ---- WebSockets ------------------------------------------------------ */
 
-static int cdp_from_client(struct ws_link *l, struct ws_msg *m);
+static int cdp_from_client(struct ws_link *l, struct ws_msg **pm);
 
 static const struct ws_link_ops cdp_link_ops = {
     .name = "cdp",
@@ -881,8 +881,10 @@ static const struct ws_link_ops cdp_link_ops = {
  * download folder (listed by the API) instead, or are denied outright when
  * the session does not allow them. Rewrites m in place; -1 when the message
  * cannot be rewritten. */
-static int cdp_rewrite_downloads(struct instance *sb, struct ws_msg *m)
+/* May replace *pm with a longer message. */
+static int cdp_rewrite_downloads(struct instance *sb, struct ws_msg **pm)
 {
+    struct ws_msg *m = *pm;
     json_error_t je;
     json_t *msg = json_loadb((const char *)m->data, m->len, JSON_REJECT_DUPLICATES, &je);
     const char *method = json_string_value(json_object_get(msg, "method"));
@@ -904,18 +906,27 @@ static int cdp_rewrite_downloads(struct instance *sb, struct ws_msg *m)
     }
     char *text = json_dumps(msg, JSON_COMPACT);
     size_t n = text ? strlen(text) : 0;
-    if (!text || n > m->cap) {
+    if (!text) {
         r = -1;
-    } else {
+    } else if (n <= m->cap) {
         memcpy(m->data, text, n);
         m->len = n;
+    } else {
+        /* The folder named may be longer than what the client sent. */
+        struct ws_msg *grown = ws_msg_new(text, n, false);
+        if (grown) {
+            ws_msg_free(m);
+            *pm = grown;
+        } else {
+            r = -1;
+        }
     }
     free(text);
     json_decref(msg);
     return r;
 }
 
-static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
+static int cdp_from_client(struct ws_link *l, struct ws_msg **pm)
 {
     struct instance *sb = ws_link_owner(l);
     struct cdp_proxy *cp = ws_link_data(l);
@@ -924,10 +935,12 @@ static int cdp_from_client(struct ws_link *l, struct ws_msg *m)
 
     /* Chromium would take a binary message as CBOR, which this policy
      * does not read. */
-    if (m->binary)
+    if ((*pm)->binary)
         return -1;
-    if (memmem(m->data, m->len, "setDownloadBehavior", 19) && cdp_rewrite_downloads(sb, m) < 0)
+    if (memmem((*pm)->data, (*pm)->len, "setDownloadBehavior", 19) &&
+        cdp_rewrite_downloads(sb, pm) < 0)
         return -1;
+    struct ws_msg *m = *pm;
     int r = cdp_inspect((const char *)m->data, m->len, &call);
     if (r == CDP_PASS ||
         (r == CDP_NAVIGATES && browser_check_cdp(cp->gw->browsers, sb, call.method, call.url,

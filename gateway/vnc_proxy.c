@@ -222,9 +222,10 @@ fail:
 
 /* ---- the proxy --------------------------------------------------------- */
 
-static int vnc_from_client(struct ws_link *l, struct ws_msg *m)
+static int vnc_from_client(struct ws_link *l, struct ws_msg **pm)
 {
     struct rfb_filter *f = ws_link_data(l);
+    struct ws_msg *m = *pm;
     ssize_t n = rfb_filter_feed(f, m->data, m->len, m->data);
 
     if (n < 0) {

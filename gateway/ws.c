@@ -318,7 +318,7 @@ static void enqueue(struct ws_link *l, struct ws_side *to, struct ws_side *from,
 static void deliver(struct ws_link *l, struct ws_side *from, struct ws_msg *m)
 {
     if (from == &l->client && l->ops->from_client) {
-        int r = l->ops->from_client(l, m);
+        int r = l->ops->from_client(l, &m);
         if (r < 0) {
             ws_msg_free(m);
             ws_link_close(l, LWS_CLOSE_STATUS_POLICY_VIOLATION, "refused by the gateway");

@@ -77,10 +77,12 @@ struct ws_endpoint {
 struct ws_link_ops {
     const char *name; /* "cdp", "vnc": for logs */
     /* A message from the client, before it is queued upstream. Return 0 to
-     * forward m as it is now (it may have been changed in place: len may
-     * shrink), 1 when the hook took m (freed it or kept it), < 0 to close
-     * the link (status 1008 "policy violation"). May be NULL. */
-    int (*from_client)(struct ws_link *l, struct ws_msg *m);
+     * forward *m as it is now: changed in place, or replaced by another
+     * message (the hook frees the old one and stores the new one in *m);
+     * 1 when the hook took *m (freed it or kept it), < 0 to close the link
+     * (status 1008 "policy violation"), *m then still the hook's to leave.
+     * May be NULL. */
+    int (*from_client)(struct ws_link *l, struct ws_msg **m);
     /* The link is being freed: release data. May be NULL. */
     void (*destroy)(struct ws_link *l);
 };

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { e2eTest } from './lib/e2e.mjs';
 import { connectPlaywright, disconnect } from './lib/cdp.mjs';
+import { CdpClient } from './lib/cdp_raw.mjs';
 import { sleep, waitFor } from './lib/util.mjs';
 
 const nameOf = (d) => (typeof d === 'string' ? d : d?.name);
@@ -34,6 +35,18 @@ e2eTest('allow_downloads false: no file; true: the file is listed and fetchable'
     sessions.create({ allow_downloads: false }),
     sessions.create({ allow_downloads: true }),
   ]);
+
+  // The gateway points a client's download folder at the guest's: a
+  // message that grows by that rewrite is still forwarded and answered.
+  const raw = await CdpClient.connect(allowed.cdp_ws_url);
+  try {
+    const r = await raw.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: '/d' });
+    assert.deepEqual(r, {}, `setDownloadBehavior answered ${JSON.stringify(r)}`);
+    const v = await raw.send('Browser.getVersion');
+    assert.ok(v.product, 'the same connection still answers after the rewrite');
+  } finally {
+    raw.ws.close();
+  }
 
   await clickDownload(pages, allowed, 'allowed');
   const list = await waitFor(async () => {
