@@ -48,6 +48,14 @@ static int gateway_load_token(struct gateway *gw, struct ph_error *err)
     int r;
 
     if (env && *env) {
+        /* 32 characters of a random hex or base64 token are 128 bits or
+         * more; anything shorter is too easy to guess for the key to
+         * every sandbox and session. */
+        if (strlen(env) < 32)
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "PORTHOLE_TOKEN is %zu characters; it must have at least 32 "
+                                "(e.g. head -c 24 /dev/urandom | base64)",
+                                strlen(env));
         gw->token = strdup(env);
         return gw->token ? 0 : -ENOMEM;
     }

@@ -102,6 +102,10 @@ envelope false sandbox.list 1 invalid_url
 
 [[ ! -e $tmp/state ]] || fail "a client touched the state dir while PORTHOLE_URL was set"
 
+# A gateway refuses a guessable token before it listens anywhere.
+PORTHOLE_TOKEN=short-token run 1 gateway --state-dir "$tmp/gw" --listen 127.0.0.1:0
+[[ $err == *"at least 32"* ]] || fail "short PORTHOLE_TOKEN: stderr does not say why: $err"
+
 if ((failures)); then
     echo "$failures failure(s)" >&2
     exit 1

@@ -23,8 +23,6 @@
 #include "ssh.h"
 #include "util.h"
 
-extern char **environ;
-
 #define VM_SPAWN_ATTEMPTS 3
 #define VM_SERIAL_MAX_LINE 4096
 
@@ -80,7 +78,25 @@ static int spawn_wait(char *const argv[], const char *log_path)
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+    /* QEMU and qemu-img get an environment of their own, not the
+     * caller's (which holds the gateway's token): the search path, and
+     * the locale and temp dir when set. */
+    char path_var[4096], lang_var[256], tmp_var[1024];
+    char *envp[4];
+    size_t n_env = 0;
+    const char *v = getenv("PATH");
+    snprintf(path_var, sizeof(path_var), "PATH=%s", v ? v : "/usr/local/bin:/usr/bin:/bin");
+    envp[n_env++] = path_var;
+    if ((v = getenv("LANG"))) {
+        snprintf(lang_var, sizeof(lang_var), "LANG=%s", v);
+        envp[n_env++] = lang_var;
+    }
+    if ((v = getenv("TMPDIR"))) {
+        snprintf(tmp_var, sizeof(tmp_var), "TMPDIR=%s", v);
+        envp[n_env++] = tmp_var;
+    }
+    envp[n_env] = NULL;
+    r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (r != 0)

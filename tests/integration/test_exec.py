@@ -135,6 +135,16 @@ def test_commands_run_side_by_side():
                  "commands on one sandbox are serialized)" % name)
 
 
+def test_qemu_environment_is_its_own():
+    # The gateway runs with PORTHOLE_TOKEN set (the fixture's); QEMU must
+    # not inherit it, or anything that can read QEMU's environment has it.
+    pid = fx.qemu_pid()
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        names = [item.split(b"=", 1)[0].decode() for item in f.read().split(b"\0") if item]
+    check("PATH" in names, "QEMU has no PATH: %r", names)
+    check(not any(n.startswith("PORTHOLE") for n in names), "QEMU inherited %r", names)
+
+
 fixture.run([test_streams_and_exit_codes, test_exit_code_of_killed_command, test_login_vs_raw,
              test_binary_output, test_large_output, test_concurrent_commands,
-             test_commands_run_side_by_side])
+             test_commands_run_side_by_side, test_qemu_environment_is_its_own])
