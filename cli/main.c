@@ -33,6 +33,9 @@ static const char usage_main[] =
     "  browser screenshot save the session's screen as PNG\n"
     "  browser record     start, stop or list screen recordings\n"
     "\n"
+    "Agents:\n"
+    "  mcp                serve the Model Context Protocol on stdin/stdout\n"
+    "\n"
     "This host:\n"
     "  gateway            run the API gateway in the foreground\n"
     "  image build        build the guest images (base, browser)\n"
@@ -105,6 +108,7 @@ static int dispatch(struct cli_ctx *c, int argc, char **argv)
     } commands[] = {
         {"sandbox", cmd_sandbox}, {"browser", cmd_browser}, {"image", cmd_image},
         {"doctor", cmd_doctor},   {"gateway", cmd_gateway}, {"help", cmd_help},
+        {"mcp", cmd_mcp},
     };
     const char *name = argv[0];
 
