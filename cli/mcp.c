@@ -153,6 +153,10 @@ static void tools_call(struct mcp_session *s, json_t *id, json_t *params)
         reply_error(s, id, RPC_INVALID_PARAMS, "params.name must name a tool");
         return;
     }
+    if (!mcp_tools_has(name)) {
+        reply_error(s, id, RPC_INVALID_PARAMS, "unknown tool");
+        return;
+    }
     if (args && !json_is_object(args)) {
         reply_error(s, id, RPC_INVALID_PARAMS, "params.arguments must be an object");
         return;
