@@ -120,8 +120,11 @@ static int api_error(const struct api *api, const struct httpc_response *resp,
     return -EIO;
 }
 
+/* One exchange; a 2xx body is decoded as JSON into *out, or handed over
+ * raw in *raw (either may be NULL). */
 static int api_request(struct api *api, struct httpc_request *req, int timeout_ms,
-                       const char *progress_label, json_t **out, struct cli_error *err)
+                       const char *progress_label, json_t **out, char **raw, size_t *raw_len,
+                       struct cli_error *err)
 {
     struct httpc_url url;
     struct httpc_response resp;
@@ -130,15 +133,18 @@ static int api_request(struct api *api, struct httpc_request *req, int timeout_m
 
     if (out)
         *out = NULL;
+    if (raw)
+        *raw = NULL;
     r = httpc_url_parse(api->url, &url);
     if (r < 0)
         return cli_error_set(err, 1, "invalid_url", "set PORTHOLE_URL to http://HOST:PORT", r,
                              "not an http:// URL: %s", api->url);
     req->token = api->token;
+    req->actor = api->actor;
     req->timeout_ms = timeout_ms;
-    progress_start(&prog, api->c, progress_label);
-    req->tick = progress_tick;
-    req->tick_data = &prog;
+    progress_start(&prog, api->c, api->tick ? NULL : progress_label);
+    req->tick = api->tick ? api->tick : progress_tick;
+    req->tick_data = api->tick ? api->tick_data : &prog;
     r = httpc_do(&url, req, &resp);
     progress_done(&prog);
     if (r < 0) {
@@ -161,6 +167,10 @@ static int api_request(struct api *api, struct httpc_request *req, int timeout_m
         }
     }
     r = (int)(resp.body_len > INT32_MAX ? INT32_MAX : resp.body_len);
+    if (raw) {
+        *raw = TAKE_PTR(resp.body);
+        *raw_len = resp.body_len;
+    }
     httpc_response_done(&resp);
     return r;
 }
@@ -180,7 +190,22 @@ int api_call(struct api *api, const char *method, const char *path, json_t *body
         req.body_len = strlen(text);
         req.content_type = "application/json";
     }
-    r = api_request(api, &req, timeout_ms, progress_label, out, err);
+    r = api_request(api, &req, timeout_ms, progress_label, out, NULL, NULL, err);
+    return r < 0 ? r : 0;
+}
+
+int api_fetch(struct api *api, const char *method, const char *path, const char *content_type,
+              const void *body, size_t len, int timeout_ms, size_t max, char **out, size_t *out_len,
+              struct cli_error *err)
+{
+    struct httpc_request req = HTTPC_REQUEST_INIT(method, path);
+    int r;
+
+    req.body = body;
+    req.body_len = len;
+    req.content_type = content_type;
+    req.max_body = max;
+    r = api_request(api, &req, timeout_ms, NULL, NULL, out, out_len, err);
     return r < 0 ? r : 0;
 }
 
@@ -197,6 +222,7 @@ int api_download(struct api *api, const char *path, int fd, size_t *bytes, struc
     if (r < 0)
         return cli_error_set(err, 1, "invalid_url", NULL, r, "not an http:// URL: %s", api->url);
     req.token = api->token;
+    req.actor = api->actor;
     req.timeout_ms = API_TIMEOUT_LONG_MS;
     req.out_fd = fd;
     r = httpc_do(&url, &req, &resp);
@@ -221,6 +247,6 @@ int api_upload(struct api *api, const char *path, int fd, size_t len, json_t **o
     req.body_fd = fd;
     req.body_len = len;
     req.content_type = "application/octet-stream";
-    r = api_request(api, &req, API_TIMEOUT_LONG_MS, NULL, out, err);
+    r = api_request(api, &req, API_TIMEOUT_LONG_MS, NULL, out, NULL, NULL, err);
     return r < 0 ? r : 0;
 }

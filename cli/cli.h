@@ -99,7 +99,7 @@ struct progress {
     unsigned frame;
 };
 void progress_start(struct progress *p, const struct cli_ctx *c, const char *label);
-void progress_tick(void *p); /* an httpc_request tick */
+int progress_tick(void *p); /* an httpc_request tick; never aborts */
 void progress_done(struct progress *p);
 
 /* --- discover.c / api.c: reaching the gateway --------------------------- */
@@ -108,6 +108,12 @@ struct api {
     char url[1100];    /* "http://127.0.0.1:8790" */
     char *token;       /* owned, NULL if none */
     struct cli_ctx *c; /* weak */
+    /* weak, NULL: none. Sent as X-Porthole-Actor (who the call is for). */
+    const char *actor;
+    /* NULL: a spinner on a terminal. Else called while a call waits;
+     * non-zero abandons the call (-ECANCELED). */
+    int (*tick)(void *data);
+    void *tick_data; /* weak */
 };
 
 #define DISCOVER_LOCAL_LISTEN "127.0.0.1:8790"
@@ -133,6 +139,11 @@ int api_open(struct cli_ctx *c, struct api *api, struct cli_error *err);
  * spinner on a terminal while waiting. */
 int api_call(struct api *api, const char *method, const char *path, json_t *body, int timeout_ms,
              const char *progress_label, json_t **out, struct cli_error *err);
+/* Any request with a raw body (may be NULL) whose raw 2xx answer lands in
+ * *out (malloc'd, NUL-terminated, at most max bytes; NULL when out is NULL). */
+int api_fetch(struct api *api, const char *method, const char *path, const char *content_type,
+              const void *body, size_t len, int timeout_ms, size_t max, char **out, size_t *out_len,
+              struct cli_error *err);
 /* GET of a raw body written to fd (files, screenshots). *bytes = size. */
 int api_download(struct api *api, const char *path, int fd, size_t *bytes, struct cli_error *err);
 /* PUT of len bytes from fd as a raw body; *out the JSON answer. */
@@ -154,3 +165,4 @@ int cmd_sandbox(struct cli_ctx *c, int argc, char **argv);
 int cmd_browser(struct cli_ctx *c, int argc, char **argv);
 int cmd_image(struct cli_ctx *c, int argc, char **argv);
 int cmd_doctor(struct cli_ctx *c, int argc, char **argv);
+int cmd_mcp(struct cli_ctx *c, int argc, char **argv);

@@ -35,7 +35,7 @@ extern char **environ;
 static const char usage_browser[] =
     "Usage: porthole browser COMMAND [ARGS...] [--json]\n"
     "\n"
-    "  start        start a session; prints session_id, cdp_url, live_url\n"
+    "  start        start a session; prints session_id, cdp_url, live_url, control_url\n"
     "  stop         stop sessions: browser stop ID...|--all\n"
     "  list         list sessions\n"
     "  open         print a session's live view URL and open it when possible\n"
@@ -52,9 +52,11 @@ static const char usage_start[] =
     "         [--disk MIB] [--env NAME=VALUE]... [--json]\n"
     "\n"
     "Starts Chromium in a fresh microVM and prints session_id, cdp_url (give it to\n"
-    "Playwright's connectOverCDP or Puppeteer) and live_url.\n"
+    "Playwright's connectOverCDP or Puppeteer), live_url (watch the screen) and\n"
+    "control_url (watch and drive it).\n"
     "\n"
-    "  --live                 live view: live_url opens the screen in a browser\n"
+    "  --live                 live view: live_url and control_url open the screen in a\n"
+    "                         browser (control_url also takes mouse and keyboard)\n"
     "  --record-video         record the screen to MP4 (needs --live)\n"
     "  --viewport-width W     640..7680 (default 1280)\n"
     "  --viewport-height H    480..4320 (default 720)\n"
@@ -167,7 +169,7 @@ static int browser_start(struct cli_ctx *c, int argc, char **argv)
     json_auto_t *body = json_object(), *env = json_object(), *session = NULL;
     bool live = false, record = false;
     long width = 0, height = 0, n;
-    const char *profile_id = NULL, *profile_mode = NULL, *live_url;
+    const char *profile_id = NULL, *profile_mode = NULL, *live_url, *control_url;
     int opt, code;
 
     c->command = "browser.start";
@@ -287,6 +289,8 @@ static int browser_start(struct cli_ctx *c, int argc, char **argv)
         printf("session_id: %s\n", json_str(session, "session_id"));
         printf("cdp_url: %s\n", json_str(session, "cdp_url") ? json_str(session, "cdp_url") : "-");
         printf("live_url: %s\n", live_url ? live_url : "- (headless; start with --live)");
+        control_url = json_str(session, "control_url");
+        printf("control_url: %s\n", control_url ? control_url : "- (headless; start with --live)");
     }
     return cli_ok(c, json_incref(session));
 }

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libwebsockets.h>
+
 #include "config.h"
 #include "util.h"
 
@@ -150,8 +152,8 @@ static int conn_wait(struct httpc_conn *c, short events, int64_t deadline)
         }
         if (r > 0)
             return 0;
-        if (c->req->tick)
-            c->req->tick(c->req->tick_data);
+        if (c->req->tick && c->req->tick(c->req->tick_data))
+            return -ECANCELED;
     }
 }
 
@@ -447,11 +449,71 @@ static int read_head(struct httpc_conn *c, struct httpc_response *resp, long lon
                 *chunked = strcasestr(value, "chunked") != NULL;
             } else if (strcasecmp(line, "Content-Type") == 0) {
                 snprintf(resp->content_type, sizeof(resp->content_type), "%s", value);
+            } else if (strcasecmp(line, "Sec-WebSocket-Accept") == 0) {
+                snprintf(resp->ws_accept, sizeof(resp->ws_accept), "%s", value);
             }
         }
-    } while (status < 200);
+    } while (status < 200 && status != 101);
     resp->status = status;
     return 0;
+}
+
+static bool actor_ok(const char *a)
+{
+    size_t n = strlen(a);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] < 0x20 || a[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* The request line and headers, extra (may be "") before the blank line.
+ * Returns the length, or -EINVAL with resp->detail set. */
+static int request_head(const struct httpc_url *url, const struct httpc_request *req,
+                        const char *extra, char *head, size_t cap, struct httpc_response *resp)
+{
+    bool has_body;
+    int n;
+
+    if (strlen(req->path) > 4096 || (req->token && strlen(req->token) > 1024)) {
+        detail(resp, "request too large");
+        return -EINVAL;
+    }
+    /* A token with CR/LF would let a bad file inject headers. */
+    if (strpbrk(req->path, "\r\n ") || (req->token && strpbrk(req->token, "\r\n")) ||
+        (req->actor && !actor_ok(req->actor))) {
+        detail(resp, "invalid characters in request path, token or actor");
+        return -EINVAL;
+    }
+    has_body = req->body || req->body_fd >= 0 || strcmp(req->method, "POST") == 0 ||
+               strcmp(req->method, "PUT") == 0;
+    n = snprintf(head, cap,
+                 "%s %s%s HTTP/1.1\r\n"
+                 "Host: %s%s%s:%s\r\n"
+                 "User-Agent: porthole/%s\r\n"
+                 "Accept: */*\r\n"
+                 "%s"
+                 "%s%s%s"
+                 "%s%s%s"
+                 "%s%s%s",
+                 req->method, url->base_path, req->path, strchr(url->host, ':') ? "[" : "",
+                 url->host, strchr(url->host, ':') ? "]" : "", url->port, PORTHOLE_VERSION,
+                 *extra ? "" : "Connection: close\r\n", req->token ? "Authorization: Bearer " : "",
+                 req->token ? req->token : "", req->token ? "\r\n" : "",
+                 req->content_type ? "Content-Type: " : "",
+                 req->content_type ? req->content_type : "", req->content_type ? "\r\n" : "",
+                 req->actor ? "X-Porthole-Actor: " : "", req->actor ? req->actor : "",
+                 req->actor ? "\r\n" : "");
+    if (n < 0 || (size_t)n + strlen(extra) >= cap - 64) {
+        detail(resp, "request too large");
+        return -EINVAL;
+    }
+    if (has_body)
+        n += snprintf(head + n, cap - (size_t)n, "Content-Length: %zu\r\n", req->body_len);
+    n += snprintf(head + n, cap - (size_t)n, "%s\r\n", extra);
+    return n;
 }
 
 int httpc_do(const struct httpc_url *url, const struct httpc_request *req,
@@ -461,44 +523,15 @@ int httpc_do(const struct httpc_url *url, const struct httpc_request *req,
     struct httpc_sink sink = {.fd = -1};
     char head[4096 + 2048];
     long long content_length;
-    bool chunked, has_body;
+    bool chunked;
     int r, n;
 
     memset(resp, 0, sizeof(*resp));
     c.deadline = now_ms() + req->timeout_ms;
     sink.max = req->max_body ? req->max_body : HTTPC_MAX_BODY_DEFAULT;
-
-    if (strlen(req->path) > 4096 || (req->token && strlen(req->token) > 1024)) {
-        detail(resp, "request too large");
-        return -EINVAL;
-    }
-    /* A token with CR/LF would let a bad file inject headers. */
-    if (strpbrk(req->path, "\r\n ") || (req->token && strpbrk(req->token, "\r\n"))) {
-        detail(resp, "invalid characters in request path or token");
-        return -EINVAL;
-    }
-    has_body = req->body || req->body_fd >= 0 || strcmp(req->method, "POST") == 0 ||
-               strcmp(req->method, "PUT") == 0;
-    n = snprintf(head, sizeof(head),
-                 "%s %s%s HTTP/1.1\r\n"
-                 "Host: %s%s%s:%s\r\n"
-                 "User-Agent: porthole/%s\r\n"
-                 "Accept: */*\r\n"
-                 "Connection: close\r\n"
-                 "%s%s%s"
-                 "%s%s%s",
-                 req->method, url->base_path, req->path, strchr(url->host, ':') ? "[" : "",
-                 url->host, strchr(url->host, ':') ? "]" : "", url->port, PORTHOLE_VERSION,
-                 req->token ? "Authorization: Bearer " : "", req->token ? req->token : "",
-                 req->token ? "\r\n" : "", req->content_type ? "Content-Type: " : "",
-                 req->content_type ? req->content_type : "", req->content_type ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof(head) - 64) {
-        detail(resp, "request too large");
-        return -EINVAL;
-    }
-    if (has_body)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n", req->body_len);
-    n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+    n = request_head(url, req, "", head, sizeof(head), resp);
+    if (n < 0)
+        return n;
 
     r = conn_connect(&c, url, resp);
     if (r < 0)
@@ -568,4 +601,75 @@ void httpc_response_done(struct httpc_response *resp)
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
+}
+
+/* The WebSocket handshake's fixed GUID (RFC 6455, section 1.3). */
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+int httpc_websocket_open(const struct httpc_url *url, const struct httpc_request *req, int *fd,
+                         char **pending, size_t *pending_len, struct httpc_response *resp)
+{
+    struct httpc_conn c = {.fd = -1, .req = req};
+    unsigned char nonce[16], digest[20];
+    char head[4096 + 2048], extra[256], accept_src[64];
+    _cleanup_free_ char *key = NULL, *want = NULL;
+    long long content_length;
+    bool chunked;
+    int r, n;
+
+    memset(resp, 0, sizeof(*resp));
+    *fd = -1;
+    *pending = NULL;
+    *pending_len = 0;
+    c.deadline = now_ms() + req->timeout_ms;
+    if ((r = random_bytes(nonce, sizeof(nonce))) < 0)
+        return r;
+    key = base64_encode(nonce, sizeof(nonce));
+    if (!key)
+        return -ENOMEM;
+    snprintf(extra, sizeof(extra),
+             "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: %s\r\n",
+             key);
+    n = request_head(url, req, extra, head, sizeof(head), resp);
+    if (n < 0)
+        return n;
+    r = conn_connect(&c, url, resp);
+    if (r < 0)
+        return r;
+    resp->connected = true;
+    if ((r = conn_send(&c, head, (size_t)n)) < 0) {
+        detail(resp, "sending request: %s", strerror(-r));
+        goto fail;
+    }
+    if ((r = read_head(&c, resp, &content_length, &chunked)) < 0) {
+        detail(resp, r == -EPROTO ? "malformed HTTP response" : "reading response: %s",
+               strerror(-r));
+        goto fail;
+    }
+    snprintf(accept_src, sizeof(accept_src), "%s%s", key, WS_GUID);
+    lws_SHA1((const unsigned char *)accept_src, strlen(accept_src), digest);
+    want = base64_encode(digest, sizeof(digest));
+    if (resp->status != 101 || !want || strcmp(want, resp->ws_accept) != 0) {
+        detail(resp,
+               resp->status != 101 ? "HTTP %d instead of a WebSocket"
+                                   : "wrong Sec-WebSocket-Accept (HTTP %d)",
+               resp->status);
+        r = -EPROTO;
+        goto fail;
+    }
+    if (c.len > c.off) {
+        *pending = malloc(c.len - c.off);
+        if (!*pending) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        memcpy(*pending, c.buf + c.off, c.len - c.off);
+        *pending_len = c.len - c.off;
+    }
+    *fd = c.fd;
+    return 0;
+fail:
+    close(c.fd);
+    return r;
 }

@@ -44,10 +44,14 @@ struct httpc_request {
     int body_fd; /* -1 if unused: send body_len bytes read from it instead of body */
     int out_fd;  /* -1 if unused: a 2xx body is written here instead of resp->body */
     int connect_timeout_ms;
-    int timeout_ms;           /* the whole exchange, connect included */
-    size_t max_body;          /* 0: HTTPC_MAX_BODY_DEFAULT */
-    void (*tick)(void *data); /* may be NULL */
-    void *tick_data;          /* weak */
+    int timeout_ms;  /* the whole exchange, connect included */
+    size_t max_body; /* 0: HTTPC_MAX_BODY_DEFAULT */
+    /* may be NULL; returning non-zero abandons the exchange (-ECANCELED) */
+    int (*tick)(void *data);
+    void *tick_data; /* weak */
+    /* weak, NULL: none. Who the request is made for, sent as
+     * X-Porthole-Actor (printable ASCII, at most 64 bytes). */
+    const char *actor;
 };
 #define HTTPC_REQUEST_INIT(m, p)                                                                   \
     ((struct httpc_request){.method = (m),                                                         \
@@ -60,18 +64,28 @@ struct httpc_request {
 struct httpc_response {
     int status;
     char content_type[128];
-    char *body;       /* owned, NUL-terminated (empty when streamed to out_fd) */
-    size_t body_len;  /* bytes received, also when streamed */
-    bool connected;   /* the TCP connection was made (failures after it are not "unreachable") */
-    char detail[256]; /* on failure: what went wrong, for the user */
+    char *body;         /* owned, NUL-terminated (empty when streamed to out_fd) */
+    size_t body_len;    /* bytes received, also when streamed */
+    bool connected;     /* the TCP connection was made (failures after it are not "unreachable") */
+    char ws_accept[64]; /* Sec-WebSocket-Accept of a 101 answer */
+    char detail[256];   /* on failure: what went wrong, for the user */
 };
 
 /* 0 once a complete response arrived (any status); -errno when the exchange
  * failed: -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH (name did not resolve),
- * -EPROTO (not HTTP), -EFBIG (body over max_body), -EIO, -ENOMEM. */
+ * -EPROTO (not HTTP), -EFBIG (body over max_body), -ECANCELED (the tick
+ * said so), -EIO, -ENOMEM. */
 int httpc_do(const struct httpc_url *url, const struct httpc_request *req,
              struct httpc_response *resp);
 void httpc_response_done(struct httpc_response *resp);
+
+/* Opens a WebSocket (RFC 6455) at req->path: a GET with the upgrade
+ * headers, a 101 answer whose Sec-WebSocket-Accept matches the key sent.
+ * On success *fd is the connected non-blocking socket (the caller owns it)
+ * and *pending (malloc'd, *pending_len bytes, may be 0) what the server sent
+ * after its head. A refusal is -EPROTO with resp->status set. */
+int httpc_websocket_open(const struct httpc_url *url, const struct httpc_request *req, int *fd,
+                         char **pending, size_t *pending_len, struct httpc_response *resp);
 
 /* Percent-encodes s: a path segment (keep_slash false) or a query value
  * holding a path (keep_slash true, which keeps it readable in logs). */

@@ -24,13 +24,17 @@ static const char usage_main[] =
     "  sandbox env        show or set a sandbox's environment variables\n"
     "\n"
     "Browser sessions (Chromium in a microVM, reachable over CDP):\n"
-    "  browser start      start a session; prints session_id, cdp_url, live_url\n"
+    "  browser start      start a session; prints session_id, cdp_url, live_url,\n"
+    "                     control_url\n"
     "  browser stop       stop sessions (ID... or --all)\n"
     "  browser list       list sessions\n"
     "  browser open       print (and open) a session's live view URL\n"
     "  browser logs       print a session's logs\n"
     "  browser screenshot save the session's screen as PNG\n"
     "  browser record     start, stop or list screen recordings\n"
+    "\n"
+    "Agents:\n"
+    "  mcp                serve the Model Context Protocol on stdin/stdout\n"
     "\n"
     "This host:\n"
     "  gateway            run the API gateway in the foreground\n"
@@ -104,6 +108,7 @@ static int dispatch(struct cli_ctx *c, int argc, char **argv)
     } commands[] = {
         {"sandbox", cmd_sandbox}, {"browser", cmd_browser}, {"image", cmd_image},
         {"doctor", cmd_doctor},   {"gateway", cmd_gateway}, {"help", cmd_help},
+        {"mcp", cmd_mcp},
     };
     const char *name = argv[0];
 

@@ -18,20 +18,21 @@ void progress_start(struct progress *p, const struct cli_ctx *c, const char *lab
     }
 }
 
-void progress_tick(void *data)
+int progress_tick(void *data)
 {
     static const char frames[] = "|/-\\";
     struct progress *p = data;
     long long now = now_ms();
 
     if (!p || !p->active || now - p->last_ms < PROGRESS_FRAME_MS)
-        return;
+        return 0;
     p->last_ms = now;
     p->frame++;
     /* \033[K clears what a longer previous line left behind. */
     fprintf(stderr, "\r%c %s ... %llds\033[K", frames[p->frame % 4], p->label,
             (now - p->start_ms) / 1000);
     fflush(stderr);
+    return 0;
 }
 
 void progress_done(struct progress *p)

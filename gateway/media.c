@@ -14,36 +14,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <rfb/keysym.h>
-
 #include "browser.h"
-#include "computer.h"
+#include "computer_run.h"
 #include "gateway.h"
-#include "recorder/keys.h"
 #include "recorder/recording.h"
 #include "recorder/screenshot.h"
 #include "util.h"
 #include "recorder/vnc.h"
 
 #define MEDIA_VNC_TIMEOUT_MS 20000
-#define MEDIA_DRAG_STEPS 12
-#define MEDIA_PRESS_MS 30
-#define MEDIA_CLICK_GAP_MS 80
-#define MEDIA_SETTLE_QUIET_MS 150
-#define MEDIA_SETTLE_MAX_MS 2000
-#define MEDIA_GUEST_INPUT_TIMEOUT_S 60
-/* The text comes on stdin; 40 ms between keys, as a fast typist. */
-#define MEDIA_GUEST_TYPE "xdotool type --delay 40 --file -"
-#define MEDIA_GUEST_REMAP_PAUSE_MS 500
 
 struct session_media {
     pthread_mutex_t lock;
     struct vnc_client *vnc;    /* owned, NULL until first use */
     struct rec_recording *rec; /* owned: the active recording, or NULL */
     char rec_id[40];
-    char rec_meta[600]; /* sidecar path of the active recording */
-    int buttons;        /* pointer buttons held down */
-    int px, py;         /* last pointer position */
+    char rec_meta[600];              /* sidecar path of the active recording */
+    struct computer_pointer pointer; /* what the computer-use API did to the pointer */
 };
 
 struct media {
@@ -300,342 +287,23 @@ static int media_screenshot_locked(struct session_media *m, struct vm *vm, int m
     return r;
 }
 
-static int pointer(struct session_media *m, int x, int y, int buttons, struct ph_error *err)
-{
-    m->px = x;
-    m->py = y;
-    m->buttons = buttons;
-    return vnc_client_pointer(m->vnc, x, y, buttons, err);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static size_t utf8_put(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* What the VM's US keyboard has no key for is typed in the guest: xmodmap
- * lends each such keysym a keycode the guest's keyboard map ("us", evdev
- * keycodes) leaves empty, on both shift levels so case is kept, and xdotool
- * then presses those keys through XTEST. The loan stays after the action:
- * a browser that reads the key map late still finds the keysym there
- * (xdotool's own borrow-and-return loses characters that way). The whole
- * action goes this way, so its keys cannot overtake each other. */
-static const int spare_keycodes[] = {93,  97,  103, 120, 132, 149, 154, 168, 178,
-                                     183, 184, 197, 202, 217, 219, 222, 230, 248};
-#define SPARE_KEYCODES ((int)(sizeof(spare_keycodes) / sizeof(spare_keycodes[0])))
-
-/* Builds "xmodmap -e 'keycode K = 0xKS 0xKS' ... && TAIL" for the keysyms
- * ks[0..n) (n <= SPARE_KEYCODES, distinct, none on the US keyboard). */
-static char *guest_input_command(const uint32_t *ks, int n, const char *tail)
-{
-    size_t cap = 128 + (size_t)n * 48 + strlen(tail), used;
-    char *cmd = malloc(cap);
-    if (!cmd)
-        return NULL;
-    used = (size_t)snprintf(cmd, cap, "export DISPLAY=:0 LC_ALL=C.UTF-8; xmodmap");
-    for (int i = 0; i < n; i++)
-        used += (size_t)snprintf(cmd + used, cap - used, " -e 'keycode %d = 0x%x 0x%x'",
-                                 spare_keycodes[i], ks[i], ks[i]);
-    snprintf(cmd + used, cap - used, " && %s", tail);
-    return cmd;
-}
-
-static int guest_input(struct vm *vm, const uint32_t *ks, int n, const char *tail, const char *in,
-                       size_t in_len, struct ph_error *err)
-{
-    struct run_result res = {0};
-    _cleanup_free_ char *cmd = guest_input_command(ks, n, tail);
-    if (!cmd)
-        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    int r = vm_guest_run(vm, cmd, in, in_len, MEDIA_GUEST_INPUT_TIMEOUT_S, &res, err);
-    if (r == 0)
-        run_result_done(&res);
-    return r;
-}
-
-static bool keysym_in(const uint32_t *ks, int n, uint32_t k)
-{
-    for (int i = 0; i < n; i++)
-        if (ks[i] == k)
-            return true;
-    return false;
-}
-
-/* Text in pieces that need at most SPARE_KEYCODES keycodes each; a pause
- * between pieces lets the browser take the keys before they are lent to
- * other characters. */
-static int type_in_guest(struct vm *vm, const struct computer_action *a, struct ph_error *err)
-{
-    _cleanup_free_ char *text = malloc((size_t)a->n_text * 4 + 1);
-    uint32_t ks[SPARE_KEYCODES];
-    int start = 0;
-
-    if (!text)
-        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    while (start < a->n_text) {
-        int n = 0, end = start, r;
-        size_t len = 0;
-        for (; end < a->n_text; end++) {
-            uint32_t k = keys_for_char(a->text[end]);
-            if (keys_us_key(k) == KEYS_US_NONE && !keysym_in(ks, n, k)) {
-                if (n == SPARE_KEYCODES)
-                    break;
-                ks[n++] = k;
-            }
-            len += utf8_put(a->text[end], text + len);
-        }
-        if (start > 0)
-            sleep_ms(MEDIA_GUEST_REMAP_PAUSE_MS);
-        r = guest_input(vm, ks, n, MEDIA_GUEST_TYPE, text, len, err);
-        if (r < 0)
-            return r;
-        start = end;
-    }
-    return 0;
-}
-
-static int key_in_guest(struct vm *vm, const struct computer_action *a, struct ph_error *err)
-{
-    /* xdotool reads keysyms in hex: "0xffe3+0x1000e9". */
-    char tail[32 + COMPUTER_MAX_KEYS * 12] = "xdotool key ";
-    uint32_t ks[COMPUTER_MAX_KEYS];
-    size_t used = strlen(tail);
-    int n = 0;
-
-    for (int i = 0; i < a->n_keys; i++) {
-        if (keys_us_key(a->keys[i]) == KEYS_US_NONE && !keysym_in(ks, n, a->keys[i]))
-            ks[n++] = a->keys[i];
-        used +=
-            (size_t)snprintf(tail + used, sizeof(tail) - used, "%s0x%x", i ? "+" : "", a->keys[i]);
-    }
-    return guest_input(vm, ks, n, tail, NULL, 0, err);
-}
-
-static int key_tap(struct vnc_client *vnc, uint32_t keysym, bool shift, struct ph_error *err)
-{
-    int r = 0;
-    if (shift && (r = vnc_client_key(vnc, XK_Shift_L, true, err)) < 0)
-        return r;
-    if ((r = vnc_client_key(vnc, keysym, true, err)) == 0)
-        r = vnc_client_key(vnc, keysym, false, err);
-    if (shift && r == 0)
-        r = vnc_client_key(vnc, XK_Shift_L, false, err);
-    return r;
-}
-
-static int computer_run(struct session_media *m, struct vm *vm, const struct computer_action *a,
-                        struct ph_error *err)
-{
-    int r = 0;
-    const struct computer_point *p = &a->path[0];
-
-    switch (a->kind) {
-    case COMPUTER_SCREENSHOT:
-        return 0;
-    case COMPUTER_WAIT:
-        sleep_ms(a->wait_ms);
-        return 0;
-    case COMPUTER_MOVE:
-        return pointer(m, p->x, p->y, 0, err);
-    case COMPUTER_CLICK:
-        if ((r = pointer(m, p->x, p->y, 0, err)) < 0)
-            return r;
-        /* Gaps like a hand's: X clients count clicks from event times,
-         * and a press and release in the same instant can be taken for a
-         * bounce rather than a second click. */
-        for (int i = 0; i < a->clicks; i++) {
-            if (i > 0)
-                sleep_ms(MEDIA_CLICK_GAP_MS);
-            if ((r = pointer(m, p->x, p->y, a->button, err)) < 0)
-                return r;
-            sleep_ms(MEDIA_PRESS_MS);
-            if ((r = pointer(m, p->x, p->y, 0, err)) < 0)
-                return r;
-        }
-        return 0;
-    case COMPUTER_DRAG:
-        if ((r = pointer(m, p->x, p->y, 0, err)) < 0 ||
-            (r = pointer(m, p->x, p->y, a->button, err)) < 0)
-            return r;
-        /* Intermediate motion, so pages that track mousemove see a drag. */
-        for (int s = 1; s < a->n_path; s++) {
-            const struct computer_point *from = &a->path[s - 1], *to = &a->path[s];
-            for (int k = 1; k <= MEDIA_DRAG_STEPS; k++) {
-                int x = from->x + (to->x - from->x) * k / MEDIA_DRAG_STEPS;
-                int y = from->y + (to->y - from->y) * k / MEDIA_DRAG_STEPS;
-                if ((r = pointer(m, x, y, a->button, err)) < 0)
-                    return r;
-                sleep_ms(10);
-            }
-        }
-        p = &a->path[a->n_path - 1];
-        return pointer(m, p->x, p->y, 0, err);
-    case COMPUTER_SCROLL: {
-        if ((r = pointer(m, p->x, p->y, 0, err)) < 0)
-            return r;
-        int steps_y = abs(a->scroll_y), steps_x = abs(a->scroll_x);
-        int bit_y = a->scroll_y > 0 ? VNC_WHEEL_DOWN : VNC_WHEEL_UP;
-        int bit_x = a->scroll_x > 0 ? VNC_WHEEL_RIGHT : VNC_WHEEL_LEFT;
-        for (int i = 0; i < steps_y; i++)
-            if ((r = pointer(m, p->x, p->y, bit_y, err)) < 0 ||
-                (r = pointer(m, p->x, p->y, 0, err)) < 0)
-                return r;
-        for (int i = 0; i < steps_x; i++)
-            if ((r = pointer(m, p->x, p->y, bit_x, err)) < 0 ||
-                (r = pointer(m, p->x, p->y, 0, err)) < 0)
-                return r;
-        return 0;
-    }
-    case COMPUTER_TYPE:
-        for (int i = 0; i < a->n_text; i++)
-            if (keys_us_key(keys_for_char(a->text[i])) == KEYS_US_NONE)
-                return type_in_guest(vm, a, err);
-        for (int i = 0; i < a->n_text; i++) {
-            uint32_t ks = keys_for_char(a->text[i]);
-            if ((r = key_tap(m->vnc, ks, keys_us_key(ks) == KEYS_US_SHIFTED, err)) < 0)
-                return r;
-        }
-        return 0;
-    case COMPUTER_KEY: {
-        /* A character that needs Shift ("A", "!", "ctrl+?") gets it, unless
-         * the combination holds Shift already; but a letter beside Ctrl, Alt
-         * or Super names its key ("CTRL+A" is select-all, as agents send
-         * it), as on a keyboard's keycaps. */
-        bool shifted = false, has_shift = false, has_mod = false;
-        for (int i = 0; i < a->n_keys; i++) {
-            uint32_t k = a->keys[i];
-            has_shift |= k == XK_Shift_L || k == XK_Shift_R;
-            has_mod |= (k >= XK_Control_L && k <= XK_Hyper_R && k != XK_Shift_L &&
-                        k != XK_Shift_R && k != XK_Caps_Lock && k != XK_Shift_Lock);
-        }
-        for (int i = 0; i < a->n_keys; i++) {
-            uint32_t k = a->keys[i];
-            enum keys_us where = keys_us_key(k);
-            if (where == KEYS_US_NONE)
-                return key_in_guest(vm, a, err);
-            if (where == KEYS_US_SHIFTED && !(has_mod && k >= 'A' && k <= 'Z'))
-                shifted = true;
-        }
-        bool add_shift = shifted && !has_shift;
-        if (add_shift && (r = vnc_client_key(m->vnc, XK_Shift_L, true, err)) < 0)
-            return r;
-        for (int i = 0; i < a->n_keys; i++)
-            if ((r = vnc_client_key(m->vnc, a->keys[i], true, err)) < 0)
-                return r;
-        for (int i = a->n_keys - 1; i >= 0; i--)
-            if ((r = vnc_client_key(m->vnc, a->keys[i], false, err)) < 0)
-                return r;
-        if (add_shift)
-            r = vnc_client_key(m->vnc, XK_Shift_L, false, err);
-        return r;
-    }
-    }
-    return 0;
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *base64_encode(const uint8_t *in, size_t len)
-{
-    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < len ? in[i + 2] : 0);
-        *o++ = b64[v >> 18 & 63];
-        *o++ = b64[v >> 12 & 63];
-        *o++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
-        *o++ = i + 2 < len ? b64[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
-}
-
 static void media_computer(struct media_job *j, struct session_media *m)
 {
-    struct computer_action *a = calloc(1, sizeof(*a));
-    uint8_t *rgba = NULL;
-    int w = 0, h = 0;
-    char desc[256], actor[80];
-
-    if (!a) {
-        j->r = -ENOMEM;
-        return;
-    }
-    if (!media_vnc(m, j->vm, &j->err) || vnc_client_snapshot(m->vnc, &rgba, &w, &h) < 0) {
-        j->r = j->err.kind ? -EIO : ph_error_set(&j->err, PH_ERR_UNAVAILABLE, -EIO, "no screen");
-        goto out;
-    }
-    free(rgba);
-    j->r = computer_parse(j->body, w, h, a, &j->err);
-    if (j->r < 0)
-        goto out;
-    computer_describe(a, desc, sizeof(desc));
-    snprintf(actor, sizeof(actor), "%s", j->req->actor);
-    struct run_ctx ctx = {
-        .vm_id = j->sb->id, .command = desc, .shell = RUN_SHELL_RAW, .actor = actor};
-    /* Actions pass the same policy chain as commands. */
-    j->r = run_hooks_check(j->gw->hooks, j->sb->hooks, &ctx, &j->err);
-    if (j->r < 0) {
-        policy_audit_blocked(j->gw->policy, &ctx, j->err.message);
-        goto out;
-    }
-    int64_t start = now_ms();
-    j->r = computer_run(m, j->vm, a, &j->err);
-    policy_audit_event(j->gw->policy,
-                       json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?}", "event", "computer", "vm_id",
-                                 j->sb->id, "actor", actor, "command", desc, "duration_ms",
-                                 (json_int_t)(now_ms() - start), "error",
-                                 j->r < 0 ? j->err.message : NULL));
-    if (j->r < 0)
-        goto out;
-    j->reply = json_pack("{s:b, s:s, s:{s:i, s:i}}", "ok", 1, "action", a->name, "cursor", "x",
-                         m->px, "y", m->py);
-    if (a->screenshot_after) {
-        /* The picture once the screen has reacted: no change for a moment
-         * (or a bounded wait for a screen that keeps moving). */
-        if (a->kind != COMPUTER_SCREENSHOT)
-            vnc_client_settle(m->vnc, MEDIA_SETTLE_QUIET_MS, MEDIA_SETTLE_MAX_MS);
-        uint8_t *png = NULL;
-        size_t len = 0;
-        j->r = media_screenshot_locked(m, j->vm, j->max_w, j->max_h, &png, &len, &j->err);
-        if (j->r == 0) {
-            char *enc = base64_encode(png, len);
-            json_object_set_new(j->reply, "screenshot_base64", json_string(enc ? enc : ""));
-            json_object_set_new(j->reply, "screenshot_mime_type", json_string("image/png"));
-            free(enc);
-            free(png);
-        }
-    }
-out:
-    free(a);
+    struct computer_request cr = {
+        .vnc = media_vnc(m, j->vm, &j->err),
+        .vm = j->vm,
+        .pointer = &m->pointer,
+        .global_hooks = j->gw->hooks,
+        .vm_hooks = j->sb->hooks,
+        .policy = j->gw->policy,
+        .vm_id = j->sb->id,
+        .actor = j->req->actor,
+        .req = j->req,
+        .body = j->body,
+        .max_w = j->max_w,
+        .max_h = j->max_h,
+    };
+    j->r = cr.vnc ? computer_request_run(&cr, &j->reply, &j->err) : -ENOTCONN;
 }
 
 static void media_job_run(void *data)

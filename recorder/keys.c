@@ -80,6 +80,35 @@ static const struct key_name key_names[] = {
     {"pause", XK_Pause},
     {"menu", XK_Menu},
     {"contextmenu", XK_Menu},
+
+    /* X's names of punctuation keys, as xdotool takes them. */
+    {"equal", XK_equal},
+    {"comma", XK_comma},
+    {"period", XK_period},
+    {"slash", XK_slash},
+    {"backslash", XK_backslash},
+    {"semicolon", XK_semicolon},
+    {"apostrophe", XK_apostrophe},
+    {"grave", XK_grave},
+    {"bracketleft", XK_bracketleft},
+    {"bracketright", XK_bracketright},
+
+    /* The numeric keypad ("KP_0" is xdotool's example). */
+    {"kp_0", XK_KP_0},
+    {"kp_1", XK_KP_1},
+    {"kp_2", XK_KP_2},
+    {"kp_3", XK_KP_3},
+    {"kp_4", XK_KP_4},
+    {"kp_5", XK_KP_5},
+    {"kp_6", XK_KP_6},
+    {"kp_7", XK_KP_7},
+    {"kp_8", XK_KP_8},
+    {"kp_9", XK_KP_9},
+    {"kp_add", XK_KP_Add},
+    {"kp_subtract", XK_KP_Subtract},
+    {"kp_multiply", XK_KP_Multiply},
+    {"kp_divide", XK_KP_Divide},
+    {"kp_decimal", XK_KP_Decimal},
 };
 
 static bool is_modifier(uint32_t ks)

@@ -317,3 +317,64 @@ bool env_name_valid(const char *name)
     }
     return true;
 }
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *base64_encode(const void *data, size_t len)
+{
+    const uint8_t *in = data;
+    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < len ? in[i + 2] : 0);
+        *o++ = b64_alphabet[v >> 18 & 63];
+        *o++ = b64_alphabet[v >> 12 & 63];
+        *o++ = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
+        *o++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+int base64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len)
+{
+    unsigned char *buf = malloc(len / 4 * 3 + 4);
+    uint32_t acc = 0;
+    size_t n = 0;
+    int bits = 0, pad = 0;
+
+    if (!buf)
+        return -ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        const char *p;
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        if (c == '=') {
+            pad++;
+            continue;
+        }
+        if (pad || !(p = memchr(b64_alphabet, c, 64)) || c == '\0') {
+            free(buf);
+            return -EINVAL;
+        }
+        acc = acc << 6 | (uint32_t)(p - b64_alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    /* Leftover bits must be padding-sized: 2 or 4 zero bits, or none. */
+    if (bits >= 6 || pad > 2 || (acc & ((1u << bits) - 1)) != 0) {
+        free(buf);
+        return -EINVAL;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *out_len = n;
+    return 0;
+}

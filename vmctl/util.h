@@ -75,5 +75,12 @@ char *default_cache_dir(void);
 /* Quote s for a POSIX shell as one single-quoted word; malloc'd. */
 char *shell_quote(const char *s);
 
+/* Standard base64 (RFC 4648, with padding). encode: malloc'd, NUL-terminated,
+ * NULL on OOM. decode: *out malloc'd (NUL-terminated for convenience),
+ * -EINVAL on a character outside the alphabet or bad padding (whitespace
+ * is skipped), -ENOMEM. */
+char *base64_encode(const void *data, size_t len);
+int base64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len);
+
 /* Checks an environment variable name ([A-Za-z_][A-Za-z0-9_]*, <= 128). */
 bool env_name_valid(const char *name);

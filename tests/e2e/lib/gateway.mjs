@@ -31,6 +31,8 @@ import path from 'node:path';
 import { sleep } from './util.mjs';
 
 export const GATEWAY_START_TIMEOUT_MS = 120_000;
+/** A command containing this is refused by the test gateway's deny list. */
+export const E2E_DENIED_WORD = 'porthole-e2e-denied-command';
 // Creating a session waits until it is ready: a cold boot of a browser VM
 // under software emulation on a busy 2-core machine can take minutes.
 export const SESSION_START_TIMEOUT_MS = 420_000;
@@ -344,7 +346,8 @@ export function e2eStateDir() {
 export function e2eConfig() {
   const pool = Number(process.env.PORTHOLE_E2E_POOL ?? 1);
   const extra = process.env.PORTHOLE_E2E_CONFIG ? JSON.parse(process.env.PORTHOLE_E2E_CONFIG) : {};
-  return { browser_pool: pool, max_sandboxes: 8, ...extra };
+  // The deny rule lets tests see a command refused by the policy chain.
+  return { browser_pool: pool, max_sandboxes: 8, deny: [E2E_DENIED_WORD], ...extra };
 }
 
 function binIdentity(bin) {

@@ -1,0 +1,37 @@
+/* mcp: a Model Context Protocol server session, independent of its
+ * transport. It speaks JSON-RPC 2.0 as the MCP specification (revision
+ * 2025-11-25, and the earlier ones a client may ask for) says: initialize
+ * and version negotiation, ping, tools/list, tools/call with progress
+ * notifications and cancellation. The tools themselves (mcp_tools.h) are
+ * clients of the gateway's API.
+ *
+ *   struct mcp_session *s = mcp_session_new(&api, write_line, out);
+ *   for each message received:  mcp_session_handle(s, text, len);
+ *   mcp_session_free(s);        // cancels calls still running, waits for them
+ *
+ * tools/call runs on a thread of its own, so a long call neither blocks the
+ * others nor a notifications/cancelled for it. Every message the session
+ * sends goes through send (one JSON text without newlines), from any of
+ * those threads, one at a time.
+ *
+ * `porthole mcp` (cmd_mcp.c) feeds it lines from stdin and writes its lines
+ * to stdout; an HTTP transport would feed it request bodies the same way. */
+#pragma once
+
+#include <stddef.h>
+
+#include "cli.h"
+
+#define MCP_PROTOCOL_LATEST "2025-11-25"
+#define MCP_MAX_CALLS 16           /* tools/call running at once */
+#define MCP_MAX_MESSAGE (8u << 20) /* one incoming message */
+
+typedef void (*mcp_send_fn)(void *data, const char *json);
+
+struct mcp_session;
+
+/* api is copied (its token stays owned by the caller, who keeps it alive
+ * until mcp_session_free). NULL on out-of-memory. */
+struct mcp_session *mcp_session_new(const struct api *api, mcp_send_fn send, void *send_data);
+void mcp_session_handle(struct mcp_session *s, const char *msg, size_t len);
+void mcp_session_free(struct mcp_session *s);
