@@ -21,6 +21,10 @@
 #define COMPUTER_PRESS_MS 30
 #define COMPUTER_CLICK_GAP_MS 80
 #define COMPUTER_COMBO_GAP_MS 30
+/* Keys and the pointer are separate input devices in the guest, each with
+ * its own queue: without a pause, a click can reach the page before the
+ * modifier held for it, or after its release. */
+#define COMPUTER_HOLD_SETTLE_MS 60
 #define COMPUTER_SETTLE_QUIET_MS 150
 #define COMPUTER_SETTLE_MAX_MS 2000
 #define COMPUTER_GUEST_INPUT_TIMEOUT_S 60
@@ -249,11 +253,15 @@ static int hold(const struct target *t, const struct computer_combo *held, bool 
                 struct ph_error *err)
 {
     int r = 0;
+    if (held->n == 0)
+        return 0;
     if (down) {
         for (int i = 0; i < held->n && r == 0; i++)
             r = vnc_client_key(t->vnc, held->keys[i], true, err);
+        sleep_ms(COMPUTER_HOLD_SETTLE_MS);
         return r;
     }
+    sleep_ms(COMPUTER_HOLD_SETTLE_MS);
     for (int i = held->n - 1; i >= 0; i--) {
         int k = vnc_client_key(t->vnc, held->keys[i], false, r < 0 ? NULL : err);
         if (k < 0 && r == 0)

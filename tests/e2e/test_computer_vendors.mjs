@@ -120,7 +120,8 @@ e2eTest('computer use: OpenAI and Anthropic actions verbatim, Anthropic\'s scale
     await send({ type: 'keypress', keys: ['CTRL', 'A'] });
     await send({ type: 'keypress', keys: ['BACKSPACE'] });
     await until(() => document.getElementById('inp').value === '', 'OpenAI CTRL+A, BACKSPACE');
-    assert.ok((await js(() => window.log.keys)).some((k) => k.key === 'a' && k.ctrl), 'the page saw ctrl+a');
+    assert.ok((await js(() => window.log.keys)).some((k) => k.key.toLowerCase() === 'a' && k.ctrl),
+              `the page saw ctrl+a: ${JSON.stringify(await js(() => window.log.keys))}`);
 
     const p0 = { x: pad.x0 + 20, y: pad.y0 + 20 }, p1 = { x: pad.cx, y: pad.y1 - 30 },
       p2 = { x: pad.x1 - 20, y: pad.y0 + 40 };
