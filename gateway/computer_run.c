@@ -235,11 +235,17 @@ static int combo_press(const struct target *t, const struct computer_combo *c, s
     bool add_shift = shifted && !has_shift;
     if (add_shift && (r = vnc_client_key(t->vnc, XK_Shift_L, true, err)) < 0)
         return r;
+    /* QEMU picks the keysym's own shift level: "a" with Shift held would
+     * come out as "a" again. xdotool's "shift+a" means "A". */
+    uint32_t keys[COMPUTER_MAX_KEYS];
     for (int i = 0; i < c->n; i++)
-        if ((r = vnc_client_key(t->vnc, c->keys[i], true, err)) < 0)
+        keys[i] =
+            has_shift && c->keys[i] >= 'a' && c->keys[i] <= 'z' ? c->keys[i] - 32 : c->keys[i];
+    for (int i = 0; i < c->n; i++)
+        if ((r = vnc_client_key(t->vnc, keys[i], true, err)) < 0)
             return r;
     for (int i = c->n - 1; i >= 0; i--)
-        if ((r = vnc_client_key(t->vnc, c->keys[i], false, err)) < 0)
+        if ((r = vnc_client_key(t->vnc, keys[i], false, err)) < 0)
             return r;
     if (add_shift)
         r = vnc_client_key(t->vnc, XK_Shift_L, false, err);

@@ -196,7 +196,11 @@ e2eTest('computer use: OpenAI and Anthropic actions verbatim, Anthropic\'s scale
     await send({ action: 'key', text: 'ctrl+a BackSpace' }, q);
     await until(() => document.getElementById('inp').value === '', 'Anthropic key "ctrl+a BackSpace"');
     await send({ action: 'key', text: 'shift+a' }, q);
-    await until(() => document.getElementById('inp').value === 'A', 'Anthropic key shift+a');
+    await until(() => document.getElementById('inp').value === 'A', 'Anthropic key shift+a')
+      .catch(async (e) => {
+        e.message += `; value ${JSON.stringify(await js(() => document.getElementById('inp').value))}`;
+        throw e;
+      });
     await send({ action: 'key', text: 'Return' }, q);
     await until(() => window.log.keys.some((k) => k.key === 'Enter'), 'Anthropic key Return');
     await send({ action: 'hold_key', text: 'shift', duration: 1 }, q);
