@@ -21,6 +21,10 @@
 #define COMPUTER_PRESS_MS 30
 #define COMPUTER_CLICK_GAP_MS 80
 #define COMPUTER_COMBO_GAP_MS 30
+/* Keys and the pointer are separate input devices in the guest, each with
+ * its own queue: without a pause, a click can reach the page before the
+ * modifier held for it, or after its release. */
+#define COMPUTER_HOLD_SETTLE_MS 60
 #define COMPUTER_SETTLE_QUIET_MS 150
 #define COMPUTER_SETTLE_MAX_MS 2000
 #define COMPUTER_GUEST_INPUT_TIMEOUT_S 60
@@ -231,11 +235,17 @@ static int combo_press(const struct target *t, const struct computer_combo *c, s
     bool add_shift = shifted && !has_shift;
     if (add_shift && (r = vnc_client_key(t->vnc, XK_Shift_L, true, err)) < 0)
         return r;
+    /* QEMU picks the keysym's own shift level: "a" with Shift held would
+     * come out as "a" again. xdotool's "shift+a" means "A". */
+    uint32_t keys[COMPUTER_MAX_KEYS];
     for (int i = 0; i < c->n; i++)
-        if ((r = vnc_client_key(t->vnc, c->keys[i], true, err)) < 0)
+        keys[i] =
+            has_shift && c->keys[i] >= 'a' && c->keys[i] <= 'z' ? c->keys[i] - 32 : c->keys[i];
+    for (int i = 0; i < c->n; i++)
+        if ((r = vnc_client_key(t->vnc, keys[i], true, err)) < 0)
             return r;
     for (int i = c->n - 1; i >= 0; i--)
-        if ((r = vnc_client_key(t->vnc, c->keys[i], false, err)) < 0)
+        if ((r = vnc_client_key(t->vnc, keys[i], false, err)) < 0)
             return r;
     if (add_shift)
         r = vnc_client_key(t->vnc, XK_Shift_L, false, err);
@@ -249,11 +259,15 @@ static int hold(const struct target *t, const struct computer_combo *held, bool 
                 struct ph_error *err)
 {
     int r = 0;
+    if (held->n == 0)
+        return 0;
     if (down) {
         for (int i = 0; i < held->n && r == 0; i++)
             r = vnc_client_key(t->vnc, held->keys[i], true, err);
+        sleep_ms(COMPUTER_HOLD_SETTLE_MS);
         return r;
     }
+    sleep_ms(COMPUTER_HOLD_SETTLE_MS);
     for (int i = held->n - 1; i >= 0; i--) {
         int k = vnc_client_key(t->vnc, held->keys[i], false, r < 0 ? NULL : err);
         if (k < 0 && r == 0)
