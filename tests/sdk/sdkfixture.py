@@ -229,6 +229,22 @@ class Fixture:
             self.info = info
             return sb.id
 
+    def release_shared_sandbox(self):
+        """Deletes the shared sandbox (the browser tests need its VM slot)."""
+        import porthole
+        with locked():
+            info = read_json(INFO_PATH) or self.info
+            sid = info.get("sandbox_id")
+            if not sid:
+                return
+            try:
+                self.client().request("DELETE", "/v1/sandboxes/" + sid, timeout=300)
+            except porthole.NotFoundError:
+                pass
+            info["sandbox_id"] = None
+            write_atomic(INFO_PATH, json.dumps(info, indent=2) + "\n")
+            self.info = info
+
     def audit(self):
         out = []
         try:

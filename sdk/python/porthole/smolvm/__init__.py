@@ -107,7 +107,7 @@ class VMConfig:
 
     vm_id: Optional[str] = None
     vcpu_count: int = 2
-    mem_size_mib: Optional[int] = None
+    mem_size_mib: Optional[int] = 512
     disk_size_mib: Optional[int] = None
     env_vars: Dict[str, str] = field(default_factory=dict)
     image: Optional[str] = None
@@ -125,6 +125,8 @@ class VMConfig:
             if mem_size_mib is not None and mem_size_mib != memory:
                 raise ValidationError("give mem_size_mib or memory, not both")
             mem_size_mib = memory
+        if mem_size_mib is None:
+            mem_size_mib = 512  # SmolVM's default
         if vm_id is not None:
             _api.check_id(vm_id)
         if isinstance(vcpu_count, bool) or not isinstance(vcpu_count, int) or \
