@@ -47,6 +47,7 @@ DENY_RULES = ["rm -rf /", "mkfs", SERVER_DENY]
 MAX_VMS = 2
 SHARED_ENV = {"SDK_SHARED": "shared sandbox of the SDK tests"}
 READY_TIMEOUT_S = 60
+BOOT_TIMEOUT_S = 420
 
 
 class TestFailure(AssertionError):
@@ -157,6 +158,8 @@ def write_config():
         "audit_log": AUDIT_LOG,
         "max_sandboxes": MAX_VMS,
         "browser_pool": 0,
+        # Other people's guests share these cores: a boot can take minutes.
+        "boot_timeout_s": BOOT_TIMEOUT_S,
     }
     write_atomic(CONFIG_PATH, json.dumps(config, indent=2) + "\n", 0o644)
 
@@ -268,7 +271,8 @@ class Fixture:
 
 
 def _usable(info):
-    if not info or info.get("exe") != exe_identity():
+    if not info or info.get("exe") != exe_identity() or \
+            info.get("boot_timeout_s") != BOOT_TIMEOUT_S:
         return False
     if not info.get("pid") or not pid_alive(info["pid"]):
         return False
@@ -292,7 +296,7 @@ def ensure():
         os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
         url, token, pid = start_gateway()
         info = {"url": url, "token": token, "pid": pid, "exe": exe_identity(),
-                "sandbox_id": None}
+                "boot_timeout_s": BOOT_TIMEOUT_S, "sandbox_id": None}
         write_atomic(INFO_PATH, json.dumps(info, indent=2) + "\n")
         return Fixture(info)
 

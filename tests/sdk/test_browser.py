@@ -55,17 +55,26 @@ def loopback(url):
 
 
 SESSION = None
+START_ERROR = None
 
 
 def session():
-    global SESSION
+    """The live session the tests share; a failed start fails every test
+    that needs it, without booting again."""
+    global SESSION, START_ERROR
+    if START_ERROR is not None:
+        raise TestFailure("the shared browser session did not start: %s" % START_ERROR)
     if SESSION is None:
         # Two VMs at most on these machines: the browser needs the slot of
         # the shared sandbox, which the sandbox tests ran before.
         FX.release_shared_sandbox()
-        SESSION = BrowserSession(BrowserSessionConfig(mode="live",
-                                                      viewport={"width": W, "height": H}),
-                                 client=FX.client()).start()
+        try:
+            SESSION = BrowserSession(BrowserSessionConfig(mode="live",
+                                                          viewport={"width": W, "height": H}),
+                                     client=FX.client()).start()
+        except porthole.PortholeError as e:
+            START_ERROR = e
+            raise
         sdkfixture.log("browser session %s ready (%s)" % (SESSION.session_id,
                                                           SESSION.info.get("served_from")))
     return SESSION
