@@ -1,0 +1,192 @@
+"""What Sandbox and AsyncSandbox share: request bodies, option checks, and
+turning API answers into results and typed errors. No I/O here."""
+
+import re
+from typing import Any, Dict, Optional
+
+from .callbacks import CommandResult
+from .client import error_is_missing_route, error_is_unknown_field, path_part
+from .errors import (CommandBlockedError, CommandExecutionUnavailableError,
+                     CommandTimeoutError, ConflictError, FeatureUnavailableError, NotFoundError,
+                     OperationTimeoutError, PortholeError, SandboxExistsError,
+                     SandboxNotFoundError, UnavailableError, ValidationError)
+
+# SmolVM's identifier pattern, used for user-chosen sandbox ids.
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$")
+SHELLS = ("login", "raw")
+DEFAULT_RUN_TIMEOUT = 30
+# How long past a command's own timeout the HTTP request may take.
+RUN_HTTP_MARGIN_S = 60
+
+FEATURE_ID = ("user-chosen sandbox ids", 'POST /v1/sandboxes {"id": ...}')
+FEATURE_IMAGE = ("custom images", 'POST /v1/sandboxes {"image": ...}')
+FEATURE_STOP = ("stopping a sandbox (power off, disk kept)", "POST /v1/sandboxes/{id}/stop")
+FEATURE_START = ("starting a stopped sandbox", "POST /v1/sandboxes/{id}/start")
+FEATURE_PORTS = ("exposing a guest port on the host", "POST /v1/sandboxes/{id}/ports")
+
+REMEDIATION = ("wait until the sandbox is ready (Sandbox.wait_for_ssh()), or check its status "
+               "with Sandbox.info; a stopped sandbox needs start()")
+
+
+def sandbox_path(vm_id: str, suffix: str = "") -> str:
+    return "/v1/sandboxes/" + path_part(vm_id) + suffix
+
+
+def check_id(vm_id: str) -> str:
+    if not isinstance(vm_id, str) or not ID_PATTERN.match(vm_id):
+        raise ValidationError(
+            "vm_id %r must match %s (lowercase letters, digits, '-' and '_', 1-64 characters)"
+            % (vm_id, ID_PATTERN.pattern), {"vm_id": vm_id})
+    return vm_id
+
+
+def check_env(env_vars: Optional[Dict[str, Any]]) -> Dict[str, str]:
+    if env_vars is None:
+        return {}
+    if not isinstance(env_vars, dict):
+        raise ValidationError("env_vars must be a dict of NAME: value")
+    out = {}
+    for k, v in env_vars.items():
+        if not isinstance(k, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
+            raise ValidationError("env_vars: %r is not a valid variable name" % (k,))
+        if v is None:
+            raise ValidationError("env_vars.%s must be a string, not None" % k)
+        out[k] = str(v)
+    return out
+
+
+def create_body(vm_id: Optional[str], vcpus: Optional[int], mem_mib: Optional[int],
+                disk_mib: Optional[int], env_vars: Dict[str, str],
+                timeout_minutes: Optional[int], image: Optional[str]) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"wait": True}
+    if vm_id is not None:
+        body["id"] = vm_id
+    if vcpus is not None:
+        body["vcpus"] = int(vcpus)
+    if mem_mib is not None:
+        body["mem_mib"] = int(mem_mib)
+    if disk_mib is not None:
+        body["disk_mib"] = int(disk_mib)
+    if env_vars:
+        body["env_vars"] = env_vars
+    if timeout_minutes is not None:
+        body["timeout_minutes"] = int(timeout_minutes)
+    if image is not None:
+        body["image"] = image
+    return body
+
+
+def create_error(err: PortholeError, body: Dict[str, Any]) -> PortholeError:
+    if "id" in body and error_is_unknown_field(err, "id"):
+        return FeatureUnavailableError(*FEATURE_ID, answer=err.message)
+    if "image" in body and error_is_unknown_field(err, "image"):
+        return FeatureUnavailableError(*FEATURE_IMAGE, answer=err.message)
+    if "id" in body and isinstance(err, ConflictError):
+        return SandboxExistsError(body["id"], err.message)
+    return err
+
+
+def lookup_error(err: PortholeError, vm_id: str) -> PortholeError:
+    if isinstance(err, NotFoundError) and not error_is_missing_route(err):
+        return SandboxNotFoundError(vm_id, err.message)
+    return err
+
+
+def feature_error(err: PortholeError, feature: tuple, vm_id: str) -> PortholeError:
+    if error_is_missing_route(err):
+        return FeatureUnavailableError(*feature, answer=err.message)
+    return lookup_error(err, vm_id)
+
+
+def check_run_args(command: str, shell: str, timeout: Any) -> int:
+    if not isinstance(command, str) or not command:
+        raise ValidationError("command must be a non-empty string")
+    if shell not in SHELLS:
+        raise ValidationError('shell must be "login" or "raw", got %r' % (shell,))
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValidationError("timeout must be a positive number of seconds, got %r" % (timeout,))
+    # The API takes whole seconds; a fraction rounds up so a short timeout
+    # never becomes none.
+    t = int(timeout)
+    return t if t == timeout else t + 1
+
+
+def exec_body(command: str, shell: str, timeout: int) -> Dict[str, Any]:
+    return {"command": command, "shell": shell, "timeout": timeout}
+
+
+def result_from_json(d: Dict[str, Any]) -> CommandResult:
+    return CommandResult(
+        exit_code=int(d.get("exit_code", -1)),
+        stdout=d.get("stdout") or "",
+        stderr=d.get("stderr") or "",
+        duration_ms=d.get("duration_ms"),
+        stdout_truncated=bool(d.get("stdout_truncated", False)),
+        stderr_truncated=bool(d.get("stderr_truncated", False)),
+    )
+
+
+def exec_error(err: PortholeError, vm_id: str, command: str, timeout: int) -> PortholeError:
+    """The typed error of a failed exec."""
+    status = getattr(err, "status", None)
+    code = getattr(err, "code", None)
+    out: PortholeError
+    if code == "blocked" or (code is None and status == 403):
+        out = CommandBlockedError(err.message, vm_id=vm_id, command=command)
+    elif isinstance(err, OperationTimeoutError) and status == 504:
+        out = CommandTimeoutError(command, timeout, vm_id=vm_id, message=err.message)
+    elif isinstance(err, UnavailableError):
+        out = CommandExecutionUnavailableError(vm_id, err.message, REMEDIATION)
+    elif isinstance(err, ConflictError):
+        # 409: the sandbox exists but is not ready (starting, stopped, stopping).
+        out = CommandExecutionUnavailableError(vm_id, err.message, REMEDIATION)
+    else:
+        out = lookup_error(err, vm_id)
+        if out is err:
+            return err
+    out.code = code
+    out.status = status
+    out.details.setdefault("code", code)
+    out.__cause__ = err
+    return out
+
+
+def missing_stop_start(err: PortholeError) -> bool:
+    return isinstance(err, FeatureUnavailableError)
+
+
+def ports_body(guest_port: int, host_port: Optional[int]) -> Dict[str, Any]:
+    for name, p in (("guest_port", guest_port), ("host_port", host_port)):
+        if p is None and name == "host_port":
+            continue
+        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535:
+            raise ValidationError("%s must be a port number 1..65535, got %r" % (name, p))
+    body: Dict[str, Any] = {"guest_port": guest_port}
+    if host_port is not None:
+        body["host_port"] = host_port
+    return body
+
+
+def port_from_json(d: Dict[str, Any]) -> int:
+    hp = d.get("host_port")
+    if not isinstance(hp, int):
+        raise PortholeError("the gateway's port answer has no host_port: %r" % (d,))
+    return hp
+
+
+def sizing(kw: Dict[str, Any], vcpu_count: Optional[int], mem_size_mib: Optional[int],
+           disk_size_mib: Optional[int]) -> Dict[str, Optional[int]]:
+    """SmolVM's names (vcpu_count, mem_size_mib, disk_size_mib) and the API's
+    (vcpus, mem_mib, disk_mib) both work; giving both of a pair is an error."""
+    out = {}
+    for smol, api, val in (("vcpu_count", "vcpus", vcpu_count),
+                           ("mem_size_mib", "mem_mib", mem_size_mib),
+                           ("disk_size_mib", "disk_mib", disk_size_mib)):
+        alt = kw.pop(api, None)
+        if val is not None and alt is not None and val != alt:
+            raise ValidationError("give %s or %s, not both" % (smol, api))
+        v = val if val is not None else alt
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+            raise ValidationError("%s must be a positive integer, got %r" % (smol, v))
+        out[api] = v
+    return out
