@@ -29,7 +29,7 @@ APT_PACKAGES=(
     qemu-system-x86 qemu-utils mmdebstrap kmod cpio e2fsprogs zstd
     openssh-client python3 ffmpeg chromium novnc
     tigervnc-standalone-server x11-xserver-utils
-    clang clang-format
+    clang clang-format python3-websocket python3-venv
 )
 
 step "apt packages"

@@ -113,14 +113,34 @@ void sandbox_params_done(struct sandbox_params *p)
     p->env_vars = NULL;
 }
 
+int instance_id_check(const char *id, const char *field, struct ph_error *err)
+{
+    size_t n = strlen(id);
+    bool ok = n >= 1 && n <= 39 && strncmp(id, "vm-", 3) != 0;
+
+    for (size_t i = 0; ok && i < n; i++) {
+        bool alnum = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9');
+        ok = alnum || ((id[i] == '-' || id[i] == '_') && i > 0 && i + 1 < n);
+    }
+    if (!ok)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "%s must be 1 to 39 of a-z, 0-9, '-' and '_', start and end with a "
+                            "letter or digit, and not start with \"vm-\"",
+                            field);
+    return 0;
+}
+
 int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
 {
-    static const char *const allowed[] = {"vcpus",           "mem_mib", "disk_mib", "env_vars",
-                                          "timeout_minutes", "wait",    NULL};
+    static const char *const allowed[] = {"id",       "vcpus",           "mem_mib", "disk_mib",
+                                          "env_vars", "timeout_minutes", "wait",    NULL};
+    const char *id = NULL;
     int r;
 
     memset(p, 0, sizeof(*p));
     if ((r = params_only(body, allowed, err)) < 0 ||
+        (r = params_string(body, "id", NULL, 39, &id, err)) < 0 ||
+        (id && (r = instance_id_check(id, "id", err)) < 0) ||
         (r = params_int(body, "vcpus", 2, 1, 8, &p->vcpus, err)) < 0 ||
         (r = params_int(body, "mem_mib", 1024, 256, 16384, &p->mem_mib, err)) < 0 ||
         (r = params_int(body, "disk_mib", 0, 0, 65536, &p->disk_mib, err)) < 0 ||
@@ -130,6 +150,8 @@ int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error
     if (p->disk_mib != 0 && p->disk_mib < 1024)
         return ph_error_set(err, PH_ERR_INVALID, -ERANGE,
                             "disk_mib must be 0 (image size) or between 1024 and 65536");
+    if (id)
+        snprintf(p->id, sizeof(p->id), "%s", id);
     return env_vars_parse(json_object_get(body, "env_vars"), "env_vars", &p->env_vars, err);
 }
 

@@ -13,6 +13,7 @@
 #define PARAMS_MAX_PATH 4096
 
 struct sandbox_params {
+    char id[40];         /* chosen by the client, or "" for a generated one */
     int vcpus;           /* 1..8, default 2 */
     int mem_mib;         /* 256..16384, default 1024 */
     int disk_mib;        /* 0 (image size) or 1024..65536 */
@@ -22,6 +23,9 @@ struct sandbox_params {
 };
 void sandbox_params_done(struct sandbox_params *p);
 int sandbox_params_parse(json_t *body, struct sandbox_params *out, struct ph_error *err);
+/* A client-chosen id: 1..39 of [a-z0-9_-], starting and ending with a
+ * letter or digit, not "vm-..." (the pool's). 0 or a 400 naming field. */
+int instance_id_check(const char *id, const char *field, struct ph_error *err);
 
 struct exec_params {
     const char *command; /* weak: points into the body */

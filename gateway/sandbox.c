@@ -41,6 +41,7 @@ static void api_sandbox_create(struct http_req *req, void *data)
     json_decref(body);
     struct instance_launch l = {
         .kind = &gw->sandboxes->kind,
+        .id = p.id[0] ? p.id : NULL,
         .vcpus = p.vcpus,
         .mem_mib = p.mem_mib,
         .disk_mib = p.disk_mib,

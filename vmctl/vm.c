@@ -37,7 +37,8 @@ static bool vm_id_valid(const char *id)
     if (n == 0 || n >= sizeof(((struct vm *)0)->id))
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-' ||
+              id[i] == '_'))
             return false;
     return true;
 }

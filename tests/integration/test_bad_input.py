@@ -144,6 +144,21 @@ def test_still_serving():
     check_eq(res["stdout"], "survived\n", "exec after bad input")
 
 
+def test_chosen_id_taken():
+    # A client-chosen id is the sandbox's id; a second create with it is a
+    # 409 while the first exists, and a malformed one is a 400.
+    sid = "chosen-%d" % os.getpid()
+    r = fx.req("POST", "/v1/sandboxes", {"id": sid, "wait": False})
+    check_eq(r.status, 201, "create with a chosen id: %r" % r.body[:300])
+    check_eq(r.json()["id"], sid, "the sandbox's id")
+    r = fx.req("POST", "/v1/sandboxes", {"id": sid, "wait": False})
+    check_error(r, 409, "conflict", "create with a taken id")
+    r = fx.req("POST", "/v1/sandboxes", {"id": "Not/Valid", "wait": False})
+    check_error(r, 400, "bad_request", "create with a malformed id")
+    check_eq(fx.delete_sandbox(sid).status, 200, "delete the chosen-id sandbox")
+    check_eq(fx.req("GET", "/v1/sandboxes/" + sid).status, 404, "gone after delete")
+
+
 fixture.run([test_malformed_json, test_not_an_object, test_wrong_types_and_ranges,
              test_huge_bodies, test_unknown_ids_and_routes, test_auth, test_raw_garbage,
-             test_still_serving])
+             test_still_serving, test_chosen_id_taken])

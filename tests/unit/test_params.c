@@ -81,6 +81,24 @@ int main(void)
     sandbox_params_done(&sp);
     json_decref(j);
 
+    /* A client-chosen id, SmolVM's VMConfig(vm_id=...). */
+    j = J("{\"id\": \"agent-workspace_1\"}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0);
+    CHECK_STR(sp.id, "agent-workspace_1");
+    sandbox_params_done(&sp);
+    json_decref(j);
+    j = J("{}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.id[0] == '\0');
+    sandbox_params_done(&sp);
+    json_decref(j);
+    bad_sandbox("{\"id\": \"Agent\"}", "id must be 1 to 39");
+    bad_sandbox("{\"id\": \"-x\"}", "id must be 1 to 39");
+    bad_sandbox("{\"id\": \"x-\"}", "id must be 1 to 39");
+    bad_sandbox("{\"id\": \"a/b\"}", "id must be 1 to 39");
+    bad_sandbox("{\"id\": \"vm-123\"}", "not start with \"vm-\"");
+    bad_sandbox("{\"id\": \"\"}", "id must be 1 to 39");
+    bad_sandbox("{\"id\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "id is longer than 39");
+    bad_sandbox("{\"id\": 7}", "id must be a string");
     bad_sandbox("{\"vcpus\": \"2\"}", "vcpus must be an integer");
     bad_sandbox("{\"vcpus\": 0}", "vcpus must be between 1 and 8");
     bad_sandbox("{\"vcpus\": 2.5}", "vcpus must be an integer");
