@@ -230,12 +230,6 @@ static json_t *browser_record(const struct instance *sb)
     return o;
 }
 
-static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    snprintf(dst, len, "%s", s ? s : "");
-}
-
 static void *browser_from_record(const struct instance_kind *kind, json_t *extra)
 {
     struct browser_session *b = calloc(1, sizeof(*b));
@@ -248,11 +242,11 @@ static void *browser_from_record(const struct instance_kind *kind, json_t *extra
     b->from_pool = json_is_true(json_object_get(extra, "from_pool"));
     b->width = (int)json_integer_value(json_object_get(extra, "width"));
     b->height = (int)json_integer_value(json_object_get(extra, "height"));
-    copy_str(b->profile_id, sizeof(b->profile_id), extra, "profile_id");
-    copy_str(b->cdp_token, sizeof(b->cdp_token), extra, "cdp_token");
-    copy_str(b->live_token, sizeof(b->live_token), extra, "live_token");
-    copy_str(b->control_token, sizeof(b->control_token), extra, "control_token");
-    copy_str(b->cdp_base, sizeof(b->cdp_base), extra, "cdp_base");
+    instance_record_str(b->profile_id, sizeof(b->profile_id), extra, "profile_id", "");
+    instance_record_str(b->cdp_token, sizeof(b->cdp_token), extra, "cdp_token", "");
+    instance_record_str(b->live_token, sizeof(b->live_token), extra, "live_token", "");
+    instance_record_str(b->control_token, sizeof(b->control_token), extra, "control_token", "");
+    instance_record_str(b->cdp_base, sizeof(b->cdp_base), extra, "cdp_base", "");
     b->allowed_domains = json_incref(json_object_get(extra, "allowed_domains"));
     return b;
 }

@@ -671,7 +671,7 @@ static void restore_job_done(void *data)
     free(j);
 }
 
-static void copy_json_str(char *dst, size_t len, json_t *obj, const char *key, const char *dflt)
+void instance_record_str(char *dst, size_t len, json_t *obj, const char *key, const char *dflt)
 {
     const char *s = json_string_value(json_object_get(obj, key));
     snprintf(dst, len, "%s", s ? s : dflt);
@@ -687,7 +687,7 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
     if (!id || !(in = instance_alloc(reg, kind)))
         return;
     snprintf(in->id, sizeof(in->id), "%s", id);
-    copy_json_str(in->vm_id, sizeof(in->vm_id), rec, "vm_id", id);
+    instance_record_str(in->vm_id, sizeof(in->vm_id), rec, "vm_id", id);
     in->created_at = json_integer_value(json_object_get(rec, "created_at"));
     in->ready_at = json_integer_value(json_object_get(rec, "ready_at"));
     in->expires_at = json_integer_value(json_object_get(rec, "expires_at"));

@@ -217,6 +217,8 @@ json_t *instance_to_json(const struct instance *in);
 json_t *instance_time_json(int64_t wall_ms);
 /* The fields every kind shares, as the sandbox API shows them. */
 json_t *instance_json_base(const struct instance *in);
+/* Copies record field key (a string) into dst, or dflt when absent. */
+void instance_record_str(char *dst, size_t len, json_t *obj, const char *key, const char *dflt);
 /* Persists the record (loop thread). */
 void instance_save(struct instance *in);
 
