@@ -563,14 +563,16 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
     struct instance *in = NULL;
     struct boot_job *j = NULL;
 
+    /* A taken id is a conflict whatever the count: retrying later would
+     * not help. */
+    if (l->id && instance_find(reg, NULL, l->id)) {
+        ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "the id %s is taken", l->id);
+        goto fail;
+    }
     if (instances_count(reg) >= reg->cfg.max_instances) {
         ph_error_set(err, PH_ERR_LIMIT, -EAGAIN,
                      "limit of %d sandboxes and sessions reached; delete one first",
                      reg->cfg.max_instances);
-        goto fail;
-    }
-    if (l->id && instance_find(reg, NULL, l->id)) {
-        ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "the id %s is taken", l->id);
         goto fail;
     }
     in = instance_alloc(reg, kind);

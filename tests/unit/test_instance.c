@@ -305,11 +305,12 @@ static void on_deleted(void *data, const char *id)
     (*(int *)data)++;
 }
 
-static struct instance *launch(struct world *w, struct instance_kind *kind, int tag,
-                               struct ready_result *rr, struct ph_error *err)
+static struct instance *launch_id(struct world *w, struct instance_kind *kind, const char *id,
+                                  int tag, struct ready_result *rr, struct ph_error *err)
 {
     struct instance_launch l = {
         .kind = kind,
+        .id = id,
         .vcpus = 1,
         .mem_mib = 256,
         .timeout_minutes = 5,
@@ -319,6 +320,12 @@ static struct instance *launch(struct world *w, struct instance_kind *kind, int 
         .ready_data = rr,
     };
     return instance_launch(w->reg, &l, err);
+}
+
+static struct instance *launch(struct world *w, struct instance_kind *kind, int tag,
+                               struct ready_result *rr, struct ph_error *err)
+{
+    return launch_id(w, kind, NULL, tag, rr, err);
 }
 
 /* ---- tests ---- */
@@ -432,11 +439,16 @@ static void test_setup_refused_and_limit(void)
     /* max_instances is 4: the fifth is refused with a limit error, and its
      * kind data is freed. */
     struct ready_result r4[4] = {0};
-    for (int i = 0; i < 4; i++)
+    CHECK(launch_id(&w, &kind_a, "chosen-1", 0, &r4[0], &err) != NULL);
+    for (int i = 1; i < 4; i++)
         CHECK(launch(&w, i % 2 ? &kind_b : &kind_a, i, &r4[i], &err) != NULL);
     ph_error_clear(&err);
     CHECK(launch(&w, &kind_a, 9, &rr, &err) == NULL);
     CHECK(err.kind == PH_ERR_LIMIT);
+    /* A taken id is a conflict even at the limit: waiting would not help. */
+    ph_error_clear(&err);
+    CHECK(launch_id(&w, &kind_b, "chosen-1", 9, &rr, &err) == NULL);
+    CHECK(err.kind == PH_ERR_CONFLICT);
     CHECK(atomic_load(&data_live) == 4);
     SPIN_UNTIL(&w, r4[0].calls + r4[1].calls + r4[2].calls + r4[3].calls == 4);
     json_t *a = instances_list_json(w.reg, &kind_a), *b = instances_list_json(w.reg, &kind_b);
