@@ -185,8 +185,10 @@ static void gateway_free(struct gateway *gw)
 {
     pool_stop_filling(gw->pool);
     http_server_free(gw->http);
-    instances_free(gw->instances);
+    /* The pool's VMs are stopped with the registry's state dir and
+     * records: before the registry goes. */
     pool_free(gw->pool);
+    instances_free(gw->instances);
     media_free(gw->media);
     vnc_proxy_free(gw->vnc);
     cdp_proxy_free(gw->cdp);
