@@ -60,8 +60,8 @@ static char *browser_config_text(const struct browser_session *b, json_t *env,
         return NULL;
     fprintf(f, "browser.mode=%s\nbrowser.width=%d\nbrowser.height=%d\nbrowser.downloads=%d\n",
             b->live ? "live" : "headless", b->width, b->height, b->allow_downloads ? 1 : 0);
-    fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\n", profile_dir,
-            BROWSER_GUEST_DOWNLOAD_DIR);
+    fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\nnetwork.proxy=%s\n", profile_dir,
+            BROWSER_GUEST_DOWNLOAD_DIR, VM_EGRESS_PROXY);
     json_object_foreach(env, key, val) fprintf(f, "env=%s=%s\n", key, json_string_value(val));
     fclose(f);
     return buf;
@@ -430,6 +430,8 @@ static void api_browser_create(struct http_req *req, void *data)
         .disk_mib = p.disk_mib,
         .timeout_minutes = p.timeout_minutes,
         .env_vars = p.env_vars,
+        .net_mode = p.net_mode,
+        .allowed_domains = b->allowed_domains,
         .screen_width = b->width,
         .screen_height = b->height,
         .ready = p.wait ? instance_reply_ready : NULL,

@@ -14,6 +14,7 @@
 #include "browser.h"
 #include "cdp_proxy.h"
 #include "media.h"
+#include "network.h"
 #include "pool.h"
 #include "sandbox.h"
 #include "vnc_proxy.h"
@@ -189,6 +190,7 @@ static void gateway_free(struct gateway *gw)
      * records: before the registry goes. */
     pool_free(gw->pool);
     instances_free(gw->instances);
+    network_free(gw->net);
     media_free(gw->media);
     vnc_proxy_free(gw->vnc);
     cdp_proxy_free(gw->cdp);
@@ -199,6 +201,7 @@ static void gateway_free(struct gateway *gw)
     run_hooks_free(gw->hooks);
     state_close(gw->db);
     free(gw->token);
+    free(gw->exe);
     free(gw->state_dir);
     free(gw->cache_dir);
 }
@@ -236,7 +239,9 @@ int gateway_main(const struct gateway_opts *o)
     }
     gw.state_dir = o->state_dir ? strdup(o->state_dir) : default_state_dir();
     gw.cache_dir = default_cache_dir();
-    if (!gw.state_dir || !gw.cache_dir)
+    /* Guests' connections run this executable (egress-relay) under QEMU. */
+    gw.exe = realpath("/proc/self/exe", NULL);
+    if (!gw.state_dir || !gw.cache_dir || !gw.exe)
         goto out;
     if ((r = mkdir_p(gw.state_dir, 0700)) < 0) {
         fprintf(stderr, "porthole gateway: cannot create %s: %s\n", gw.state_dir, strerror(-r));
@@ -310,12 +315,20 @@ int gateway_main(const struct gateway_opts *o)
         .accel = gw.accel.accel,
         .max_instances = gw.max_instances,
         .boot_timeout_s = gw.boot_timeout_s,
+        .egress_relay = gw.exe,
     };
     /* Kinds first, then the observers, in the order they set up. */
     if (instances_new(&icfg, &gw.instances) < 0 ||
         pool_new(gw.instances, gw.pool_target, &gw.pool) < 0 ||
-        sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0 ||
-        cdp_proxy_new(&gw, &gw.cdp) < 0 || vnc_proxy_new(&gw, &gw.vnc) < 0 ||
+        sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0) {
+        fprintf(stderr, "porthole gateway: out of memory\n");
+        goto out;
+    }
+    if (network_new(&gw, cfg, &gw.net, &err) < 0) {
+        fprintf(stderr, "porthole gateway: %s\n", err.message);
+        goto out;
+    }
+    if (cdp_proxy_new(&gw, &gw.cdp) < 0 || vnc_proxy_new(&gw, &gw.vnc) < 0 ||
         media_new(&gw, &gw.media) < 0) {
         fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;

@@ -110,7 +110,8 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
 void sandbox_params_done(struct sandbox_params *p)
 {
     json_decref(p->env_vars);
-    p->env_vars = NULL;
+    json_decref(p->allowed_domains);
+    p->env_vars = p->allowed_domains = NULL;
 }
 
 int instance_id_check(const char *id, const char *field, struct ph_error *err)
@@ -133,7 +134,8 @@ int instance_id_check(const char *id, const char *field, struct ph_error *err)
 int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
 {
     static const char *const allowed[] = {"id",       "vcpus",           "mem_mib", "disk_mib",
-                                          "env_vars", "timeout_minutes", "wait",    NULL};
+                                          "env_vars", "timeout_minutes", "wait",    "network",
+                                          "allowed_domains", NULL};
     const char *id = NULL;
     int r;
 
@@ -152,6 +154,8 @@ int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error
                             "disk_mib must be 0 (image size) or between 1024 and 65536");
     if (id)
         snprintf(p->id, sizeof(p->id), "%s", id);
+    if ((r = network_params_parse(body, &p->net_mode, &p->allowed_domains, err)) < 0)
+        return r;
     return env_vars_parse(json_object_get(body, "env_vars"), "env_vars", &p->env_vars, err);
 }
 
@@ -255,6 +259,7 @@ int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error
                                           "mem_size_mib",
                                           "disk_size_mib",
                                           "allowed_domains",
+                                          "network",
                                           "wait",
                                           NULL};
     static const char *const vp_allowed[] = {"width", "height", NULL};
@@ -314,33 +319,76 @@ int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error
                                 "profile_id needs profile_mode \"persistent\"");
         snprintf(p->profile_id, sizeof(p->profile_id), "%s", profile_id);
     }
-    json_t *ad = json_object_get(body, "allowed_domains");
-    if (ad && !json_is_null(ad)) {
-        size_t i;
-        json_t *d;
-        if (!json_is_array(ad) || json_array_size(ad) > BROWSER_MAX_DOMAINS)
-            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                "allowed_domains must be an array of at most %d host names",
-                                BROWSER_MAX_DOMAINS);
-        p->allowed_domains = json_array();
-        json_array_foreach(ad, i, d)
-        {
-            char low[254];
-            const char *s = json_string_value(d);
-            if (!s || strlen(s) >= sizeof(low))
-                return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                    "allowed_domains[%zu] must be a host name", i);
-            size_t k;
-            for (k = 0; s[k]; k++)
-                low[k] = (char)((s[k] >= 'A' && s[k] <= 'Z') ? s[k] + 32 : s[k]);
-            low[k] = '\0';
-            if (!domain_pattern_valid(low))
-                return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                    "allowed_domains[%zu] \"%.64s\" is not a host name", i, s);
-            json_array_append_new(p->allowed_domains, json_string(low));
-        }
-    }
+    if ((r = network_params_parse(body, &p->net_mode, &p->allowed_domains, err)) < 0)
+        return r;
     return env_vars_parse(json_object_get(body, "env_vars"), "env_vars", &p->env_vars, err);
+}
+
+static int allowed_domains_parse(json_t *ad, json_t **out, struct ph_error *err)
+{
+    size_t i;
+    json_t *d;
+
+    if (!json_is_array(ad) || json_array_size(ad) > BROWSER_MAX_DOMAINS)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "allowed_domains must be an array of at most %d host names",
+                            BROWSER_MAX_DOMAINS);
+    if (!(*out = json_array()))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    json_array_foreach(ad, i, d)
+    {
+        char low[254];
+        const char *s = json_string_value(d);
+        if (!s || strlen(s) >= sizeof(low))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "allowed_domains[%zu] must be a host name", i);
+        size_t k;
+        for (k = 0; s[k]; k++)
+            low[k] = (char)((s[k] >= 'A' && s[k] <= 'Z') ? s[k] + 32 : s[k]);
+        low[k] = '\0';
+        if (!domain_pattern_valid(low))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "allowed_domains[%zu] \"%.64s\" is not a host name", i, s);
+        json_array_append_new(*out, json_string(low));
+    }
+    return 0;
+}
+
+const char *net_mode_name(enum net_mode mode)
+{
+    switch (mode) {
+    case NET_NONE:
+        return "none";
+    case NET_ALLOWLIST:
+        return "allowlist";
+    default:
+        return "internet";
+    }
+}
+
+int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed,
+                         struct ph_error *err)
+{
+    const char *net;
+    json_t *ad = json_object_get(body, "allowed_domains");
+    int r;
+
+    *mode = NET_INTERNET;
+    *allowed = NULL;
+    if ((r = params_string(body, "network", "internet", 16, &net, err)) < 0)
+        return r;
+    if (strcmp(net, "none") == 0)
+        *mode = NET_NONE;
+    else if (strcmp(net, "internet") != 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "network must be \"internet\" or \"none\"");
+    if (!ad || json_is_null(ad))
+        return 0;
+    if (*mode == NET_NONE)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "allowed_domains needs network \"internet\" (\"none\" allows nothing)");
+    *mode = NET_ALLOWLIST;
+    return allowed_domains_parse(ad, allowed, err);
 }
 
 bool domain_allowed(json_t *allowed, const char *host)

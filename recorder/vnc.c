@@ -493,7 +493,7 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     /* To a server on this host (QEMU's VNC server for a VM's screen) moving
      * raw pixels is cheaper than compressing them on one side of the socket
      * and inflating them on the other. */
-    if (strcmp(host, "127.0.0.1") == 0)
+    if (host[0] == '/' || strcmp(host, "127.0.0.1") == 0)
         rfb->appData.encodingsString = "raw";
     rfb->appData.enableJPEG = FALSE;
     rfb->appData.compressLevel = 1;

@@ -1,12 +1,14 @@
 // Test pages on the host for browsers in guests. It listens on 127.0.0.1,
-// which a guest on QEMU user networking reaches as 10.0.2.2, so pages are
-// loaded from `pages.guestUrl` (http://10.0.2.2:PORT) inside the guest.
+// which no guest reaches directly: a guest's one way out is the gateway's
+// egress proxy, and the test gateway's config names this host "pages.test"
+// there and lets 127.0.0.1 through (see e2eConfig), so pages are loaded
+// from `pages.guestUrl` (http://pages.test:PORT) inside the guest.
 // Every request is recorded, so a test can tell whether a navigation reached
 // the server at all.
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 
-export const GUEST_HOST_ADDR = process.env.PORTHOLE_E2E_GUEST_HOST || '10.0.2.2';
+export const GUEST_HOST_ADDR = process.env.PORTHOLE_E2E_GUEST_HOST || 'pages.test';
 
 const COLORS = {
   red: 'rgb(255, 0, 0)',
