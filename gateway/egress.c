@@ -358,8 +358,9 @@ static void refuse(struct egress_conn *c, int status, const char *text, const ch
     va_end(ap);
     snprintf(msg, sizeof(msg), "porthole egress: %s%s%s:%d refused: %s", v6 ? "[" : "", c->req.host,
              v6 ? "]" : "", c->req.port, reason);
-    respond(c->vm, c->fd, status, text, msg);
+    /* counted first: a guest that saw the answer sees the count too */
     count_refusal(c->vm, c->req.host, c->req.port, reason);
+    respond(c->vm, c->fd, status, text, msg);
 }
 
 /* ---- resolving ---- */
@@ -826,8 +827,8 @@ static void reap_done(struct egress_vm *vm)
 
 static void over_capacity(struct egress_vm *vm, int fd)
 {
-    respond(vm, fd, 503, "Service Unavailable", "porthole egress: too many connections");
     count_refusal(vm, NULL, 0, "too many connections");
+    respond(vm, fd, 503, "Service Unavailable", "porthole egress: too many connections");
     close(fd);
 }
 
