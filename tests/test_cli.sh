@@ -106,6 +106,40 @@ envelope false sandbox.list 1 invalid_url
 PORTHOLE_TOKEN=short-token run 1 gateway --state-dir "$tmp/gw" --listen 127.0.0.1:0
 [[ $err == *"at least 32"* ]] || fail "short PORTHOLE_TOKEN: stderr does not say why: $err"
 
+# egress-relay (hidden): stdin/stdout <-> a Unix socket, both directions
+# half-closed; once with pipes, once with one socket as stdin and stdout as
+# QEMU's guestfwd gives it.
+python3 - "$porthole" "$tmp/relay.sock" <<'EOF' || fail "egress-relay did not relay both ways"
+import socket, subprocess, sys, threading
+porthole, path = sys.argv[1], sys.argv[2]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(2)
+def serve():
+    for _ in range(2):
+        c, _ = srv.accept()
+        data = b""
+        while chunk := c.recv(65536):
+            data += chunk
+        c.sendall(data.upper())
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+p = subprocess.run([porthole, "egress-relay", path], input=b"via pipes", capture_output=True,
+                   timeout=10)
+assert p.returncode == 0 and p.stdout == b"VIA PIPES", p
+guest, relay_end = socket.socketpair()
+proc = subprocess.Popen([porthole, "egress-relay", path], stdin=relay_end, stdout=relay_end)
+relay_end.close()
+guest.sendall(b"x" * 200000)
+guest.shutdown(socket.SHUT_WR)
+got = b""
+while chunk := guest.recv(65536):
+    got += chunk
+assert got == b"X" * 200000, len(got)
+assert proc.wait(timeout=10) == 0
+EOF
+run 1 egress-relay "$tmp/nothing.sock"
+
 if ((failures)); then
     echo "$failures failure(s)" >&2
     exit 1
