@@ -445,6 +445,7 @@ struct fake_dns {
     int fd, stop_fd, port;
     pthread_t thread;
     atomic_int queries;
+    atomic_int drop; /* queries still to ignore, to exercise the retry */
 };
 
 /* allowed.test A -> 127.0.0.1 (name compressed), AAAA -> none, else NXDOMAIN. */
@@ -465,6 +466,10 @@ static void *dns_thread(void *arg)
         if (n < 12 + 5)
             continue;
         atomic_fetch_add(&d->queries, 1);
+        if (atomic_load(&d->drop) > 0) {
+            atomic_fetch_sub(&d->drop, 1);
+            continue;
+        }
         uint8_t want[64];
         size_t wl = put_name(want, "allowed.test");
         bool known = (size_t)n >= 12 + wl + 4 && memcmp(q + 12, want, wl) == 0;
@@ -804,6 +809,51 @@ static void test_cap_and_close(struct origin *o)
     json_decref(cidrs);
 }
 
+/* Head and idle timeouts, and a DNS answer lost once (the retry gets it). */
+static void test_timeouts(struct origin *o)
+{
+    struct fake_dns d;
+    char dns[64], head[1024], req[256], body[16];
+    json_t *cidrs = json_pack("[s]", "127.0.0.0/8");
+    json_t *domains = json_pack("[s]", "allowed.test");
+    struct egress_vm *vm = NULL;
+    struct ph_error err = {0};
+    struct egress *eg = NULL;
+
+    dns_start(&d);
+    snprintf(dns, sizeof(dns), "127.0.0.1:%d", d.port);
+    struct egress_config cfg = {.dns_server = dns,
+                                .allow_cidrs = cidrs,
+                                .connect_timeout_ms = 1000,
+                                .head_timeout_ms = 300,
+                                .idle_timeout_ms = 300};
+    CHECK(egress_new(&cfg, &eg, &err) == 0);
+    CHECK(egress_vm_open(eg, "vm-t", sock_path, EGRESS_ALLOWLIST, domains, &vm, &err) == 0);
+
+    int fd = client_connect();
+    int64_t t0 = now_ms();
+    CHECK(client_request(fd, "CONNECT allowed.test:443", head, sizeof(head)) == 408);
+    CHECK(now_ms() - t0 >= 250);
+    close(fd);
+
+    /* both first queries (A and AAAA) are lost */
+    atomic_store(&d.drop, 2);
+    fd = client_connect();
+    snprintf(req, sizeof(req), "CONNECT allowed.test:%d HTTP/1.1\r\n\r\n", o->port);
+    CHECK(client_request(fd, req, head, sizeof(head)) == 200);
+    CHECK(atomic_load(&d.queries) == 4);
+    t0 = now_ms();
+    CHECK(read_all(fd, body, sizeof(body)) == 0); /* idle: closed */
+    CHECK(now_ms() - t0 >= 250);
+    close(fd);
+
+    egress_vm_close(vm);
+    egress_free(eg);
+    dns_stop(&d);
+    json_decref(cidrs);
+    json_decref(domains);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/test_egress.XXXXXX";
@@ -821,6 +871,7 @@ int main(void)
     test_default_refuses_internal(&o);
     test_allowlist(&o);
     test_cap_and_close(&o);
+    test_timeouts(&o);
     origin_stop(&o);
     rm_rf(dir);
     CHECK_DONE();
