@@ -6,7 +6,8 @@
 # start a local gateway or touch the user's state dir.
 set -u
 
-porthole=${1:?usage: test_cli.sh PATH/TO/porthole}
+porthole=${1:?usage: test_cli.sh PATH/TO/porthole [PATH/TO/porthole-egress-relay]}
+relay=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export PORTHOLE_URL=http://127.0.0.1:1 PORTHOLE_TOKEN=test-token
@@ -108,15 +109,16 @@ PORTHOLE_TOKEN=short-token run 1 gateway --state-dir "$tmp/gw" --listen 127.0.0.
 
 # egress-relay (hidden): stdin/stdout <-> a Unix socket, both directions
 # half-closed; once with pipes, once with one socket as stdin and stdout as
-# QEMU's guestfwd gives it.
-python3 - "$porthole" "$tmp/relay.sock" <<'EOF' || fail "egress-relay did not relay both ways"
+# QEMU's guestfwd gives it; for the subcommand and the standalone binary.
+python3 - "$porthole" "$tmp/relay.sock" "$relay" <<'EOF' || fail "egress-relay did not relay both ways"
 import socket, subprocess, sys, threading
-porthole, path = sys.argv[1], sys.argv[2]
+porthole, path, relay = sys.argv[1], sys.argv[2], sys.argv[3]
+commands = [[porthole, "egress-relay", path]] + ([[relay, path]] if relay else [])
 srv = socket.socket(socket.AF_UNIX)
 srv.bind(path)
 srv.listen(2)
 def serve():
-    for _ in range(2):
+    for _ in range(2 * len(commands)):
         c, _ = srv.accept()
         data = b""
         while chunk := c.recv(65536):
@@ -124,19 +126,19 @@ def serve():
         c.sendall(data.upper())
         c.close()
 threading.Thread(target=serve, daemon=True).start()
-p = subprocess.run([porthole, "egress-relay", path], input=b"via pipes", capture_output=True,
-                   timeout=10)
-assert p.returncode == 0 and p.stdout == b"VIA PIPES", p
-guest, relay_end = socket.socketpair()
-proc = subprocess.Popen([porthole, "egress-relay", path], stdin=relay_end, stdout=relay_end)
-relay_end.close()
-guest.sendall(b"x" * 200000)
-guest.shutdown(socket.SHUT_WR)
-got = b""
-while chunk := guest.recv(65536):
-    got += chunk
-assert got == b"X" * 200000, len(got)
-assert proc.wait(timeout=10) == 0
+for cmd in commands:
+    p = subprocess.run(cmd, input=b"via pipes", capture_output=True, timeout=10)
+    assert p.returncode == 0 and p.stdout == b"VIA PIPES", p
+    guest, relay_end = socket.socketpair()
+    proc = subprocess.Popen(cmd, stdin=relay_end, stdout=relay_end)
+    relay_end.close()
+    guest.sendall(b"x" * 200000)
+    guest.shutdown(socket.SHUT_WR)
+    got = b""
+    while chunk := guest.recv(65536):
+        got += chunk
+    assert got == b"X" * 200000, (cmd, len(got))
+    assert proc.wait(timeout=10) == 0
 EOF
 run 1 egress-relay "$tmp/nothing.sock"
 
