@@ -33,6 +33,8 @@
  * and the client bytes that came with it. */
 #define EGRESS_C2O_BUF (2 * EGRESS_MAX_HEAD + 128)
 #define EGRESS_THREAD_STACK (512 * 1024)
+#define EGRESS_DNS_GRACE_MS 250
+#define EGRESS_ACCEPT_BACKOFF_MS 100
 
 struct egress {
     int max_per_vm, max_total, connect_ms, idle_ms, head_ms;
@@ -416,8 +418,11 @@ static int resolve_dns(struct egress_vm *vm, const char *host, int port, struct 
     fd = socket(eg->dns_addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&eg->dns_addr, eg->dns_len) < 0)
         return -errno;
-    /* One try and one retry of whatever is unanswered. */
+    /* One try and one retry of whatever is unanswered; once one family has
+     * addresses, the other gets a short grace and no retry. */
     for (int attempt = 0; attempt < 2 && (found[0] == -1 || found[1] == -1); attempt++) {
+        if (found[0] > 0 || found[1] > 0)
+            break;
         for (int q = 0; q < 2; q++)
             if (found[q] == -1)
                 send(fd, query[q], (size_t)qlen[q], MSG_NOSIGNAL);
@@ -442,6 +447,8 @@ static int resolve_dns(struct egress_vm *vm, const char *host, int port, struct 
                 if (p == -ENOENT)
                     found[0] = found[1] = 0; /* the name does not exist at all */
             }
+            if ((found[0] > 0 || found[1] > 0) && deadline > now_ms() + EGRESS_DNS_GRACE_MS)
+                deadline = now_ms() + EGRESS_DNS_GRACE_MS;
         }
     }
     for (int q = 0; q < 2; q++)
@@ -832,14 +839,15 @@ static void over_capacity(struct egress_vm *vm, int fd)
     close(fd);
 }
 
-static void accept_one(struct egress_vm *vm)
+/* 0, or -errno when accept itself failed. */
+static int accept_one(struct egress_vm *vm)
 {
     struct egress *eg = vm->eg;
     pthread_attr_t attr;
     int fd = accept4(vm->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
     if (fd < 0)
-        return;
+        return -errno;
     pthread_mutex_lock(&vm->lock);
     bool vm_full = vm->nconns >= eg->max_per_vm;
     if (!vm_full)
@@ -847,7 +855,7 @@ static void accept_one(struct egress_vm *vm)
     pthread_mutex_unlock(&vm->lock);
     if (vm_full) {
         over_capacity(vm, fd);
-        return;
+        return 0;
     }
     if (atomic_fetch_add(&eg->conns_total, 1) >= eg->max_total) {
         atomic_fetch_sub(&eg->conns_total, 1);
@@ -855,7 +863,7 @@ static void accept_one(struct egress_vm *vm)
         vm->nconns--;
         pthread_mutex_unlock(&vm->lock);
         over_capacity(vm, fd);
-        return;
+        return 0;
     }
     struct egress_conn *c = malloc(sizeof(*c));
     if (c) {
@@ -883,18 +891,24 @@ static void accept_one(struct egress_vm *vm)
         free(c);
         over_capacity(vm, fd);
     }
+    return 0;
 }
 
 static void *accept_thread(void *arg)
 {
     struct egress_vm *vm = arg;
     uint64_t v;
+    bool backoff = false;
 
     for (;;) {
-        struct pollfd p[3] = {{.fd = vm->listen_fd, .events = POLLIN},
+        /* Out of fds (or memory), the listener stays readable: leave it out
+         * of one poll instead of spinning on it. */
+        struct pollfd p[3] = {{.fd = backoff ? -1 : vm->listen_fd, .events = POLLIN},
                               {.fd = vm->stop_fd, .events = POLLIN},
                               {.fd = vm->reap_fd, .events = POLLIN}};
-        if (poll(p, 3, -1) < 0) {
+        int r = poll(p, 3, backoff ? EGRESS_ACCEPT_BACKOFF_MS : -1);
+        backoff = false;
+        if (r < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -907,8 +921,10 @@ static void *accept_thread(void *arg)
             }
             reap_done(vm);
         }
-        if (p[0].revents & POLLIN)
-            accept_one(vm);
+        if (p[0].revents & POLLIN) {
+            r = accept_one(vm);
+            backoff = r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM;
+        }
     }
     return NULL;
 }

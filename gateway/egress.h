@@ -81,6 +81,7 @@ struct egress_stats {
 };
 
 int egress_new(const struct egress_config *cfg, struct egress **out, struct ph_error *err);
+/* Aborts when a vm of eg is still open (its threads would use eg). */
 void egress_free(struct egress *eg);
 
 /* Listens on socket_path (mode 0600; a stale socket there is removed, any
