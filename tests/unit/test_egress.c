@@ -557,6 +557,25 @@ static size_t read_all(int fd, char *buf, size_t cap)
     return n;
 }
 
+struct bulk {
+    int fd;
+    const char *buf;
+    size_t len, sent;
+};
+
+static void *bulk_writer(void *arg)
+{
+    struct bulk *b = arg;
+    while (b->sent < b->len) {
+        ssize_t w = send(b->fd, b->buf + b->sent, b->len - b->sent, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        b->sent += (size_t)w;
+    }
+    shutdown(b->fd, SHUT_WR);
+    return NULL;
+}
+
 static struct egress *make_egress(const char *dns, json_t *cidrs, int per_vm)
 {
     struct egress_config cfg = {.dns_server = dns,
@@ -638,8 +657,29 @@ static void test_connect_and_get(struct origin *o)
     egress_vm_stats(vm, &st);
     CHECK(st.bytes_out == 12 + strlen(req) && st.connections == 2);
 
+    /* a bulk transfer through full buffers both ways */
+    enum { BULK = 3 * 1024 * 1024 };
+    static char out[BULK], back[BULK];
+    for (size_t i = 0; i < BULK; i++)
+        out[i] = (char)(i * 7 + i / 4096);
+    fd = client_connect();
+    snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n", o->port);
+    CHECK(client_request(fd, req, head, sizeof(head)) == 200);
+    struct bulk b = {.fd = fd, .buf = out, .len = BULK};
+    pthread_t writer;
+    pthread_create(&writer, NULL, bulk_writer, &b);
+    n = read_all(fd, back, BULK);
+    pthread_join(writer, NULL);
+    CHECK(b.sent == BULK && n == BULK && memcmp(out, back, BULK) == 0);
+    close(fd);
+    uint64_t before_in = st.bytes_in, before_out = st.bytes_out;
+    settle(vm, before_in + BULK);
+    egress_vm_stats(vm, &st);
+    CHECK(st.bytes_in == before_in + BULK && st.bytes_out == before_out + BULK);
+    CHECK(st.connections == 3);
+
     json_t *js = egress_stats_json(&st);
-    CHECK(json_integer_value(json_object_get(js, "connections")) == 2);
+    CHECK(json_integer_value(json_object_get(js, "connections")) == 3);
     json_decref(js);
 
     /* not a proxy request */
