@@ -1039,8 +1039,7 @@ static bool previous_listener(const char *cdp_base, int *port)
     unsigned p;
     int n = 0;
 
-    if (sscanf(cdp_base, "http://127.0.0.1:%5u/cdp/%n", &p, &n) != 1 || !n || p < 1024 ||
-        p > 65535)
+    if (sscanf(cdp_base, "http://127.0.0.1:%5u/cdp/%n", &p, &n) != 1 || !n || p < 1024 || p > 65535)
         return false;
     *port = (int)p;
     return true;
@@ -1075,8 +1074,8 @@ static int cdp_session_open(struct instance_observer *o, struct instance *sb, st
             r = http_listener_open(gw->http, cs->addr, cs->port, HTTP_LISTENER_SAME_UID, cs,
                                    &cs->listener, err);
         if (r < 0) /* whatever went wrong with the old port, a fresh one will do */
-            r = http_listener_open(gw->http, cs->addr, 0, HTTP_LISTENER_SAME_UID, cs,
-                                   &cs->listener, err);
+            r = http_listener_open(gw->http, cs->addr, 0, HTTP_LISTENER_SAME_UID, cs, &cs->listener,
+                                   err);
         if (r < 0) {
             free(cs);
             return r;

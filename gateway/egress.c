@@ -42,6 +42,7 @@ struct egress {
     void *event_data; /* weak */
     struct egress_cidr cidrs[EGRESS_MAX_CIDRS];
     size_t ncidrs;
+    json_t *hosts; /* owned copy of egress_config.hosts, or NULL */
     bool use_dns;
     struct sockaddr_storage dns_addr;
     socklen_t dns_len;
@@ -180,10 +181,19 @@ int egress_new(const struct egress_config *cfg, struct egress **out, struct ph_e
     {
         egress_cidr_parse(json_string_value(v), &eg->cidrs[eg->ncidrs++]);
     }
+    if (cfg->hosts) {
+        if ((r = egress_hosts_validate(cfg->hosts, err)) < 0)
+            return r;
+        eg->hosts = json_deep_copy(cfg->hosts);
+        if (!eg->hosts)
+            return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    }
     if (cfg->dns_server) {
-        if (parse_dns_server(cfg->dns_server, &eg->dns_addr, &eg->dns_len) < 0)
+        if (parse_dns_server(cfg->dns_server, &eg->dns_addr, &eg->dns_len) < 0) {
+            json_decref(eg->hosts);
             return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
                                 "dns_server: not \"IP\" or \"IP:port\": %.64s", cfg->dns_server);
+        }
         eg->use_dns = true;
     }
     eg->max_per_vm = or_default(cfg->max_conns_per_vm, 256);
@@ -198,6 +208,31 @@ int egress_new(const struct egress_config *cfg, struct egress **out, struct ph_e
     return 0;
 }
 
+int egress_hosts_validate(json_t *obj, struct ph_error *err)
+{
+    const char *name;
+    json_t *v;
+    uint8_t bytes[16];
+
+    if (!json_is_object(obj) || json_object_size(obj) > EGRESS_MAX_HOSTS)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "egress_hosts must be an object of at most %d \"name\": \"IP\"",
+                            EGRESS_MAX_HOSTS);
+    json_object_foreach(obj, name, v)
+    {
+        const char *ip = json_string_value(v);
+        bool lower = *name && strlen(name) <= EGRESS_MAX_HOST;
+        for (const char *p = name; *p && lower; p++)
+            lower = !(*p >= 'A' && *p <= 'Z');
+        if (!lower || !ip ||
+            (inet_pton(AF_INET, ip, bytes) != 1 && inet_pton(AF_INET6, ip, bytes) != 1))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "egress_hosts[\"%.64s\"] must be an IP address (names lowercase)",
+                                name);
+    }
+    return 0;
+}
+
 void egress_free(struct egress *eg)
 {
     if (!eg)
@@ -207,6 +242,7 @@ void egress_free(struct egress *eg)
     if (atomic_load(&eg->vms) != 0)
         abort();
     pthread_mutex_destroy(&eg->if_lock);
+    json_decref(eg->hosts);
     free(eg);
 }
 
@@ -474,6 +510,14 @@ static int resolve(struct egress_vm *vm, const struct egress_request *req, struc
     if (inet_pton(AF_INET6, req->host, bytes) == 1) {
         addr_add(out, AF_INET6, bytes, req->port);
         return 0;
+    }
+    const char *fixed = json_string_value(json_object_get(vm->eg->hosts, req->host));
+    if (fixed) {
+        if (inet_pton(AF_INET, fixed, bytes) == 1)
+            addr_add(out, AF_INET, bytes, req->port);
+        else if (inet_pton(AF_INET6, fixed, bytes) == 1)
+            addr_add(out, AF_INET6, bytes, req->port);
+        return out->n ? 0 : -ENOENT;
     }
     if (vm->eg->use_dns)
         return resolve_dns(vm, req->host, req->port, out);

@@ -59,6 +59,9 @@ typedef void (*egress_event_fn)(void *data, const struct egress_event *ev);
 struct egress_config {
     const char *dns_server; /* "IP" or "IP:port" (IPv6: "[IP]:port"); NULL: getaddrinfo */
     json_t *allow_cidrs;    /* borrowed, copied: array of "CIDR" let through the block */
+    /* borrowed, copied: {"name": "IP"}, names that resolve to that address
+     * without asking DNS (the address check still applies) */
+    json_t *hosts;
     int max_conns_per_vm;   /* 0: 256 */
     int max_conns_total;    /* 0: 4096 */
     int connect_timeout_ms; /* 0: 10000; also bounds one DNS attempt */
@@ -96,6 +99,9 @@ void egress_vm_stats(const struct egress_vm *vm, struct egress_stats *out);
 json_t *egress_stats_json(const struct egress_stats *st);
 
 int egress_cidrs_validate(json_t *arr, struct ph_error *err);
+/* {"lowercase.name": "IPv4 or IPv6 literal"}, at most EGRESS_MAX_HOSTS. */
+int egress_hosts_validate(json_t *obj, struct ph_error *err);
+#define EGRESS_MAX_HOSTS 64
 
 /* ---- pure parts, no I/O, exported for tests and fuzzing ---- */
 

@@ -124,6 +124,24 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     return 0;
 }
 
+/* The relay QEMU runs per guest connection: porthole-egress-relay next to
+ * this executable (libc only: starts in a few ms), else this executable's
+ * own egress-relay subcommand. Paths with a quote or comma are refused:
+ * the command goes through QEMU's option parser and /bin/sh. */
+static int egress_relay_command(const char *exe, char **out)
+{
+    _cleanup_free_ char *small = NULL;
+    const char *slash = strrchr(exe, '/');
+
+    if (!slash || strpbrk(exe, "',"))
+        return -EINVAL;
+    if (asprintf(&small, "%.*s/porthole-egress-relay", (int)(slash - exe), exe) < 0)
+        return -ENOMEM;
+    if (access(small, X_OK) == 0)
+        return asprintf(out, "'%s'", small) < 0 ? -ENOMEM : 0;
+    return asprintf(out, "'%s' egress-relay", exe) < 0 ? -ENOMEM : 0;
+}
+
 static void api_healthz(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
@@ -202,6 +220,7 @@ static void gateway_free(struct gateway *gw)
     state_close(gw->db);
     free(gw->token);
     free(gw->exe);
+    free(gw->relay);
     free(gw->state_dir);
     free(gw->cache_dir);
 }
@@ -239,10 +258,13 @@ int gateway_main(const struct gateway_opts *o)
     }
     gw.state_dir = o->state_dir ? strdup(o->state_dir) : default_state_dir();
     gw.cache_dir = default_cache_dir();
-    /* Guests' connections run this executable (egress-relay) under QEMU. */
+    /* Guests' connections run the egress relay under QEMU. */
     gw.exe = realpath("/proc/self/exe", NULL);
-    if (!gw.state_dir || !gw.cache_dir || !gw.exe)
+    if (!gw.state_dir || !gw.cache_dir || !gw.exe || egress_relay_command(gw.exe, &gw.relay) < 0) {
+        fprintf(stderr, "porthole gateway: cannot find the egress relay next to %s\n",
+                gw.exe ? gw.exe : "this executable");
         goto out;
+    }
     if ((r = mkdir_p(gw.state_dir, 0700)) < 0) {
         fprintf(stderr, "porthole gateway: cannot create %s: %s\n", gw.state_dir, strerror(-r));
         goto out;
@@ -315,7 +337,7 @@ int gateway_main(const struct gateway_opts *o)
         .accel = gw.accel.accel,
         .max_instances = gw.max_instances,
         .boot_timeout_s = gw.boot_timeout_s,
-        .egress_relay = gw.exe,
+        .egress_relay = gw.relay,
     };
     /* Kinds first, then the observers, in the order they set up. */
     if (instances_new(&icfg, &gw.instances) < 0 ||

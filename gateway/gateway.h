@@ -55,6 +55,7 @@ struct gateway {
     char *state_dir; /* owned */
     char *cache_dir; /* owned */
     char *exe;       /* owned: this executable's path */
+    char *relay;     /* owned: the egress relay command (instances_config) */
     char *token;     /* owned: the admin bearer token */
     char url[128];
     struct accel_choice accel;

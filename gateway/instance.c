@@ -113,10 +113,10 @@ char *instances_egress_cmd(const struct instances *reg, const char *vm_id)
     _cleanup_free_ char *sock = instances_egress_socket(reg, vm_id);
     char *cmd = NULL;
 
-    /* QEMU hands the command to /bin/sh; single quotes keep the paths
-     * whole, and the paths may hold none (nor a comma: see qemu.c). */
-    if (!sock || strpbrk(reg->cfg.egress_relay, "',") || strpbrk(sock, "',") ||
-        asprintf(&cmd, "exec '%s' egress-relay '%s'", reg->cfg.egress_relay, sock) < 0)
+    /* QEMU hands the command to /bin/sh; single quotes keep the path
+     * whole, and it may hold none (nor a comma: see qemu.c). */
+    if (!sock || strchr(reg->cfg.egress_relay, ',') || strpbrk(sock, "',") ||
+        asprintf(&cmd, "exec %s '%s'", reg->cfg.egress_relay, sock) < 0)
         return NULL;
     return cmd;
 }

@@ -126,8 +126,10 @@ struct instances_config {
     int max_instances; /* sandboxes and sessions together */
     int boot_timeout_s;
     const struct instance_vm_ops *vm_ops; /* NULL: instance_vmctl_ops */
-    /* The executable QEMU runs per guest connection to the egress address
-     * ("EXE egress-relay SOCKET"); NULL: guests get no network at all. */
+    /* What QEMU runs per guest connection to the egress address, with the
+     * VM's egress socket as its last argument: a quoted executable and its
+     * leading arguments ("'/usr/bin/porthole' egress-relay"); NULL: guests
+     * get no network at all. */
     const char *egress_relay;
 };
 
@@ -195,11 +197,11 @@ struct instance_launch {
     struct instance_kind *kind;
     const char *id; /* NULL: a random one with the kind's prefix */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
-    json_t *env_vars;   /* borrowed */
+    json_t *env_vars; /* borrowed */
     enum net_mode net_mode;
     json_t *allowed_domains; /* borrowed */
-    void *kind_data;    /* stolen (freed by kind->free_data on failure too) */
-    char *extra_config; /* stolen: more lines for the guest init */
+    void *kind_data;         /* stolen (freed by kind->free_data on failure too) */
+    char *extra_config;      /* stolen: more lines for the guest init */
     int screen_width, screen_height;
     struct vm *pooled; /* stolen: a pre-booted VM to use instead of booting */
     instance_ready_fn ready;

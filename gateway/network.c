@@ -12,6 +12,7 @@
 #include "instance.h"
 #include "policy.h"
 #include "util.h"
+#include "work.h"
 
 /* One per instance with a listener. */
 struct net_vm {
@@ -79,6 +80,13 @@ static int net_setup(struct instance_observer *o, struct instance *in, struct ph
     return 0;
 }
 
+/* Worker: closing joins the VM's connection threads, and one may sit in
+ * the system resolver for its own timeout. */
+static void close_run(void *data)
+{
+    egress_vm_close(data);
+}
+
 /* Loop: the instance stops being served; its guest connections end. */
 static void net_ending(struct instance_observer *o, struct instance *in)
 {
@@ -88,7 +96,8 @@ static void net_ending(struct instance_observer *o, struct instance *in)
     if (!nv)
         return;
     *slot = nv->next;
-    egress_vm_close(nv->evm);
+    if (work_submit(net->gw->work, close_run, NULL, nv->evm) < 0)
+        egress_vm_close(nv->evm); /* queue full: rare enough to wait here */
     free(nv);
 }
 
@@ -110,6 +119,7 @@ int network_new(struct gateway *gw, json_t *config, struct network **out, struct
     struct network *net = calloc(1, sizeof(*net));
     json_t *cidrs = json_object_get(config, "egress_allow_cidrs");
     json_t *dns = json_object_get(config, "egress_dns");
+    json_t *hosts = json_object_get(config, "egress_hosts");
     _cleanup_free_ char *dir = NULL;
 
     if (!net)
@@ -123,8 +133,8 @@ int network_new(struct gateway *gw, json_t *config, struct network **out, struct
     }
     /* The sockets' directory: only this user may connect (the guests'
      * relays run as this user, under QEMU). */
-    if (asprintf(&dir, "%s/egress", gw->state_dir) < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
-        chmod(dir, 0700) < 0) {
+    if (asprintf(&dir, "%s/egress", gw->state_dir) < 0 ||
+        (mkdir(dir, 0700) < 0 && errno != EEXIST) || chmod(dir, 0700) < 0) {
         free(net);
         return ph_error_set(err, PH_ERR_INTERNAL, -errno, "cannot make %s: %s",
                             dir ? dir : "the egress dir", strerror(errno));
@@ -132,6 +142,7 @@ int network_new(struct gateway *gw, json_t *config, struct network **out, struct
     struct egress_config ecfg = {
         .dns_server = json_string_value(dns),
         .allow_cidrs = cidrs,
+        .hosts = hosts,
         .on_event = on_egress_event,
         .event_data = net,
     };

@@ -133,9 +133,9 @@ int instance_id_check(const char *id, const char *field, struct ph_error *err)
 
 int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
 {
-    static const char *const allowed[] = {"id",       "vcpus",           "mem_mib", "disk_mib",
-                                          "env_vars", "timeout_minutes", "wait",    "network",
-                                          "allowed_domains", NULL};
+    static const char *const allowed[] = {
+        "id",   "vcpus",   "mem_mib",         "disk_mib", "env_vars", "timeout_minutes",
+        "wait", "network", "allowed_domains", NULL};
     const char *id = NULL;
     int r;
 
@@ -366,8 +366,7 @@ const char *net_mode_name(enum net_mode mode)
     }
 }
 
-int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed,
-                         struct ph_error *err)
+int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed, struct ph_error *err)
 {
     const char *net;
     json_t *ad = json_object_get(body, "allowed_domains");

@@ -22,8 +22,7 @@ const char *net_mode_name(enum net_mode mode);
 /* "network" ("internet" or "none") and "allowed_domains" (an array of host
  * patterns, "x" or "*.x": the allow-list mode) of a create body. *allowed
  * is a new reference or NULL. */
-int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed,
-                         struct ph_error *err);
+int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed, struct ph_error *err);
 
 struct sandbox_params {
     char id[40];         /* chosen by the client, or "" for a generated one */
