@@ -764,7 +764,7 @@ static void test_allowlist(struct origin *o)
     close(fd);
     /* a bare IP outside allow_cidrs */
     fd = client_connect();
-    CHECK(client_request(fd, "CONNECT 93.184.216.34:443 HTTP/1.1\r\n\r\n", head, sizeof(head)) ==
+    CHECK(client_request(fd, "CONNECT 203.0.113.77:443 HTTP/1.1\r\n\r\n", head, sizeof(head)) ==
           403);
     close(fd);
     /* Host header naming another host than the URL */
@@ -814,6 +814,50 @@ static void test_allowlist(struct origin *o)
     dns_stop(&d);
     json_decref(cidrs);
     json_decref(domains);
+}
+
+/* egress_hosts: fixed names, no resolver asked; the address check stays. */
+static void test_fixed_hosts(struct origin *o)
+{
+    struct fake_dns d;
+    char dns[64], head[1024], req[256];
+    json_t *cidrs = json_pack("[s]", "127.0.0.0/8");
+    json_t *hosts = json_pack("{s:s, s:s}", "fixed.test", "127.0.0.1", "lan.test", "10.1.2.3");
+    struct egress_config cfg = {.allow_cidrs = cidrs, .hosts = hosts, .on_event = on_event};
+    struct egress *eg = NULL;
+    struct ph_error err = {0};
+    int fd;
+
+    dns_start(&d);
+    snprintf(dns, sizeof(dns), "127.0.0.1:%d", d.port);
+    cfg.dns_server = dns;
+    CHECK(egress_new(&cfg, &eg, &err) == 0);
+    struct egress_vm *vm = open_vm(eg, EGRESS_INTERNET, NULL);
+    int before = atomic_load(&o->accepted);
+    fd = client_connect();
+    snprintf(req, sizeof(req), "CONNECT fixed.test:%d HTTP/1.1\r\n\r\n", o->port);
+    CHECK(client_request(fd, req, head, sizeof(head)) == 200);
+    close(fd);
+    fd = client_connect();
+    CHECK(client_request(fd, "CONNECT lan.test:80 HTTP/1.1\r\n\r\n", head, sizeof(head)) == 403);
+    close(fd);
+    CHECK(atomic_load(&d.queries) == 0);
+    for (int i = 0; i < 200 && atomic_load(&o->accepted) == before; i++)
+        usleep(10000);
+    CHECK(atomic_load(&o->accepted) == before + 1);
+    egress_vm_close(vm);
+    egress_free(eg);
+    dns_stop(&d);
+
+    /* bad maps are refused at start */
+    json_t *bad = json_pack("{s:s}", "Upper.test", "127.0.0.1");
+    CHECK(egress_hosts_validate(bad, &err) < 0);
+    json_decref(bad);
+    bad = json_pack("{s:s}", "x.test", "not-an-ip");
+    CHECK(egress_hosts_validate(bad, &err) < 0);
+    json_decref(bad);
+    json_decref(hosts);
+    json_decref(cidrs);
 }
 
 static void test_cap_and_close(struct origin *o)
@@ -910,6 +954,7 @@ int main(void)
     test_connect_and_get(&o);
     test_default_refuses_internal(&o);
     test_allowlist(&o);
+    test_fixed_hosts(&o);
     test_cap_and_close(&o);
     test_timeouts(&o);
     origin_stop(&o);
