@@ -127,7 +127,7 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
 /* The relay QEMU runs per guest connection: porthole-egress-relay next to
  * this executable (libc only: starts in a few ms), else this executable's
  * own egress-relay subcommand. Paths with a quote or comma are refused:
- * the command goes through QEMU's option parser and /bin/sh. */
+ * the command goes through QEMU's option parser and shell-style splitting. */
 static int egress_relay_command(const char *exe, char **out)
 {
     _cleanup_free_ char *small = NULL;

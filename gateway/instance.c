@@ -113,10 +113,11 @@ char *instances_egress_cmd(const struct instances *reg, const char *vm_id)
     _cleanup_free_ char *sock = instances_egress_socket(reg, vm_id);
     char *cmd = NULL;
 
-    /* QEMU hands the command to /bin/sh; single quotes keep the path
-     * whole, and it may hold none (nor a comma: see qemu.c). */
+    /* QEMU's slirp splits the command with shell quoting rules (no shell
+     * runs it); single quotes keep the path whole, and it may hold none
+     * (nor a comma: see qemu.c). */
     if (!sock || strchr(reg->cfg.egress_relay, ',') || strpbrk(sock, "',") ||
-        asprintf(&cmd, "exec %s '%s'", reg->cfg.egress_relay, sock) < 0)
+        asprintf(&cmd, "%s '%s'", reg->cfg.egress_relay, sock) < 0)
         return NULL;
     return cmd;
 }

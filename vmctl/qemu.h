@@ -43,7 +43,7 @@ struct qemu_opts {
     const char *vnc_socket;
     /* The network is always restrict=on: the guest reaches only the
      * host forwards' guest ends and, when this is set, QEMU_EGRESS_ADDR,
-     * where QEMU runs this shell command per connection with the
+     * where QEMU runs this command (split by shell quoting rules, no shell) per connection with the
      * connection on its stdin and stdout. NULL: no way out at all. */
     const char *guestfwd_cmd;
     int screen_width, screen_height; /* the screen's preferred size */
