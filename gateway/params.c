@@ -1,8 +1,11 @@
 #include "params.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "urlhost.h"
 #include "util.h"
 
 int params_only(json_t *obj, const char *const *allowed, struct ph_error *err)
@@ -231,19 +234,33 @@ void browser_params_done(struct browser_params *p)
     p->env_vars = p->allowed_domains = NULL;
 }
 
-static bool domain_pattern_valid(const char *d)
+/* A pattern ("host" or "*.domain", lowercase) in the form the URL parser
+ * gives hosts, so that the two compare as strings: "Example.com." is
+ * "example.com", "127.1" is "127.0.0.1", "[0::1]" is "[::1]". */
+static bool domain_pattern_canonical(const char *d, char *out, size_t len)
 {
-    size_t n = strlen(d);
-    if (n == 0 || n > 253)
+    bool wildcard = strncmp(d, "*.", 2) == 0;
+    const char *name = wildcard ? d + 2 : d;
+    _cleanup_free_ char *url = NULL;
+    struct urlhost u;
+
+    if (!*name)
         return false;
-    if (strncmp(d, "*.", 2) == 0)
-        d += 2;
-    if (!*d)
-        return false;
-    for (; *d; d++)
-        if (!((*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') || *d == '-' || *d == '.'))
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' ||
+              (name[0] == '[' && strchr("[]:", *c))))
             return false;
-    return true;
+    if (asprintf(&url, "http://%s/", name) < 0) {
+        url = NULL;
+        return false;
+    }
+    if (urlhost_parse(url, strlen(url), &u) < 0)
+        return false;
+    /* A wildcard is over a domain's subdomains; an address has none. */
+    if (wildcard && u.kind != URLHOST_DOMAIN)
+        return false;
+    int n = snprintf(out, len, "%s%s", wildcard ? "*." : "", u.host);
+    return n > 0 && (size_t)n < len;
 }
 
 int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error *err)
@@ -346,10 +363,13 @@ static int allowed_domains_parse(json_t *ad, json_t **out, struct ph_error *err)
         for (k = 0; s[k]; k++)
             low[k] = (char)((s[k] >= 'A' && s[k] <= 'Z') ? s[k] + 32 : s[k]);
         low[k] = '\0';
-        if (!domain_pattern_valid(low))
+        char canon[sizeof(low)];
+        if (!domain_pattern_canonical(low, canon, sizeof(canon)))
             return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                "allowed_domains[%zu] \"%.64s\" is not a host name", i, s);
-        json_array_append_new(*out, json_string(low));
+                                "allowed_domains[%zu] \"%.64s\" is not a host name or "
+                                "\"*.\" and a domain",
+                                i, s);
+        json_array_append_new(*out, json_string(canon));
     }
     return 0;
 }
@@ -398,14 +418,18 @@ bool domain_allowed(json_t *allowed, const char *host)
     json_array_foreach(allowed, i, d)
     {
         const char *pat = json_string_value(d);
-        bool sub_only = strncmp(pat, "*.", 2) == 0;
-        if (sub_only)
-            pat += 2;
-        size_t pl = strlen(pat);
-        if (!sub_only && strcmp(host, pat) == 0)
-            return true;
-        /* A subdomain ends in ".pattern": "evil-example.com" must not match. */
-        if (hl > pl + 1 && strcmp(host + hl - pl, pat) == 0 && host[hl - pl - 1] == '.')
+        if (!pat)
+            continue;
+        if (strncmp(pat, "*.", 2) != 0) {
+            if (strcmp(host, pat) == 0)
+                return true;
+            continue;
+        }
+        /* "*.x": the host ends in ".x" after at least one character, so
+         * neither "x" nor "evil-x" match. */
+        const char *suffix = pat + 1;
+        size_t sl = strlen(suffix);
+        if (hl > sl && strcmp(host + hl - sl, suffix) == 0)
             return true;
     }
     return false;

@@ -82,7 +82,7 @@ struct browser_params {
     json_t *env_vars;        /* owned */
     int mem_mib;             /* mem_size_mib 512..16384, default 2048 */
     int disk_mib;            /* disk_size_mib 2048..16384, 0 = image size */
-    json_t *allowed_domains; /* owned: array of lowercase host patterns, or NULL */
+    json_t *allowed_domains; /* owned: array of canonical host patterns, or NULL */
     enum net_mode net_mode;
     bool wait; /* reply once ready (default) */
 };
@@ -90,6 +90,8 @@ void browser_params_done(struct browser_params *p);
 int browser_params_parse(json_t *body, struct browser_params *out, struct ph_error *err);
 /* A profile id: [A-Za-z0-9._-]{1,64}, not "." or "..". */
 bool profile_id_valid(const char *id);
-/* Host matching for allowed_domains: "example.com" allows the host and its
- * subdomains; "*.example.com" only subdomains. host is lowercase. */
+/* Host matching for allowed_domains: "example.com" allows that host only;
+ * "*.example.com" its subdomains at any depth ("a.example.com",
+ * "a.b.example.com") but not "example.com" itself. host is what urlhost_parse
+ * gives (lowercase, no trailing dot); patterns are stored in that form. */
 bool domain_allowed(json_t *allowed, const char *host);

@@ -353,7 +353,8 @@ export function e2eConfig() {
   // network test runs a gateway without these and shows the block.
   return {
     browser_pool: pool, max_sandboxes: 8, deny: [E2E_DENIED_WORD],
-    egress_hosts: { 'pages.test': '127.0.0.1' }, egress_allow_cidrs: ['127.0.0.1/32'],
+    egress_hosts: { 'pages.test': '127.0.0.1', 'other.test': '127.0.0.1' },
+    egress_allow_cidrs: ['127.0.0.1/32'],
     // Nothing else resolves (the resolver is loopback's discard port): no
     // test traffic leaves the machine.
     egress_dns: '127.0.0.1:9', ...extra,

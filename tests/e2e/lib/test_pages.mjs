@@ -65,7 +65,7 @@ export class TestPages {
     const url = new URL(req.url, 'http://x');
     const q = url.searchParams;
     this.requests.push({ method: req.method, path: url.pathname, query: Object.fromEntries(q),
-                         cookie: req.headers.cookie ?? '', time: Date.now() });
+                         host: req.headers.host ?? '', cookie: req.headers.cookie ?? '', time: Date.now() });
     const html = (title, body, head, headers) =>
       this.send(res, 200, 'text/html; charset=utf-8', page(title, body, head), headers);
 
@@ -92,6 +92,14 @@ export class TestPages {
     case '/files/report.txt':
       return this.send(res, 200, 'text/plain; charset=utf-8', this.downloadBody,
                        { 'content-disposition': 'attachment; filename="report.txt"' });
+    case '/redirect':
+      return this.send(res, 302, 'text/plain', 'redirect\n', { location: q.get('to') || '/' });
+    case '/links': {
+      // A link and an image towards ?to= (the page's own origin otherwise).
+      const to = q.get('to') || '/';
+      return html('links', `<a id="link" href="${esc(to)}/clicked">away</a>` +
+                  `<img id="img" src="${esc(to)}/img.png">`);
+    }
     case '/clicks':
       // A full-window page counting mouse presses anywhere on it.
       return html('clicks', '<p id="count">0</p>',
