@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "relay.h"
 #include "util.h"
 
 static const char usage_main[] =
@@ -136,6 +137,9 @@ int main(int argc, char **argv)
     };
     int opt, code = CLI_EXIT_OK;
 
+    /* Hidden, and before any setup: QEMU spawns it per guest connection. */
+    if (argc == 3 && strcmp(argv[1], "egress-relay") == 0)
+        return egress_relay_main(argv[2]);
     opterr = 0;
     /* "+": stop at the command; its own options are parsed by the command. */
     while ((opt = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {

@@ -77,7 +77,8 @@ def main():
     p.add_argument("task", nargs="*", default=["Describe what the page shows."])
     p.add_argument("--url", default="https://example.com")
     p.add_argument("--allow", action="append", default=None,
-                   help="a domain the browser may visit (repeat); default: the --url's host")
+                   help="a host the browser may visit, or *.domain for its subdomains "
+                        "(repeat); default: the --url's host")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--yes", action="store_true", help="accept pending safety checks")
     a = p.parse_args()

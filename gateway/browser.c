@@ -13,6 +13,7 @@
 #include "params.h"
 #include "pool.h"
 #include "ssh.h"
+#include "urlhost.h"
 #include "util.h"
 
 #define GUEST_PROFILE_DIR "/root/porthole/profile"
@@ -60,8 +61,8 @@ static char *browser_config_text(const struct browser_session *b, json_t *env,
         return NULL;
     fprintf(f, "browser.mode=%s\nbrowser.width=%d\nbrowser.height=%d\nbrowser.downloads=%d\n",
             b->live ? "live" : "headless", b->width, b->height, b->allow_downloads ? 1 : 0);
-    fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\n", profile_dir,
-            BROWSER_GUEST_DOWNLOAD_DIR);
+    fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\nnetwork.proxy=%s\n", profile_dir,
+            BROWSER_GUEST_DOWNLOAD_DIR, VM_EGRESS_PROXY);
     json_object_foreach(env, key, val) fprintf(f, "env=%s=%s\n", key, json_string_value(val));
     fclose(f);
     return buf;
@@ -253,65 +254,95 @@ static void *browser_from_record(const struct instance_kind *kind, json_t *extra
 
 /* ---- policy on CDP commands -------------------------------------------- */
 
-/* Host of an absolute URL, lowercased; "" for about:, data: and the like. */
-static void url_host(const char *url, char *host, size_t len)
+/* With allowed_domains set, a navigation goes through only when its URL
+ * parses (by the URL Standard, as Chromium reads it) to a special scheme
+ * whose host is on the list. about:blank and about:srcdoc load nothing from
+ * the network and stay allowed; every other scheme is refused: javascript:
+ * and data: run or render content the list cannot vouch for, blob: and
+ * filesystem: carry another origin inside, file: and view-source: read
+ * what the list does not name. The empty URL is Chromium's about:blank. */
+int browser_url_allowed(json_t *allowed_domains, const char *url, char *reason, size_t len)
 {
-    const char *p = strstr(url, "://");
-    size_t n = 0;
+    struct urlhost u;
 
-    host[0] = '\0';
-    if (!p)
-        return;
-    p += 3;
-    const char *end = p + strcspn(p, "/?#");
-    const char *at = memchr(p, '@', (size_t)(end - p));
-    if (at)
-        p = at + 1;
-    if (*p == '[') {
-        const char *close = memchr(p, ']', (size_t)(end - p));
-        if (close)
-            end = close + 1;
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        if (colon)
-            end = colon;
+    if (!allowed_domains || !*url)
+        return 0;
+    if (urlhost_parse(url, strlen(url), &u) < 0) {
+        snprintf(reason, len, "navigation refused: allowed_domains is set and the URL has %s",
+                 u.why);
+        return -EPERM;
     }
-    for (; p < end && n + 1 < len; p++)
-        host[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-    host[n] = '\0';
+    switch (u.kind) {
+    case URLHOST_BLANK:
+        return 0;
+    case URLHOST_DOMAIN:
+    case URLHOST_IPV4:
+    case URLHOST_IPV6:
+        if (domain_allowed(allowed_domains, u.host))
+            return 0;
+        snprintf(reason, len,
+                 "navigation to %s is not allowed: not in the session's allowed_domains", u.host);
+        return -EPERM;
+    case URLHOST_FILE:
+    case URLHOST_OPAQUE:
+        break;
+    }
+    if (u.scheme[0])
+        snprintf(reason, len,
+                 "navigation to a %s: URL is not allowed: allowed_domains is set, which allows "
+                 "only about:blank and http(s), ws(s) and ftp URLs of the listed hosts",
+                 u.scheme);
+    else
+        snprintf(reason, len,
+                 "navigation refused: allowed_domains is set, which allows only about:blank and "
+                 "http(s), ws(s) and ftp URLs of the listed hosts");
+    return -EPERM;
 }
 
 static int allowed_domains_hook(const struct run_ctx *ctx, void *data, char *reason, size_t len)
 {
     struct browser_session *b = data;
     const char *url;
-    char host[256];
 
+    /* The command is "cdp METHOD URL" (browser_check_cdp); METHOD has no space. */
     if (!b->allowed_domains || strncmp(ctx->command, "cdp ", 4) != 0)
         return 0;
     url = strchr(ctx->command + 4, ' ');
     if (!url)
         return 0;
-    url++;
-    if (strncmp(url, "about:", 6) == 0 || !*url)
-        return 0;
-    url_host(url, host, sizeof(host));
-    if (host[0] && domain_allowed(b->allowed_domains, host))
-        return 0;
-    snprintf(reason, len, "navigation to %s is not allowed: not in the session's allowed_domains",
-             host[0] ? host : url);
-    return -EPERM;
+    return browser_url_allowed(b->allowed_domains, url + 1, reason, len);
 }
 
 int browser_check_cdp(struct browsers *bs, struct instance *sb, const char *method, const char *url,
                       char *reason, size_t reason_len)
 {
     struct gateway *gw = bs->gw;
-    char cmd[2200], actor[64];
+    _cleanup_free_ char *cmd = NULL;
+    char actor[64];
     struct ph_error err = {0};
+    size_t url_len = url ? strlen(url) : 0;
 
-    snprintf(cmd, sizeof(cmd), "cdp %s %s", method, url ? url : "");
     snprintf(actor, sizeof(actor), "cdp:%s", sb->id);
+    /* Hooks see the whole URL or nothing: a longer one is refused, not cut. */
+    if (url_len > BROWSER_CDP_URL_MAX) {
+        snprintf(reason, reason_len,
+                 "navigation refused: the URL is %zu bytes, over the gateway's limit of %d",
+                 url_len, BROWSER_CDP_URL_MAX);
+        if (asprintf(&cmd, "cdp %s <URL of %zu bytes>", method, url_len) < 0)
+            cmd = NULL;
+        struct run_ctx big = {.vm_id = sb->id,
+                              .command = cmd ? cmd : "cdp",
+                              .shell = RUN_SHELL_RAW,
+                              .timeout_s = 0,
+                              .actor = actor};
+        policy_audit_blocked(gw->policy, &big, reason);
+        return -EPERM;
+    }
+    if (asprintf(&cmd, "cdp %s %s", method, url ? url : "") < 0) {
+        cmd = NULL;
+        snprintf(reason, reason_len, "navigation refused: out of memory");
+        return -EPERM;
+    }
     struct run_ctx ctx = {
         .vm_id = sb->id, .command = cmd, .shell = RUN_SHELL_RAW, .timeout_s = 0, .actor = actor};
     if (run_hooks_check(gw->hooks, sb->hooks, &ctx, &err) < 0) {
@@ -430,6 +461,8 @@ static void api_browser_create(struct http_req *req, void *data)
         .disk_mib = p.disk_mib,
         .timeout_minutes = p.timeout_minutes,
         .env_vars = p.env_vars,
+        .net_mode = p.net_mode,
+        .allowed_domains = b->allowed_domains,
         .screen_width = b->width,
         .screen_height = b->height,
         .ready = p.wait ? instance_reply_ready : NULL,

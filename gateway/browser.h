@@ -57,8 +57,18 @@ struct instance *browser_find(struct browsers *bs, const char *session_id);
 /* The session named by req->params[0] (404/409 replied otherwise). */
 struct instance *browser_for_req(struct browsers *bs, struct http_req *req, bool need_ready);
 
+/* The longest navigation URL the policy reads (Chromium's own limit is
+ * 2 MiB); a longer one is refused, never cut to fit. */
+#define BROWSER_CDP_URL_MAX 65536
+
 /* Policy for a CDP command a client sends (method plus its target URL when
- * it navigates): the session's allowed_domains and the global pre-run hooks.
+ * it navigates): the session's allowed_domains and the global pre-run hooks,
+ * which see the command "cdp METHOD URL". With allowed_domains set only
+ * about:blank, about:srcdoc and URLs of a special scheme (http, https, ws,
+ * wss, ftp) whose host (gateway/urlhost.h) is on the list pass.
  * 0 allows; -EPERM refuses with reason. Audited either way. */
 int browser_check_cdp(struct browsers *bs, struct instance *in, const char *method, const char *url,
                       char *reason, size_t reason_len);
+/* The allowed_domains part of that policy: 0 when url may be navigated to
+ * (always when allowed_domains is NULL), -EPERM with reason otherwise. */
+int browser_url_allowed(json_t *allowed_domains, const char *url, char *reason, size_t len);

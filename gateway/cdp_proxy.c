@@ -21,7 +21,6 @@
 #include "ws.h"
 
 #define CDP_SEGMENT_MAX 64      /* one path segment: ids, tokens, guids */
-#define CDP_LISTEN_TRIES 16     /* loopback address/port pairs to try */
 #define CDP_FETCH_HEAD_MAX 8192 /* Chromium's response head */
 #define CDP_MAX_NESTING 4       /* Target.sendMessageToTarget inside itself */
 #define CDP_ERROR_CODE (-32000) /* what Chromium uses for a refused command */
@@ -1033,34 +1032,17 @@ static int cdp_ws_start(void *data, struct lws *wsi, const char *path, struct ph
 
 /* ---- sessions -------------------------------------------------------- */
 
-/* The listener address in the cdp_base of an earlier gateway run, so that
- * a re-attached session keeps its cdp_url when the address is still free. */
-static bool previous_listener(const char *cdp_base, char *addr, size_t len, int *port)
+/* The listener port in the cdp_base of an earlier gateway run, so that a
+ * re-attached session keeps its cdp_url when the port is still free. */
+static bool previous_listener(const char *cdp_base, int *port)
 {
-    unsigned a, b, c, p;
+    unsigned p;
     int n = 0;
 
-    if (sscanf(cdp_base, "http://127.%3u.%3u.%3u:%5u/cdp/%n", &a, &b, &c, &p, &n) != 4 || !n ||
-        a > 255 || b > 255 || c < 1 || c > 254 || p < 1024 || p > 65535)
+    if (sscanf(cdp_base, "http://127.0.0.1:%5u/cdp/%n", &p, &n) != 1 || !n || p < 1024 || p > 65535)
         return false;
-    snprintf(addr, len, "127.%u.%u.%u", a, b, c);
     *port = (int)p;
     return true;
-}
-
-/* A fresh random loopback address and port: 24 + ~15.7 bits. */
-static int random_listener(char *addr, size_t len, int *port)
-{
-    uint8_t rnd[5];
-    int r = random_bytes(rnd, sizeof(rnd));
-
-    if (r < 0)
-        return r;
-    /* 127.0.0.0/8 is all loopback on Linux; .0 and .255 in the last byte
-     * are left out, as some tools treat them specially. */
-    snprintf(addr, len, "127.%u.%u.%u", rnd[0], rnd[1], 1u + rnd[2] % 254u);
-    *port = 10000 + (int)(((unsigned)rnd[3] << 8 | rnd[4]) % 55000u);
-    return 0;
 }
 
 /* Observer: a session begins (new or restored): its listener and cdp_base. */
@@ -1081,21 +1063,24 @@ static int cdp_session_open(struct instance_observer *o, struct instance *sb, st
     snprintf(cs->id, sizeof(cs->id), "%s", sb->id);
 
     if (gateway_on_loopback(gw)) {
-        bool again = previous_listener(b->cdp_base, cs->addr, sizeof(cs->addr), &cs->port);
+        /* 127.0.0.1 and a port of the session's own, so that tools given
+         * only a port (SmolVM's cdp_url, agent-browser --cdp PORT) reach
+         * it. No guest can (restricted networks); of local users, only
+         * the gateway's own (HTTP_LISTENER_SAME_UID). */
+        snprintf(cs->addr, sizeof(cs->addr), "127.0.0.1");
+        cs->port = 0;
         r = -EADDRINUSE;
-        for (int i = 0; i < CDP_LISTEN_TRIES && r == -EADDRINUSE; i++) {
-            if ((i > 0 || !again) &&
-                (r = random_listener(cs->addr, sizeof(cs->addr), &cs->port)) < 0)
-                break;
+        if (previous_listener(b->cdp_base, &cs->port))
             r = http_listener_open(gw->http, cs->addr, cs->port, HTTP_LISTENER_SAME_UID, cs,
                                    &cs->listener, err);
-            if (r < 0 && i == 0 && again)
-                r = -EADDRINUSE; /* whatever went wrong, a fresh address will do */
-        }
+        if (r < 0) /* whatever went wrong with the old port, a fresh one will do */
+            r = http_listener_open(gw->http, cs->addr, 0, HTTP_LISTENER_SAME_UID, cs, &cs->listener,
+                                   err);
         if (r < 0) {
             free(cs);
             return r;
         }
+        cs->port = http_listener_port(cs->listener);
         snprintf(b->cdp_base, sizeof(b->cdp_base), "http://%s:%d/cdp/%s/%s", cs->addr, cs->port,
                  sb->id, b->cdp_token);
     } else {

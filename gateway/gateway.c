@@ -14,6 +14,7 @@
 #include "browser.h"
 #include "cdp_proxy.h"
 #include "media.h"
+#include "network.h"
 #include "pool.h"
 #include "sandbox.h"
 #include "vnc_proxy.h"
@@ -123,6 +124,24 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     return 0;
 }
 
+/* The relay QEMU runs per guest connection: porthole-egress-relay next to
+ * this executable (libc only: starts in a few ms), else this executable's
+ * own egress-relay subcommand. Paths with a quote or comma are refused:
+ * the command goes through QEMU's option parser and shell-style splitting. */
+static int egress_relay_command(const char *exe, char **out)
+{
+    _cleanup_free_ char *small = NULL;
+    const char *slash = strrchr(exe, '/');
+
+    if (!slash || strpbrk(exe, "',"))
+        return -EINVAL;
+    if (asprintf(&small, "%.*s/porthole-egress-relay", (int)(slash - exe), exe) < 0)
+        return -ENOMEM;
+    if (access(small, X_OK) == 0)
+        return asprintf(out, "'%s'", small) < 0 ? -ENOMEM : 0;
+    return asprintf(out, "'%s' egress-relay", exe) < 0 ? -ENOMEM : 0;
+}
+
 static void api_healthz(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
@@ -189,6 +208,7 @@ static void gateway_free(struct gateway *gw)
      * records: before the registry goes. */
     pool_free(gw->pool);
     instances_free(gw->instances);
+    network_free(gw->net);
     media_free(gw->media);
     vnc_proxy_free(gw->vnc);
     cdp_proxy_free(gw->cdp);
@@ -199,6 +219,8 @@ static void gateway_free(struct gateway *gw)
     run_hooks_free(gw->hooks);
     state_close(gw->db);
     free(gw->token);
+    free(gw->exe);
+    free(gw->relay);
     free(gw->state_dir);
     free(gw->cache_dir);
 }
@@ -236,8 +258,13 @@ int gateway_main(const struct gateway_opts *o)
     }
     gw.state_dir = o->state_dir ? strdup(o->state_dir) : default_state_dir();
     gw.cache_dir = default_cache_dir();
-    if (!gw.state_dir || !gw.cache_dir)
+    /* Guests' connections run the egress relay under QEMU. */
+    gw.exe = realpath("/proc/self/exe", NULL);
+    if (!gw.state_dir || !gw.cache_dir || !gw.exe || egress_relay_command(gw.exe, &gw.relay) < 0) {
+        fprintf(stderr, "porthole gateway: cannot find the egress relay next to %s\n",
+                gw.exe ? gw.exe : "this executable");
         goto out;
+    }
     if ((r = mkdir_p(gw.state_dir, 0700)) < 0) {
         fprintf(stderr, "porthole gateway: cannot create %s: %s\n", gw.state_dir, strerror(-r));
         goto out;
@@ -310,12 +337,20 @@ int gateway_main(const struct gateway_opts *o)
         .accel = gw.accel.accel,
         .max_instances = gw.max_instances,
         .boot_timeout_s = gw.boot_timeout_s,
+        .egress_relay = gw.relay,
     };
     /* Kinds first, then the observers, in the order they set up. */
     if (instances_new(&icfg, &gw.instances) < 0 ||
         pool_new(gw.instances, gw.pool_target, &gw.pool) < 0 ||
-        sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0 ||
-        cdp_proxy_new(&gw, &gw.cdp) < 0 || vnc_proxy_new(&gw, &gw.vnc) < 0 ||
+        sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0) {
+        fprintf(stderr, "porthole gateway: out of memory\n");
+        goto out;
+    }
+    if (network_new(&gw, cfg, &gw.net, &err) < 0) {
+        fprintf(stderr, "porthole gateway: %s\n", err.message);
+        goto out;
+    }
+    if (cdp_proxy_new(&gw, &gw.cdp) < 0 || vnc_proxy_new(&gw, &gw.vnc) < 0 ||
         media_new(&gw, &gw.media) < 0) {
         fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;

@@ -7,6 +7,7 @@
  *   sandboxes (sandbox.c)         the sandbox kind and /v1/sandboxes
  *   browsers (browser.c)          the browser kind and /v1/browser
  *   pool (pool.c)                 pre-booted browser VMs
+ *   net (network.c, egress.c)     every guest's one way out, with its policy
  *   cdp, vnc, media               observers of browser sessions: the CDP
  *                                 proxy, the live-view proxy, screenshots,
  *                                 computer use and recordings
@@ -44,6 +45,7 @@ int gateway_main(const struct gateway_opts *o);
 struct sandboxes;
 struct browsers;
 struct pool;
+struct network;
 struct ws_hub;
 struct cdp_proxy;
 struct vnc_proxy;
@@ -52,6 +54,8 @@ struct media;
 struct gateway {
     char *state_dir; /* owned */
     char *cache_dir; /* owned */
+    char *exe;       /* owned: this executable's path */
+    char *relay;     /* owned: the egress relay command (instances_config) */
     char *token;     /* owned: the admin bearer token */
     char url[128];
     struct accel_choice accel;
@@ -65,6 +69,7 @@ struct gateway {
     struct sandboxes *sandboxes; /* owned */
     struct browsers *browsers;   /* owned */
     struct pool *pool;           /* owned */
+    struct network *net;         /* owned: the guests' egress */
     struct cdp_proxy *cdp;       /* owned */
     struct vnc_proxy *vnc;       /* owned */
     struct media *media;         /* owned */

@@ -75,9 +75,9 @@ static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spe
 }
 
 static int vmctl_attach(struct instances *reg, const char *id, enum vm_kind kind, int ssh_port,
-                        int vnc_port, int cdp_port, struct vm **out, struct ph_error *err)
+                        int cdp_port, struct vm **out, struct ph_error *err)
 {
-    return vm_attach(reg->cfg.state_dir, id, kind, ssh_port, vnc_port, cdp_port, out, err);
+    return vm_attach(reg->cfg.state_dir, id, kind, ssh_port, cdp_port, out, err);
 }
 
 static void vmctl_discard(struct instances *reg, const char *id)
@@ -94,6 +94,33 @@ const struct instance_vm_ops instance_vmctl_ops = {
     .alive = vm_alive,
     .free = vm_free,
 };
+
+char *instances_egress_socket(const struct instances *reg, const char *vm_id)
+{
+    char *p = NULL;
+    if (!reg->cfg.egress_relay || asprintf(&p, "%s/egress/%s.sock", reg->cfg.state_dir, vm_id) < 0)
+        return NULL;
+    return p;
+}
+
+bool instances_egress_enabled(const struct instances *reg)
+{
+    return reg->cfg.egress_relay != NULL;
+}
+
+char *instances_egress_cmd(const struct instances *reg, const char *vm_id)
+{
+    _cleanup_free_ char *sock = instances_egress_socket(reg, vm_id);
+    char *cmd = NULL;
+
+    /* QEMU's slirp splits the command with shell quoting rules (no shell
+     * runs it); single quotes keep the path whole, and it may hold none
+     * (nor a comma: see qemu.c). */
+    if (!sock || strchr(reg->cfg.egress_relay, ',') || strpbrk(sock, "',") ||
+        asprintf(&cmd, "%s '%s'", reg->cfg.egress_relay, sock) < 0)
+        return NULL;
+    return cmd;
+}
 
 int instances_boot_vm(struct instances *reg, const char *id, const struct vm_spec *spec,
                       const char *marker, struct vm **out, struct ph_error *err)
@@ -264,6 +291,7 @@ static void instance_destroy(struct instance *in)
     if (in->vm)
         reg->cfg.vm_ops->free(in->vm);
     json_decref(in->env_vars);
+    json_decref(in->allowed_domains);
     run_hooks_free(in->hooks);
     free(in);
 }
@@ -288,18 +316,20 @@ void instance_save(struct instance *in)
 {
     struct vm *vm = in->vm;
     json_t *rec = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i, s:i}", "id",
-        in->id, "vm_id", in->vm_id, "kind", in->kind->name, "status",
-        instance_status_name(in->status), "error", in->error, "created_at",
-        (json_int_t)in->created_at, "ready_at", (json_int_t)in->ready_at, "expires_at",
-        (json_int_t)in->expires_at, "vcpus", in->vcpus, "mem_mib", in->mem_mib, "disk_mib",
-        in->disk_mib, "timeout_minutes", in->timeout_minutes, "env_vars", in->env_vars, "ssh_port",
-        vm ? vm->ssh_port : -1, "vnc_port", vm ? vm->vnc_port : -1, "cdp_port",
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:O, s:i, s:i}", "id", in->id,
+        "vm_id", in->vm_id, "kind", in->kind->name, "status", instance_status_name(in->status),
+        "error", in->error, "created_at", (json_int_t)in->created_at, "ready_at",
+        (json_int_t)in->ready_at, "expires_at", (json_int_t)in->expires_at, "vcpus", in->vcpus,
+        "mem_mib", in->mem_mib, "disk_mib", in->disk_mib, "timeout_minutes", in->timeout_minutes,
+        "env_vars", in->env_vars, "ssh_port", vm ? vm->ssh_port : -1, "cdp_port",
         vm ? vm->cdp_port : -1);
     if (!rec) {
         lwsl_err("state: cannot save %s: out of memory\n", in->id);
         return;
     }
+    json_object_set_new(rec, "network", json_string(net_mode_name(in->net_mode)));
+    if (in->allowed_domains)
+        json_object_set(rec, "allowed_domains", in->allowed_domains);
     if (in->kind->record) {
         json_t *extra = in->kind->record(in);
         if (extra)
@@ -334,7 +364,17 @@ json_t *instance_json_base(const struct instance *in)
 
 json_t *instance_to_json(const struct instance *in)
 {
-    return in->kind->to_json ? in->kind->to_json(in) : instance_json_base(in);
+    json_t *o = in->kind->to_json ? in->kind->to_json(in) : instance_json_base(in);
+    /* Every kind's egress policy; observers (the egress proxy) add their
+     * figures to it. */
+    if (o)
+        json_object_set_new(o, "network",
+                            json_pack("{s:s, s:O?}", "mode", net_mode_name(in->net_mode),
+                                      "allowed_domains", in->allowed_domains));
+    for (struct instance_observer *ob = in->reg->observers; o && ob; ob = ob->next)
+        if (ob->describe)
+            ob->describe(ob, in, o);
+    return o;
 }
 
 json_t *instances_list_json(struct instances *reg, const struct instance_kind *kind)
@@ -475,10 +515,11 @@ static void boot_job_run(void *data)
         vm_image_dir(reg->cfg.cache_dir, vm_kind_flavour(in->kind->vm_kind));
     size_t n_env = json_object_size(in->env_vars), i = 0;
     _cleanup_free_ struct vm_env_var *env = calloc(n_env + 1, sizeof(*env));
+    _cleanup_free_ char *egress_cmd = instances_egress_cmd(reg, in->vm_id);
     const char *key;
     json_t *val;
 
-    if (!image || !env) {
+    if (!image || !env || (reg->cfg.egress_relay && !egress_cmd)) {
         j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         return;
     }
@@ -499,6 +540,7 @@ static void boot_job_run(void *data)
             .image_dir = image,
             .screen_width = j->screen_width,
             .screen_height = j->screen_height,
+            .egress_cmd = egress_cmd,
         };
         j->r = instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
     }
@@ -593,6 +635,8 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
     in->disk_mib = l->disk_mib;
     in->timeout_minutes = l->timeout_minutes;
     in->env_vars = l->env_vars ? json_incref(l->env_vars) : json_object();
+    in->net_mode = l->net_mode;
+    in->allowed_domains = json_incref(l->allowed_domains);
     in->kind_data = TAKE_PTR(l->kind_data);
     j->in = in;
     j->extra_config = TAKE_PTR(l->extra_config);
@@ -634,7 +678,7 @@ fail:
 
 struct restore_job {
     struct instance *in;
-    int ssh_port, vnc_port, cdp_port;
+    int ssh_port, cdp_port;
     struct vm *vm;
     struct ph_error err;
     int r;
@@ -645,7 +689,7 @@ static void restore_job_run(void *data)
     struct restore_job *j = data;
     struct instances *reg = j->in->reg;
     j->r = reg->cfg.vm_ops->attach(reg, j->in->vm_id, j->in->kind->vm_kind, j->ssh_port,
-                                   j->vnc_port, j->cdp_port, &j->vm, &j->err);
+                                   j->cdp_port, &j->vm, &j->err);
 }
 
 static void restore_job_done(void *data)
@@ -701,6 +745,16 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
     in->env_vars = json_incref(json_object_get(rec, "env_vars"));
     if (!in->env_vars)
         in->env_vars = json_object();
+    {
+        /* Records from before network policies: the default, internet. */
+        const char *net = json_string_value(json_object_get(rec, "network"));
+        json_t *ad = json_object_get(rec, "allowed_domains");
+        in->net_mode = net && strcmp(net, "none") == 0 ? NET_NONE : NET_INTERNET;
+        if (json_is_array(ad)) {
+            in->net_mode = NET_ALLOWLIST;
+            in->allowed_domains = json_incref(ad);
+        }
+    }
     if (kind->restore)
         in->kind_data = kind->restore(kind, json_object_get(rec, "extra"));
     in->status = INSTANCE_STARTING;
@@ -710,7 +764,6 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
     if (j) {
         j->in = in;
         j->ssh_port = (int)json_integer_value(json_object_get(rec, "ssh_port"));
-        j->vnc_port = (int)json_integer_value(json_object_get(rec, "vnc_port"));
         j->cdp_port = (int)json_integer_value(json_object_get(rec, "cdp_port"));
     }
     /* Records of an instance that was being deleted or never booted are

@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "params.h"
 #include "run.h"
 #include "vm.h"
 #include "work.h"
@@ -95,6 +96,8 @@ struct instance_observer {
     void (*stopping)(struct instance_observer *o, struct instance *in, struct vm *vm);
     void (*ending)(struct instance_observer *o, struct instance *in);
     void (*destroy)(struct instance_observer *o, struct instance *in);
+    /* loop: adds the observer's fields to the instance's API object */
+    void (*describe)(struct instance_observer *o, const struct instance *in, json_t *obj);
     struct instance_observer *next; /* the registry's list */
 };
 
@@ -104,7 +107,7 @@ struct instance_vm_ops {
     int (*boot)(struct instances *reg, const char *id, const struct vm_spec *spec,
                 const char *marker, struct vm **out, struct ph_error *err);
     int (*attach)(struct instances *reg, const char *id, enum vm_kind kind, int ssh_port,
-                  int vnc_port, int cdp_port, struct vm **out, struct ph_error *err);
+                  int cdp_port, struct vm **out, struct ph_error *err);
     int (*stop)(struct vm *vm, int grace_ms, struct ph_error *err);
     /* Ends what is left of a VM nobody holds (pid file) and removes its run dir. */
     void (*discard)(struct instances *reg, const char *id);
@@ -123,6 +126,11 @@ struct instances_config {
     int max_instances; /* sandboxes and sessions together */
     int boot_timeout_s;
     const struct instance_vm_ops *vm_ops; /* NULL: instance_vmctl_ops */
+    /* What QEMU runs per guest connection to the egress address, with the
+     * VM's egress socket as its last argument: a quoted executable and its
+     * leading arguments ("'/usr/bin/porthole' egress-relay"); NULL: guests
+     * get no network at all. */
+    const char *egress_relay;
 };
 
 struct instance {
@@ -140,6 +148,8 @@ struct instance {
     int64_t ready_ms;   /* monotonic: ready, 0 before */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
     json_t *env_vars;                /* owned: object NAME -> value */
+    enum net_mode net_mode;          /* the egress policy */
+    json_t *allowed_domains;         /* owned: NET_ALLOWLIST's patterns, else NULL */
     struct vm *vm;                   /* owned; NULL until ready and once stopping */
     struct run_hooks *hooks;         /* owned: this instance's own callbacks */
     int jobs;                        /* worker jobs using vm right now */
@@ -167,6 +177,12 @@ struct state_db *instances_db(const struct instances *reg);
 struct run_hooks *instances_hooks(const struct instances *reg);
 enum vm_accel instances_accel(const struct instances *reg);
 struct work_pool *instances_work(const struct instances *reg);
+/* The egress socket of a VM (the gateway listens, the guest's relay
+ * connects) and the guestfwd command that reaches it; malloc'd, NULL when
+ * guests get no network (or out of memory). */
+char *instances_egress_socket(const struct instances *reg, const char *vm_id);
+bool instances_egress_enabled(const struct instances *reg);
+char *instances_egress_cmd(const struct instances *reg, const char *vm_id);
 /* Worker thread: boots a VM with the configured ops (one retry when the
  * guest does not come up); on failure nothing of it is left. */
 int instances_boot_vm(struct instances *reg, const char *id, const struct vm_spec *spec,
@@ -181,9 +197,11 @@ struct instance_launch {
     struct instance_kind *kind;
     const char *id; /* NULL: a random one with the kind's prefix */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
-    json_t *env_vars;   /* borrowed */
-    void *kind_data;    /* stolen (freed by kind->free_data on failure too) */
-    char *extra_config; /* stolen: more lines for the guest init */
+    json_t *env_vars; /* borrowed */
+    enum net_mode net_mode;
+    json_t *allowed_domains; /* borrowed */
+    void *kind_data;         /* stolen (freed by kind->free_data on failure too) */
+    char *extra_config;      /* stolen: more lines for the guest init */
     int screen_width, screen_height;
     struct vm *pooled; /* stolen: a pre-booted VM to use instead of booting */
     instance_ready_fn ready;

@@ -63,11 +63,11 @@ static struct vnc_client *media_vnc(struct session_media *m, struct vm *vm, stru
         return NULL;
     }
     vnc_client_free(TAKE_PTR(m->vnc));
-    if (vm->vnc_port <= 0) {
+    if (!vm->vnc_socket) {
         ph_error_set(err, PH_ERR_CONFLICT, -ENOTSUP, "this session has no screen");
         return NULL;
     }
-    if (vnc_client_new("127.0.0.1", vm->vnc_port, MEDIA_VNC_TIMEOUT_MS, &m->vnc, err) < 0)
+    if (vnc_client_new(vm->vnc_socket, 0, MEDIA_VNC_TIMEOUT_MS, &m->vnc, err) < 0)
         return NULL;
     return m->vnc;
 }

@@ -1,8 +1,11 @@
 #include "params.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "urlhost.h"
 #include "util.h"
 
 int params_only(json_t *obj, const char *const *allowed, struct ph_error *err)
@@ -110,7 +113,8 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
 void sandbox_params_done(struct sandbox_params *p)
 {
     json_decref(p->env_vars);
-    p->env_vars = NULL;
+    json_decref(p->allowed_domains);
+    p->env_vars = p->allowed_domains = NULL;
 }
 
 int instance_id_check(const char *id, const char *field, struct ph_error *err)
@@ -132,8 +136,9 @@ int instance_id_check(const char *id, const char *field, struct ph_error *err)
 
 int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
 {
-    static const char *const allowed[] = {"id",       "vcpus",           "mem_mib", "disk_mib",
-                                          "env_vars", "timeout_minutes", "wait",    NULL};
+    static const char *const allowed[] = {
+        "id",   "vcpus",   "mem_mib",         "disk_mib", "env_vars", "timeout_minutes",
+        "wait", "network", "allowed_domains", NULL};
     const char *id = NULL;
     int r;
 
@@ -152,6 +157,8 @@ int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error
                             "disk_mib must be 0 (image size) or between 1024 and 65536");
     if (id)
         snprintf(p->id, sizeof(p->id), "%s", id);
+    if ((r = network_params_parse(body, &p->net_mode, &p->allowed_domains, err)) < 0)
+        return r;
     return env_vars_parse(json_object_get(body, "env_vars"), "env_vars", &p->env_vars, err);
 }
 
@@ -227,19 +234,33 @@ void browser_params_done(struct browser_params *p)
     p->env_vars = p->allowed_domains = NULL;
 }
 
-static bool domain_pattern_valid(const char *d)
+/* A pattern ("host" or "*.domain", lowercase) in the form the URL parser
+ * gives hosts, so that the two compare as strings: "Example.com." is
+ * "example.com", "127.1" is "127.0.0.1", "[0::1]" is "[::1]". */
+static bool domain_pattern_canonical(const char *d, char *out, size_t len)
 {
-    size_t n = strlen(d);
-    if (n == 0 || n > 253)
+    bool wildcard = strncmp(d, "*.", 2) == 0;
+    const char *name = wildcard ? d + 2 : d;
+    _cleanup_free_ char *url = NULL;
+    struct urlhost u;
+
+    if (!*name)
         return false;
-    if (strncmp(d, "*.", 2) == 0)
-        d += 2;
-    if (!*d)
-        return false;
-    for (; *d; d++)
-        if (!((*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') || *d == '-' || *d == '.'))
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' ||
+              (name[0] == '[' && strchr("[]:", *c))))
             return false;
-    return true;
+    if (asprintf(&url, "http://%s/", name) < 0) {
+        url = NULL;
+        return false;
+    }
+    if (urlhost_parse(url, strlen(url), &u) < 0)
+        return false;
+    /* A wildcard is over a domain's subdomains; an address has none. */
+    if (wildcard && u.kind != URLHOST_DOMAIN)
+        return false;
+    int n = snprintf(out, len, "%s%s", wildcard ? "*." : "", u.host);
+    return n > 0 && (size_t)n < len;
 }
 
 int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error *err)
@@ -255,6 +276,7 @@ int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error
                                           "mem_size_mib",
                                           "disk_size_mib",
                                           "allowed_domains",
+                                          "network",
                                           "wait",
                                           NULL};
     static const char *const vp_allowed[] = {"width", "height", NULL};
@@ -314,33 +336,78 @@ int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error
                                 "profile_id needs profile_mode \"persistent\"");
         snprintf(p->profile_id, sizeof(p->profile_id), "%s", profile_id);
     }
-    json_t *ad = json_object_get(body, "allowed_domains");
-    if (ad && !json_is_null(ad)) {
-        size_t i;
-        json_t *d;
-        if (!json_is_array(ad) || json_array_size(ad) > BROWSER_MAX_DOMAINS)
-            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                "allowed_domains must be an array of at most %d host names",
-                                BROWSER_MAX_DOMAINS);
-        p->allowed_domains = json_array();
-        json_array_foreach(ad, i, d)
-        {
-            char low[254];
-            const char *s = json_string_value(d);
-            if (!s || strlen(s) >= sizeof(low))
-                return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                    "allowed_domains[%zu] must be a host name", i);
-            size_t k;
-            for (k = 0; s[k]; k++)
-                low[k] = (char)((s[k] >= 'A' && s[k] <= 'Z') ? s[k] + 32 : s[k]);
-            low[k] = '\0';
-            if (!domain_pattern_valid(low))
-                return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                    "allowed_domains[%zu] \"%.64s\" is not a host name", i, s);
-            json_array_append_new(p->allowed_domains, json_string(low));
-        }
-    }
+    if ((r = network_params_parse(body, &p->net_mode, &p->allowed_domains, err)) < 0)
+        return r;
     return env_vars_parse(json_object_get(body, "env_vars"), "env_vars", &p->env_vars, err);
+}
+
+static int allowed_domains_parse(json_t *ad, json_t **out, struct ph_error *err)
+{
+    size_t i;
+    json_t *d;
+
+    if (!json_is_array(ad) || json_array_size(ad) > BROWSER_MAX_DOMAINS)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "allowed_domains must be an array of at most %d host names",
+                            BROWSER_MAX_DOMAINS);
+    if (!(*out = json_array()))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    json_array_foreach(ad, i, d)
+    {
+        char low[254];
+        const char *s = json_string_value(d);
+        if (!s || strlen(s) >= sizeof(low))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "allowed_domains[%zu] must be a host name", i);
+        size_t k;
+        for (k = 0; s[k]; k++)
+            low[k] = (char)((s[k] >= 'A' && s[k] <= 'Z') ? s[k] + 32 : s[k]);
+        low[k] = '\0';
+        char canon[sizeof(low)];
+        if (!domain_pattern_canonical(low, canon, sizeof(canon)))
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "allowed_domains[%zu] \"%.64s\" is not a host name or "
+                                "\"*.\" and a domain",
+                                i, s);
+        json_array_append_new(*out, json_string(canon));
+    }
+    return 0;
+}
+
+const char *net_mode_name(enum net_mode mode)
+{
+    switch (mode) {
+    case NET_NONE:
+        return "none";
+    case NET_ALLOWLIST:
+        return "allowlist";
+    default:
+        return "internet";
+    }
+}
+
+int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed, struct ph_error *err)
+{
+    const char *net;
+    json_t *ad = json_object_get(body, "allowed_domains");
+    int r;
+
+    *mode = NET_INTERNET;
+    *allowed = NULL;
+    if ((r = params_string(body, "network", "internet", 16, &net, err)) < 0)
+        return r;
+    if (strcmp(net, "none") == 0)
+        *mode = NET_NONE;
+    else if (strcmp(net, "internet") != 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "network must be \"internet\" or \"none\"");
+    if (!ad || json_is_null(ad))
+        return 0;
+    if (*mode == NET_NONE)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "allowed_domains needs network \"internet\" (\"none\" allows nothing)");
+    *mode = NET_ALLOWLIST;
+    return allowed_domains_parse(ad, allowed, err);
 }
 
 bool domain_allowed(json_t *allowed, const char *host)
@@ -351,14 +418,18 @@ bool domain_allowed(json_t *allowed, const char *host)
     json_array_foreach(allowed, i, d)
     {
         const char *pat = json_string_value(d);
-        bool sub_only = strncmp(pat, "*.", 2) == 0;
-        if (sub_only)
-            pat += 2;
-        size_t pl = strlen(pat);
-        if (!sub_only && strcmp(host, pat) == 0)
-            return true;
-        /* A subdomain ends in ".pattern": "evil-example.com" must not match. */
-        if (hl > pl + 1 && strcmp(host + hl - pl, pat) == 0 && host[hl - pl - 1] == '.')
+        if (!pat)
+            continue;
+        if (strncmp(pat, "*.", 2) != 0) {
+            if (strcmp(host, pat) == 0)
+                return true;
+            continue;
+        }
+        /* "*.x": the host ends in ".x" after at least one character, so
+         * neither "x" nor "evil-x" match. */
+        const char *suffix = pat + 1;
+        size_t sl = strlen(suffix);
+        if (hl > sl && strcmp(host + hl - sl, suffix) == 0)
             return true;
     }
     return false;

@@ -12,6 +12,18 @@
 #define PARAMS_MAX_ENV_VALUE 4096
 #define PARAMS_MAX_PATH 4096
 
+/* A VM's way out, enforced on the host by the egress proxy. */
+enum net_mode {
+    NET_INTERNET = 0, /* "internet": any public address (the default) */
+    NET_NONE,         /* "none": nothing, DNS included */
+    NET_ALLOWLIST,    /* allowed_domains given: those names only */
+};
+const char *net_mode_name(enum net_mode mode);
+/* "network" ("internet" or "none") and "allowed_domains" (an array of host
+ * patterns, "x" or "*.x": the allow-list mode) of a create body. *allowed
+ * is a new reference or NULL. */
+int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed, struct ph_error *err);
+
 struct sandbox_params {
     char id[40];         /* chosen by the client, or "" for a generated one */
     int vcpus;           /* 1..8, default 2 */
@@ -20,6 +32,8 @@ struct sandbox_params {
     int timeout_minutes; /* 1..1440, default 60 */
     bool wait;           /* reply once ready (default) or at once */
     json_t *env_vars;    /* owned: object NAME -> string */
+    enum net_mode net_mode;
+    json_t *allowed_domains; /* owned: array of lowercase host patterns, or NULL */
 };
 void sandbox_params_done(struct sandbox_params *p);
 int sandbox_params_parse(json_t *body, struct sandbox_params *out, struct ph_error *err);
@@ -68,13 +82,16 @@ struct browser_params {
     json_t *env_vars;        /* owned */
     int mem_mib;             /* mem_size_mib 512..16384, default 2048 */
     int disk_mib;            /* disk_size_mib 2048..16384, 0 = image size */
-    json_t *allowed_domains; /* owned: array of lowercase host patterns, or NULL */
-    bool wait;               /* reply once ready (default) */
+    json_t *allowed_domains; /* owned: array of canonical host patterns, or NULL */
+    enum net_mode net_mode;
+    bool wait; /* reply once ready (default) */
 };
 void browser_params_done(struct browser_params *p);
 int browser_params_parse(json_t *body, struct browser_params *out, struct ph_error *err);
 /* A profile id: [A-Za-z0-9._-]{1,64}, not "." or "..". */
 bool profile_id_valid(const char *id);
-/* Host matching for allowed_domains: "example.com" allows the host and its
- * subdomains; "*.example.com" only subdomains. host is lowercase. */
+/* Host matching for allowed_domains: "example.com" allows that host only;
+ * "*.example.com" its subdomains at any depth ("a.example.com",
+ * "a.b.example.com") but not "example.com" itself. host is what urlhost_parse
+ * gives (lowercase, no trailing dot); patterns are stored in that form. */
 bool domain_allowed(json_t *allowed, const char *host);

@@ -83,6 +83,7 @@ static void pool_job_run(void *data)
     struct pool_job *j = data;
     struct instances *reg = j->pool->reg;
     _cleanup_free_ char *image = vm_image_dir(instances_cache_dir(reg), "browser");
+    _cleanup_free_ char *egress_cmd = instances_egress_cmd(reg, j->id);
     struct vm_spec spec = {
         .kind = VM_KIND_BROWSER,
         .vcpus = POOL_VCPUS,
@@ -92,8 +93,9 @@ static void pool_job_run(void *data)
         .image_dir = image,
         .screen_width = POOL_WIDTH,
         .screen_height = POOL_HEIGHT,
+        .egress_cmd = egress_cmd,
     };
-    if (!image) {
+    if (!image || (!egress_cmd && instances_egress_enabled(reg))) {
         j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         return;
     }

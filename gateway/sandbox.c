@@ -47,6 +47,8 @@ static void api_sandbox_create(struct http_req *req, void *data)
         .disk_mib = p.disk_mib,
         .timeout_minutes = p.timeout_minutes,
         .env_vars = p.env_vars,
+        .net_mode = p.net_mode,
+        .allowed_domains = p.allowed_domains,
         .ready = p.wait ? instance_reply_ready : NULL,
         .ready_data = req,
     };

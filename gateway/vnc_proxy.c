@@ -286,7 +286,7 @@ static struct instance *vnc_resolve(struct gateway *gw, const char *path, bool *
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "unknown browser session or token");
         return NULL;
     }
-    if (!sb->vm || sb->vm->vnc_port <= 0) {
+    if (!sb->vm || !sb->vm->vnc_socket) {
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "this session has no live view");
         return NULL;
     }
@@ -328,7 +328,7 @@ static int vnc_ws_start(void *data, struct lws *wsi, const char *path, struct ph
         free(f);
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
-    ws_link_connect_raw(l, sb->vm->vnc_port);
+    ws_link_connect_unix(l, sb->vm->vnc_socket);
     return 0;
 }
 

@@ -12,7 +12,7 @@
  * control_token (watch and drive), as browser_resolve(BROWSER_CAP_VIEW)
  * decides; anything else is a 404 and no upgrade. Each client gets its
  * own TCP connection to QEMU's VNC server for the VM's screen
- * (127.0.0.1:vm->vnc_port);
+ * (the Unix socket vm->vnc_socket);
  * binary frames carry the RFB stream both ways.
  *
  * Watch-only is enforced here, not only in the page: the client's half of

@@ -4,6 +4,7 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "http.h"
 
@@ -432,22 +433,28 @@ static int on_writeable(struct ws_link *l, struct ws_side *s)
 
 /* ---- upstream connections ------------------------------------------- */
 
-static int connect_upstream(struct ws_link *l, int port, const char *path, bool raw)
+/* To 127.0.0.1:port, or with unix_path set, to that Unix socket (raw). */
+static int connect_upstream(struct ws_link *l, int port, const char *unix_path, const char *path,
+                            bool raw)
 {
     struct lws_client_connect_info i;
     struct http_server *srv = http_server_from_wsi(l->client.wsi);
+    char address[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 
     if (ws_link_closing(l) || l->upstream.state != SIDE_IDLE)
         return -EPIPE;
-    if (!srv || port <= 0 || port > 65535) {
+    if (!srv || (!unix_path && (port <= 0 || port > 65535)) ||
+        (unix_path &&
+         (size_t)snprintf(address, sizeof(address), "+%s", unix_path) >= sizeof(address))) {
         side_gone(l, &l->upstream);
         return -EIO;
     }
     memset(&i, 0, sizeof(i));
     i.context = http_server_context(srv);
     i.vhost = http_server_vhost(srv);
-    i.address = "127.0.0.1";
-    i.port = port;
+    /* lws takes "+PATH" for a Unix socket. */
+    i.address = unix_path ? address : "127.0.0.1";
+    i.port = unix_path ? 0 : port;
     i.host = "127.0.0.1";
     i.path = raw ? "" : path;
     i.method = raw ? "RAW" : NULL;
@@ -467,12 +474,12 @@ static int connect_upstream(struct ws_link *l, int port, const char *path, bool 
 
 int ws_link_connect_ws(struct ws_link *l, int port, const char *path)
 {
-    return connect_upstream(l, port, path, false);
+    return connect_upstream(l, port, NULL, path, false);
 }
 
-int ws_link_connect_raw(struct ws_link *l, int port)
+int ws_link_connect_unix(struct ws_link *l, const char *socket_path)
 {
-    return connect_upstream(l, port, NULL, true);
+    return connect_upstream(l, 0, socket_path, NULL, true);
 }
 
 static void upstream_up(struct ws_link *l)

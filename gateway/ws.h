@@ -108,7 +108,7 @@ void *ws_link_owner(struct ws_link *l);
  * TCP connection to 127.0.0.1:port. Client messages queue until it is up.
  * Returns 0 or -EIO (the client is then being closed with 1011). */
 int ws_link_connect_ws(struct ws_link *l, int port, const char *path);
-int ws_link_connect_raw(struct ws_link *l, int port);
+int ws_link_connect_unix(struct ws_link *l, const char *socket_path);
 /* Queues a message to the client (an answer the proxy makes itself).
  * Returns 0, -ENOMEM, or -EPIPE when the client is gone or closing. */
 int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool binary);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -449,7 +450,10 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     int r;
 
     *out = NULL;
-    if (!host || !*host || port <= 0 || port > 65535 || timeout_ms <= 0)
+    bool unix_socket = host && host[0] == '/';
+    if (!host || !*host || (!unix_socket && (port <= 0 || port > 65535)) ||
+        (unix_socket && strlen(host) >= sizeof(((struct sockaddr_un *)0)->sun_path)) ||
+        timeout_ms <= 0)
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "bad VNC address %s:%d",
                             host ? host : "(null)", port);
     pthread_once(&log_once, vnc_install_log_sink);
@@ -493,7 +497,7 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     /* To a server on this host (QEMU's VNC server for a VM's screen) moving
      * raw pixels is cheaper than compressing them on one side of the socket
      * and inflating them on the other. */
-    if (strcmp(host, "127.0.0.1") == 0)
+    if (host[0] == '/' || strcmp(host, "127.0.0.1") == 0)
         rfb->appData.encodingsString = "raw";
     rfb->appData.enableJPEG = FALSE;
     rfb->appData.compressLevel = 1;

@@ -46,7 +46,8 @@
 
 struct vnc_client;
 
-/* Connects to host:port, starts the session thread and waits (up to
+/* Connects to host:port (host an absolute path: that Unix socket, port
+ * unused), starts the session thread and waits (up to
  * timeout_ms) for the first complete framebuffer. PH_ERR_TRANSPORT when the
  * server cannot be reached or refuses, PH_ERR_TIMEOUT when no full frame
  * came in time. */

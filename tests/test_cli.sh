@@ -6,7 +6,8 @@
 # start a local gateway or touch the user's state dir.
 set -u
 
-porthole=${1:?usage: test_cli.sh PATH/TO/porthole}
+porthole=${1:?usage: test_cli.sh PATH/TO/porthole [PATH/TO/porthole-egress-relay]}
+relay=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export PORTHOLE_URL=http://127.0.0.1:1 PORTHOLE_TOKEN=test-token
@@ -105,6 +106,41 @@ envelope false sandbox.list 1 invalid_url
 # A gateway refuses a guessable token before it listens anywhere.
 PORTHOLE_TOKEN=short-token run 1 gateway --state-dir "$tmp/gw" --listen 127.0.0.1:0
 [[ $err == *"at least 32"* ]] || fail "short PORTHOLE_TOKEN: stderr does not say why: $err"
+
+# egress-relay (hidden): stdin/stdout <-> a Unix socket, both directions
+# half-closed; once with pipes, once with one socket as stdin and stdout as
+# QEMU's guestfwd gives it; for the subcommand and the standalone binary.
+python3 - "$porthole" "$tmp/relay.sock" "$relay" <<'EOF' || fail "egress-relay did not relay both ways"
+import socket, subprocess, sys, threading
+porthole, path, relay = sys.argv[1], sys.argv[2], sys.argv[3]
+commands = [[porthole, "egress-relay", path]] + ([[relay, path]] if relay else [])
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(2)
+def serve():
+    for _ in range(2 * len(commands)):
+        c, _ = srv.accept()
+        data = b""
+        while chunk := c.recv(65536):
+            data += chunk
+        c.sendall(data.upper())
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+for cmd in commands:
+    p = subprocess.run(cmd, input=b"via pipes", capture_output=True, timeout=10)
+    assert p.returncode == 0 and p.stdout == b"VIA PIPES", p
+    guest, relay_end = socket.socketpair()
+    proc = subprocess.Popen(cmd, stdin=relay_end, stdout=relay_end)
+    relay_end.close()
+    guest.sendall(b"x" * 200000)
+    guest.shutdown(socket.SHUT_WR)
+    got = b""
+    while chunk := guest.recv(65536):
+        got += chunk
+    assert got == b"X" * 200000, (cmd, len(got))
+    assert proc.wait(timeout=10) == 0
+EOF
+run 1 egress-relay "$tmp/nothing.sock"
 
 if ((failures)); then
     echo "$failures failure(s)" >&2

@@ -112,7 +112,7 @@ char **qemu_build_argv(const struct qemu_opts *o)
     arg(&b, "chardev:ser0");
     arg(&b, "-qmp");
     arg(&b, "unix:%s,server=on,wait=off", o->qmp_socket);
-    if (o->vnc_port > 0) {
+    if (o->vnc_socket) {
         /* virtio-gpu and virtio-input bind only to a modern virtio-mmio
          * transport; microvm's is legacy unless told otherwise. */
         arg(&b, "-global");
@@ -134,12 +134,22 @@ char **qemu_build_argv(const struct qemu_opts *o)
             }
             used += (size_t)w;
         }
+        /* restrict=on: nothing but the forwards and the egress relay, so
+         * no guest reaches the host's loopback (QEMU's 10.0.2.2), its
+         * other addresses or its networks. QEMU's option parser takes
+         * ",," for a comma; a command with one is refused. */
+        if (o->guestfwd_cmd && strchr(o->guestfwd_cmd, ','))
+            b.failed = 1;
         arg(&b, "-netdev");
-        arg(&b, "user,id=n0%s", fwd);
+        if (o->guestfwd_cmd)
+            arg(&b, "user,id=n0,restrict=on%s,guestfwd=tcp:%s:%d-cmd:%s", fwd, QEMU_EGRESS_ADDR,
+                QEMU_EGRESS_PORT, o->guestfwd_cmd);
+        else
+            arg(&b, "user,id=n0,restrict=on%s", fwd);
     }
     arg(&b, "-device");
     arg(&b, "virtio-net-device,netdev=n0");
-    if (o->vnc_port > 0) {
+    if (o->vnc_socket) {
         /* The guest's X server draws into this device; QEMU's VNC server
          * encodes it on the host, in QEMU's own threads, so watching or
          * recording the screen costs the guest nothing. The tablet gives
@@ -151,9 +161,13 @@ char **qemu_build_argv(const struct qemu_opts *o)
         arg(&b, "-device");
         arg(&b, "virtio-keyboard-device");
         arg(&b, "-vnc");
-        /* force-shared: no client can ask for the screen to itself and
-         * push the recorder or other viewers out. */
-        arg(&b, "127.0.0.1:%d,share=force-shared", o->vnc_port - QEMU_VNC_PORT_BASE);
+        /* On a Unix socket in the run dir (0700): no TCP port a guest or
+         * another local user could reach. force-shared: no client can ask
+         * for the screen to itself and push the recorder or other viewers
+         * out. */
+        if (strchr(o->vnc_socket, ','))
+            b.failed = 1;
+        arg(&b, "unix:%s,share=force-shared", o->vnc_socket);
     }
     for (size_t i = 0; i < o->n_fwcfg; i++) {
         arg(&b, "-fw_cfg");

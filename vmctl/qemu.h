@@ -7,7 +7,10 @@
 
 #define QEMU_MAX_FWCFG 8
 #define QEMU_MAX_FORWARDS 8
-#define QEMU_VNC_PORT_BASE 5900 /* -vnc :N listens on this + N */
+/* The one address a guest can reach on its user-mode network: each TCP
+ * connection to it runs qemu_opts.guestfwd_cmd (the egress relay). */
+#define QEMU_EGRESS_ADDR "10.0.2.100"
+#define QEMU_EGRESS_PORT 3128
 
 struct qemu_fwcfg {
     const char *name; /* "opt/porthole/config" */
@@ -36,9 +39,13 @@ struct qemu_opts {
     struct qemu_forward forwards[QEMU_MAX_FORWARDS];
     size_t n_forwards;
     /* A screen (virtio-gpu with a virtio tablet and keyboard) shown by
-     * QEMU's VNC server on 127.0.0.1:vnc_port (>= QEMU_VNC_PORT_BASE);
-     * 0: no screen. */
-    int vnc_port;
+     * QEMU's VNC server on this Unix socket; NULL: no screen. */
+    const char *vnc_socket;
+    /* The network is always restrict=on: the guest reaches only the
+     * host forwards' guest ends and, when this is set, QEMU_EGRESS_ADDR,
+     * where QEMU runs this command (split by shell quoting rules, no shell) per connection with the
+     * connection on its stdin and stdout. NULL: no way out at all. */
+    const char *guestfwd_cmd;
     int screen_width, screen_height; /* the screen's preferred size */
 };
 

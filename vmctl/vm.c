@@ -173,6 +173,8 @@ static int vm_write_config(struct vm *vm, const struct vm_spec *spec, struct ph_
             spec->kind == VM_KIND_BROWSER ? "browser" : "sandbox");
     if (spec->disk_mib > 0)
         fprintf(f, "resize_root=1\n");
+    if (spec->egress_cmd)
+        fprintf(f, "network.proxy=%s\n", VM_EGRESS_PROXY);
     for (size_t i = 0; i < spec->n_env; i++)
         fprintf(f, "env=%s=%s\n", spec->env[i].name, spec->env[i].value);
     if (spec->extra_config)
@@ -192,6 +194,7 @@ void vm_free(struct vm *vm)
     vm_ssh_free(vm->ssh);
     if (vm->pidfd >= 0)
         close(vm->pidfd);
+    free(vm->vnc_socket);
     free(vm->run_dir);
     free(vm);
 }
@@ -204,9 +207,13 @@ static struct vm *vm_alloc(const char *state_dir, const char *id, enum vm_kind k
     snprintf(vm->id, sizeof(vm->id), "%s", id);
     vm->kind = kind;
     vm->pidfd = -1;
-    vm->vnc_port = vm->cdp_port = -1;
+    vm->cdp_port = -1;
     if (asprintf(&vm->run_dir, "%s/vms/%s", state_dir, id) < 0) {
         free(vm);
+        return NULL;
+    }
+    if (kind == VM_KIND_BROWSER && !(vm->vnc_socket = run_path(vm, "vnc.sock"))) {
+        vm_free(vm);
         return NULL;
     }
     return vm;
@@ -218,15 +225,8 @@ static int vm_allocate_ports(struct vm *vm)
     if (vm->ssh_port < 0)
         return vm->ssh_port;
     if (vm->kind == VM_KIND_BROWSER) {
-        /* QEMU's -vnc takes a display number (port - 5900), so a port
-         * below 5900 cannot be used; Linux hands out ports far above. */
-        for (int tries = 0; tries < 16; tries++)
-            if ((vm->vnc_port = alloc_local_port()) < 0 || vm->vnc_port >= QEMU_VNC_PORT_BASE)
-                break;
-        if (vm->vnc_port >= 0 && vm->vnc_port < QEMU_VNC_PORT_BASE)
-            vm->vnc_port = -1;
         vm->cdp_port = alloc_local_port();
-        if (vm->vnc_port < 0 || vm->cdp_port < 0)
+        if (vm->cdp_port < 0)
             return -EADDRNOTAVAIL;
     }
     return 0;
@@ -368,8 +368,9 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
         .n_fwcfg = 3,
     };
     o.forwards[o.n_forwards++] = (struct qemu_forward){vm->ssh_port, VM_GUEST_PORT_SSH};
-    if (vm->vnc_port > 0) {
-        o.vnc_port = vm->vnc_port;
+    o.guestfwd_cmd = spec->egress_cmd;
+    if (vm->vnc_socket) {
+        o.vnc_socket = vm->vnc_socket;
         o.screen_width = spec->screen_width > 0 ? spec->screen_width : VM_SCREEN_WIDTH;
         o.screen_height = spec->screen_height > 0 ? spec->screen_height : VM_SCREEN_HEIGHT;
     }
@@ -547,8 +548,8 @@ static bool vm_pid_is_ours(const struct vm *vm, pid_t pid)
     return strstr(cmdline, vm->run_dir) != NULL && strstr(cmdline, "qemu") != NULL;
 }
 
-int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int vnc_port,
-              int cdp_port, struct vm **out, struct ph_error *err)
+int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int cdp_port,
+              struct vm **out, struct ph_error *err)
 {
     struct vm *vm = vm_alloc(state_dir, id, kind);
     struct qmp *q = NULL;
@@ -558,7 +559,6 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     if (!vm)
         return -ENOMEM;
     vm->ssh_port = ssh_port;
-    vm->vnc_port = vnc_port;
     vm->cdp_port = cdp_port;
     r = vm_read_pidfile(vm, &vm->pid);
     if (r < 0 || !vm_pid_is_ours(vm, vm->pid)) {

@@ -26,6 +26,7 @@
 
 #include "accel.h"
 #include "error.h"
+#include "qemu.h"
 #include "run.h"
 
 enum vm_kind {
@@ -37,6 +38,9 @@ const char *vm_kind_flavour(enum vm_kind kind);
 /* Guest ports the gateway may forward to (besides SSH). */
 #define VM_GUEST_PORT_SSH 22
 #define VM_GUEST_PORT_CDP 9223 /* guest init's relay to Chromium's 127.0.0.1:9222 */
+
+/* What guests use as their HTTP proxy: QEMU's guestfwd to the egress relay. */
+#define VM_EGRESS_PROXY QEMU_EGRESS_ADDR ":3128"
 
 struct vm_env_var {
     const char *name;  /* weak */
@@ -56,6 +60,9 @@ struct vm_spec {
     /* Browser VMs: the screen's size at boot (0: VM_SCREEN_WIDTH x
      * VM_SCREEN_HEIGHT); the guest can change it later. */
     int screen_width, screen_height;
+    /* The shell command QEMU runs for each guest connection to the egress
+     * address (weak; see qemu_opts.guestfwd_cmd). NULL: no network. */
+    const char *egress_cmd;
 };
 
 #define VM_SCREEN_WIDTH 1280
@@ -68,10 +75,10 @@ struct vm {
     pid_t pid;     /* QEMU daemon, 0 if not started */
     int pidfd;     /* owned, -1 if unused */
     int ssh_port;  /* host side of the forward to guest :22 */
-    /* Browser VMs: QEMU's VNC server for the VM's screen on 127.0.0.1 (-1
-     * for sandboxes). The guest draws into a virtio-gpu device and never
-     * encodes a frame itself. */
-    int vnc_port;
+    /* Browser VMs: QEMU's VNC server for the VM's screen, on a Unix socket
+     * in the run dir (NULL for sandboxes; owned). The guest draws into a
+     * virtio-gpu device and never encodes a frame itself. */
+    char *vnc_socket;
     int cdp_port; /* -1 if unused */
     enum vm_accel accel;
     struct vm_ssh *ssh; /* owned, NULL until ready */
@@ -89,8 +96,8 @@ int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err);
 int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err);
 
 /* Re-attach to a VM that may still be running after a gateway restart. */
-int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int vnc_port,
-              int cdp_port, struct vm **out, struct ph_error *err);
+int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int cdp_port,
+              struct vm **out, struct ph_error *err);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */
 bool vm_alive(const struct vm *vm);

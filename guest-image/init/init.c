@@ -681,6 +681,9 @@ struct config {
     bool downloads;
     char profile_dir[256];
     char download_dir[256];
+    /* "ADDR:PORT" of the host's egress proxy, the guest's one way out
+     * (its network reaches nothing else); "" when not given. */
+    char proxy[32];
 };
 
 static void config_defaults(struct config *cfg)
@@ -693,6 +696,22 @@ static void config_defaults(struct config *cfg)
     cfg->downloads = true;
     snprintf(cfg->profile_dir, sizeof(cfg->profile_dir), "/root/porthole/profile");
     snprintf(cfg->download_dir, sizeof(cfg->download_dir), "/root/porthole/downloads");
+}
+
+/* "A.B.C.D:PORT": digits, dots and one colon, nothing a shell or a JSON
+ * string would treat specially. */
+static bool valid_proxy(const char *s, size_t cap)
+{
+    size_t n = strlen(s), colons = 0;
+    if (n == 0 || n >= cap)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ':')
+            colons++;
+        else if (!(s[i] == '.' || (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    }
+    return colons == 1 && s[n - 1] != ':';
 }
 
 static bool valid_hostname(const char *s)
@@ -791,6 +810,10 @@ static int config_parse(struct config *cfg, char *text)
             ok = valid_dir(val, sizeof(cfg->profile_dir));
             if (ok)
                 snprintf(cfg->profile_dir, sizeof(cfg->profile_dir), "%s", val);
+        } else if (strcmp(key, "network.proxy") == 0) {
+            ok = valid_proxy(val, sizeof(cfg->proxy));
+            if (ok)
+                snprintf(cfg->proxy, sizeof(cfg->proxy), "%s", val);
         } else if (strcmp(key, "browser.download_dir") == 0) {
             ok = valid_dir(val, sizeof(cfg->download_dir));
             if (ok)
@@ -863,6 +886,20 @@ static void sb_json_string(struct strbuf *sb, const char *s)
 static int env_script_build(const struct config *cfg, struct strbuf *sb)
 {
     sb_str(sb, "# Written by porthole-init from the VM's config (boot or browser-configure).\n");
+    if (cfg->proxy[0]) {
+        /* The only way out: the host's egress proxy. Programs that ignore
+         * these variables reach nothing. */
+        static const char *const names[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
+                                            "HTTPS_PROXY"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            sb_str(sb, "export ");
+            sb_str(sb, names[i]);
+            sb_str(sb, "=http://");
+            sb_str(sb, cfg->proxy);
+            sb_str(sb, "\n");
+        }
+        sb_str(sb, "export no_proxy=localhost,127.0.0.1,::1\nexport NO_PROXY=$no_proxy\n");
+    }
     for (size_t i = 0; i < cfg->n_env; i++) {
         const char *eq = strchr(cfg->env[i], '=');
         sb_str(sb, "export ");
@@ -878,12 +915,19 @@ static int policy_build(const struct config *cfg, struct strbuf *sb)
 {
     if (!cfg->downloads) {
         /* 3 = block all downloads. */
-        sb_str(sb, "{\"DownloadRestrictions\": 3}\n");
+        sb_str(sb, "{\"DownloadRestrictions\": 3");
     } else {
         sb_str(sb, "{\"DownloadDirectory\": ");
         sb_json_string(sb, cfg->download_dir);
-        sb_str(sb, ", \"PromptForDownload\": false}\n");
+        sb_str(sb, ", \"PromptForDownload\": false");
     }
+    if (cfg->proxy[0]) {
+        /* A managed policy: no page or extension can change it. */
+        sb_str(sb, ", \"ProxySettings\": {\"ProxyMode\": \"fixed_servers\", \"ProxyServer\": ");
+        sb_json_string(sb, cfg->proxy);
+        sb_str(sb, "}");
+    }
+    sb_str(sb, "}\n");
     return sb->overflow ? -E2BIG : 0;
 }
 

@@ -49,3 +49,42 @@ e2eTest('without allowed_domains the same page loads', async ({ pages, sessions 
     await disconnect(browser);
   }
 });
+
+// The network enforces the list too, for what the CDP check never sees: a
+// location change from script, a clicked link, a redirect, an image and a
+// fetch() towards other.test (the same host server under another name) all
+// fail, and none of them reaches the server.
+e2eTest('allowed_domains holds for script, links, redirects and subresources', async ({ pages, sessions }) => {
+  const s = await sessions.create({ allowed_domains: ['pages.test'] });
+  assert.equal(s.network?.mode, 'allowlist', JSON.stringify(s.network));
+  const other = `http://other.test:${pages.port}`;
+  const { browser, page } = await connectPlaywright(s.cdp_url);
+  try {
+    await page.goto(`${pages.guestUrl}/links?to=${encodeURIComponent(other)}`, { timeout: 120_000 });
+    assert.equal(await page.title(), 'links');
+    const fetched = await page.evaluate(async (u) => {
+      try {
+        const r = await fetch(`${u}/fetched`, { mode: 'no-cors' });
+        return `status ${r.status}`;
+      } catch (e) {
+        return `error ${e.message}`;
+      }
+    }, other);
+    await page.evaluate((u) => { location.href = `${u}/located`; }, other).catch(() => {});
+    await sleep(3000);
+    await page.goto(`${pages.guestUrl}/links?to=${encodeURIComponent(other)}`, { timeout: 120_000 });
+    await page.click('#link', { timeout: 30_000, noWaitAfter: true }).catch(() => {});
+    await sleep(3000);
+    await page.goto(`${pages.guestUrl}/redirect?to=${encodeURIComponent(`${other}/redirected`)}`,
+                    { timeout: 60_000 }).catch(() => {});
+    await sleep(2000);
+    const arrived = pages.requests.filter((r) => r.host.startsWith('other.test') ||
+      ['/fetched', '/located', '/clicked', '/img.png', '/redirected'].includes(r.path));
+    assert.deepEqual(arrived, [], `requests that got past allowed_domains (fetch said: ${fetched})`);
+    assert.ok(pages.hits('/links').length >= 2, 'the allowed page itself loaded');
+    const after = await sessions.gw.api('GET', `/v1/browser/sessions/${s.session_id}`);
+    assert.ok(after.body.network.refused >= 3, `refusals counted: ${JSON.stringify(after.body.network)}`);
+  } finally {
+    await disconnect(browser);
+  }
+});

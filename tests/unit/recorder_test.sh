@@ -39,7 +39,9 @@ for attempt in 1 2 3; do
     PORT=$(free_port)
     rm -f "$WORK/displayfd"
     mkfifo "$WORK/displayfd"
+    rm -f "$WORK/vnc.sock"
     Xtigervnc -displayfd 3 -geometry 640x480 -depth 24 -rfbport "$PORT" \
+        -rfbunixpath "$WORK/vnc.sock" \
         -SecurityTypes None -localhost=1 -AlwaysShared \
         3>"$WORK/displayfd" >"$WORK/xvnc.log" 2>&1 &
     XPID=$!

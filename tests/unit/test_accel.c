@@ -66,8 +66,8 @@ int main(void)
 
     /* A VM with a screen gets virtio-gpu at its size, a tablet and a
      * keyboard, a modern virtio-mmio transport (the legacy one binds no
-     * virtio-gpu) and QEMU's VNC server on 127.0.0.1 as display port-5900;
-     * a sandbox gets none of it. */
+     * virtio-gpu) and QEMU's VNC server on a Unix socket; a sandbox gets
+     * none of it. Both get a restricted network. */
     struct qemu_opts o = {.accel = VM_ACCEL_TCG,
                           .vcpus = 2,
                           .mem_mib = 2048,
@@ -80,10 +80,20 @@ int main(void)
                           .pidfile = "/p"};
     char **argv = qemu_build_argv(&o);
     CHECK(argv != NULL);
-    for (char **p = argv; p && *p; p++)
+    bool restricted = false;
+    for (char **p = argv; p && *p; p++) {
         CHECK(!strstr(*p, "virtio-gpu") && strcmp(*p, "-vnc") != 0 && !strstr(*p, "force-legacy"));
+        /* No egress command: a network with nothing but the forwards. */
+        if (strcmp(*p, "-netdev") == 0 && p[1])
+            restricted = strcmp(p[1], "user,id=n0,restrict=on") == 0;
+    }
+    CHECK(restricted);
     strv_free(argv);
-    o.vnc_port = 45678;
+    /* A comma would end QEMU's option value early: refused. */
+    o.guestfwd_cmd = "relay a,b";
+    CHECK(qemu_build_argv(&o) == NULL);
+    o.guestfwd_cmd = "/bin/relay /run/e.sock";
+    o.vnc_socket = "/run/vm/vnc.sock";
     o.screen_width = 1024;
     o.screen_height = 768;
     argv = qemu_build_argv(&o);
@@ -95,9 +105,13 @@ int main(void)
         keyboard |= strcmp(*p, "virtio-keyboard-device") == 0;
         modern |= strcmp(*p, "virtio-mmio.force-legacy=false") == 0;
         if (strcmp(*p, "-vnc") == 0 && p[1])
-            vnc = strcmp(p[1], "127.0.0.1:39778,share=force-shared") == 0;
+            vnc = strcmp(p[1], "unix:/run/vm/vnc.sock,share=force-shared") == 0;
+        if (strcmp(*p, "-netdev") == 0 && p[1])
+            restricted = strcmp(p[1], "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:"
+                                      "/bin/relay /run/e.sock") == 0;
+        CHECK(!strstr(*p, "127.0.0.1:") || strstr(*p, "hostfwd=tcp:127.0.0.1:"));
     }
-    CHECK(gpu && tablet && keyboard && vnc && modern);
+    CHECK(gpu && tablet && keyboard && vnc && modern && restricted);
     strv_free(argv);
     CHECK_DONE();
 }

@@ -35,7 +35,6 @@ static struct vm *fake_vm(const char *id)
     snprintf(vm->id, sizeof(vm->id), "%s", id);
     vm->pidfd = -1;
     vm->ssh_port = 2222;
-    vm->vnc_port = -1;
     vm->cdp_port = -1;
     atomic_fetch_add(&vms_live, 1);
     return vm;
@@ -51,7 +50,7 @@ static int fake_boot(struct instances *reg, const char *id, const struct vm_spec
 }
 
 static int fake_attach(struct instances *reg, const char *id, enum vm_kind kind, int ssh_port,
-                       int vnc_port, int cdp_port, struct vm **out, struct ph_error *err)
+                       int cdp_port, struct vm **out, struct ph_error *err)
 {
     if (ssh_port != 2222)
         return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOENT, "no VM %s", id);

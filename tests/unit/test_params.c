@@ -170,7 +170,8 @@ int main(void)
     CHECK_STR(bp.profile_id, "work.1");
     CHECK_STR(json_string_value(json_array_get(bp.allowed_domains, 0)), "example.com");
     CHECK(domain_allowed(bp.allowed_domains, "example.com"));
-    CHECK(domain_allowed(bp.allowed_domains, "www.example.com"));
+    /* A plain pattern is that host only; "*.example.com" is for subdomains. */
+    CHECK(!domain_allowed(bp.allowed_domains, "www.example.com"));
     CHECK(!domain_allowed(bp.allowed_domains, "evil-example.com"));
     CHECK(!domain_allowed(bp.allowed_domains, "example.com.evil.org"));
     browser_params_done(&bp);
@@ -195,6 +196,11 @@ int main(void)
         {"{\"allow_downloads\":\"no\"}", "allow_downloads must be true or false"},
         {"{\"allowed_domains\":\"example.com\"}", "allowed_domains must be an array"},
         {"{\"allowed_domains\":[\"exa mple.com\"]}", "is not a host name"},
+        {"{\"allowed_domains\":[\"a..example\"]}", "is not a host name"},
+        {"{\"allowed_domains\":[\"*.\"]}", "is not a host name"},
+        {"{\"allowed_domains\":[\"*.127.0.0.1\"]}", "is not a host name"},
+        {"{\"allowed_domains\":[\"1.2.3.999\"]}", "is not a host name"},
+        {"{\"allowed_domains\":[\"a%2eb\"]}", "is not a host name"},
         {"{\"env_vars\":{\"A B\":\"x\"}}", "not a valid variable name"},
     };
     for (size_t i = 0; i < sizeof(bad_browser) / sizeof(bad_browser[0]); i++) {

@@ -884,6 +884,17 @@ int main(int argc, char **argv)
         CHECK_DONE();
     }
     fprintf(stderr, "connected, first full frame after %.0f ms\n", (mono_s() - t) * 1000);
+    {
+        /* The same server on its Unix socket, as the gateway reaches
+         * QEMU's: a path for the host, no port. */
+        char sock[600];
+        struct vnc_client *u = NULL;
+        snprintf(sock, sizeof(sock), "%s/vnc.sock", workdir);
+        CHECK(vnc_client_new(sock, 0, 10000, &u, &err) == 0);
+        CHECK(vnc_client_status(u, NULL) == 0);
+        vnc_client_free(u);
+        fprintf(stderr, "connected on the Unix socket %s\n", sock);
+    }
     test_connect_errors(port);
     test_session_cycle(port);
     test_snapshot_and_input(c);

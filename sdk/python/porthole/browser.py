@@ -67,6 +67,8 @@ class BrowserSessionConfig:
     env_vars: Dict[str, str] = field(default_factory=dict)
     mem_size_mib: int = 2048
     disk_size_mib: Optional[int] = None
+    # Hosts CDP navigations may go to: "example.com" is that host only,
+    # "*.example.com" its subdomains (not example.com itself).
     allowed_domains: Optional[List[str]] = None
     # SmolVM options with no Porthole counterpart: accepted when harmless.
     session_id: Optional[str] = None

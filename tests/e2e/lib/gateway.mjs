@@ -347,7 +347,18 @@ export function e2eConfig() {
   const pool = Number(process.env.PORTHOLE_E2E_POOL ?? 1);
   const extra = process.env.PORTHOLE_E2E_CONFIG ? JSON.parse(process.env.PORTHOLE_E2E_CONFIG) : {};
   // The deny rule lets tests see a command refused by the policy chain.
-  return { browser_pool: pool, max_sandboxes: 8, deny: [E2E_DENIED_WORD], ...extra };
+  // The guests' pages come from the host's loopback (lib/test_pages.mjs),
+  // which the egress proxy refuses unless told otherwise: this gateway
+  // names it pages.test and lets 127.0.0.1 through. tests/integration's
+  // network test runs a gateway without these and shows the block.
+  return {
+    browser_pool: pool, max_sandboxes: 8, deny: [E2E_DENIED_WORD],
+    egress_hosts: { 'pages.test': '127.0.0.1', 'other.test': '127.0.0.1' },
+    egress_allow_cidrs: ['127.0.0.1/32'],
+    // Nothing else resolves (the resolver is loopback's discard port): no
+    // test traffic leaves the machine.
+    egress_dns: '127.0.0.1:9', ...extra,
+  };
 }
 
 function binIdentity(bin) {

@@ -1,12 +1,14 @@
 // Test pages on the host for browsers in guests. It listens on 127.0.0.1,
-// which a guest on QEMU user networking reaches as 10.0.2.2, so pages are
-// loaded from `pages.guestUrl` (http://10.0.2.2:PORT) inside the guest.
+// which no guest reaches directly: a guest's one way out is the gateway's
+// egress proxy, and the test gateway's config names this host "pages.test"
+// there and lets 127.0.0.1 through (see e2eConfig), so pages are loaded
+// from `pages.guestUrl` (http://pages.test:PORT) inside the guest.
 // Every request is recorded, so a test can tell whether a navigation reached
 // the server at all.
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 
-export const GUEST_HOST_ADDR = process.env.PORTHOLE_E2E_GUEST_HOST || '10.0.2.2';
+export const GUEST_HOST_ADDR = process.env.PORTHOLE_E2E_GUEST_HOST || 'pages.test';
 
 const COLORS = {
   red: 'rgb(255, 0, 0)',
@@ -63,7 +65,7 @@ export class TestPages {
     const url = new URL(req.url, 'http://x');
     const q = url.searchParams;
     this.requests.push({ method: req.method, path: url.pathname, query: Object.fromEntries(q),
-                         cookie: req.headers.cookie ?? '', time: Date.now() });
+                         host: req.headers.host ?? '', cookie: req.headers.cookie ?? '', time: Date.now() });
     const html = (title, body, head, headers) =>
       this.send(res, 200, 'text/html; charset=utf-8', page(title, body, head), headers);
 
@@ -90,6 +92,14 @@ export class TestPages {
     case '/files/report.txt':
       return this.send(res, 200, 'text/plain; charset=utf-8', this.downloadBody,
                        { 'content-disposition': 'attachment; filename="report.txt"' });
+    case '/redirect':
+      return this.send(res, 302, 'text/plain', 'redirect\n', { location: q.get('to') || '/' });
+    case '/links': {
+      // A link and an image towards ?to= (the page's own origin otherwise).
+      const to = q.get('to') || '/';
+      return html('links', `<a id="link" href="${esc(to)}/clicked">away</a>` +
+                  `<img id="img" src="${esc(to)}/img.png">`);
+    }
     case '/clicks':
       // A full-window page counting mouse presses anywhere on it.
       return html('clicks', '<p id="count">0</p>',

@@ -1,0 +1,455 @@
+/* The WHATWG URL Standard's basic URL parser, as far as the host: the
+ * steps below follow its states (scheme, special authority slashes,
+ * authority, host, port) and its host parser (IPv4, IPv6, domain). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "urlhost.h"
+
+static int fail(struct urlhost *out, int r, const char *why)
+{
+    out->host[0] = '\0';
+    out->port = -1;
+    out->why = why;
+    return r;
+}
+
+static bool is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static char to_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+static int hex_value(char c)
+{
+    if (is_digit(c))
+        return c - '0';
+    c = to_lower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Case-insensitive: is s[0..n) the lowercase word w? */
+static bool word_is(const char *s, size_t n, const char *w)
+{
+    if (strlen(w) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (to_lower(s[i]) != w[i])
+            return false;
+    return true;
+}
+
+/* The standard's first steps: strip leading and trailing C0 control or
+ * space, then remove every ASCII tab or newline, wherever it is. */
+static char *clean_input(const char *url, size_t len, size_t *out_len)
+{
+    size_t b = 0, e = len, n = 0;
+
+    while (b < e && (unsigned char)url[b] <= 0x20)
+        b++;
+    while (e > b && (unsigned char)url[e - 1] <= 0x20)
+        e--;
+    char *s = malloc(e - b + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = b; i < e; i++)
+        if (url[i] != '\t' && url[i] != '\n' && url[i] != '\r')
+            s[n++] = url[i];
+    s[n] = '\0';
+    *out_len = n;
+    return s;
+}
+
+/* Forbidden domain code points (ASCII only: non-ASCII is refused before). */
+static bool forbidden_in_domain(unsigned char c)
+{
+    return c <= 0x1f || c == 0x7f || (c != '\0' && strchr(" #%/:<>?@[\\]^|", c));
+}
+
+/* ---- IPv4 ---------------------------------------------------------------- */
+
+#define IPV4_TOO_BIG ((uint64_t)1 << 32)
+
+/* The IPv4 number parser: decimal, 0x hex, or 0-prefixed octal. The value
+ * saturates at IPV4_TOO_BIG, which no caller accepts. */
+static int ipv4_number(const char *p, size_t n, uint64_t *value)
+{
+    unsigned radix = 10;
+    uint64_t v = 0;
+
+    if (n == 0)
+        return -1;
+    if (n >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        radix = 16;
+        p += 2;
+        n -= 2;
+    } else if (n >= 2 && p[0] == '0') {
+        radix = 8;
+        p++;
+        n--;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int d = hex_value(p[i]);
+        if (d < 0 || (unsigned)d >= radix)
+            return -1;
+        v = v * radix + (unsigned)d;
+        if (v > IPV4_TOO_BIG)
+            v = IPV4_TOO_BIG;
+    }
+    *value = v;
+    return 0;
+}
+
+/* "Ends in a number": the last label (a trailing dot aside) is all digits
+ * or parses as an IPv4 number. */
+static bool ends_in_number(const char *d, size_t n)
+{
+    uint64_t v;
+
+    if (n > 0 && d[n - 1] == '.')
+        n--;
+    size_t start = n;
+    while (start > 0 && d[start - 1] != '.')
+        start--;
+    if (start == n)
+        return false;
+    bool digits = true;
+    for (size_t i = start; i < n; i++)
+        digits = digits && is_digit(d[i]);
+    return digits || ipv4_number(d + start, n - start, &v) == 0;
+}
+
+static int ipv4_parse(const char *d, size_t n, uint32_t *addr)
+{
+    uint64_t numbers[4];
+    size_t count = 0, start = 0;
+
+    /* One trailing dot is allowed: "1.2.3.4." */
+    if (n > 1 && d[n - 1] == '.')
+        n--;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && d[i] != '.')
+            continue;
+        if (count == 4 || ipv4_number(d + start, i - start, &numbers[count]) < 0)
+            return -1;
+        count++;
+        start = i + 1;
+    }
+    for (size_t i = 0; i + 1 < count; i++)
+        if (numbers[i] > 255)
+            return -1;
+    if (numbers[count - 1] >= ((uint64_t)1 << (8 * (5 - count))))
+        return -1;
+    uint64_t v = numbers[count - 1];
+    for (size_t i = 0; i + 1 < count; i++)
+        v += numbers[i] << (8 * (3 - i));
+    *addr = (uint32_t)v;
+    return 0;
+}
+
+/* ---- IPv6 ---------------------------------------------------------------- */
+
+static int ipv6_parse(const char *p, size_t n, uint16_t address[8])
+{
+    size_t i = 0, piece = 0;
+    long compress = -1;
+
+#define C (i < n ? p[i] : '\0')
+#define AT_END (i >= n)
+    memset(address, 0, 8 * sizeof(address[0]));
+    if (C == ':') {
+        if (i + 1 >= n || p[i + 1] != ':')
+            return -1;
+        i += 2;
+        compress = (long)++piece;
+    }
+    while (!AT_END) {
+        if (piece == 8)
+            return -1;
+        if (C == ':') {
+            if (compress >= 0)
+                return -1;
+            i++;
+            compress = (long)++piece;
+            continue;
+        }
+        unsigned value = 0, length = 0;
+        while (length < 4 && !AT_END && hex_value(C) >= 0) {
+            value = value * 16 + (unsigned)hex_value(C);
+            i++;
+            length++;
+        }
+        if (C == '.' && !AT_END) {
+            /* An IPv4 address in the last two pieces: strict dotted decimal. */
+            if (length == 0 || piece > 6)
+                return -1;
+            i -= length;
+            unsigned seen = 0;
+            while (!AT_END) {
+                int v4 = -1;
+                if (seen > 0) {
+                    if (C == '.' && seen < 4)
+                        i++;
+                    else
+                        return -1;
+                }
+                if (AT_END || !is_digit(C))
+                    return -1;
+                while (!AT_END && is_digit(C)) {
+                    int digit = C - '0';
+                    if (v4 < 0)
+                        v4 = digit;
+                    else if (v4 == 0)
+                        return -1;
+                    else
+                        v4 = v4 * 10 + digit;
+                    if (v4 > 255)
+                        return -1;
+                    i++;
+                }
+                address[piece] = (uint16_t)(address[piece] * 0x100 + v4);
+                seen++;
+                if (seen == 2 || seen == 4)
+                    piece++;
+            }
+            if (seen != 4)
+                return -1;
+            break;
+        } else if (C == ':' && !AT_END) {
+            i++;
+            if (AT_END)
+                return -1;
+        } else if (!AT_END) {
+            return -1;
+        }
+        address[piece++] = (uint16_t)value;
+    }
+#undef C
+#undef AT_END
+    if (compress >= 0) {
+        size_t swaps = piece - (size_t)compress;
+        piece = 7;
+        while (piece != 0 && swaps > 0) {
+            uint16_t t = address[piece];
+            address[piece] = address[(size_t)compress + swaps - 1];
+            address[(size_t)compress + swaps - 1] = t;
+            piece--;
+            swaps--;
+        }
+    } else if (piece != 8) {
+        return -1;
+    }
+    return 0;
+}
+
+/* "[a:b::c]": the first longest run of two or more zero pieces becomes "::". */
+static void ipv6_serialize(const uint16_t address[8], char *out, size_t len)
+{
+    int compress = -1, best = 1;
+    size_t n = 0;
+
+    for (int i = 0; i < 8;) {
+        int run = 0;
+        while (i + run < 8 && address[i + run] == 0)
+            run++;
+        if (run > best) {
+            best = run;
+            compress = i;
+        }
+        i += run ? run : 1;
+    }
+    n += (size_t)snprintf(out + n, len - n, "[");
+    for (int i = 0; i < 8; i++) {
+        if (i == compress) {
+            n += (size_t)snprintf(out + n, len - n, "%s", i == 0 ? "::" : ":");
+            i += best - 1;
+            continue;
+        }
+        n += (size_t)snprintf(out + n, len - n, "%x%s", address[i], i == 7 ? "" : ":");
+    }
+    snprintf(out + n, len - n, "]");
+}
+
+/* ---- hosts --------------------------------------------------------------- */
+
+/* The host parser for a special scheme, on s[0..n) (n > 0). */
+static int host_parse(const char *s, size_t n, struct urlhost *out)
+{
+    if (s[0] == '[') {
+        uint16_t address[8];
+        if (n < 2 || s[n - 1] != ']')
+            return fail(out, -EINVAL, "an IPv6 address without its closing ']'");
+        if (ipv6_parse(s + 1, n - 2, address) < 0)
+            return fail(out, -EINVAL, "an invalid IPv6 address");
+        ipv6_serialize(address, out->host, sizeof(out->host));
+        out->kind = URLHOST_IPV6;
+        return 0;
+    }
+
+    /* Percent-decoding comes first: "a%2eb" is the domain "a.b". */
+    char *d = malloc(n + 1);
+    size_t dn = 0;
+    if (!d)
+        return fail(out, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
+            (lo = hex_value(s[i + 2])) >= 0) {
+            d[dn++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            d[dn++] = s[i];
+        }
+    }
+    d[dn] = '\0';
+
+    int r = 0;
+    for (size_t i = 0; i < dn && r == 0; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c >= 0x80)
+            r = fail(out, -EILSEQ,
+                     "a non-ASCII host (not converted to punycode here: write it as xn--)");
+        else if (forbidden_in_domain(c))
+            r = fail(out, -EINVAL, "a host with a character that is not allowed in a domain");
+        d[i] = to_lower(d[i]);
+    }
+    if (r < 0) {
+        free(d);
+        return r;
+    }
+
+    if (ends_in_number(d, dn)) {
+        uint32_t a;
+        r = ipv4_parse(d, dn, &a);
+        free(d);
+        if (r < 0)
+            return fail(out, -EINVAL, "a host that ends in a number but is not an IPv4 address");
+        snprintf(out->host, sizeof(out->host), "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff,
+                 (a >> 8) & 0xff, a & 0xff);
+        out->kind = URLHOST_IPV4;
+        return 0;
+    }
+
+    /* Names are compared without the root's dot; other empty labels no
+     * resolver accepts, so they are refused rather than compared. */
+    if (dn > 0 && d[dn - 1] == '.')
+        d[--dn] = '\0';
+    if (dn == 0 || d[0] == '.' || d[dn - 1] == '.' || strstr(d, ".."))
+        r = fail(out, -EINVAL, "a host with an empty label");
+    else if (dn > URLHOST_MAX)
+        r = fail(out, -ENAMETOOLONG, "a host longer than 253 characters");
+    else
+        memcpy(out->host, d, dn + 1);
+    free(d);
+    if (r == 0)
+        out->kind = URLHOST_DOMAIN;
+    return r;
+}
+
+/* After "scheme:" of a special scheme other than file. */
+static int authority_parse(const char *s, size_t n, struct urlhost *out)
+{
+    size_t i = 0, end, start, colon;
+    bool brackets = false;
+
+    /* Any run of '/' and '\' (none, too) leads to the authority. */
+    while (i < n && (s[i] == '/' || s[i] == '\\'))
+        i++;
+    end = i;
+    while (end < n && s[end] != '/' && s[end] != '\\' && s[end] != '?' && s[end] != '#')
+        end++;
+    /* The userinfo ends at the last '@' of the authority. */
+    start = i;
+    for (size_t k = i; k < end; k++)
+        if (s[k] == '@')
+            start = k + 1;
+    if (start == end)
+        return fail(out, -EINVAL, "an empty host");
+    for (colon = start; colon < end; colon++) {
+        if (s[colon] == '[')
+            brackets = true;
+        else if (s[colon] == ']')
+            brackets = false;
+        else if (s[colon] == ':' && !brackets)
+            break;
+    }
+    if (colon == start)
+        return fail(out, -EINVAL, "an empty host");
+    if (colon < end && colon + 1 < end) {
+        long port = 0;
+        for (size_t k = colon + 1; k < end; k++) {
+            if (!is_digit(s[k]))
+                return fail(out, -EINVAL, "a port that is not a number");
+            port = port * 10 + (s[k] - '0');
+            if (port > 65535)
+                return fail(out, -EINVAL, "a port above 65535");
+        }
+        out->port = (int)port;
+    }
+    return host_parse(s + start, colon - start, out);
+}
+
+int urlhost_parse(const char *url, size_t len, struct urlhost *out)
+{
+    static const char *const special[] = {"http", "https", "ws", "wss", "ftp", NULL};
+    size_t n, i = 0;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    out->port = -1;
+    out->kind = URLHOST_OPAQUE;
+    char *s = clean_input(url, len, &n);
+    if (!s)
+        return fail(out, -ENOMEM, "out of memory");
+
+    if (n > 0 && is_alpha(s[0]))
+        while (i < n &&
+               (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+            i++;
+    if (i == 0 || i == n || s[i] != ':') {
+        free(s);
+        return fail(out, -EINVAL, "not an absolute URL (no scheme)");
+    }
+    if (i < sizeof(out->scheme))
+        for (size_t k = 0; k < i; k++)
+            out->scheme[k] = to_lower(s[k]);
+
+    const char *rest = s + i + 1;
+    size_t rest_n = n - i - 1;
+    r = 0;
+    if (word_is(s, i, "file")) {
+        out->kind = URLHOST_FILE;
+    } else if (word_is(s, i, "about")) {
+        /* An opaque path, up to the query or fragment. */
+        size_t p = 0;
+        while (p < rest_n && rest[p] != '?' && rest[p] != '#')
+            p++;
+        if (rest_n > 0 && rest[0] != '/' &&
+            ((p == 5 && memcmp(rest, "blank", 5) == 0) ||
+             (p == 6 && memcmp(rest, "srcdoc", 6) == 0)))
+            out->kind = URLHOST_BLANK;
+    } else {
+        for (size_t k = 0; special[k]; k++)
+            if (word_is(s, i, special[k])) {
+                r = authority_parse(rest, rest_n, out);
+                break;
+            }
+    }
+    free(s);
+    return r;
+}

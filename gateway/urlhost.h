@@ -1,0 +1,52 @@
+/* The host a browser navigates to for a URL, found by the WHATWG URL
+ * Standard's basic URL parser (no base URL), the way Chromium reads it.
+ *
+ *   struct urlhost u;
+ *   if (urlhost_parse(url, strlen(url), &u) < 0)  -> refuse, u.why says why
+ *   switch (u.kind) ... u.host is the canonical host of DOMAIN/IPV4/IPV6
+ *
+ * Only the scheme and the authority are parsed; path, query and fragment
+ * are not looked at. The function is pure: no I/O, no globals, no logging.
+ *
+ * Where the standard asks for more than this parser does, it refuses rather
+ * than guesses:
+ *  - a host with a non-ASCII character (IDNA is not implemented): -EILSEQ;
+ *    a host written in punycode ("xn--...") is kept as it is;
+ *  - a domain with an empty label ("a..b", ".a"), apart from one trailing
+ *    dot, which is removed: "a.example." is "a.example";
+ *  - a domain longer than URLHOST_MAX: -ENAMETOOLONG (no DNS name is).
+ * The input is read in full however long it is; nothing is cut. */
+#pragma once
+
+#include <stddef.h>
+
+/* The longest domain returned (DNS: 253 without the trailing dot). */
+#define URLHOST_MAX 253
+
+enum urlhost_kind {
+    URLHOST_DOMAIN, /* special scheme (http, https, ws, wss, ftp), a domain */
+    URLHOST_IPV4,   /* special scheme, host "a.b.c.d" */
+    URLHOST_IPV6,   /* special scheme, host "[...]" in compressed form */
+    URLHOST_FILE,   /* file: (its host is not parsed) */
+    URLHOST_BLANK,  /* about:blank or about:srcdoc, any query or fragment */
+    URLHOST_OPAQUE, /* any other scheme: data:, javascript:, blob:, about:x... */
+};
+
+struct urlhost {
+    enum urlhost_kind kind;
+    /* Lowercase scheme without ':'; "" when longer than fits. */
+    char scheme[32];
+    /* DOMAIN/IPV4/IPV6 only: lowercase ASCII, no trailing dot; "" otherwise. */
+    char host[URLHOST_MAX + 1];
+    int port;        /* -1 when none or not a special scheme */
+    const char *why; /* static text on failure, NULL on success */
+};
+
+/* Parses the first len bytes of url (which may hold NUL bytes). Returns 0,
+ * or on failure fills out->why and returns:
+ *   -EINVAL        not an absolute URL, or a host or port the standard
+ *                  rejects (the browser would refuse it too);
+ *   -EILSEQ        a non-ASCII host;
+ *   -ENAMETOOLONG  a domain longer than URLHOST_MAX;
+ *   -ENOMEM        out of memory. */
+int urlhost_parse(const char *url, size_t len, struct urlhost *out);
