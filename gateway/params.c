@@ -78,6 +78,7 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
 {
     const char *key;
     json_t *val;
+    size_t total = 0;
 
     if (!value || json_is_null(value)) {
         *out = json_object();
@@ -105,7 +106,12 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
         if (strlen(s) != n || strpbrk(s, "\n\r"))
             return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
                                 "%s.%s must not contain newlines or NUL", field, key);
+        total += strlen("env==\n") + strlen(key) + n;
     }
+    if (total > PARAMS_MAX_ENV_TOTAL)
+        return ph_error_set(err, PH_ERR_INVALID, -E2BIG,
+                            "%s take %zu bytes in all; the guest takes at most %d", field, total,
+                            PARAMS_MAX_ENV_TOTAL);
     *out = json_deep_copy(value);
     return *out ? 0 : -ENOMEM;
 }

@@ -115,6 +115,21 @@ int main(void)
     /* A list that fails half-way frees what it had (ASan's leak check). */
     bad_sandbox("{\"allowed_domains\": [\"a.test\", \"bad domain\"]}", "allowed_domains[1]");
     bad_sandbox("{\"allowed_domains\": [\"a.test\"], \"env_vars\": {\"1X\": \"v\"}}", "env_vars");
+    {
+        /* 16 values of 4 KiB pass one by one but not together: the guest
+         * would not take that config. */
+        char *big = malloc(17 * 4200 + 64), *q = big;
+        q += sprintf(q, "{\"env_vars\": {");
+        for (int i = 0; i < 16; i++) {
+            q += sprintf(q, "%s\"V%d\": \"", i ? ", " : "", i);
+            memset(q, 'x', 4000);
+            q += 4000;
+            *q++ = '"';
+        }
+        sprintf(q, "}}");
+        bad_sandbox(big, "the guest takes at most");
+        free(big);
+    }
     bad_sandbox("{\"id\": \"Agent\"}", "id must be 1 to 39");
     bad_sandbox("{\"id\": \"-x\"}", "id must be 1 to 39");
     bad_sandbox("{\"id\": \"x-\"}", "id must be 1 to 39");
