@@ -31,7 +31,7 @@ const char *vm_kind_flavour(enum vm_kind kind)
     return kind == VM_KIND_BROWSER ? "browser" : "base";
 }
 
-static bool vm_id_valid(const char *id)
+bool vm_id_valid(const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n >= sizeof(((struct vm *)0)->id))

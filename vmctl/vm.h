@@ -88,6 +88,9 @@ struct vm {
     struct vm_ssh *ssh; /* owned, NULL until ready */
 };
 
+/* An id a run dir may have: [a-z0-9_-], 1 to 39 characters. */
+bool vm_id_valid(const char *id);
+
 /* Creates the run dir under state_dir/vms/ and everything the VM needs
  * before boot. id must be unique ([a-z0-9-], <= 39 chars). */
 int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, struct vm **out,
