@@ -44,6 +44,7 @@ static const struct {
     {"transfer-encoding", WSI_TOKEN_HTTP_TRANSFER_ENCODING, NULL},
     {"expect", WSI_TOKEN_HTTP_EXPECT, NULL},
     {"x-request-id", -1, "x-request-id:"},
+    {"x-porthole-actor", -1, "x-porthole-actor:"},
 };
 _Static_assert(ARRAY_SIZE(kept_headers) == N_KEPT_HEADERS, "N_KEPT_HEADERS");
 struct http_req_full *http_req_full(struct http_req *req)
@@ -470,6 +471,20 @@ static const char *bearer_token(const char *authz)
     return *authz ? authz : NULL;
 }
 
+void http_admin_actor(const char *on_behalf, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "admin");
+
+    /* Who an admin client acts for ("mcp:Claude Desktop"): audit text
+     * only, never a permission; kept to printable ASCII and the buffer. */
+    if (!on_behalf || !*on_behalf || n + 2 >= len)
+        return;
+    out[n++] = '/';
+    for (const char *p = on_behalf; *p && n + 1 < len; p++)
+        out[n++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? *p : '_';
+    out[n] = '\0';
+}
+
 static bool req_authorize(struct http_server *s, struct http_req_full *r)
 {
     const char *token = bearer_token(http_header(&r->pub, "authorization"));
@@ -477,7 +492,8 @@ static bool req_authorize(struct http_server *s, struct http_req_full *r)
     if (!token)
         return false;
     if (s->admin_token && secret_equal(s->admin_token, token)) {
-        snprintf(r->pub.actor, sizeof(r->pub.actor), "admin");
+        http_admin_actor(http_header(&r->pub, "x-porthole-actor"), r->pub.actor,
+                         sizeof(r->pub.actor));
         return true;
     }
     if (s->auth) {

@@ -199,6 +199,10 @@ void *http_wsi_listener(struct lws *wsi);
  * Origin, Referer, User-Agent, X-Request-Id and X-Forwarded-For. */
 const char *http_query(struct http_req *req, const char *name);
 const char *http_header(struct http_req *req, const char *name);
+/* The actor of an admin-token request: "admin", or "admin/NAME" when the
+ * client names who it acts for (X-Porthole-Actor; printable ASCII, cut to
+ * len). Audit text only. */
+void http_admin_actor(const char *on_behalf, char *out, size_t len);
 /* The whole query string as lws decoded it: its '&'-separated items
  * joined again with '&' ("" without a query). Returns the length, or
  * -ENOSPC when out (len bytes) is too small. */

@@ -2,6 +2,7 @@
  * deletion, expiry, persistence and restore. See instance.h. */
 #include "instance.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -780,6 +781,30 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
     }
 }
 
+/* Run dirs that no record names: a VM whose record was never written or
+ * went first (a SIGKILL at the wrong moment) would otherwise run forever.
+ * Their QEMU (only one whose command line names the dir) is ended and the
+ * dir removed. At start, before anything boots. */
+static void reap_unrecorded(struct instances *reg)
+{
+    _cleanup_free_ char *path = NULL;
+    DIR *d;
+    struct dirent *e;
+
+    if (asprintf(&path, "%s/vms", reg->cfg.state_dir) < 0 || !(d = opendir(path)))
+        return;
+    while ((e = readdir(d))) {
+        bool known = e->d_name[0] == '.';
+        for (struct instance *in = reg->list; in && !known; in = in->next)
+            known = strcmp(in->vm_id, e->d_name) == 0;
+        if (known || e->d_type != DT_DIR || !vm_id_valid(e->d_name))
+            continue;
+        lwsl_warn("%s/%s: no record names it; ending what is left of it\n", path, e->d_name);
+        reg->cfg.vm_ops->discard(reg, e->d_name);
+    }
+    closedir(d);
+}
+
 void instances_restore(struct instances *reg)
 {
     for (struct instance_kind *kind = reg->kinds; kind; kind = kind->next) {
@@ -790,6 +815,7 @@ void instances_restore(struct instances *reg)
         json_array_foreach(all, i, rec) restore_record(reg, kind, rec);
         json_decref(all);
     }
+    reap_unrecorded(reg);
 }
 
 void instances_sweep(struct instances *reg)

@@ -220,7 +220,9 @@ int instance_delete(struct instance *in, instance_deleted_fn done, void *data);
 
 /* Deletes expired instances and notices dead QEMU processes. */
 void instances_sweep(struct instances *reg);
-/* Re-attaches to the VMs of every registered kind's records. */
+/* Re-attaches to the VMs of every registered kind's records, then ends
+ * whatever runs from a run dir no record names. Call after the pool's own
+ * restore (pool_restore), before anything boots. */
 void instances_restore(struct instances *reg);
 
 /* NULL when unknown. Deleting ones are found too (check in->deleting). */

@@ -78,6 +78,7 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
 {
     const char *key;
     json_t *val;
+    size_t total = 0;
 
     if (!value || json_is_null(value)) {
         *out = json_object();
@@ -105,7 +106,12 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
         if (strlen(s) != n || strpbrk(s, "\n\r"))
             return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
                                 "%s.%s must not contain newlines or NUL", field, key);
+        total += strlen("env==\n") + strlen(key) + n;
     }
+    if (total > PARAMS_MAX_ENV_TOTAL)
+        return ph_error_set(err, PH_ERR_INVALID, -E2BIG,
+                            "%s take %zu bytes in all; the guest takes at most %d", field, total,
+                            PARAMS_MAX_ENV_TOTAL);
     *out = json_deep_copy(value);
     return *out ? 0 : -ENOMEM;
 }
@@ -134,7 +140,7 @@ int instance_id_check(const char *id, const char *field, struct ph_error *err)
     return 0;
 }
 
-int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
+static int sandbox_params_fields(json_t *body, struct sandbox_params *p, struct ph_error *err)
 {
     static const char *const allowed[] = {
         "id",   "vcpus",   "mem_mib",         "disk_mib", "env_vars", "timeout_minutes",
@@ -263,7 +269,7 @@ static bool domain_pattern_canonical(const char *d, char *out, size_t len)
     return n > 0 && (size_t)n < len;
 }
 
-int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error *err)
+static int browser_params_fields(json_t *body, struct browser_params *p, struct ph_error *err)
 {
     static const char *const allowed[] = {"mode",
                                           "viewport",
@@ -407,7 +413,28 @@ int network_params_parse(json_t *body, enum net_mode *mode, json_t **allowed, st
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
                             "allowed_domains needs network \"internet\" (\"none\" allows nothing)");
     *mode = NET_ALLOWLIST;
-    return allowed_domains_parse(ad, allowed, err);
+    if ((r = allowed_domains_parse(ad, allowed, err)) < 0) {
+        json_decref(*allowed);
+        *allowed = NULL;
+    }
+    return r;
+}
+
+/* A failed parse leaves nothing to free: callers free only what parsed. */
+int sandbox_params_parse(json_t *body, struct sandbox_params *p, struct ph_error *err)
+{
+    int r = sandbox_params_fields(body, p, err);
+    if (r < 0)
+        sandbox_params_done(p);
+    return r;
+}
+
+int browser_params_parse(json_t *body, struct browser_params *p, struct ph_error *err)
+{
+    int r = browser_params_fields(body, p, err);
+    if (r < 0)
+        browser_params_done(p);
+    return r;
 }
 
 bool domain_allowed(json_t *allowed, const char *host)

@@ -10,6 +10,10 @@
 
 #define PARAMS_MAX_ENV 64
 #define PARAMS_MAX_ENV_VALUE 4096
+/* All of a VM's env_vars as config lines ("env=NAME=value\n"): half of
+ * what the guest init takes in one config (VM_CONFIG_MAX), the rest is
+ * left for the other lines. */
+#define PARAMS_MAX_ENV_TOTAL (32 * 1024)
 #define PARAMS_MAX_PATH 4096
 
 /* A VM's way out, enforced on the host by the egress proxy. */

@@ -31,7 +31,7 @@ const char *vm_kind_flavour(enum vm_kind kind)
     return kind == VM_KIND_BROWSER ? "browser" : "base";
 }
 
-static bool vm_id_valid(const char *id)
+bool vm_id_valid(const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n >= sizeof(((struct vm *)0)->id))
@@ -180,6 +180,12 @@ static int vm_write_config(struct vm *vm, const struct vm_spec *spec, struct ph_
     if (spec->extra_config)
         fputs(spec->extra_config, f);
     fclose(f);
+    if (len > VM_CONFIG_MAX) {
+        free(buf);
+        return ph_error_set(err, PH_ERR_INVALID, -E2BIG,
+                            "the VM's config is %zu bytes; the guest takes at most %d", len,
+                            VM_CONFIG_MAX);
+    }
     r = write_file(path, buf, len, 0600);
     free(buf);
     if (r < 0)

@@ -39,6 +39,10 @@ const char *vm_kind_flavour(enum vm_kind kind);
 #define VM_GUEST_PORT_SSH 22
 #define VM_GUEST_PORT_CDP 9223 /* guest init's relay to Chromium's 127.0.0.1:9222 */
 
+/* The most the guest init reads as one config (its CONFIG_MAX in
+ * guest-image/init/init.c): a longer one is refused here, never cut. */
+#define VM_CONFIG_MAX (64 * 1024)
+
 /* What guests use as their HTTP proxy: QEMU's guestfwd to the egress relay. */
 #define VM_EGRESS_PROXY QEMU_EGRESS_ADDR ":3128"
 
@@ -83,6 +87,9 @@ struct vm {
     enum vm_accel accel;
     struct vm_ssh *ssh; /* owned, NULL until ready */
 };
+
+/* An id a run dir may have: [a-z0-9_-], 1 to 39 characters. */
+bool vm_id_valid(const char *id);
 
 /* Creates the run dir under state_dir/vms/ and everything the VM needs
  * before boot. id must be unique ([a-z0-9-], <= 39 chars). */

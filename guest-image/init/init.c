@@ -69,7 +69,7 @@
 #define FWCFG_HOST_KEY FWCFG_DIR "/host_key/raw"
 #define FWCFG_AUTH_KEYS FWCFG_DIR "/authorized_keys/raw"
 
-#define CONFIG_MAX (64 * 1024)
+#define CONFIG_MAX (64 * 1024) /* the host refuses longer ones: VM_CONFIG_MAX in vmctl/vm.h */
 #define HOST_KEY_MAX (16 * 1024)
 #define AUTH_KEYS_MAX (64 * 1024)
 #define MODULE_LIST_MAX (16 * 1024)

@@ -58,30 +58,49 @@ e2eTest('allowed_domains holds for script, links, redirects and subresources', a
   const s = await sessions.create({ allowed_domains: ['pages.test'] });
   assert.equal(s.network?.mode, 'allowlist', JSON.stringify(s.network));
   const other = `http://other.test:${pages.port}`;
+  const links = `${pages.guestUrl}/links?to=${encodeURIComponent(other)}`;
   const { browser, page } = await connectPlaywright(s.cdp_url);
+  // Each probe on a page of its own, so that one refused navigation cannot
+  // interrupt the next; the probes' own errors do not matter, only whether
+  // anything reached the server.
+  const probe = async (fn) => {
+    const p = await page.context().newPage();
+    try {
+      await fn(p);
+    } catch {
+      // refused: what the test wants; checked at the server below
+    }
+    await sleep(3000);
+    await p.close().catch(() => {});
+  };
   try {
-    await page.goto(`${pages.guestUrl}/links?to=${encodeURIComponent(other)}`, { timeout: 120_000 });
+    await page.goto(links, { timeout: 120_000 });
     assert.equal(await page.title(), 'links');
-    const fetched = await page.evaluate(async (u) => {
-      try {
-        const r = await fetch(`${u}/fetched`, { mode: 'no-cors' });
-        return `status ${r.status}`;
-      } catch (e) {
-        return `error ${e.message}`;
-      }
-    }, other);
-    await page.evaluate((u) => { location.href = `${u}/located`; }, other).catch(() => {});
-    await sleep(3000);
-    await page.goto(`${pages.guestUrl}/links?to=${encodeURIComponent(other)}`, { timeout: 120_000 });
-    await page.click('#link', { timeout: 30_000, noWaitAfter: true }).catch(() => {});
-    await sleep(3000);
-    await page.goto(`${pages.guestUrl}/redirect?to=${encodeURIComponent(`${other}/redirected`)}`,
-                    { timeout: 60_000 }).catch(() => {});
-    await sleep(2000);
+    let fetched = '';
+    await probe(async (p) => {
+      await p.goto(links, { timeout: 120_000 });
+      fetched = await p.evaluate(async (u) => {
+        try {
+          return `status ${(await fetch(`${u}/fetched`, { mode: 'no-cors' })).status}`;
+        } catch (e) {
+          return `error ${e.message}`;
+        }
+      }, other);
+    });
+    await probe(async (p) => {
+      await p.goto(links, { timeout: 120_000 });
+      await p.evaluate((u) => { location.href = `${u}/located`; }, other);
+    });
+    await probe(async (p) => {
+      await p.goto(links, { timeout: 120_000 });
+      await p.click('#link', { timeout: 30_000, noWaitAfter: true });
+    });
+    await probe((p) => p.goto(`${pages.guestUrl}/redirect?to=${encodeURIComponent(`${other}/redirected`)}`,
+                               { timeout: 60_000 }));
     const arrived = pages.requests.filter((r) => r.host.startsWith('other.test') ||
       ['/fetched', '/located', '/clicked', '/img.png', '/redirected'].includes(r.path));
     assert.deepEqual(arrived, [], `requests that got past allowed_domains (fetch said: ${fetched})`);
-    assert.ok(pages.hits('/links').length >= 2, 'the allowed page itself loaded');
+    assert.ok(pages.hits('/redirect').length >= 1, 'the allowed redirecting page was asked for');
     const after = await sessions.gw.api('GET', `/v1/browser/sessions/${s.session_id}`);
     assert.ok(after.body.network.refused >= 3, `refusals counted: ${JSON.stringify(after.body.network)}`);
   } finally {

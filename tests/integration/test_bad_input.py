@@ -159,6 +159,20 @@ def test_chosen_id_taken():
     check_eq(fx.req("GET", "/v1/sandboxes/" + sid).status, 404, "gone after delete")
 
 
+def test_config_the_guest_cannot_take():
+    # Every value passes alone; together they are more config than the guest
+    # init reads: a 400 at once, for create and for PUT env alike, instead of
+    # a guest that boots without them.
+    env = {"BIG_%d" % i: "x" * 4000 for i in range(16)}
+    r = fx.req("POST", "/v1/sandboxes", {"env_vars": env, "wait": False})
+    check_error(r, 400, "bad_request", "create with 64 KB of env_vars",
+                message_contains="the guest takes at most")
+    r = fx.req("POST", "/v1/browser/sessions", {"env_vars": env, "wait": False})
+    check_error(r, 400, "bad_request", "browser session with 64 KB of env_vars",
+                message_contains="the guest takes at most")
+
+
 fixture.run([test_malformed_json, test_not_an_object, test_wrong_types_and_ranges,
+             test_config_the_guest_cannot_take,
              test_huge_bodies, test_unknown_ids_and_routes, test_auth, test_raw_garbage,
              test_still_serving, test_chosen_id_taken])

@@ -4,6 +4,7 @@ the same state dir re-attaches to them. Not parallel: it kills the shared
 gateway."""
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -113,4 +114,38 @@ def test_sigterm_during_boot():
     check_eq(fx.delete_sandbox(sid).status, 200, "delete")
 
 
-fixture.run([test_kill_and_reattach, test_sigterm_during_boot])
+def test_unrecorded_run_dir_reaped():
+    # A run dir that no record names (its record never written, or removed
+    # before its VM was gone): the next gateway ends its process and removes
+    # it. The stand-in process names the run dir and "qemu" on its command
+    # line, as a real QEMU of that dir does; a process that does not is
+    # left alone.
+    run_dir = os.path.join(fixture.STATE_DIR, "vms", "vm-orphan%d" % os.getpid())
+    os.makedirs(run_dir)
+    code = "import time; time.sleep(600)"
+    orphan = subprocess.Popen([sys.executable, "-c", code, "qemu", run_dir],
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+    bystander = subprocess.Popen([sys.executable, "-c", code, "not-it"],
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with open(os.path.join(run_dir, "qemu.pid"), "w") as f:
+            f.write("%d\n" % orphan.pid)
+        status = restart_gateway(signal.SIGTERM, 120)
+        check_eq(status, 0, "gateway exit status")
+        fixture.wait_until(lambda: orphan.poll() is not None, 30)
+        check(orphan.poll() is not None, "the unrecorded VM's process still runs")
+        check(not os.path.exists(run_dir), "the unrecorded run dir is still there")
+        check(bystander.poll() is None, "a process that is not the dir's QEMU was killed")
+        # The recorded sandbox is re-attached, not reaped.
+        fixture.wait_until(
+            lambda: fx.api("GET", "/v1/sandboxes/" + fx.sandbox)["status"] != "starting", 120)
+        check_eq(fx.api("GET", "/v1/sandboxes/" + fx.sandbox)["status"], "ready",
+                 "the recorded sandbox after the restart")
+    finally:
+        for p in (orphan, bystander):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+fixture.run([test_kill_and_reattach, test_sigterm_during_boot, test_unrecorded_run_dir_reaped])

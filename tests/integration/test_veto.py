@@ -59,5 +59,18 @@ def test_similar_command_allowed():
           "allowed command's audit line: %r", lines)
 
 
-fixture.run([test_deny_rule, test_deny_rule_raw_shell, test_deny_rule_extra_whitespace,
+def test_actor_on_behalf():
+    # An admin client that names who it acts for (the MCP server sends its
+    # client's name) is audited as admin/NAME; a name with quotes or control
+    # characters is kept printable.
+    cmd = "echo actor-%d" % os.getpid()
+    r = fixture.request(fx.port, "POST", "/v1/sandboxes/%s/exec" % fx.sandbox,
+                        {"command": cmd}, headers={"X-Porthole-Actor": 'mcp:test "client"\t1'})
+    check_eq(r.status, 200, "exec on behalf of a client")
+    lines = fixture.find_audit(lambda a: a.get("command") == cmd)
+    check(lines, "no audit line for %r", cmd)
+    check_eq(lines[-1].get("actor"), "admin/mcp:test _client__1", "actor")
+
+
+fixture.run([test_actor_on_behalf, test_deny_rule, test_deny_rule_raw_shell, test_deny_rule_extra_whitespace,
              test_second_rule, test_similar_command_allowed])

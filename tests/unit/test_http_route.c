@@ -483,8 +483,22 @@ static void test_server(void)
     http_server_free(srv);
 }
 
+static void test_admin_actor(void)
+{
+    char a[16];
+    http_admin_actor(NULL, a, sizeof(a));
+    CHECK_STR(a, "admin");
+    http_admin_actor("", a, sizeof(a));
+    CHECK_STR(a, "admin");
+    http_admin_actor("mcp:x\"y\n", a, sizeof(a));
+    CHECK_STR(a, "admin/mcp:x_y_");
+    http_admin_actor("a-very-long-client-name", a, sizeof(a));
+    CHECK_STR(a, "admin/a-very-lo");
+}
+
 int main(void)
 {
+    test_admin_actor();
     test_patterns();
     test_match();
     test_range();

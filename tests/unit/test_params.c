@@ -91,6 +91,45 @@ int main(void)
     CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.id[0] == '\0');
     sandbox_params_done(&sp);
     json_decref(j);
+    /* Network policies: internet by default, none, or an allow-list. */
+    j = J("{}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.net_mode == NET_INTERNET &&
+          !sp.allowed_domains);
+    sandbox_params_done(&sp);
+    json_decref(j);
+    j = J("{\"network\": \"none\"}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.net_mode == NET_NONE);
+    sandbox_params_done(&sp);
+    json_decref(j);
+    j = J("{\"allowed_domains\": [\"Web.Test\", \"*.example.com\"]}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.net_mode == NET_ALLOWLIST);
+    CHECK(json_array_size(sp.allowed_domains) == 2);
+    CHECK_STR(json_string_value(json_array_get(sp.allowed_domains, 0)), "web.test");
+    CHECK_STR(net_mode_name(sp.net_mode), "allowlist");
+    sandbox_params_done(&sp);
+    json_decref(j);
+    bad_sandbox("{\"network\": \"lan\"}", "network must be");
+    bad_sandbox("{\"network\": 1}", "network");
+    bad_sandbox("{\"network\": \"none\", \"allowed_domains\": [\"a.test\"]}",
+                "allowed_domains needs network");
+    /* A list that fails half-way frees what it had (ASan's leak check). */
+    bad_sandbox("{\"allowed_domains\": [\"a.test\", \"bad domain\"]}", "allowed_domains[1]");
+    bad_sandbox("{\"allowed_domains\": [\"a.test\"], \"env_vars\": {\"1X\": \"v\"}}", "env_vars");
+    {
+        /* 16 values of 4 KiB pass one by one but not together: the guest
+         * would not take that config. */
+        char *big = malloc(17 * 4200 + 64), *q = big;
+        q += sprintf(q, "{\"env_vars\": {");
+        for (int i = 0; i < 16; i++) {
+            q += sprintf(q, "%s\"V%d\": \"", i ? ", " : "", i);
+            memset(q, 'x', 4000);
+            q += 4000;
+            *q++ = '"';
+        }
+        sprintf(q, "}}");
+        bad_sandbox(big, "the guest takes at most");
+        free(big);
+    }
     bad_sandbox("{\"id\": \"Agent\"}", "id must be 1 to 39");
     bad_sandbox("{\"id\": \"-x\"}", "id must be 1 to 39");
     bad_sandbox("{\"id\": \"x-\"}", "id must be 1 to 39");

@@ -353,6 +353,9 @@ export function e2eConfig() {
   // network test runs a gateway without these and shows the block.
   return {
     browser_pool: pool, max_sandboxes: 8, deny: [E2E_DENIED_WORD],
+    // Under software emulation on a busy 2-core machine a cold browser boot
+    // has taken over 150 s (the default); the SDK fixture allows as much.
+    boot_timeout_s: 420,
     egress_hosts: { 'pages.test': '127.0.0.1', 'other.test': '127.0.0.1' },
     egress_allow_cidrs: ['127.0.0.1/32'],
     // Nothing else resolves (the resolver is loopback's discard port): no
