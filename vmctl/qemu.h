@@ -11,6 +11,10 @@
  * connection to it runs qemu_opts.guestfwd_cmd (the egress relay). */
 #define QEMU_EGRESS_ADDR "10.0.2.100"
 #define QEMU_EGRESS_PORT 3128
+#define QEMU_STR_(x) #x
+#define QEMU_STR(x) QEMU_STR_(x)
+/* "ADDR:PORT", as guests name it in their proxy settings. */
+#define QEMU_EGRESS_HOSTPORT QEMU_EGRESS_ADDR ":" QEMU_STR(QEMU_EGRESS_PORT)
 
 struct qemu_fwcfg {
     const char *name; /* "opt/porthole/config" */

@@ -44,7 +44,7 @@ const char *vm_kind_flavour(enum vm_kind kind);
 #define VM_CONFIG_MAX (64 * 1024)
 
 /* What guests use as their HTTP proxy: QEMU's guestfwd to the egress relay. */
-#define VM_EGRESS_PROXY QEMU_EGRESS_ADDR ":3128"
+#define VM_EGRESS_PROXY QEMU_EGRESS_HOSTPORT
 
 struct vm_env_var {
     const char *name;  /* weak */
