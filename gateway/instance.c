@@ -520,7 +520,7 @@ static void boot_job_run(void *data)
     const char *key;
     json_t *val;
 
-    if (!image || !env || (reg->cfg.egress_relay && !egress_cmd)) {
+    if (!image || !env || (instances_egress_enabled(reg) && !egress_cmd)) {
         j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         return;
     }
