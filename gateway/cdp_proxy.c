@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -372,40 +373,28 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
-/* One request to 127.0.0.1:port, Connection: close. Returns the HTTP
- * status with *body (malloc'd, NUL-terminated) or -errno with why. */
-static int cdp_fetch(int port, const char *method, const char *path, char **body, size_t *body_len,
-                     char *why, size_t why_len)
+/* One request to the browser's DevTools socket, Connection: close. Returns
+ * the HTTP status with *body (malloc'd, NUL-terminated) or -errno with why. */
+static int cdp_fetch(const char *socket_path, const char *method, const char *path, char **body,
+                     size_t *body_len, char *why, size_t why_len)
 {
     int64_t deadline = now_ms() + CDP_FETCH_TIMEOUT_MS;
-    _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    _cleanup_close_ int fd = unix_connect(socket_path);
     _cleanup_free_ char *req = NULL, *buf = NULL;
     size_t have = 0, cap = 0, limit = CDP_FETCH_MAX + CDP_FETCH_HEAD_MAX;
-    int r, err = 0;
-    socklen_t el = sizeof(err);
+    int r;
 
     *body = NULL;
     *body_len = 0;
-    if (fd < 0)
-        return -errno;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-        r = -errno;
-        snprintf(why, why_len, "cannot connect to the browser: %s", strerror(errno));
-        return r;
-    }
-    if ((r = wait_fd(fd, POLLOUT, deadline)) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
-        if (r == 0)
-            r = -(err ? err : errno);
+    if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+        r = fd < 0 ? fd : -errno;
         snprintf(why, why_len, "cannot connect to the browser: %s", strerror(-r));
         return r;
     }
     int rl = asprintf(&req,
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAccept: application/json\r\n"
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
                       "Connection: close\r\nContent-Length: 0\r\n\r\n",
-                      method, path, port);
+                      method, path);
     if (rl < 0)
         return -ENOMEM;
     for (size_t off = 0; off < (size_t)rl;) {
@@ -576,7 +565,7 @@ static struct instance *cdp_resolve(struct gateway *gw, const char *id, const ch
         ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "unknown browser session or token");
         return NULL;
     }
-    if (!sb->vm || sb->vm->cdp_port <= 0) {
+    if (!sb->vm || !sb->vm->devtools_socket) {
         ph_error_set(err, PH_ERR_UNAVAILABLE, -EAGAIN, "the session's browser is not reachable");
         return NULL;
     }
@@ -590,7 +579,7 @@ struct cdp_job {
     struct instance *sb;  /* held (sandbox_hold) until done */
     struct http_req *req; /* the request to answer, or NULL */
     struct ws_link *link; /* held (ws_link_hold): a browser WebSocket waiting for its guid */
-    int port;
+    char *socket;         /* owned: the VM's DevTools socket */
     char method[8];
     char *path;   /* owned: upstream path and query */
     bool rewrite; /* rewrite the answer's URLs */
@@ -606,6 +595,7 @@ struct cdp_job {
 
 static void job_free(struct cdp_job *j)
 {
+    free(j->socket);
     free(j->path);
     free(j->body);
     free(j);
@@ -616,7 +606,7 @@ static void cdp_job_run(void *data)
     struct cdp_job *j = data;
 
     j->status =
-        cdp_fetch(j->port, j->method, j->path, &j->body, &j->body_len, j->why, sizeof(j->why));
+        cdp_fetch(j->socket, j->method, j->path, &j->body, &j->body_len, j->why, sizeof(j->why));
     if (j->status != 200)
         return;
     if (j->link) {
@@ -678,7 +668,7 @@ static void cdp_job_done(void *data)
         } else {
             char path[CDP_SEGMENT_MAX + 32];
             snprintf(path, sizeof(path), "/devtools/browser/%s", j->guid);
-            ws_link_connect_ws(j->link, j->port, path);
+            ws_link_connect_ws(j->link, j->socket, path);
         }
         ws_link_release(j->link);
     }
@@ -809,7 +799,7 @@ static void cdp_http_json(struct http_req *req, void *data)
     j->gw = gw;
     j->sb = sb;
     j->req = req;
-    j->port = sb->vm->cdp_port;
+    j->socket = strdup(sb->vm->devtools_socket);
     snprintf(j->method, sizeof(j->method), "GET");
     j->rewrite =
         rt->kind == CDP_JSON_VERSION || rt->kind == CDP_JSON_LIST || rt->kind == CDP_JSON_NEW;
@@ -854,8 +844,9 @@ static void cdp_http_json(struct http_req *req, void *data)
         break;
     }
     }
-    if (r < 0 || !j->path) {
-        j->path = NULL;
+    if (r < 0 || !j->path || !j->socket) {
+        if (r < 0)
+            j->path = NULL;
         job_free(j);
         http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
         return;
@@ -1007,7 +998,7 @@ static int cdp_ws_start(void *data, struct lws *wsi, const char *path, struct ph
     if (!(l = ws_link_new(wsi, &cdp_link_ops, sb, cp, CDP_MAX_MESSAGE)))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if (upstream[0]) {
-        ws_link_connect_ws(l, sb->vm->cdp_port, upstream);
+        ws_link_connect_ws(l, sb->vm->devtools_socket, upstream);
         return 0;
     }
     /* /devtools/browser without its guid: Chromium insists on it, so ask
@@ -1021,9 +1012,11 @@ static int cdp_ws_start(void *data, struct lws *wsi, const char *path, struct ph
     j->gw = gw;
     j->sb = sb;
     j->link = l;
-    j->port = sb->vm->cdp_port;
+    j->socket = strdup(sb->vm->devtools_socket);
     snprintf(j->method, sizeof(j->method), "GET");
-    if (cdp_job_submit(j, err) < 0) {
+    if (!j->socket)
+        ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if (!j->socket || cdp_job_submit(j, err) < 0) {
         job_free(j);
         ws_link_close(l, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, err->message);
     }

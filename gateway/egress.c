@@ -992,12 +992,10 @@ int egress_vm_open(struct egress *eg, const char *vm_id, const char *socket_path
                    enum egress_mode mode, json_t *allowed_domains, struct egress_vm **out,
                    struct ph_error *err)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct egress_vm *vm;
-    struct stat st;
     int r;
 
-    if (!vm_id || !*vm_id || strlen(socket_path) >= sizeof(sun.sun_path))
+    if (!vm_id || !*vm_id || strlen(socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "egress socket path too long");
     if (allowed_domains && !json_is_array(allowed_domains))
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "allowed_domains must be an array");
@@ -1017,30 +1015,17 @@ int egress_vm_open(struct egress *eg, const char *vm_id, const char *socket_path
     }
     vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     vm->reap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    vm->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (vm->stop_fd < 0 || vm->reap_fd < 0 || vm->listen_fd < 0) {
+    if (vm->stop_fd < 0 || vm->reap_fd < 0) {
         r = -errno;
         vm_release(vm);
         return ph_error_set(err, PH_ERR_INTERNAL, r, "egress socket: %s", strerror(-r));
     }
-    /* A socket left by a previous run is stale; anything else is not ours. */
-    if (lstat(socket_path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            vm_release(vm);
-            return ph_error_set(err, PH_ERR_INTERNAL, -EEXIST, "%s exists and is not a socket",
-                                socket_path);
-        }
-        unlink(socket_path);
-    }
-    memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
-    /* chmod between bind and listen: nobody can connect before listen. */
-    if (bind(vm->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        chmod(socket_path, 0600) < 0 || listen(vm->listen_fd, 64) < 0) {
-        r = -errno;
-        unlink(socket_path);
+    vm->listen_fd = unix_listen_private(socket_path, 64);
+    if (vm->listen_fd < 0) {
+        r = vm->listen_fd;
         vm_release(vm);
         return ph_error_set(err, PH_ERR_INTERNAL, r, "egress socket %s: %s", socket_path,
-                            strerror(-r));
+                            r == -EEXIST ? "exists and is not a socket" : strerror(-r));
     }
     r = -pthread_create(&vm->accept_thread, NULL, accept_thread, vm);
     if (r < 0) {

@@ -120,6 +120,10 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     gw->recording_retention_hours = json_is_integer(v) ? (int)json_integer_value(v) : 0;
     v = json_object_get(cfg, "boot_timeout_s");
     gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 150;
+    gw->cdp_host_forward = json_is_true(json_object_get(cfg, "cdp_host_forward"));
+    if (gw->cdp_host_forward)
+        fprintf(stderr, "porthole gateway: cdp_host_forward is on: every browser VM's DevTools "
+                        "is open to every local user on a 127.0.0.1 port (benchmarks only)\n");
     *out = cfg;
     return 0;
 }
@@ -338,6 +342,7 @@ int gateway_main(const struct gateway_opts *o)
         .max_instances = gw.max_instances,
         .boot_timeout_s = gw.boot_timeout_s,
         .egress_relay = gw.relay,
+        .cdp_host_forward = gw.cdp_host_forward,
     };
     /* Kinds first, then the observers, in the order they set up. */
     if (instances_new(&icfg, &gw.instances) < 0 ||

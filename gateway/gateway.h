@@ -75,8 +75,9 @@ struct gateway {
     struct media *media;         /* owned */
     int max_instances;
     int boot_timeout_s;
-    int pool_target;    /* pre-booted browser VMs to keep ready */
-    char web_root[512]; /* static files: live view, dashboard, noVNC */
+    bool cdp_host_forward; /* benchmarks only: see instances_config */
+    int pool_target;       /* pre-booted browser VMs to keep ready */
+    char web_root[512];    /* static files: live view, dashboard, noVNC */
     int recording_fps;
     int recording_retention_hours; /* 0: keep until deleted */
     lws_sorted_usec_list_t sweep;  /* the 1 s tick */

@@ -48,8 +48,11 @@ const char *instance_status_name(enum instance_status s)
 static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spec *spec,
                       const char *marker, struct vm **out, struct ph_error *err)
 {
+    struct vm_spec with = *spec;
     int r = -EIO;
 
+    with.cdp_host_forward = reg->cfg.cdp_host_forward;
+    spec = &with;
     /* A boot that never reaches its marker is retried once from scratch:
      * under software emulation a guest kernel now and then stalls early,
      * and a fresh QEMU gets past it. */

@@ -131,6 +131,9 @@ struct instances_config {
      * leading arguments ("'/usr/bin/porthole' egress-relay"); NULL: guests
      * get no network at all. */
     const char *egress_relay;
+    /* Give browser VMs a TCP forward to DevTools as well ("cdp_host_forward"
+     * in the config): only for benchmarks, every local user can reach it. */
+    bool cdp_host_forward;
 };
 
 struct instance {

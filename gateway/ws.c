@@ -433,9 +433,8 @@ static int on_writeable(struct ws_link *l, struct ws_side *s)
 
 /* ---- upstream connections ------------------------------------------- */
 
-/* To 127.0.0.1:port, or with unix_path set, to that Unix socket (raw). */
-static int connect_upstream(struct ws_link *l, int port, const char *unix_path, const char *path,
-                            bool raw)
+/* To the Unix socket at unix_path: a WebSocket to path, or raw bytes. */
+static int connect_upstream(struct ws_link *l, const char *unix_path, const char *path, bool raw)
 {
     struct lws_client_connect_info i;
     struct http_server *srv = http_server_from_wsi(l->client.wsi);
@@ -443,9 +442,8 @@ static int connect_upstream(struct ws_link *l, int port, const char *unix_path, 
 
     if (ws_link_closing(l) || l->upstream.state != SIDE_IDLE)
         return -EPIPE;
-    if (!srv || (!unix_path && (port <= 0 || port > 65535)) ||
-        (unix_path &&
-         (size_t)snprintf(address, sizeof(address), "+%s", unix_path) >= sizeof(address))) {
+    if (!srv || !unix_path ||
+        (size_t)snprintf(address, sizeof(address), "+%s", unix_path) >= sizeof(address)) {
         side_gone(l, &l->upstream);
         return -EIO;
     }
@@ -453,8 +451,8 @@ static int connect_upstream(struct ws_link *l, int port, const char *unix_path, 
     i.context = http_server_context(srv);
     i.vhost = http_server_vhost(srv);
     /* lws takes "+PATH" for a Unix socket. */
-    i.address = unix_path ? address : "127.0.0.1";
-    i.port = unix_path ? 0 : port;
+    i.address = address;
+    i.port = 0;
     i.host = "127.0.0.1";
     i.path = raw ? "" : path;
     i.method = raw ? "RAW" : NULL;
@@ -472,14 +470,14 @@ static int connect_upstream(struct ws_link *l, int port, const char *unix_path, 
     return 0;
 }
 
-int ws_link_connect_ws(struct ws_link *l, int port, const char *path)
+int ws_link_connect_ws(struct ws_link *l, const char *socket_path, const char *path)
 {
-    return connect_upstream(l, port, NULL, path, false);
+    return connect_upstream(l, socket_path, path, false);
 }
 
 int ws_link_connect_unix(struct ws_link *l, const char *socket_path)
 {
-    return connect_upstream(l, 0, socket_path, NULL, true);
+    return connect_upstream(l, socket_path, NULL, true);
 }
 
 static void upstream_up(struct ws_link *l)

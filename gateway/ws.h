@@ -104,10 +104,10 @@ struct ws_link *ws_link_new(struct lws *client, const struct ws_link_ops *ops, v
                             void *data, size_t max_message);
 void *ws_link_data(struct ws_link *l);
 void *ws_link_owner(struct ws_link *l);
-/* Opens the upstream: a WebSocket to ws://127.0.0.1:port/path, or a raw
- * TCP connection to 127.0.0.1:port. Client messages queue until it is up.
+/* Opens the upstream on a Unix socket: a WebSocket to path there (Host:
+ * 127.0.0.1), or a raw byte stream. Client messages queue until it is up.
  * Returns 0 or -EIO (the client is then being closed with 1011). */
-int ws_link_connect_ws(struct ws_link *l, int port, const char *path);
+int ws_link_connect_ws(struct ws_link *l, const char *socket_path, const char *path);
 int ws_link_connect_unix(struct ws_link *l, const char *socket_path);
 /* Queues a message to the client (an answer the proxy makes itself).
  * Returns 0, -ENOMEM, or -EPIPE when the client is gone or closing. */

@@ -201,6 +201,15 @@ int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err)
     return r;
 }
 
+int vm_ssh_open_session(struct vm_ssh *s, int timeout_ms, struct ssh_session_struct **out,
+                        struct ph_error *err)
+{
+    struct ssh_conn c = {0};
+    int r = conn_connect(s, &c, timeout_ms, err);
+    *out = r < 0 ? NULL : c.session;
+    return r;
+}
+
 /* Opens a session channel, reconnecting once when the cached session turns
  * out to be dead (guest sshd restarted, connection reset). */
 static ssh_channel conn_open_channel(struct vm_ssh *s, struct ssh_conn *c, struct ph_error *err)

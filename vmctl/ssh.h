@@ -22,6 +22,13 @@ void vm_ssh_free(struct vm_ssh *s);
 
 int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err);
 
+/* A new authenticated session of the caller's own (host key pinned as for
+ * every other), for a thread that keeps channels open on it, such as a
+ * tunnel. ssh_disconnect and ssh_free it. Blocks. */
+struct ssh_session_struct;
+int vm_ssh_open_session(struct vm_ssh *s, int timeout_ms, struct ssh_session_struct **out,
+                        struct ph_error *err);
+
 /* Runs command; waits at most req->timeout_s, then sends SIGKILL to the
  * remote process group, closes the channel and returns PH_ERR_TIMEOUT with
  * the session left usable. Matches run_transport.exec. */

@@ -10,7 +10,9 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t now_ms(void)
 {
@@ -217,6 +219,62 @@ int rm_rf(const char *path)
     if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
         return -errno;
     return 0;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *sun)
+{
+    size_t len = strlen(path);
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (len == 0 || len >= sizeof(sun->sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sun->sun_path, path, len + 1);
+    return 0;
+}
+
+int unix_listen_private(const char *path, int backlog)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd, r = unix_address(path, &sun);
+
+    if (r < 0)
+        return r;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        unlink(path);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    /* chmod between bind and listen: nobody can connect before listen. */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, backlog) < 0) {
+        r = -errno;
+        unlink(path);
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int unix_connect(const char *path)
+{
+    struct sockaddr_un sun;
+    int fd, r = unix_address(path, &sun);
+
+    if (r < 0)
+        return r;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
 }
 
 int alloc_local_port(void)

@@ -62,6 +62,15 @@ int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 int mkdir_p(const char *path, int mode);
 int rm_rf(const char *path);
 
+/* A listening Unix socket at path that only this user can connect to
+ * (mode 0600, set before listen), non-blocking and close-on-exec. A socket
+ * left at path by an earlier run is replaced; any other file there is
+ * -EEXIST. Returns the fd or -errno. */
+int unix_listen_private(const char *path, int backlog);
+/* A blocking, close-on-exec connection to the Unix socket at path, or
+ * -errno. */
+int unix_connect(const char *path);
+
 /* Fresh TCP port on 127.0.0.1 that nothing listens on right now. */
 int alloc_local_port(void);
 /* True when something accepts TCP connections on 127.0.0.1:port. */

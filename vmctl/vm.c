@@ -21,6 +21,7 @@
 #include "qemu.h"
 #include "qmp.h"
 #include "ssh.h"
+#include "tunnel.h"
 #include "util.h"
 
 #define VM_SPAWN_ATTEMPTS 3
@@ -197,10 +198,12 @@ void vm_free(struct vm *vm)
 {
     if (!vm)
         return;
+    vm_tunnel_stop(vm->devtools);
     vm_ssh_free(vm->ssh);
     if (vm->pidfd >= 0)
         close(vm->pidfd);
     free(vm->vnc_socket);
+    free(vm->devtools_socket);
     free(vm->run_dir);
     free(vm);
 }
@@ -218,19 +221,20 @@ static struct vm *vm_alloc(const char *state_dir, const char *id, enum vm_kind k
         free(vm);
         return NULL;
     }
-    if (kind == VM_KIND_BROWSER && !(vm->vnc_socket = run_path(vm, "vnc.sock"))) {
+    if (kind == VM_KIND_BROWSER && (!(vm->vnc_socket = run_path(vm, "vnc.sock")) ||
+                                    !(vm->devtools_socket = run_path(vm, "devtools.sock")))) {
         vm_free(vm);
         return NULL;
     }
     return vm;
 }
 
-static int vm_allocate_ports(struct vm *vm)
+static int vm_allocate_ports(struct vm *vm, const struct vm_spec *spec)
 {
     vm->ssh_port = alloc_local_port();
     if (vm->ssh_port < 0)
         return vm->ssh_port;
-    if (vm->kind == VM_KIND_BROWSER) {
+    if (vm->kind == VM_KIND_BROWSER && spec->cdp_host_forward) {
         vm->cdp_port = alloc_local_port();
         if (vm->cdp_port < 0)
             return -EADDRNOTAVAIL;
@@ -413,7 +417,7 @@ int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err)
     /* A forwarded port taken between our probe and QEMU's bind makes QEMU
      * fail; pick fresh ports and try again. */
     for (int attempt = 0; attempt < VM_SPAWN_ATTEMPTS; attempt++) {
-        r = vm_allocate_ports(vm);
+        r = vm_allocate_ports(vm, spec);
         if (r < 0)
             return ph_error_set(err, PH_ERR_INTERNAL, r, "no free local port");
         r = vm_spawn_qemu(vm, spec, err);
@@ -478,6 +482,15 @@ static int vm_boot_failure(const struct vm *vm, struct ph_error *err, const char
                         tail[0] ? tail : "none");
 }
 
+/* The DevTools socket of a browser VM whose SSH session is up. */
+static int vm_open_devtools(struct vm *vm, struct ph_error *err)
+{
+    if (!vm->devtools_socket || vm->devtools)
+        return 0;
+    return vm_tunnel_start(vm->ssh, vm->devtools_socket, VM_GUEST_PORT_DEVTOOLS, &vm->devtools,
+                           err);
+}
+
 int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err)
 {
     int64_t deadline = now_ms() + timeout_ms;
@@ -535,7 +548,8 @@ int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_e
             return -ENOMEM;
     }
     int64_t left = deadline - now_ms();
-    return vm_ssh_connect(vm->ssh, left > 5000 ? (int)left : 5000, err);
+    int r = vm_ssh_connect(vm->ssh, left > 5000 ? (int)left : 5000, err);
+    return r < 0 ? r : vm_open_devtools(vm, err);
 }
 
 /* The pid in the pid file must still be the QEMU of this run dir: after a
@@ -593,7 +607,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
         goto fail;
     }
     r = vm_ssh_connect(vm->ssh, 15000, err);
-    if (r < 0)
+    if (r < 0 || (r = vm_open_devtools(vm, err)) < 0)
         goto fail;
     *out = vm;
     return 0;
@@ -625,6 +639,8 @@ int vm_stop(struct vm *vm, int grace_ms, struct ph_error *err)
     _cleanup_free_ char *qmp_path = run_path(vm, "qmp.sock");
     struct qmp *q = NULL;
 
+    vm_tunnel_stop(vm->devtools);
+    vm->devtools = NULL;
     vm_ssh_free(vm->ssh);
     vm->ssh = NULL;
     if (vm->pidfd < 0 || !vm_alive(vm))

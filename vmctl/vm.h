@@ -38,6 +38,9 @@ const char *vm_kind_flavour(enum vm_kind kind);
 /* Guest ports the gateway may forward to (besides SSH). */
 #define VM_GUEST_PORT_SSH 22
 #define VM_GUEST_PORT_CDP 9223 /* guest init's relay to Chromium's 127.0.0.1:9222 */
+/* Chromium's DevTools on the guest's loopback, reached through the VM's SSH
+ * session (vm.devtools_socket). */
+#define VM_GUEST_PORT_DEVTOOLS 9222
 
 /* The most the guest init reads as one config (its CONFIG_MAX in
  * guest-image/init/init.c): a longer one is refused here, never cut. */
@@ -67,6 +70,10 @@ struct vm_spec {
     /* The shell command QEMU runs for each guest connection to the egress
      * address (weak; see qemu_opts.guestfwd_cmd). NULL: no network. */
     const char *egress_cmd;
+    /* Browser VMs: also forward a 127.0.0.1 TCP port to the guest's CDP
+     * relay (vm.cdp_port), which every local user can reach. For
+     * benchmarks that compare against a path without the gateway only. */
+    bool cdp_host_forward;
 };
 
 #define VM_SCREEN_WIDTH 1280
@@ -83,7 +90,12 @@ struct vm {
      * in the run dir (NULL for sandboxes; owned). The guest draws into a
      * virtio-gpu device and never encodes a frame itself. */
     char *vnc_socket;
-    int cdp_port; /* -1 if unused */
+    /* Browser VMs: Chromium's DevTools, as a Unix socket in the run dir
+     * that the tunnel carries over SSH to the guest's 127.0.0.1 (owned,
+     * NULL for sandboxes). Connections work once the VM is ready. */
+    char *devtools_socket;
+    struct vm_tunnel *devtools; /* owned, NULL until ready */
+    int cdp_port;               /* spec.cdp_host_forward's port, -1 if unused */
     enum vm_accel accel;
     struct vm_ssh *ssh; /* owned, NULL until ready */
 };
