@@ -64,6 +64,12 @@ static char *browser_config_text(const struct browser_session *b, json_t *env,
     fprintf(f, "browser.profile_dir=%s\nbrowser.download_dir=%s\nnetwork.proxy=%s\n", profile_dir,
             BROWSER_GUEST_DOWNLOAD_DIR, VM_EGRESS_PROXY);
     json_object_foreach(env, key, val) fprintf(f, "env=%s=%s\n", key, json_string_value(val));
+    /* Mirrored into Chromium's URL policy, for a block page of its own. */
+    size_t i;
+    json_array_foreach(b->allowed_domains, i, val)
+        fprintf(f, "browser.allow_domain=%s\n", json_string_value(val));
+    if (b->allowed_domains && json_array_size(b->allowed_domains) == 0)
+        fprintf(f, "browser.allow_domain=\n");
     fclose(f);
     return buf;
 }
@@ -71,7 +77,7 @@ static char *browser_config_text(const struct browser_session *b, json_t *env,
 static bool browser_is_pool_default(const struct browser_session *b, json_t *env)
 {
     return b->live && b->width == POOL_WIDTH && b->height == POOL_HEIGHT && b->allow_downloads &&
-           !b->persistent && json_object_size(env) == 0;
+           !b->persistent && json_object_size(env) == 0 && !b->allowed_domains;
 }
 
 static char *profile_path(struct gateway *gw, const char *profile_id)

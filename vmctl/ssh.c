@@ -154,6 +154,10 @@ static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, st
     ssh_options_set(sess, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
     ssh_options_set(sess, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
     ssh_options_set(sess, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519");
+    /* Commands and CDP alike are request and answer: send each packet at
+     * once rather than wait for the guest to acknowledge the last. */
+    int yes = 1;
+    ssh_options_set(sess, SSH_OPTIONS_NODELAY, &yes);
 
     if (ssh_connect(sess) != SSH_OK) {
         r = ph_error_set(err, PH_ERR_UNAVAILABLE, -ECONNREFUSED, "ssh connect to %s:%d: %s",

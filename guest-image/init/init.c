@@ -34,6 +34,7 @@
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -74,6 +75,7 @@
 #define AUTH_KEYS_MAX (64 * 1024)
 #define MODULE_LIST_MAX (16 * 1024)
 #define ENV_MAX 128
+#define ALLOW_DOMAINS_MAX 64 /* the gateway's BROWSER_MAX_DOMAINS */
 #define CHILDREN_MAX 16
 
 #define HOST_KEY_PATH "/etc/ssh/ssh_host_ed25519_key"
@@ -684,6 +686,12 @@ struct config {
     /* "ADDR:PORT" of the host's egress proxy, the guest's one way out
      * (its network reaches nothing else); "" when not given. */
     char proxy[32];
+    /* Browser: allowed_domains ("host" or "*.domain", weak: into the config
+     * text) for Chromium's URL policy; restricted with none allowed when
+     * the list was given empty. */
+    const char *allow_domains[ALLOW_DOMAINS_MAX];
+    size_t n_allow_domains;
+    bool restricted;
 };
 
 static void config_defaults(struct config *cfg)
@@ -723,6 +731,28 @@ static bool valid_hostname(const char *s)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
             return false;
     return true;
+}
+
+/* "host" or "*.domain" as the gateway writes them: lowercase names or
+ * IPv4 addresses (IPv6 literals are left to the host's proxy). */
+static bool valid_domain_pattern(const char *s)
+{
+    if (strncmp(s, "*.", 2) == 0)
+        s += 2;
+    if (!*s || strlen(s) > 253 || *s == '.' || *s == '-')
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
+static bool domain_listed(const struct config *cfg, const char *pattern)
+{
+    for (size_t i = 0; i < cfg->n_allow_domains; i++)
+        if (strcmp(cfg->allow_domains[i], pattern) == 0)
+            return true;
+    return false;
 }
 
 static bool valid_env_name(const char *s, size_t n)
@@ -810,6 +840,11 @@ static int config_parse(struct config *cfg, char *text)
             ok = valid_dir(val, sizeof(cfg->profile_dir));
             if (ok)
                 snprintf(cfg->profile_dir, sizeof(cfg->profile_dir), "%s", val);
+        } else if (strcmp(key, "browser.allow_domain") == 0) {
+            cfg->restricted = true;
+            ok = !*val || (valid_domain_pattern(val) && cfg->n_allow_domains < ALLOW_DOMAINS_MAX);
+            if (ok && *val)
+                cfg->allow_domains[cfg->n_allow_domains++] = val;
         } else if (strcmp(key, "network.proxy") == 0) {
             ok = valid_proxy(val, sizeof(cfg->proxy));
             if (ok)
@@ -926,6 +961,29 @@ static int policy_build(const struct config *cfg, struct strbuf *sb)
         sb_str(sb, ", \"ProxySettings\": {\"ProxyMode\": \"fixed_servers\", \"ProxyServer\": ");
         sb_json_string(sb, cfg->proxy);
         sb_str(sb, "}");
+    }
+    if (cfg->restricted) {
+        /* Chromium's filters: "x" is x and its subdomains, ".x" is x alone.
+         * "*.x" (subdomains only) allows "x" and blocks ".x", the more
+         * specific filter, unless x itself is listed too. The host's proxy
+         * enforces the same list whatever Chromium does. */
+        sb_str(sb, ", \"URLAllowlist\": [\"about:blank\"");
+        for (size_t i = 0; i < cfg->n_allow_domains; i++) {
+            const char *d = cfg->allow_domains[i];
+            char exact[256];
+            snprintf(exact, sizeof(exact), ".%s", d);
+            sb_str(sb, ", ");
+            sb_json_string(sb, strncmp(d, "*.", 2) == 0 ? d + 2 : exact);
+        }
+        sb_str(sb, "], \"URLBlocklist\": [\"*\"");
+        for (size_t i = 0; i < cfg->n_allow_domains; i++) {
+            const char *d = cfg->allow_domains[i];
+            if (strncmp(d, "*.", 2) == 0 && !domain_listed(cfg, d + 2)) {
+                sb_str(sb, ", ");
+                sb_json_string(sb, d + 1);
+            }
+        }
+        sb_str(sb, "]");
     }
     sb_str(sb, "}\n");
     return sb->overflow ? -E2BIG : 0;
@@ -1181,6 +1239,11 @@ static void relay_accept(int lfd, struct relay_conn *conns, uint16_t target_port
         close(cfd);
         return;
     }
+    /* CDP is small messages each way: relay each at once, never held back
+     * for an acknowledgement (Nagle with delayed ACK costs 40 ms a turn). */
+    int one = 1;
+    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     memset(c, 0, sizeof(*c));
     c->fd[0] = cfd;
     c->fd[1] = ufd;

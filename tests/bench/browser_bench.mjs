@@ -7,9 +7,10 @@
 //     gateway whose pool has a VM ready), p50 over --runs runs each, and the
 //     ratio. Both send the same request ({"mode": "live"}, pool-sized).
 //  2. Round trip of Runtime.evaluate("1+1"), --rtt times in a row, through
-//     the gateway (cdp_ws_url) against a direct connection to the same
-//     Chromium (the guest relay's host port, from STATE/state.db), p50/p95
-//     and the ratio.
+//     the gateway (cdp_ws_url: the gateway's proxy, then the VM's SSH tunnel
+//     to Chromium) against a direct connection to the same Chromium (a TCP
+//     forward to the guest's CDP relay that only "cdp_host_forward": true
+//     gives, its port from STATE/state.db), p50/p95 and the ratio.
 //
 // Each part runs its own gateway in a temporary state dir, stopped (and its
 // VMs with it) at the end. Needs `npm install` in tests/e2e (the `ws`
@@ -179,7 +180,7 @@ async function timeEvaluates(wsUrl, n) {
 }
 
 async function benchRtt(bin) {
-  return withGateway(bin, { browser_pool: 0 }, async (gw) => {
+  return withGateway(bin, { browser_pool: 0, cdp_host_forward: true }, async (gw) => {
     const s = await gw.createSession(SESSION_BODY);
     const port = directCdpPort(gw.stateDir, [s.session_id, s.vm_id]);
     const direct = await getJson(`http://127.0.0.1:${port}/json/version`);

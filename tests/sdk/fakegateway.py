@@ -17,7 +17,7 @@ class FakeGateway:
         self.files = {}             # (id, path) -> bytes
         self.exec_rules = []        # (regex, handler(body) -> (status, json) | "drop")
         self.known_fields = {"vcpus", "mem_mib", "disk_mib", "env_vars", "timeout_minutes",
-                             "wait"}
+                             "network", "allowed_domains", "wait"}
         self.routes_extra = set()   # e.g. {"stop", "start"}
         self.next_id = 0
         self.lock = threading.Lock()

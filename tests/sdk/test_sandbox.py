@@ -232,6 +232,20 @@ def test_user_chosen_id():
             check_eq(e.vm_id, name, "conflict id")
 
 
+def test_network_none():
+    # The guest's one way out is the gateway's proxy, which refuses every
+    # connection of a "none" sandbox before any lookup: the name below is
+    # never resolved, and .test names nothing anyway.
+    with Sandbox(client=FX.client(), network="none") as sb:
+        net = sb.info.get("network") or {}
+        check_eq(net.get("mode"), "none", "network mode in the sandbox's JSON")
+        r = sb.run("curl -sS -m 20 -o /dev/null -w '%{http_code}' http://blocked.test/ || true",
+                   timeout=60)
+        check(not r.stdout.strip().startswith("2"), "a none sandbox fetched a page: %r" % (r.output,))
+        check((sb.info.get("network") or {}).get("refused", 0) >= 1,
+              "the refusal is counted: %r" % (sb.info.get("network"),))
+
+
 def test_stop_start_keeps_disk():
     sdkfixture.skip_unless(gateway_has("stop") and gateway_has("start"),
                            "the gateway has no POST /v1/sandboxes/{id}/stop and /start")
@@ -305,6 +319,7 @@ if __name__ == "__main__":
         test_from_id_exit_does_not_delete,
         test_async_path,
         test_user_chosen_id,
+        test_network_none,
         test_stop_start_keeps_disk,
         test_custom_image,
         test_expose_local,

@@ -248,6 +248,22 @@ def test_files_env_and_hooks():
                           ("stop", "delete")], "lifecycle and file hooks")
 
 
+def test_network_policy_in_the_body():
+    with FakeGateway() as g:
+        with Sandbox(url=g.url, token=g.token, allowed_domains=["pypi.org", "*.pythonhosted.org"]):
+            pass
+        with Sandbox(url=g.url, token=g.token, network="none"):
+            pass
+        bodies = [json.loads(b) for m, p, q, b in g.requests if m == "POST" and p == "/v1/sandboxes"]
+        check_eq([b.get("allowed_domains") for b in bodies],
+                 [["pypi.org", "*.pythonhosted.org"], None], "allowed_domains sent")
+        check_eq([b.get("network") for b in bodies], [None, "none"], "network sent")
+    expect_raises(porthole.ValidationError, Sandbox, network="offline")
+    expect_raises(porthole.ValidationError, Sandbox, allowed_domains="pypi.org")
+    expect_raises(porthole.ValidationError, Sandbox, network="none", allowed_domains=["a.test"])
+    expect_raises(porthole.ValidationError, AsyncSandbox, network="offline")
+
+
 def test_async_sandbox():
     with FakeGateway() as g:
         g.on_exec("blockme", blocked("denied by policy"))
@@ -466,6 +482,7 @@ if __name__ == "__main__":
         test_missing_gateway_features,
         test_from_id_exit_detaches,
         test_files_env_and_hooks,
+        test_network_policy_in_the_body,
         test_async_sandbox,
         test_coroutine_hook_on_sync_sandbox,
         test_discovery,

@@ -2,7 +2,7 @@
 turning API answers into results and typed errors. No I/O here."""
 
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional
 
 from .callbacks import CommandResult
 from .client import error_is_missing_route, error_is_unknown_field, path_part
@@ -55,10 +55,34 @@ def check_env(env_vars: Optional[Dict[str, Any]]) -> Dict[str, str]:
     return out
 
 
+def check_network(network: Optional[str],
+                  allowed_domains: Optional[Iterable[str]]) -> Dict[str, Any]:
+    """The body fields of a network policy: "internet" (the gateway's
+    default), "none", or only the hosts of allowed_domains ("host", or
+    "*.domain" for its subdomains)."""
+    out: Dict[str, Any] = {}
+    if network is not None:
+        if network not in ("internet", "none"):
+            raise ValidationError('network must be "internet" or "none"')
+        out["network"] = network
+    if allowed_domains is not None:
+        if isinstance(allowed_domains, str):
+            raise ValidationError("allowed_domains must be a list of host names, not a string")
+        domains = list(allowed_domains)
+        if not all(isinstance(d, str) and d for d in domains):
+            raise ValidationError("allowed_domains must be a list of host names")
+        if network == "none" and domains:
+            raise ValidationError('network="none" allows no domains')
+        out["allowed_domains"] = domains
+    return out
+
+
 def create_body(vm_id: Optional[str], vcpus: Optional[int], mem_mib: Optional[int],
                 disk_mib: Optional[int], env_vars: Dict[str, str],
-                timeout_minutes: Optional[int], image: Optional[str]) -> Dict[str, Any]:
+                timeout_minutes: Optional[int], image: Optional[str],
+                network: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     body: Dict[str, Any] = {"wait": True}
+    body.update(network or {})
     if vm_id is not None:
         body["id"] = vm_id
     if vcpus is not None:

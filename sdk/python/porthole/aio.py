@@ -148,6 +148,7 @@ class AsyncSandbox:
                  image: Optional[str] = None, callbacks: Optional[Iterable[Callback]] = None,
                  client: Optional[AsyncClient] = None, url: Optional[str] = None,
                  token: Optional[str] = None, state_dir: Optional[str] = None,
+                 network: Optional[str] = None, allowed_domains: Optional[List[str]] = None,
                  **kw: Any) -> None:
         if "id" in kw:
             if vm_id is not None:
@@ -159,6 +160,7 @@ class AsyncSandbox:
         self._wanted_id = _api.check_id(vm_id) if vm_id is not None else None
         self._sizes = sizes
         self._env = _api.check_env(env_vars)
+        self._network = _api.check_network(network, allowed_domains)
         self._timeout_minutes = timeout_minutes
         self._image = image
         self._callbacks = CallbackList(callbacks)
@@ -225,7 +227,7 @@ class AsyncSandbox:
         if self._id is None:
             body = _api.create_body(self._wanted_id, self._sizes["vcpus"],
                                     self._sizes["mem_mib"], self._sizes["disk_mib"], self._env,
-                                    self._timeout_minutes, self._image)
+                                    self._timeout_minutes, self._image, self._network)
             try:
                 self._info = await self._client.json("POST", "/v1/sandboxes", body,
                                                      timeout=BOOT_TIMEOUT_S,

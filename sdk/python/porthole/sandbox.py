@@ -31,6 +31,7 @@ class Sandbox:
                  image: Optional[str] = None, callbacks: Optional[Iterable[Callback]] = None,
                  client: Optional[Client] = None, url: Optional[str] = None,
                  token: Optional[str] = None, state_dir: Optional[str] = None,
+                 network: Optional[str] = None, allowed_domains: Optional[List[str]] = None,
                  **kw: Any) -> None:
         if "id" in kw:
             if vm_id is not None:
@@ -42,6 +43,7 @@ class Sandbox:
         self._wanted_id = _api.check_id(vm_id) if vm_id is not None else None
         self._sizes = sizes
         self._env = _api.check_env(env_vars)
+        self._network = _api.check_network(network, allowed_domains)
         self._timeout_minutes = timeout_minutes
         self._image = image
         self._callbacks = CallbackList(callbacks)
@@ -133,7 +135,7 @@ class Sandbox:
             raise ValidationError("sandbox %s exists already" % self._id)
         body = _api.create_body(self._wanted_id, self._sizes["vcpus"], self._sizes["mem_mib"],
                                 self._sizes["disk_mib"], self._env, self._timeout_minutes,
-                                self._image)
+                                self._image, self._network)
         try:
             self._info = self._client.json("POST", "/v1/sandboxes", body,
                                            timeout=BOOT_TIMEOUT_S, what="create sandbox")
