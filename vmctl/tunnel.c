@@ -39,6 +39,10 @@ struct vm_tunnel {
     int listen_fd, stop_fd;
     pthread_t thread;
     ssh_session session; /* owned by the thread, NULL when disconnected */
+    /* The session's packets are read through this while no channel read
+     * does it: a close or window message for no open channel would
+     * otherwise leave the socket readable and poll spinning. */
+    ssh_event event;
     struct tconn conns[VM_TUNNEL_CONNS_MAX];
     pthread_mutex_t stats_lock;
     struct vm_tunnel_stats stats;
@@ -73,6 +77,11 @@ static void session_drop(struct vm_tunnel *t)
     for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX; i++)
         if (t->conns[i].fd >= 0)
             conn_close(&t->conns[i]);
+    if (t->event) {
+        ssh_event_remove_session(t->event, t->session);
+        ssh_event_free(t->event);
+        t->event = NULL;
+    }
     if (t->session) {
         ssh_disconnect(t->session);
         ssh_free(t->session);
@@ -96,6 +105,12 @@ static ssh_channel open_channel(struct vm_tunnel *t)
             struct ph_error err = {0};
             if (vm_ssh_open_session(t->ssh, TUNNEL_CONNECT_MS, &t->session, &err) < 0) {
                 fprintf(stderr, "tunnel %s: %s\n", t->path, err.message);
+                return NULL;
+            }
+            if (!(t->event = ssh_event_new()) ||
+                ssh_event_add_session(t->event, t->session) != SSH_OK) {
+                fprintf(stderr, "tunnel %s: out of memory\n", t->path);
+                session_drop(t);
                 return NULL;
             }
         }
@@ -235,6 +250,8 @@ static void *tunnel_thread(void *data)
             break;
         if (p[0].revents)
             break;
+        if (t->session && (p[2].revents & (POLLIN | POLLHUP | POLLERR)))
+            ssh_event_dopoll(t->event, 0);
         if (p[1].revents & POLLIN)
             accept_all(t);
     }
