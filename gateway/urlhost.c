@@ -75,7 +75,7 @@ static char *clean_input(const char *url, size_t len, size_t *out_len)
     return s;
 }
 
-/* Forbidden domain code points (ASCII only: non-ASCII is refused before). */
+/* Forbidden domain code points (ASCII only: non-ASCII is mapped before). */
 static bool forbidden_in_domain(unsigned char c)
 {
     return c <= 0x1f || c == 0x7f || (c != '\0' && strchr(" #%/:<>?@[\\]^|", c));
@@ -288,6 +288,169 @@ static void ipv6_serialize(const uint16_t address[8], char *out, size_t len)
 /* ---- hosts --------------------------------------------------------------- */
 
 /* The host parser for a special scheme, on s[0..n) (n > 0). */
+/* ---- IDNA, for Latin-1 letters ------------------------------------------
+ * UTS #46 as the URL Standard uses it maps a non-ASCII domain label and
+ * then writes it in punycode (RFC 3492). Its full mapping needs Unicode's
+ * tables; this does the part that needs none: labels whose non-ASCII code
+ * points are Latin-1 letters (U+00C0..U+00FF but for U+00D7 and U+00F7),
+ * where the mapping is only lowercasing and NFC changes nothing. U+00DF
+ * (sharp s) is left out: UTS #46's transitional and nontransitional
+ * processing disagree on it. Anything else non-ASCII is refused. */
+
+enum { PUNY_BASE = 36, PUNY_TMIN = 1, PUNY_TMAX = 26, PUNY_SKEW = 38, PUNY_DAMP = 700 };
+
+static uint32_t puny_adapt(uint32_t delta, uint32_t points, bool first)
+{
+    uint32_t k = 0;
+    delta = first ? delta / PUNY_DAMP : delta / 2;
+    delta += delta / points;
+    while (delta > ((PUNY_BASE - PUNY_TMIN) * PUNY_TMAX) / 2) {
+        delta /= PUNY_BASE - PUNY_TMIN;
+        k += PUNY_BASE;
+    }
+    return k + (PUNY_BASE - PUNY_TMIN + 1) * delta / (delta + PUNY_SKEW);
+}
+
+static char puny_digit(uint32_t d)
+{
+    return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
+}
+
+/* Appends "xn--" and the punycode of cp[0..n) to out; false when it does
+ * not fit. The code points are below U+0100, so no sum overflows. */
+static bool puny_encode(const uint32_t *cp, size_t n, char *out, size_t *len, size_t cap)
+{
+    size_t basic = 0, done;
+    uint32_t next = 0x80, delta = 0, bias = 72;
+
+#define PUT(ch)                                                                                    \
+    do {                                                                                           \
+        if (*len + 1 >= cap)                                                                       \
+            return false;                                                                          \
+        out[(*len)++] = (ch);                                                                      \
+    } while (0)
+    for (const char *p = "xn--"; *p; p++)
+        PUT(*p);
+    for (size_t i = 0; i < n; i++)
+        if (cp[i] < 0x80) {
+            PUT((char)cp[i]);
+            basic++;
+        }
+    if (basic > 0)
+        PUT('-');
+    for (done = basic; done < n;) {
+        uint32_t m = UINT32_MAX;
+        for (size_t i = 0; i < n; i++)
+            if (cp[i] >= next && cp[i] < m)
+                m = cp[i];
+        delta += (m - next) * (uint32_t)(done + 1);
+        next = m;
+        for (size_t i = 0; i < n; i++) {
+            if (cp[i] < next)
+                delta++;
+            if (cp[i] != next)
+                continue;
+            uint32_t q = delta;
+            for (uint32_t k = PUNY_BASE;; k += PUNY_BASE) {
+                uint32_t t = k <= bias ? PUNY_TMIN : k >= bias + PUNY_TMAX ? PUNY_TMAX : k - bias;
+                if (q < t)
+                    break;
+                PUT(puny_digit(t + (q - t) % (PUNY_BASE - t)));
+                q = (q - t) / (PUNY_BASE - t);
+            }
+            PUT(puny_digit(q));
+            bias = puny_adapt(delta, (uint32_t)(done + 1), done == basic);
+            delta = 0;
+            done++;
+        }
+        delta++;
+        next++;
+    }
+#undef PUT
+    out[*len] = '\0';
+    return true;
+}
+
+/* One label of d (percent-decoded, not yet lowercased) to ASCII: ASCII
+ * labels lowercased as they are, others mapped and punycoded. */
+static int idna_label(const unsigned char *l, size_t n, char *out, size_t *len, size_t cap,
+                      struct urlhost *u)
+{
+    uint32_t cp[URLHOST_MAX + 1];
+    size_t ncp = 0;
+    bool ascii = true;
+
+    for (size_t i = 0; i < n;) {
+        uint32_t c = l[i];
+        if (c < 0x80) {
+            i++;
+        } else if ((c & 0xe0) == 0xc0 && i + 1 < n && (l[i + 1] & 0xc0) == 0x80) {
+            c = ((c & 0x1f) << 6) | (l[i + 1] & 0x3f);
+            i += 2;
+            if (c < 0x80)
+                return fail(u, -EILSEQ, "a host that is not valid UTF-8");
+            ascii = false;
+        } else {
+            /* Three- and four-byte sequences are beyond Latin-1. */
+            return fail(u, -EILSEQ,
+                        "a non-ASCII host beyond Latin-1 letters (write it as xn-- punycode)");
+        }
+        if (c >= 'A' && c <= 'Z')
+            c += 32;
+        else if (c >= 0xc0 && c <= 0xde && c != 0xd7)
+            c += 0x20; /* Latin-1 capitals map to their small letters */
+        else if (c >= 0x80 && (c < 0xe0 || c == 0xf7))
+            return fail(u, -EILSEQ,
+                        "a non-ASCII host beyond Latin-1 letters (write it as xn-- punycode)");
+        if (ncp >= URLHOST_MAX)
+            return fail(u, -ENAMETOOLONG, "a host longer than 253 characters");
+        cp[ncp++] = c;
+    }
+    if (ascii) {
+        for (size_t i = 0; i < ncp; i++) {
+            if (*len + 1 >= cap)
+                return fail(u, -ENAMETOOLONG, "a host longer than 253 characters");
+            out[(*len)++] = (char)cp[i];
+        }
+        out[*len] = '\0';
+        return 0;
+    }
+    if (ncp >= 4 && cp[0] == 'x' && cp[1] == 'n' && cp[2] == '-' && cp[3] == '-')
+        return fail(u, -EILSEQ, "a punycode label with non-ASCII characters in it");
+    if (!puny_encode(cp, ncp, out, len, cap))
+        return fail(u, -ENAMETOOLONG, "a host longer than 253 characters");
+    return 0;
+}
+
+/* d[0..*dn), a domain with non-ASCII bytes, to its ASCII form, in place
+ * (d's allocation is cap bytes). */
+static int idna_to_ascii(char *d, size_t *dn, size_t cap, struct urlhost *u)
+{
+    char out[URLHOST_MAX + 2];
+    size_t len = 0;
+    const unsigned char *p = (const unsigned char *)d, *end = p + *dn;
+
+    for (;;) {
+        const unsigned char *dot = memchr(p, '.', (size_t)(end - p));
+        size_t n = dot ? (size_t)(dot - p) : (size_t)(end - p);
+        int r = idna_label(p, n, out, &len, sizeof(out), u);
+        if (r < 0)
+            return r;
+        if (!dot)
+            break;
+        if (len + 1 >= sizeof(out))
+            return fail(u, -ENAMETOOLONG, "a host longer than 253 characters");
+        out[len++] = '.';
+        out[len] = '\0';
+        p = dot + 1;
+    }
+    if (len + 1 > cap)
+        return fail(u, -ENAMETOOLONG, "a host longer than 253 characters");
+    memcpy(d, out, len + 1);
+    *dn = len;
+    return 0;
+}
+
 static int host_parse(const char *s, size_t n, struct urlhost *out)
 {
     if (s[0] == '[') {
@@ -301,8 +464,10 @@ static int host_parse(const char *s, size_t n, struct urlhost *out)
         return 0;
     }
 
-    /* Percent-decoding comes first: "a%2eb" is the domain "a.b". */
-    char *d = malloc(n + 1);
+    /* Percent-decoding comes first: "a%2eb" is the domain "a.b". The
+     * buffer has room for the ASCII form of a host up to URLHOST_MAX. */
+    size_t cap = n + URLHOST_MAX + 2;
+    char *d = malloc(cap);
     size_t dn = 0;
     if (!d)
         return fail(out, -ENOMEM, "out of memory");
@@ -319,12 +484,14 @@ static int host_parse(const char *s, size_t n, struct urlhost *out)
     d[dn] = '\0';
 
     int r = 0;
+    bool ascii = true;
+    for (size_t i = 0; i < dn; i++)
+        ascii = ascii && (unsigned char)d[i] < 0x80;
+    if (!ascii)
+        r = idna_to_ascii(d, &dn, cap, out);
     for (size_t i = 0; i < dn && r == 0; i++) {
         unsigned char c = (unsigned char)d[i];
-        if (c >= 0x80)
-            r = fail(out, -EILSEQ,
-                     "a non-ASCII host (not converted to punycode here: write it as xn--)");
-        else if (forbidden_in_domain(c))
+        if (forbidden_in_domain(c))
             r = fail(out, -EINVAL, "a host with a character that is not allowed in a domain");
         d[i] = to_lower(d[i]);
     }

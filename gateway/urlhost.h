@@ -10,8 +10,10 @@
  *
  * Where the standard asks for more than this parser does, it refuses rather
  * than guesses:
- *  - a host with a non-ASCII character (IDNA is not implemented): -EILSEQ;
- *    a host written in punycode ("xn--...") is kept as it is;
+ *  - IDNA: a non-ASCII label is written in punycode ("bücher" is
+ *    "xn--bcher-kva") only when its non-ASCII characters are Latin-1
+ *    letters, which UTS #46 maps by lowercasing alone; any other non-ASCII
+ *    character (and U+00DF) is -EILSEQ. A host written in punycode is kept;
  *  - a domain with an empty label ("a..b", ".a"), apart from one trailing
  *    dot, which is removed: "a.example." is "a.example";
  *  - a domain longer than URLHOST_MAX: -ENAMETOOLONG (no DNS name is).

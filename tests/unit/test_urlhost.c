@@ -240,9 +240,30 @@ static void test_hosts_and_ports(void)
     REFUSED("http://./", -EINVAL);
     REFUSED("http://%2e/", -EINVAL);
 
-    /* Non-ASCII: refused, not converted; punycode as written is kept. */
-    REFUSED("http://all\xc3\xb6wed.example/", -EILSEQ);
-    REFUSED("http://%C3%A9.example/", -EILSEQ);
+    /* Non-ASCII: Latin-1 letters are lowercased and written in punycode
+     * (RFC 3492's algorithm; the expected forms are Python's "punycode"
+     * codec's); any other character is refused, not guessed at. */
+    DOMAIN("http://all\xc3\xb6wed.example/", "xn--allwed-yxa.example");
+    DOMAIN("http://ALL\xc3\x96WED.example/", "xn--allwed-yxa.example"); /* capital O umlaut */
+    DOMAIN("http://%C3%A9.example/", "xn--9ca.example");
+    DOMAIN("http://b\xc3\xbc"
+           "cher.de/",
+           "xn--bcher-kva.de");
+    DOMAIN("http://M\xc3\xbcnchen.de./", "xn--mnchen-3ya.de");
+    DOMAIN("http://caf\xc3\xa9.fr/", "xn--caf-dma.fr");
+    DOMAIN("http://\xc3\xa0\xc3\xbf.test/", "xn--0ca6d.test");
+    REFUSED("http://stra\xc3\x9f"
+            "e.de/",
+            -EILSEQ); /* sharp s */
+    REFUSED("http://a\xc3\x97"
+            "b.test/",
+            -EILSEQ); /* multiplication sign */
+    REFUSED("http://a\xc2\xa0"
+            "b.test/",
+            -EILSEQ);                                       /* no-break space */
+    REFUSED("http://xn--a\xc3\xa9.test/", -EILSEQ);         /* punycode with non-ASCII */
+    REFUSED("http://a\xc3.test/", -EILSEQ);                 /* cut UTF-8 */
+    REFUSED("http://\xc1\x81.test/", -EILSEQ);              /* overlong 'A' */
     REFUSED("http://\xef\xbd\x81llowed.example/", -EILSEQ); /* fullwidth a */
     REFUSED("http://allowed\xe3\x80\x82"
             "example/",
@@ -348,7 +369,9 @@ static void test_policy(void)
     DENY("about:version", "about: URL");
     DENY("//allowed.example/", "no scheme");
     DENY("allowed.example", "no scheme");
-    DENY("http://all\xc3\xb6wed.example/", "non-ASCII");
+    DENY("http://\xe6\x97\xa5.example/", "non-ASCII");
+    /* A look-alike is its own host (xn--allwed-yxa.example), not the listed one. */
+    DENY("http://all\xc3\xb6wed.example/", "not in the session's allowed_domains");
     DENY("http://[::1/", "IPv6");
 
     size_t n = 10000;
