@@ -14,8 +14,10 @@
 #include "util.h"
 
 #define SSH_IO_CHUNK 65536
-/* Sessions per VM: commands beyond this wait for one to be free. */
+/* Sessions per VM: commands beyond this wait for one to be free, at most
+ * their own timeout (exec) or SSH_ACQUIRE_WAIT_MS (everything else). */
 #define SSH_MAX_CONNS 8
+#define SSH_ACQUIRE_WAIT_MS 60000
 
 /* One libssh session, used by one thread at a time. */
 struct ssh_conn {
@@ -39,8 +41,12 @@ struct vm_ssh *vm_ssh_new(const char *host, int port, const char *user, const ch
     struct vm_ssh *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->idle_cond, NULL);
+    pthread_cond_init(&s->idle_cond, &ca);
+    pthread_condattr_destroy(&ca);
     s->host = strdup(host);
     s->user = strdup(user);
     s->privkey_path = strdup(privkey_path);
@@ -87,16 +93,33 @@ void vm_ssh_free(struct vm_ssh *s)
 }
 
 /* A connection for this thread alone: an idle one, a new one while fewer
- * than SSH_MAX_CONNS exist, or else the next one released. Commands on one
- * VM thus run side by side, each on its own session, and their timeouts
- * start only once they have a connection. */
-static struct ssh_conn *conn_acquire(struct vm_ssh *s)
+ * than SSH_MAX_CONNS exist, or else the next one released within wait_ms.
+ * Commands on one VM thus run side by side, each on its own session, and
+ * their timeouts start only once they have a connection. -EBUSY when none
+ * came free in time. */
+static int conn_acquire(struct vm_ssh *s, int64_t wait_ms, struct ssh_conn **out,
+                        struct ph_error *err)
 {
     struct ssh_conn *c = NULL;
+    struct timespec until;
+    int r = 0;
 
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
     pthread_mutex_lock(&s->lock);
-    while (!s->idle && s->n_conns >= SSH_MAX_CONNS)
-        pthread_cond_wait(&s->idle_cond, &s->lock);
+    while (!s->idle && s->n_conns >= SSH_MAX_CONNS && r != ETIMEDOUT)
+        r = pthread_cond_timedwait(&s->idle_cond, &s->lock, &until);
+    if (!s->idle && s->n_conns >= SSH_MAX_CONNS) {
+        pthread_mutex_unlock(&s->lock);
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, -EBUSY,
+                            "all %d SSH sessions of this VM stayed busy for %lld s; try again",
+                            SSH_MAX_CONNS, (long long)(wait_ms / 1000));
+    }
     if (s->idle) {
         c = s->idle;
         s->idle = c->next;
@@ -105,7 +128,8 @@ static struct ssh_conn *conn_acquire(struct vm_ssh *s)
         s->n_conns++;
     }
     pthread_mutex_unlock(&s->lock);
-    return c;
+    *out = c;
+    return c ? 0 : ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
 }
 
 static void conn_release(struct vm_ssh *s, struct ssh_conn *c)
@@ -197,10 +221,11 @@ fail:
 
 int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err)
 {
-    struct ssh_conn *c = conn_acquire(s);
-    if (!c)
-        return -ENOMEM;
-    int r = conn_connect(s, c, timeout_ms, err);
+    struct ssh_conn *c;
+    int r = conn_acquire(s, SSH_ACQUIRE_WAIT_MS, &c, err);
+    if (r < 0)
+        return r;
+    r = conn_connect(s, c, timeout_ms, err);
     conn_release(s, c);
     return r;
 }
@@ -300,14 +325,14 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
 {
     struct vm_ssh *s = data;
     struct growbuf out = {.max = RUN_MAX_OUTPUT}, errb = {.max = RUN_MAX_OUTPUT};
-    struct ssh_conn *c = conn_acquire(s);
+    int64_t wait_ms = (int64_t)req->timeout_s * 1000;
+    struct ssh_conn *c;
+    int r = conn_acquire(s, wait_ms > SSH_ACQUIRE_WAIT_MS ? wait_ms : SSH_ACQUIRE_WAIT_MS, &c, err);
+    if (r < 0)
+        return r;
     int64_t start = now_ms(), deadline = start + (int64_t)req->timeout_s * 1000;
     char *buf = NULL, run_id[33];
     ssh_channel ch = NULL;
-    int r = 0;
-
-    if (!c)
-        return -ENOMEM;
     ch = conn_open_channel(s, c, err);
     if (!ch) {
         r = -EPIPE;
@@ -432,13 +457,13 @@ static int sftp_errno_error(sftp_session sftp, const char *what, const char *pat
 int vm_ssh_put_file(struct vm_ssh *s, const char *path, const void *data, size_t len, int mode,
                     struct ph_error *err)
 {
-    struct ssh_conn *c = conn_acquire(s);
+    struct ssh_conn *c;
     sftp_session sftp;
     sftp_file f;
-    int r = 0;
+    int r = conn_acquire(s, SSH_ACQUIRE_WAIT_MS, &c, err);
 
-    if (!c)
-        return -ENOMEM;
+    if (r < 0)
+        return r;
     sftp = conn_sftp_open(s, c, err);
     if (!sftp) {
         conn_release(s, c);
@@ -471,15 +496,15 @@ int vm_ssh_get_file(struct vm_ssh *s, const char *path, char **data, size_t *len
                     struct ph_error *err)
 {
     struct growbuf b = {.max = max};
-    struct ssh_conn *c = conn_acquire(s);
+    struct ssh_conn *c;
     sftp_session sftp;
     sftp_attributes st;
     sftp_file f = NULL;
     char *buf = NULL;
-    int r = 0;
+    int r = conn_acquire(s, SSH_ACQUIRE_WAIT_MS, &c, err);
 
-    if (!c)
-        return -ENOMEM;
+    if (r < 0)
+        return r;
     sftp = conn_sftp_open(s, c, err);
     if (!sftp) {
         conn_release(s, c);

@@ -195,8 +195,13 @@ static ssize_t pump(struct vm_tunnel *t, struct tconn *c)
     /* Client to guest, within the guest's window, so the write never waits
      * for the guest to read. */
     uint32_t window = ssh_channel_window_size(c->ch);
-    if (window == 0)
-        return moved;
+    if (window == 0) {
+        /* Nothing is read while the guest's window is shut, but a client
+         * that left is noticed (poll reports its hang-up regardless). */
+        char b;
+        ssize_t peek = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        return peek == 0 || (peek < 0 && errno != EAGAIN && errno != EINTR) ? -1 : moved;
+    }
     size_t want = window < sizeof(t->buf) ? window : sizeof(t->buf);
     ssize_t n = recv(c->fd, t->buf, want, 0);
     if (n == 0)
