@@ -684,8 +684,8 @@ static void cdp_job_done(void *data)
 
 static int job_start(struct cdp_job *j, struct cdp_session *cs, struct ph_error *err)
 {
-    int r = work_submit(j->gw->work ? j->gw->work : http_server_work(j->gw->http), cdp_job_run,
-                        cdp_job_done, j);
+    int r = work_submit(j->gw->fast_work ? j->gw->fast_work : http_server_work(j->gw->http),
+                        cdp_job_run, cdp_job_done, j);
     if (r < 0)
         return ph_error_set(err, r == -EAGAIN ? PH_ERR_LIMIT : PH_ERR_UNAVAILABLE, r,
                             "the gateway is too busy; try again");

@@ -330,6 +330,7 @@ int gateway_main(const struct gateway_opts *o)
         goto out;
     }
     gw.work = http_server_work(gw.http);
+    gw.fast_work = http_server_work_lane(gw.http, WORK_LANE_FAST);
     snprintf(gw.url, sizeof(gw.url), "http://%s:%d", host, http_server_port(gw.http));
     http_route(gw.http, HTTP_GET, "/healthz", HTTP_ROUTE_PUBLIC, 0, api_healthz, &gw);
     struct instances_config icfg = {
@@ -337,6 +338,7 @@ int gateway_main(const struct gateway_opts *o)
         .cache_dir = gw.cache_dir,
         .db = gw.db,
         .work = gw.work,
+        .exec_work = http_server_work_lane(gw.http, WORK_LANE_EXEC),
         .hooks = gw.hooks,
         .accel = gw.accel.accel,
         .max_instances = gw.max_instances,

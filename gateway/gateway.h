@@ -62,6 +62,7 @@ struct gateway {
     struct state_db *db;         /* owned */
     struct http_server *http;    /* owned */
     struct work_pool *work;      /* weak: the server's */
+    struct work_pool *fast_work; /* weak: the server's WORK_LANE_FAST */
     struct ws_hub *ws;           /* owned */
     struct policy *policy;       /* owned */
     struct run_hooks *hooks;     /* owned: global callbacks (policy, audit) */

@@ -1033,7 +1033,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         handoff_dispatch(s);
-        work_pool_dispatch(s->pool);
+        for (int i = 0; i < WORK_LANES; i++)
+            work_pool_dispatch(s->pools[i]);
         return 0;
 
     case LWS_CALLBACK_HTTP:
@@ -1215,9 +1216,13 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
         return r;
     }
 
-    s->pool = work_pool_new(s->ctx, o->n_threads, o->max_queued);
-    if (!s->pool)
-        goto oom;
+    s->pools[WORK_LANE_CONTROL] = work_pool_new(s->ctx, o->n_threads, o->max_queued);
+    s->pools[WORK_LANE_EXEC] = work_pool_new(s->ctx, WORK_EXEC_THREADS, o->max_queued);
+    s->pools[WORK_LANE_FAST] = work_pool_new(s->ctx, WORK_FAST_THREADS, o->max_queued);
+    s->pool = s->pools[WORK_LANE_CONTROL];
+    for (int i = 0; i < WORK_LANES; i++)
+        if (!s->pools[i])
+            goto oom;
     *out = s;
     return 0;
 
@@ -1277,7 +1282,13 @@ void http_server_free(struct http_server *s)
     }
     /* Finish the queued jobs first: their done() callbacks reply to
      * requests whose connections lws is about to close. */
-    work_pool_free(s->pool);
+    /* Commands first, then control work, then the fast lane: a finishing
+     * job may still hand work to a lane that comes after its own. */
+    static const enum work_lane order[] = {WORK_LANE_EXEC, WORK_LANE_CONTROL, WORK_LANE_FAST};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        work_pool_free(s->pools[order[i]]);
+        s->pools[order[i]] = NULL;
+    }
     s->pool = NULL;
     if (s->ctx)
         handoff_dispatch(s);
@@ -1316,6 +1327,11 @@ struct lws_context *http_server_context(struct http_server *s)
 struct work_pool *http_server_work(struct http_server *s)
 {
     return s->pool;
+}
+
+struct work_pool *http_server_work_lane(struct http_server *s, enum work_lane lane)
+{
+    return (unsigned)lane < WORK_LANES ? s->pools[lane] : NULL;
 }
 
 void *http_server_ws_data(struct http_server *s)

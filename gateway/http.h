@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "work.h"
 
 struct lws;
 struct lws_context;
@@ -157,7 +158,8 @@ struct lws_context *http_server_context(struct http_server *s);
 /* The main listener's vhost: client connections (proxies' upstreams) bind
  * to it so that they outlive any extra listener. */
 struct lws_vhost *http_server_vhost(struct http_server *s);
-struct work_pool *http_server_work(struct http_server *s);
+struct work_pool *http_server_work(struct http_server *s); /* WORK_LANE_CONTROL */
+struct work_pool *http_server_work_lane(struct http_server *s, enum work_lane lane);
 void *http_server_ws_data(struct http_server *s); /* opts.ws_data */
 struct http_server *http_server_from_wsi(struct lws *wsi);
 

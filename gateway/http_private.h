@@ -99,7 +99,8 @@ struct http_conn {
 struct http_server {
     struct lws_context *ctx;               /* owned */
     struct lws_vhost *vhost;               /* weak, owned by ctx */
-    struct work_pool *pool;                /* owned */
+    struct work_pool *pool;                /* owned: pools[WORK_LANE_CONTROL] */
+    struct work_pool *pools[WORK_LANES];   /* owned */
     struct lws_protocols *protocols;       /* owned, NULL-name terminated */
     struct lws_protocol_vhost_options pvo; /* lws keeps pointers to these */
     struct lws_protocol_vhost_options pvo_default;

@@ -397,13 +397,25 @@ void instance_hold(struct instance *in)
     in->jobs++;
 }
 
-int instance_submit(struct instance *in, work_fn run, work_fn done, void *data)
+static int submit_to(struct instance *in, struct work_pool *pool, work_fn run, work_fn done,
+                     void *data)
 {
     instance_hold(in);
-    int r = work_submit(in->reg->cfg.work, run, done, data);
+    int r = work_submit(pool, run, done, data);
     if (r < 0)
         instance_release(in);
     return r;
+}
+
+int instance_submit(struct instance *in, work_fn run, work_fn done, void *data)
+{
+    return submit_to(in, in->reg->cfg.work, run, done, data);
+}
+
+int instance_submit_exec(struct instance *in, work_fn run, work_fn done, void *data)
+{
+    struct work_pool *p = in->reg->cfg.exec_work ? in->reg->cfg.exec_work : in->reg->cfg.work;
+    return submit_to(in, p, run, done, data);
 }
 
 struct stop_job {

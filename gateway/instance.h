@@ -117,11 +117,12 @@ struct instance_vm_ops {
 extern const struct instance_vm_ops instance_vmctl_ops;
 
 struct instances_config {
-    const char *state_dir;   /* weak: run dirs */
-    const char *cache_dir;   /* weak: images */
-    struct state_db *db;     /* weak: records */
-    struct work_pool *work;  /* weak */
-    struct run_hooks *hooks; /* weak: the gateway's global callbacks */
+    const char *state_dir;       /* weak: run dirs */
+    const char *cache_dir;       /* weak: images */
+    struct state_db *db;         /* weak: records */
+    struct work_pool *work;      /* weak */
+    struct work_pool *exec_work; /* weak: user commands (NULL: work) */
+    struct run_hooks *hooks;     /* weak: the gateway's global callbacks */
     enum vm_accel accel;
     int max_instances; /* sandboxes and sessions together */
     int boot_timeout_s;
@@ -250,6 +251,9 @@ void instance_hold(struct instance *in);
 void instance_release(struct instance *in);
 /* Holds in and queues run/done; -EAGAIN (queue full) releases it again. */
 int instance_submit(struct instance *in, work_fn run, work_fn done, void *data);
+/* The same on the pool for user commands (exec_work): an hour-long command
+ * holds none of the threads that boots, stops and files need. */
+int instance_submit_exec(struct instance *in, work_fn run, work_fn done, void *data);
 
 /* ---- for API handlers ---- */
 
@@ -262,6 +266,8 @@ struct instance *instance_for_req(struct instances *reg, const struct instance_k
  * then frees its job). */
 int instance_submit_req(struct instance *in, struct http_req *req, work_fn run, work_fn done,
                         void *data);
+int instance_submit_exec_req(struct instance *in, struct http_req *req, work_fn run, work_fn done,
+                             void *data);
 /* An instance_ready_fn for a request that waits for the start: 201 with
  * the object, or the error. data is the struct http_req. */
 void instance_reply_ready(struct instance *in, int r, const struct ph_error *err, void *data);

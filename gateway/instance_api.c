@@ -23,13 +23,23 @@ struct instance *instance_for_req(struct instances *reg, const struct instance_k
     return in;
 }
 
-int instance_submit_req(struct instance *in, struct http_req *req, work_fn run, work_fn done,
-                        void *data)
+static int submitted(struct http_req *req, int r)
 {
-    int r = instance_submit(in, run, done, data);
     if (r < 0)
         http_reply_errorf(req, PH_ERR_LIMIT, "gateway is busy; try again");
     return r;
+}
+
+int instance_submit_req(struct instance *in, struct http_req *req, work_fn run, work_fn done,
+                        void *data)
+{
+    return submitted(req, instance_submit(in, run, done, data));
+}
+
+int instance_submit_exec_req(struct instance *in, struct http_req *req, work_fn run, work_fn done,
+                             void *data)
+{
+    return submitted(req, instance_submit_exec(in, run, done, data));
 }
 
 void instance_reply_ready(struct instance *in, int r, const struct ph_error *err, void *data)

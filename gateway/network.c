@@ -96,7 +96,8 @@ static void net_ending(struct instance_observer *o, struct instance *in)
     if (!nv)
         return;
     *slot = nv->next;
-    if (work_submit(net->gw->work, close_run, NULL, nv->evm) < 0)
+    if (work_submit(net->gw->fast_work ? net->gw->fast_work : net->gw->work, close_run, NULL,
+                    nv->evm) < 0)
         egress_vm_close(nv->evm); /* queue full: rare enough to wait here */
     free(nv);
 }

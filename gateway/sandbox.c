@@ -157,7 +157,7 @@ static void api_sandbox_exec(struct http_req *req, void *data)
     j->req = req;
     j->rr = (struct run_request){
         .command = j->command, .shell = p.shell, .timeout_s = p.timeout_s, .actor = req->actor};
-    if (instance_submit_req(sb, req, exec_job_run, exec_job_done, j) < 0) {
+    if (instance_submit_exec_req(sb, req, exec_job_run, exec_job_done, j) < 0) {
         free(j->command);
         free(j);
     }

@@ -26,6 +26,17 @@ typedef void (*work_fn)(void *data);
 #define WORK_DEFAULT_THREADS 8
 #define WORK_DEFAULT_MAX_QUEUED 256
 
+/* The gateway's pools, one per kind of work, so that long jobs of one kind
+ * never hold the threads another needs (the http server owns all three). */
+enum work_lane {
+    WORK_LANE_CONTROL, /* boots, stops, files, screenshots: seconds to minutes */
+    WORK_LANE_EXEC,    /* user commands: as long as their timeout (an hour at most) */
+    WORK_LANE_FAST,    /* CDP fetches, socket closes: seconds */
+    WORK_LANES
+};
+#define WORK_EXEC_THREADS 16
+#define WORK_FAST_THREADS 4
+
 /* ctx is weak and may be NULL (then nobody is woken: the owner must call
  * work_pool_dispatch itself, as tests do). n_threads <= 0 and max_queued
  * <= 0 take the defaults. max_queued bounds jobs waiting for a thread, not
