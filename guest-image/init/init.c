@@ -1514,11 +1514,14 @@ static struct child *xorg_start(bool detach)
     }
     if (xorg_config_write() < 0)
         return NULL;
-    char *argv[] = {(char *)XORG_BIN,      (char *)":0",       (char *)"-config",
-                    (char *)XORG_CONFIG,   (char *)"-logfile", (char *)XORG_LOG,
-                    (char *)"-nolisten",   (char *)"tcp",      (char *)"-noreset",
-                    (char *)"-novtswitch", (char *)"-s",       (char *)"0",
-                    (char *)"-dpms",       (char *)"vt7",      NULL};
+    /* -r: no key autorepeat in the server. Every key comes from xdotool or
+     * from a VNC client, which repeats held keys itself; a server repeat
+     * only adds phantom letters when a busy guest sees a key-up late. */
+    char *argv[] = {
+        (char *)XORG_BIN,   (char *)":0",          (char *)"-config",   (char *)XORG_CONFIG,
+        (char *)"-logfile", (char *)XORG_LOG,      (char *)"-nolisten", (char *)"tcp",
+        (char *)"-noreset", (char *)"-novtswitch", (char *)"-s",        (char *)"0",
+        (char *)"-dpms",    (char *)"-r",          (char *)"vt7",       NULL};
     struct spawn_opts opts = {.log_path = "/var/log/porthole-xorg.out", .detach = detach};
     return spawn("Xorg", argv, &opts);
 }
