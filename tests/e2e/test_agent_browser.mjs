@@ -21,10 +21,15 @@ e2eTest('agent-browser --cdp PORT opens a page and snapshots it', async ({ pages
   // Its own home and daemon socket dir, so that nothing of the user's is
   // touched and the daemon ends with the directory.
   const home = mkdtempSync(path.join(os.tmpdir(), 'porthole-agent-browser-'));
-  const env = { ...process.env, HOME: home, XDG_RUNTIME_DIR: home, AGENT_BROWSER_SESSION: 'porthole-e2e' };
+  // Page loads under software emulation take far longer than its 25 s
+  // default action timeout; the daemon leaves a minute after the test.
+  const env = {
+    ...process.env, HOME: home, XDG_RUNTIME_DIR: home, AGENT_BROWSER_SESSION: 'porthole-e2e',
+    AGENT_BROWSER_DEFAULT_TIMEOUT: '150000', AGENT_BROWSER_IDLE_TIMEOUT_MS: '60000',
+  };
   const ab = async (...args) => {
     try {
-      const r = await run(AGENT_BROWSER, ['--cdp', port, ...args], { env, timeout: 180_000 });
+      const r = await run(AGENT_BROWSER, ['--cdp', port, ...args], { env, timeout: 240_000 });
       return r.stdout;
     } catch (e) {
       throw new Error(`agent-browser ${args.join(' ')}: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
