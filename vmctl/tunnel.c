@@ -44,17 +44,8 @@ struct vm_tunnel {
      * otherwise leave the socket readable and poll spinning. */
     ssh_event event;
     struct tconn conns[VM_TUNNEL_CONNS_MAX];
-    pthread_mutex_t stats_lock;
-    struct vm_tunnel_stats stats;
     char buf[TUNNEL_BUF]; /* client-to-guest scratch, the thread's */
 };
-
-static void count(struct vm_tunnel *t, unsigned long long *field)
-{
-    pthread_mutex_lock(&t->stats_lock);
-    (*field)++;
-    pthread_mutex_unlock(&t->stats_lock);
-}
 
 static void conn_close(struct tconn *c)
 {
@@ -141,14 +132,12 @@ static void accept_all(struct vm_tunnel *t)
             if (t->conns[i].fd < 0)
                 c = &t->conns[i];
         if (!c || !(c->out = malloc(TUNNEL_BUF))) {
-            count(t, &t->stats.refused_full);
             close(fd);
             continue;
         }
         /* The slot is filled only afterwards: a reconnect drops every
          * connection of the old session. */
         ssh_channel ch = open_channel(t);
-        count(t, ch ? &t->stats.accepted : &t->stats.channel_failures);
         c->fd = fd;
         c->ch = ch;
         if (!ch)
@@ -264,6 +253,17 @@ static void *tunnel_thread(void *data)
     return NULL;
 }
 
+/* What start made, once no thread runs on it. */
+static void tunnel_free(struct vm_tunnel *t)
+{
+    if (t->listen_fd >= 0)
+        close(t->listen_fd);
+    if (t->stop_fd >= 0)
+        close(t->stop_fd);
+    free(t->path);
+    free(t);
+}
+
 int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
                     struct vm_tunnel **out, struct ph_error *err)
 {
@@ -275,7 +275,6 @@ int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
     t->ssh = ssh;
     t->guest_port = guest_port;
     t->listen_fd = t->stop_fd = -1;
-    pthread_mutex_init(&t->stats_lock, NULL);
     for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX; i++)
         t->conns[i].fd = -1;
     if (!(t->path = strdup(socket_path))) {
@@ -299,13 +298,7 @@ int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
     *out = t;
     return 0;
 fail:
-    if (t->listen_fd >= 0)
-        close(t->listen_fd);
-    if (t->stop_fd >= 0)
-        close(t->stop_fd);
-    pthread_mutex_destroy(&t->stats_lock);
-    free(t->path);
-    free(t);
+    tunnel_free(t);
     return r;
 }
 
@@ -318,17 +311,6 @@ void vm_tunnel_stop(struct vm_tunnel *t)
     if (write(t->stop_fd, &one, sizeof(one)) < 0)
         fprintf(stderr, "tunnel %s: cannot wake its thread: %s\n", t->path, strerror(errno));
     pthread_join(t->thread, NULL);
-    close(t->listen_fd);
-    close(t->stop_fd);
     unlink(t->path);
-    pthread_mutex_destroy(&t->stats_lock);
-    free(t->path);
-    free(t);
-}
-
-void vm_tunnel_stats(struct vm_tunnel *t, struct vm_tunnel_stats *out)
-{
-    pthread_mutex_lock(&t->stats_lock);
-    *out = t->stats;
-    pthread_mutex_unlock(&t->stats_lock);
+    tunnel_free(t);
 }

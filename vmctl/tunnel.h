@@ -28,8 +28,3 @@ struct vm_tunnel;
 int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
                     struct vm_tunnel **out, struct ph_error *err);
 void vm_tunnel_stop(struct vm_tunnel *t);
-
-struct vm_tunnel_stats {
-    unsigned long long accepted, channel_failures, refused_full;
-};
-void vm_tunnel_stats(struct vm_tunnel *t, struct vm_tunnel_stats *out);
