@@ -1,5 +1,6 @@
 #include "gateway.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -120,6 +121,21 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     gw->recording_retention_hours = json_is_integer(v) ? (int)json_integer_value(v) : 0;
     v = json_object_get(cfg, "boot_timeout_s");
     gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 150;
+    v = json_object_get(cfg, "ports_bind_address");
+    snprintf(gw->port_bind, sizeof(gw->port_bind), "%s",
+             json_is_string(v) ? json_string_value(v) : "127.0.0.1");
+    {
+        unsigned char a[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, gw->port_bind, a) != 1 &&
+            inet_pton(AF_INET6, gw->port_bind, a) != 1) {
+            json_decref(cfg);
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "config: ports_bind_address must be an IP address, not \"%s\"",
+                                gw->port_bind);
+        }
+    }
+    if (strcmp(gw->port_bind, "127.0.0.1") != 0)
+        fprintf(stderr, "porthole gateway: sandboxes' exposed ports listen on %s\n", gw->port_bind);
     gw->cdp_host_forward = json_is_true(json_object_get(cfg, "cdp_host_forward"));
     if (gw->cdp_host_forward)
         fprintf(stderr, "porthole gateway: cdp_host_forward is on: every browser VM's DevTools "

@@ -77,6 +77,7 @@ struct gateway {
     int max_instances;
     int boot_timeout_s;
     bool cdp_host_forward; /* benchmarks only: see instances_config */
+    char port_bind[48];    /* where sandboxes' exposed ports listen ("ports_bind_address") */
     int pool_target;       /* pre-booted browser VMs to keep ready */
     char web_root[512];    /* static files: live view, dashboard, noVNC */
     int recording_fps;

@@ -188,6 +188,22 @@ int exec_params_parse(json_t *body, struct exec_params *p, struct ph_error *err)
     return 0;
 }
 
+int port_params_parse(json_t *body, struct port_params *p, struct ph_error *err)
+{
+    static const char *const allowed[] = {"guest_port", "host_port", "guest_loopback", NULL};
+    int r;
+
+    memset(p, 0, sizeof(*p));
+    if ((r = params_only(body, allowed, err)) < 0 ||
+        (r = params_int(body, "guest_port", 0, 1, 65535, &p->guest_port, err)) < 0 ||
+        (r = params_int(body, "host_port", 0, 1, 65535, &p->host_port, err)) < 0 ||
+        (r = params_bool(body, "guest_loopback", false, &p->guest_loopback, err)) < 0)
+        return r;
+    if (p->guest_port == 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "guest_port is required");
+    return 0;
+}
+
 int guest_path_check(const char *path, struct ph_error *err)
 {
     size_t n;

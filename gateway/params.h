@@ -52,6 +52,14 @@ struct exec_params {
 };
 int exec_params_parse(json_t *body, struct exec_params *out, struct ph_error *err);
 
+/* POST /v1/sandboxes/{id}/ports: {guest_port, host_port?, guest_loopback?}. */
+struct port_params {
+    int guest_port;      /* 1..65535, required */
+    int host_port;       /* 1..65535, or 0 (absent): any free port */
+    bool guest_loopback; /* accepted for SmolVM's expose_local; either way works */
+};
+int port_params_parse(json_t *body, struct port_params *out, struct ph_error *err);
+
 /* env_vars: object of NAME -> string, bounded; field names the JSON key
  * in messages. Returns a new reference (a copy) in *out. */
 int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_error *err);

@@ -1,5 +1,5 @@
 /* Command sandboxes: the sandbox kind and the /v1/sandboxes API (exec,
- * files, env) over the instance lifecycle. */
+ * files, env, exposed ports) over the instance lifecycle. */
 #include "sandbox.h"
 
 #include <errno.h>
@@ -163,9 +163,11 @@ static void api_sandbox_exec(struct http_req *req, void *data)
     }
 }
 
-/* ---- files and env -------------------------------------------------------- */
+/* ---- files, env and ports ----------------------------------------------- */
 
-enum file_op { FILE_PUT, FILE_GET, ENV_PUT };
+static json_t *port_json(const struct vm_port *p);
+
+enum file_op { FILE_PUT, FILE_GET, ENV_PUT, PORT_OPEN, PORT_CLOSE };
 
 struct file_job {
     struct gateway *gw;
@@ -176,7 +178,8 @@ struct file_job {
     char *path; /* owned */
     char *data; /* owned: file read back */
     size_t len;
-    json_t *env; /* owned: new env for ENV_PUT */
+    json_t *env;         /* owned: new env for ENV_PUT */
+    struct vm_port port; /* PORT_OPEN: asked, then opened; PORT_CLOSE: guest_port */
     struct ph_error err;
     int r;
 };
@@ -206,6 +209,12 @@ static void file_job_run(void *data)
         free(env);
         break;
     }
+    case PORT_OPEN:
+        j->r = vm_port_open(j->vm, &j->port, &j->port, &j->err);
+        break;
+    case PORT_CLOSE:
+        j->r = vm_port_close(j->vm, j->port.guest_port, &j->err);
+        break;
     }
     if (j->r < 0 && j->err.kind == PH_ERR_NONE)
         ph_error_set(&j->err, PH_ERR_INTERNAL, j->r, "%s", strerror(-j->r));
@@ -223,6 +232,14 @@ static void file_job_done(void *data)
             json_pack("{s:s, s:I}", "path", j->path, "bytes", (json_int_t)j->req->body_len));
     } else if (j->op == FILE_GET) {
         http_reply_data(j->req, 200, "application/octet-stream", TAKE_PTR(j->data), j->len, NULL);
+    } else if (j->op == PORT_OPEN) {
+        lwsl_user("sandbox %s: guest port %d exposed on %s:%d for %s\n", j->sb->id,
+                  j->port.guest_port, j->port.host_addr, j->port.host_port, j->req->actor);
+        http_reply_json(j->req, 201, port_json(&j->port));
+    } else if (j->op == PORT_CLOSE) {
+        http_reply_json(
+            j->req, 200,
+            json_pack("{s:i, s:s}", "guest_port", j->port.guest_port, "status", "closed"));
     } else {
         json_decref(j->sb->env_vars);
         j->sb->env_vars = json_incref(j->env);
@@ -311,6 +328,94 @@ static void api_sandbox_env_put(struct http_req *req, void *data)
     file_job_submit(gw, sb, req, j);
 }
 
+static json_t *port_json(const struct vm_port *p)
+{
+    json_t *o = json_pack("{s:i, s:i, s:s, s:b}", "guest_port", p->guest_port, "host_port",
+                          p->host_port, "host", p->host_addr, "guest_loopback", p->guest_loopback);
+    if (o && p->error[0])
+        json_object_set_new(o, "error", json_string(p->error));
+    return o;
+}
+
+/* Ports as the VM has them; none while it is not up. */
+static json_t *ports_json(const struct instance *sb)
+{
+    struct vm_port ports[VM_PORTS_MAX];
+    size_t n = sb->vm ? vm_ports(sb->vm, ports, VM_PORTS_MAX) : 0;
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, port_json(&ports[i]));
+    return a;
+}
+
+static json_t *sandbox_to_json(const struct instance *sb)
+{
+    json_t *o = instance_json_base(sb);
+    if (o)
+        json_object_set_new(o, "ports", ports_json(sb));
+    return o;
+}
+
+static void api_sandbox_port_open(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    struct ph_error err = {0};
+    struct port_params p;
+    json_t *body = http_json_body(req, &err);
+    struct instance *sb;
+    struct file_job *j;
+
+    if (!body || port_params_parse(body, &p, &err) < 0) {
+        json_decref(body);
+        http_reply_error(req, &err);
+        return;
+    }
+    json_decref(body);
+    if (!(sb = sandbox_for_req(gw, req, true)))
+        return;
+    if (!(j = calloc(1, sizeof(*j)))) {
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    j->op = PORT_OPEN;
+    j->port.guest_port = p.guest_port;
+    j->port.host_port = p.host_port;
+    j->port.guest_loopback = p.guest_loopback;
+    snprintf(j->port.host_addr, sizeof(j->port.host_addr), "%s", gw->port_bind);
+    file_job_submit(gw, sb, req, j);
+}
+
+static void api_sandbox_port_list(struct http_req *req, void *data)
+{
+    struct instance *sb = sandbox_for_req(data, req, false);
+    if (sb)
+        http_reply_json(req, 200, json_pack("{s:o}", "ports", ports_json(sb)));
+}
+
+static void api_sandbox_port_close(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    struct instance *sb;
+    struct file_job *j;
+    char *end;
+    long port = strtol(req->params[1], &end, 10);
+
+    if (*end || end == req->params[1] || port < 1 || port > 65535) {
+        http_reply_errorf(req, PH_ERR_INVALID, "the port in the path must be 1 to 65535");
+        return;
+    }
+    if (!(sb = sandbox_for_req(gw, req, true)))
+        return;
+    if (!(j = calloc(1, sizeof(*j)))) {
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    j->op = PORT_CLOSE;
+    j->port.guest_port = (int)port;
+    file_job_submit(gw, sb, req, j);
+}
+
 static void sandbox_api_register(struct gateway *gw)
 {
     http_route(gw->http, HTTP_POST, "/v1/sandboxes", 0, 0, api_sandbox_create, gw);
@@ -323,6 +428,10 @@ static void sandbox_api_register(struct gateway *gw)
     http_route(gw->http, HTTP_GET, "/v1/sandboxes/{id}/files", 0, 0, api_sandbox_file, gw);
     http_route(gw->http, HTTP_GET, "/v1/sandboxes/{id}/env", 0, 0, api_sandbox_env_get, gw);
     http_route(gw->http, HTTP_PUT, "/v1/sandboxes/{id}/env", 0, 0, api_sandbox_env_put, gw);
+    http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/ports", 0, 0, api_sandbox_port_open, gw);
+    http_route(gw->http, HTTP_GET, "/v1/sandboxes/{id}/ports", 0, 0, api_sandbox_port_list, gw);
+    http_route(gw->http, HTTP_DELETE, "/v1/sandboxes/{id}/ports/{port}", 0, 0,
+               api_sandbox_port_close, gw);
 }
 
 int sandboxes_new(struct gateway *gw, struct sandboxes **out)
@@ -337,6 +446,7 @@ int sandboxes_new(struct gateway *gw, struct sandboxes **out)
         .id_prefix = "sb-",
         .ready_marker = "PORTHOLE_READY ssh",
         .vm_kind = VM_KIND_SANDBOX,
+        .to_json = sandbox_to_json,
     };
     instances_add_kind(gw->instances, &s->kind);
     gw->sandboxes = s;

@@ -34,8 +34,10 @@ struct tconn {
 
 struct vm_tunnel {
     struct vm_ssh *ssh; /* weak */
-    char *path;         /* owned */
+    char *path;         /* owned: what the host end is, for logs */
+    char *unlink_path;  /* owned: the Unix socket to remove, NULL for TCP */
     int guest_port;
+    int port; /* the TCP port listened on, 0 for a Unix socket */
     int listen_fd, stop_fd;
     pthread_t thread;
     ssh_session session; /* owned by the thread, NULL when disconnected */
@@ -261,23 +263,30 @@ static void tunnel_free(struct vm_tunnel *t)
     if (t->stop_fd >= 0)
         close(t->stop_fd);
     free(t->path);
+    free(t->unlink_path);
     free(t);
 }
 
-int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
-                    struct vm_tunnel **out, struct ph_error *err)
+/* Starts the thread on a listening socket (stolen, closed on failure too).
+ * socket_path: the Unix socket to remove at stop, else NULL; name: logs. */
+static int tunnel_start(struct vm_ssh *ssh, int listen_fd, const char *name,
+                        const char *socket_path, int guest_port, struct vm_tunnel **out,
+                        struct ph_error *err)
 {
     struct vm_tunnel *t = calloc(1, sizeof(*t));
     int r;
 
-    if (!t)
+    if (!t) {
+        close(listen_fd);
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    }
     t->ssh = ssh;
     t->guest_port = guest_port;
-    t->listen_fd = t->stop_fd = -1;
+    t->listen_fd = listen_fd;
+    t->stop_fd = -1;
     for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX; i++)
         t->conns[i].fd = -1;
-    if (!(t->path = strdup(socket_path))) {
+    if (!(t->path = strdup(name)) || (socket_path && !(t->unlink_path = strdup(socket_path)))) {
         r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto fail;
     }
@@ -285,21 +294,52 @@ int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
         r = ph_error_set(err, PH_ERR_INTERNAL, -errno, "eventfd: %s", strerror(errno));
         goto fail;
     }
-    if ((t->listen_fd = unix_listen_private(socket_path, 64)) < 0) {
-        r = ph_error_set(err, PH_ERR_INTERNAL, t->listen_fd, "tunnel socket %s: %s", socket_path,
-                         strerror(-t->listen_fd));
-        goto fail;
-    }
     if ((r = -pthread_create(&t->thread, NULL, tunnel_thread, t)) < 0) {
-        unlink(socket_path);
         ph_error_set(err, PH_ERR_INTERNAL, r, "tunnel thread: %s", strerror(-r));
         goto fail;
     }
     *out = t;
     return 0;
 fail:
+    if (socket_path)
+        unlink(socket_path);
     tunnel_free(t);
     return r;
+}
+
+int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
+                    struct vm_tunnel **out, struct ph_error *err)
+{
+    int fd = unix_listen_private(socket_path, 64);
+
+    if (fd < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, fd, "tunnel socket %s: %s", socket_path,
+                            strerror(-fd));
+    return tunnel_start(ssh, fd, socket_path, socket_path, guest_port, out, err);
+}
+
+int vm_tunnel_start_tcp(struct vm_ssh *ssh, const char *addr, int port, int guest_port,
+                        struct vm_tunnel **out, struct ph_error *err)
+{
+    char name[80];
+    int bound = 0, fd = tcp_listen(addr, port, 64, &bound);
+
+    if (fd == -EADDRINUSE)
+        return ph_error_set(err, PH_ERR_CONFLICT, fd, "host port %d is in use", port);
+    if (fd < 0)
+        return ph_error_set(
+            err, fd == -EINVAL || fd == -EADDRNOTAVAIL ? PH_ERR_INVALID : PH_ERR_INTERNAL, fd,
+            "cannot listen on %s port %d: %s", addr, port, strerror(-fd));
+    snprintf(name, sizeof(name), strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, bound);
+    int r = tunnel_start(ssh, fd, name, NULL, guest_port, out, err);
+    if (r == 0)
+        (*out)->port = bound;
+    return r;
+}
+
+int vm_tunnel_port(const struct vm_tunnel *t)
+{
+    return t->port;
 }
 
 void vm_tunnel_stop(struct vm_tunnel *t)
@@ -311,6 +351,7 @@ void vm_tunnel_stop(struct vm_tunnel *t)
     if (write(t->stop_fd, &one, sizeof(one)) < 0)
         fprintf(stderr, "tunnel %s: cannot wake its thread: %s\n", t->path, strerror(errno));
     pthread_join(t->thread, NULL);
-    unlink(t->path);
+    if (t->unlink_path)
+        unlink(t->unlink_path);
     tunnel_free(t);
 }

@@ -11,6 +11,9 @@
  *   ... connect(2) to the socket from any thread ...
  *   vm_tunnel_stop(t);   // closes every connection, removes the socket
  *
+ * The same carries a TCP port of the host to a guest port: a sandbox's
+ * exposed ports (vm_port_open).
+ *
  * One thread per tunnel pumps every connection; it connects the session on
  * the first connection and again after the guest's sshd went away. */
 #pragma once
@@ -27,4 +30,10 @@ struct vm_tunnel;
  * session, so it must outlive the tunnel. */
 int vm_tunnel_start(struct vm_ssh *ssh, const char *socket_path, int guest_port,
                     struct vm_tunnel **out, struct ph_error *err);
+/* The same on a TCP socket at addr:port (port 0: any free one; see
+ * vm_tunnel_port). A taken port is PH_ERR_CONFLICT. */
+int vm_tunnel_start_tcp(struct vm_ssh *ssh, const char *addr, int port, int guest_port,
+                        struct vm_tunnel **out, struct ph_error *err);
+/* The TCP port a vm_tunnel_start_tcp tunnel listens on. */
+int vm_tunnel_port(const struct vm_tunnel *t);
 void vm_tunnel_stop(struct vm_tunnel *t);

@@ -292,6 +292,43 @@ int alloc_local_port(void)
     return ntohs(sa.sin_port);
 }
 
+int tcp_listen(const char *addr, int port, int backlog, int *bound_port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    int one = 1, r;
+
+    if (port < 0 || port > 65535)
+        return -EINVAL;
+    if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+        sl = sizeof(struct sockaddr_in);
+    } else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+        sl = sizeof(struct sockaddr_in6);
+    } else {
+        return -EINVAL;
+    }
+    _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    /* A port that an earlier gateway's forward left in TIME_WAIT is free. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, backlog) < 0)
+        return -errno;
+    if (bound_port) {
+        sl = sizeof(ss);
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+            return -errno;
+        r = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        *bound_port = r;
+    }
+    return TAKE_FD(fd);
+}
+
 bool local_port_in_use(int port)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET,

@@ -71,6 +71,11 @@ int unix_listen_private(const char *path, int backlog);
  * -errno. */
 int unix_connect(const char *path);
 
+/* A listening TCP socket on addr (an IPv4 or IPv6 literal) and port (0:
+ * any free one, written to *bound_port when not NULL), non-blocking and
+ * close-on-exec. Returns the fd or -errno (-EINVAL for a bad address,
+ * -EADDRINUSE when the port is taken). */
+int tcp_listen(const char *addr, int port, int backlog, int *bound_port);
 /* Fresh TCP port on 127.0.0.1 that nothing listens on right now. */
 int alloc_local_port(void);
 /* True when something accepts TCP connections on 127.0.0.1:port. */

@@ -198,6 +198,8 @@ void vm_free(struct vm *vm)
 {
     if (!vm)
         return;
+    vm_ports_close_all(vm);
+    pthread_mutex_destroy(&vm->ports_lock);
     vm_tunnel_stop(vm->devtools);
     vm_ssh_free(vm->ssh);
     if (vm->pidfd >= 0)
@@ -217,7 +219,9 @@ static struct vm *vm_alloc(const char *state_dir, const char *id, enum vm_kind k
     vm->kind = kind;
     vm->pidfd = -1;
     vm->cdp_port = -1;
+    pthread_mutex_init(&vm->ports_lock, NULL);
     if (asprintf(&vm->run_dir, "%s/vms/%s", state_dir, id) < 0) {
+        pthread_mutex_destroy(&vm->ports_lock);
         free(vm);
         return NULL;
     }
@@ -609,6 +613,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     r = vm_ssh_connect(vm->ssh, 15000, err);
     if (r < 0 || (r = vm_open_devtools(vm, err)) < 0)
         goto fail;
+    vm_ports_reopen(vm);
     *out = vm;
     return 0;
 fail:
@@ -639,6 +644,9 @@ int vm_stop(struct vm *vm, int grace_ms, struct ph_error *err)
     _cleanup_free_ char *qmp_path = run_path(vm, "qmp.sock");
     struct qmp *q = NULL;
 
+    /* The forwards go before the session they ride on, and for good: the
+     * saved list goes with the run dir. */
+    vm_ports_close_all(vm);
     vm_tunnel_stop(vm->devtools);
     vm->devtools = NULL;
     vm_ssh_free(vm->ssh);

@@ -20,6 +20,7 @@
  * All calls block (seconds to minutes): call them from worker threads. */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -79,6 +80,21 @@ struct vm_spec {
 #define VM_SCREEN_WIDTH 1280
 #define VM_SCREEN_HEIGHT 720
 
+/* A guest TCP port made reachable on the host (a sandbox's exposed port):
+ * connections to host_addr:host_port are carried over the VM's SSH to the
+ * guest's 127.0.0.1:guest_port, so a service bound to the guest's loopback
+ * answers as well as one bound to every address. */
+#define VM_PORTS_MAX 16
+struct vm_port {
+    int guest_port;
+    int host_port;
+    char host_addr[48];  /* an IP literal */
+    bool guest_loopback; /* as asked; the forward is the same either way */
+    /* Why the forward does not listen (a host port taken while the gateway
+     * was down), else empty. */
+    char error[160];
+};
+
 struct vm {
     char id[40];
     enum vm_kind kind;
@@ -98,6 +114,12 @@ struct vm {
     int cdp_port;               /* spec.cdp_host_forward's port, -1 if unused */
     enum vm_accel accel;
     struct vm_ssh *ssh; /* owned, NULL until ready */
+    /* Exposed ports, in the order they were opened, saved in the run dir's
+     * "ports" so that vm_attach opens them again. Under ports_lock. */
+    pthread_mutex_t ports_lock;
+    struct vm_port ports[VM_PORTS_MAX];
+    struct vm_tunnel *port_tunnels[VM_PORTS_MAX]; /* owned; NULL where error is set */
+    size_t n_ports;
 };
 
 /* An id a run dir may have: [a-z0-9_-], 1 to 39 characters. */
@@ -139,6 +161,23 @@ int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct
  * stderr. res is filled on success (run_result_done it). */
 int vm_guest_run(struct vm *vm, const char *cmd, const void *in, size_t in_len, int timeout_s,
                  struct run_result *res, struct ph_error *err);
+
+/* Exposes want->guest_port on want->host_addr:want->host_port (0: a free
+ * port); *got is the forward as opened. The VM must be ready. A guest port
+ * already exposed or a taken host port is PH_ERR_CONFLICT, more than
+ * VM_PORTS_MAX is PH_ERR_LIMIT. Any thread. */
+int vm_port_open(struct vm *vm, const struct vm_port *want, struct vm_port *got,
+                 struct ph_error *err);
+/* Closes the forward of guest_port (PH_ERR_NOT_FOUND when there is none):
+ * its connections end. May wait for the tunnel's thread (seconds at most):
+ * a worker's call. */
+int vm_port_close(struct vm *vm, int guest_port, struct ph_error *err);
+/* A copy of the forwards (at most max), for listing. Any thread; never waits
+ * on the network. */
+size_t vm_ports(struct vm *vm, struct vm_port *out, size_t max);
+/* vm_stop and vm_free close every forward; vm_attach opens the saved ones. */
+void vm_ports_close_all(struct vm *vm);
+void vm_ports_reopen(struct vm *vm);
 
 /* Image of a flavour under cache_dir: CACHE/images/FLAVOUR. malloc'd. */
 char *vm_image_dir(const char *cache_dir, const char *flavour);

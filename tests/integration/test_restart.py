@@ -2,6 +2,7 @@
 """restart: a gateway killed with SIGKILL leaves its VMs running; a new one on
 the same state dir re-attaches to them. Not parallel: it kills the shared
 gateway."""
+import http.client
 import os
 import signal
 import subprocess
@@ -17,9 +18,26 @@ CONTENT = ("written before the kill %d %f\n" % (os.getpid(), time.time())).encod
 PATH = "/root/restart-marker-%d" % os.getpid()
 
 
+def exposed_get(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("GET", "/restart-mark")
+        return c.getresponse().read()
+    finally:
+        c.close()
+
+
 def test_kill_and_reattach():
     r = fx.req("PUT", "/v1/sandboxes/%s/files?path=%s" % (fx.sandbox, PATH), CONTENT)
     check_eq(r.status, 200, "upload before the kill")
+    # An exposed port, which the new gateway opens again on the same host port.
+    fx.exec("mkdir -p /srv/restart; echo %d > /srv/restart/restart-mark; (cd /srv/restart && "
+            "exec python3 -m http.server 8100) >/dev/null 2>&1 </dev/null &" % os.getpid())
+    fx.exec("for i in $(seq 100); do curl -sf localhost:8100/restart-mark && exit 0; "
+            "sleep 0.2; done; exit 1")
+    exposed = fx.api("POST", "/v1/sandboxes/%s/ports" % fx.sandbox, {"guest_port": 8100},
+                     expect=201)["host_port"]
+    check_eq(exposed_get(exposed), b"%d\n" % os.getpid(), "exposed port before the kill")
     before = fx.api("GET", "/v1/sandboxes/" + fx.sandbox)
     qemu = fx.qemu_pid()
     check(fixture.pid_alive(qemu), "QEMU %d not running before the kill", qemu)
@@ -71,6 +89,12 @@ def test_kill_and_reattach():
     fx.exec("echo " + marker)
     check(fixture.find_audit(lambda a: a.get("command") == "echo " + marker),
           "the new gateway does not write the audit log")
+    check_eq([(p["guest_port"], p["host_port"]) for p in
+              fx.api("GET", "/v1/sandboxes/%s/ports" % fx.sandbox)["ports"]], [(8100, exposed)],
+             "exposed ports after restart")
+    check_eq(exposed_get(exposed), b"%d\n" % os.getpid(), "exposed port after the restart")
+    fx.api("DELETE", "/v1/sandboxes/%s/ports/8100" % fx.sandbox)
+    fx.exec("pkill -f 'http.server 8100'", expect_exit=None)
 
 
 def restart_gateway(sig, timeout_s):
