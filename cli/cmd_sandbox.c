@@ -23,6 +23,7 @@ static const char usage_sandbox[] =
     "  upload     copy a file in: sandbox upload ID LOCAL REMOTE\n"
     "  download   copy a file out: sandbox download ID REMOTE LOCAL\n"
     "  env        show or set environment variables: sandbox env ID [NAME=VALUE...]\n"
+    "  port       expose a guest port on the host: sandbox port expose|list|close ID ...\n"
     "\n"
     "Run 'porthole sandbox COMMAND --help' for a command's options.\n";
 
@@ -77,6 +78,21 @@ static const char usage_env[] =
     "Without assignments, prints the sandbox's environment variables as NAME=VALUE.\n"
     "With them, sets those variables (others are kept); login-shell commands see\n"
     "them from the next command on.\n";
+
+static const char usage_port[] =
+    "Usage: porthole sandbox port expose ID GUEST_PORT [--host-port N] [--guest-loopback] "
+    "[--json]\n"
+    "       porthole sandbox port list ID [--json]\n"
+    "       porthole sandbox port close ID GUEST_PORT [--json]\n"
+    "\n"
+    "expose makes the guest's TCP port GUEST_PORT reachable on the host (127.0.0.1\n"
+    "unless the gateway is configured otherwise) and prints ADDRESS:PORT. The\n"
+    "forward reaches the guest's loopback, so a service bound to 127.0.0.1 in the\n"
+    "guest answers too; no guest can reach it. It lasts until closed or until the\n"
+    "sandbox is deleted, across gateway restarts.\n"
+    "\n"
+    "  --host-port N      this host port instead of a free one\n"
+    "  --guest-loopback   accepted for SmolVM's expose_local; the forward is the same\n";
 
 /* Parses only the common options; for commands whose arguments are positional. */
 static bool parse_plain(struct cli_ctx *c, int argc, char **argv, int *code)
@@ -503,6 +519,99 @@ static int sandbox_env(struct cli_ctx *c, int argc, char **argv)
     return cli_ok(c, json_incref(res ? res : body));
 }
 
+static void print_port(const json_t *p)
+{
+    const char *err = json_string_value(json_object_get(p, "error"));
+    printf("%s:%lld -> guest port %lld%s%s\n", json_string_value(json_object_get(p, "host")),
+           (long long)json_integer_value(json_object_get(p, "host_port")),
+           (long long)json_integer_value(json_object_get(p, "guest_port")), err ? ": " : "",
+           err ? err : "");
+}
+
+static int sandbox_port(struct cli_ctx *c, int argc, char **argv)
+{
+    enum { OPT_HOST_PORT = 256, OPT_LOOPBACK };
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        {"host-port", required_argument, NULL, OPT_HOST_PORT},
+        {"guest-loopback", no_argument, NULL, OPT_LOOPBACK},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_free_ char *path = NULL;
+    json_auto_t *body = NULL, *res = NULL;
+    const char *op, *method = "GET";
+    long guest = 0, host = 0;
+    bool loopback = false;
+    struct api api;
+    struct cli_error err;
+    int opt, code, r;
+
+    c->command = "sandbox.port";
+    c->usage = usage_port;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == OPT_HOST_PORT) {
+            if (cli_parse_int(optarg, 1, 65535, &host) < 0)
+                return cli_usage_error(c, "--host-port: expected 1 to 65535, got '%.32s'", optarg);
+        } else if (opt == OPT_LOOPBACK) {
+            loopback = true;
+        } else if (!cli_common_option(c, opt, argc, argv, &code)) {
+            return code;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(c, "missing port command: expose, list or close");
+    op = argv[optind];
+    bool with_port = strcmp(op, "expose") == 0 || strcmp(op, "close") == 0;
+    if (!with_port && strcmp(op, "list") != 0 && strcmp(op, "ls") != 0)
+        return cli_usage_error(c, "unknown port command '%.64s'", op);
+    if (optind + 1 >= argc)
+        return cli_usage_error(c, "missing sandbox ID");
+    if (with_port && (optind + 2 >= argc || cli_parse_int(argv[optind + 2], 1, 65535, &guest) < 0))
+        return cli_usage_error(c, "expected a GUEST_PORT of 1 to 65535 after the ID");
+    if (argc > optind + (with_port ? 3 : 2))
+        return cli_usage_error(c, "unexpected argument '%.64s'", argv[argc - 1]);
+    if ((host || loopback) && strcmp(op, "expose") != 0)
+        return cli_usage_error(c, "--host-port and --guest-loopback go with expose");
+
+    if (strcmp(op, "close") == 0) {
+        char suffix[24];
+        snprintf(suffix, sizeof(suffix), "/ports/%ld", guest);
+        path = api_path("/v1/sandboxes/", argv[optind + 1], suffix);
+        method = "DELETE";
+    } else {
+        path = api_path("/v1/sandboxes/", argv[optind + 1], "/ports");
+        if (strcmp(op, "expose") == 0) {
+            method = "POST";
+            body = json_pack("{s:I, s:b}", "guest_port", (json_int_t)guest, "guest_loopback",
+                             loopback);
+            if (body && host)
+                json_object_set_new(body, "host_port", json_integer(host));
+            if (!body)
+                return fail_oom(c);
+        }
+    }
+    if (!path)
+        return fail_oom(c);
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = api_call(&api, method, path, body, API_TIMEOUT_SHORT_MS, NULL, &res, &err);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    if (!c->json) {
+        if (strcmp(op, "expose") == 0) {
+            printf("%s:%lld\n", json_string_value(json_object_get(res, "host")),
+                   (long long)json_integer_value(json_object_get(res, "host_port")));
+        } else if (strcmp(op, "close") != 0) {
+            size_t i;
+            json_t *p;
+            json_array_foreach(json_object_get(res, "ports"), i, p) print_port(p);
+        }
+    }
+    return cli_ok(c, json_incref(res));
+}
+
 int cmd_sandbox(struct cli_ctx *c, int argc, char **argv)
 {
     static const struct {
@@ -512,6 +621,7 @@ int cmd_sandbox(struct cli_ctx *c, int argc, char **argv)
         {"create", sandbox_create}, {"list", sandbox_list},         {"ls", sandbox_list},
         {"exec", sandbox_exec},     {"delete", sandbox_delete},     {"rm", sandbox_delete},
         {"upload", sandbox_upload}, {"download", sandbox_download}, {"env", sandbox_env},
+        {"port", sandbox_port},
     };
 
     c->command = "sandbox";

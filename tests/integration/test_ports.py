@@ -4,8 +4,10 @@ expose_local): a web server in the guest answers on the host port, a server
 bound to the guest's loopback too; bad requests are refused; another guest
 cannot reach the forward; close and delete take it away."""
 import http.client
+import json
 import os
 import socket
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +116,36 @@ def test_other_guest_cannot_reach():
                  (port, res["stdout"]))
 
 
+def cli(*args):
+    env = dict(os.environ, PORTHOLE_URL=fx.url, PORTHOLE_TOKEN=fx.token)
+    p = subprocess.run([fixture.EXE] + list(args), env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli():
+    check(sid, "no sandbox (the first case failed)")
+    serve(8003, "127.0.0.1")
+    rc, out, err = cli("sandbox", "port", "expose", sid, "8003")
+    check_eq((rc, err), (0, ""), "porthole sandbox port expose")
+    host, _, port = out.strip().rpartition(":")
+    check_eq(host, "127.0.0.1", "printed address %r" % out)
+    check_eq(host_get(int(port)), (200, "%s-8003\n" % MARK), "port exposed by the CLI")
+    rc, out, err = cli("sandbox", "port", "list", sid)
+    check_eq(rc, 0, "port list: " + err)
+    check("127.0.0.1:%s -> guest port 8003\n" % port in out, "port list output %r", out)
+    rc, out, err = cli("sandbox", "port", "list", sid, "--json")
+    listed = json.loads(out)["data"]["ports"] if rc == 0 else []
+    check(any(p["guest_port"] == 8003 for p in listed), "port list --json %r", out)
+    rc, out, err = cli("sandbox", "port", "close", sid, "8003")
+    check_eq(rc, 0, "port close: " + err)
+    check(refused(int(port)), "the CLI's port still answers after close")
+    rc, out, err = cli("sandbox", "port", "close", sid, "8003")
+    check(rc != 0 and "not exposed" in err, "closing twice: rc %d, %r", rc, err)
+    rc, out, err = cli("sandbox", "port", "expose", sid, "0")
+    check_eq(rc, 2, "expose port 0 is a usage error: " + err)
+
+
 def test_close_and_delete():
     check(ports, "no ports (the first case failed)")
     got = fx.api("DELETE", "/v1/sandboxes/%s/ports/8000" % sid)
@@ -132,5 +164,5 @@ def test_close_and_delete():
         check(refused(port), "host port %d still answers after the sandbox was deleted", port)
 
 
-fixture.run([test_expose, test_refused_requests, test_other_guest_cannot_reach,
+fixture.run([test_expose, test_refused_requests, test_other_guest_cannot_reach, test_cli,
              test_close_and_delete])

@@ -270,13 +270,26 @@ def test_custom_image():
 def test_expose_local():
     sdkfixture.skip_unless(gateway_has("ports"), "the gateway has no POST "
                            "/v1/sandboxes/{id}/ports")
-    sb = Sandbox.from_id(SID, client=FX.client())
-    sb.run("nohup sh -c 'while true; do printf \"HTTP/1.0 200 OK\\r\\n\\r\\nsdk-port\" | "
-           "nc -l -p 8123 -q 1; done' >/dev/null 2>&1 &")
-    port = sb.expose_local(8123)
     import urllib.request
-    body = urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=20).read()
-    check(b"sdk-port" in body, "body %r", body)
+    sb = Sandbox.from_id(SID, client=FX.client())
+    sb.run("mkdir -p /srv/sdk; echo sdk-port > /srv/sdk/index.html; (cd /srv/sdk && exec "
+           "python3 -m http.server 8123 --bind 127.0.0.1) >/dev/null 2>&1 </dev/null &")
+    sb.run("for i in $(seq 100); do curl -sf localhost:8123/ && exit 0; sleep 0.2; done; exit 1")
+    port = sb.expose_local(guest_port=8123, guest_loopback=True)
+    try:
+        body = urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=20).read()
+        check_eq(body, b"sdk-port\n", "page through the exposed port")
+        check_eq([(p["guest_port"], p["host_port"]) for p in sb.ports()], [(8123, port)],
+                 "ports()")
+    finally:
+        sb.close_port(8123)
+        sb.run("pkill -f 'http.server 8123'", timeout=30)
+    check_eq(sb.ports(), [], "ports() after close_port")
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5).read()
+        raise TestFailure("the port still answers after close_port")
+    except OSError:
+        pass
 
 
 def test_missing_features_raise_typed_errors():

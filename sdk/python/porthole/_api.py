@@ -179,7 +179,8 @@ def missing_stop_start(err: PortholeError) -> bool:
     return isinstance(err, FeatureUnavailableError)
 
 
-def ports_body(guest_port: int, host_port: Optional[int]) -> Dict[str, Any]:
+def ports_body(guest_port: int, host_port: Optional[int],
+               guest_loopback: bool = False) -> Dict[str, Any]:
     for name, p in (("guest_port", guest_port), ("host_port", host_port)):
         if p is None and name == "host_port":
             continue
@@ -188,7 +189,14 @@ def ports_body(guest_port: int, host_port: Optional[int]) -> Dict[str, Any]:
     body: Dict[str, Any] = {"guest_port": guest_port}
     if host_port is not None:
         body["host_port"] = host_port
+    if guest_loopback:
+        body["guest_loopback"] = True
     return body
+
+
+def port_path(vm_id: str, guest_port: int) -> str:
+    ports_body(guest_port, None)
+    return sandbox_path(vm_id, "/ports/%d" % guest_port)
 
 
 def port_from_json(d: Dict[str, Any]) -> int:

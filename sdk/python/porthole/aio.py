@@ -398,15 +398,33 @@ class AsyncSandbox:
             raise _api.lookup_error(e, vm_id) from None
         return dict(d.get("env_vars") or {})
 
-    async def expose_local(self, guest_port: int, host_port: Optional[int] = None) -> int:
+    async def expose_local(self, guest_port: int, host_port: Optional[int] = None,
+                           guest_loopback: bool = False) -> int:
         vm_id = self._require_id()
-        body = _api.ports_body(guest_port, host_port)
+        body = _api.ports_body(guest_port, host_port, guest_loopback)
         try:
             d = await self._client.json("POST", _api.sandbox_path(vm_id, "/ports"), body,
                                         timeout=60, what="expose port")
         except PortholeError as e:
             raise _api.feature_error(e, _api.FEATURE_PORTS, vm_id) from None
         return _api.port_from_json(d)
+
+    async def ports(self) -> List[Dict[str, Any]]:
+        vm_id = self._require_id()
+        try:
+            d = await self._client.json("GET", _api.sandbox_path(vm_id, "/ports"), timeout=60,
+                                        what="list ports")
+        except PortholeError as e:
+            raise _api.feature_error(e, _api.FEATURE_PORTS, vm_id) from None
+        return list(d.get("ports") or [])
+
+    async def close_port(self, guest_port: int) -> None:
+        vm_id = self._require_id()
+        try:
+            await self._client.json("DELETE", _api.port_path(vm_id, guest_port), timeout=60,
+                                    what="close port")
+        except PortholeError as e:
+            raise _api.feature_error(e, _api.FEATURE_PORTS, vm_id) from None
 
     def __repr__(self) -> str:
         return "<AsyncSandbox %s>" % (self._id or "(not created)")

@@ -373,17 +373,40 @@ class Sandbox:
 
     # ---- ports -------------------------------------------------------------
 
-    def expose_local(self, guest_port: int, host_port: Optional[int] = None) -> int:
+    def expose_local(self, guest_port: int, host_port: Optional[int] = None,
+                     guest_loopback: bool = False) -> int:
         """Makes a guest TCP port reachable on the host's 127.0.0.1; returns
-        the host port. Needs a gateway with POST /v1/sandboxes/{id}/ports."""
+        the host port (a free one unless host_port is given). A service bound
+        to the guest's 127.0.0.1 is reached too (guest_loopback is accepted
+        for SmolVM's signature; the forward is the same). No guest can reach
+        it; it lasts until close_port() or the sandbox's deletion."""
         vm_id = self._require_id()
-        body = _api.ports_body(guest_port, host_port)
+        body = _api.ports_body(guest_port, host_port, guest_loopback)
         try:
             d = self._client.json("POST", _api.sandbox_path(vm_id, "/ports"), body, timeout=60,
                                   what="expose port")
         except PortholeError as e:
             raise _api.feature_error(e, _api.FEATURE_PORTS, vm_id) from None
         return _api.port_from_json(d)
+
+    def ports(self) -> List[Dict[str, Any]]:
+        """The exposed ports: [{"guest_port", "host_port", "host", ...}]."""
+        vm_id = self._require_id()
+        try:
+            d = self._client.json("GET", _api.sandbox_path(vm_id, "/ports"), timeout=60,
+                                  what="list ports")
+        except PortholeError as e:
+            raise _api.feature_error(e, _api.FEATURE_PORTS, vm_id) from None
+        return list(d.get("ports") or [])
+
+    def close_port(self, guest_port: int) -> None:
+        """Ends the forward of guest_port; its connections close."""
+        vm_id = self._require_id()
+        try:
+            self._client.json("DELETE", _api.port_path(vm_id, guest_port), timeout=60,
+                              what="close port")
+        except PortholeError as e:
+            raise _api.feature_error(e, _api.FEATURE_PORTS, vm_id) from None
 
     def __repr__(self) -> str:
         return "<Sandbox %s%s>" % (self._id or "(not created)",
