@@ -39,7 +39,7 @@ struct instance_private {
 
 const char *instance_status_name(enum instance_status s)
 {
-    static const char *const names[] = {"starting", "ready", "stopping", "error"};
+    static const char *const names[] = {"starting", "ready", "stopping", "error", "stopped"};
     return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "error";
 }
 
@@ -53,6 +53,10 @@ static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spe
 
     with.cdp_host_forward = reg->cfg.cdp_host_forward;
     spec = &with;
+    /* A start the last gateway left half done may have left its QEMU on
+     * this disk: two on one disk would corrupt it. */
+    if (spec->reuse_run_dir && (r = vm_kill_orphan(reg->cfg.state_dir, id)) < 0)
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, r, "an earlier QEMU of %s does not exit", id);
     /* A boot that never reaches its marker is retried once from scratch:
      * under software emulation a guest kernel now and then stalls early,
      * and a fresh QEMU gets past it. */
@@ -71,7 +75,9 @@ static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spe
         lwsl_warn("vm %s: boot attempt %d failed: %s\n", id, attempt + 1, err->message);
         vm_stop(vm, 1000, NULL);
         vm_free(vm);
-        vm_remove_run_dir(reg->cfg.state_dir, id);
+        /* A stopped VM's disk is the user's: it stays for the next try. */
+        if (!spec->reuse_run_dir)
+            vm_remove_run_dir(reg->cfg.state_dir, id);
         if (err->kind != PH_ERR_TIMEOUT && err->kind != PH_ERR_UNAVAILABLE)
             break;
     }
@@ -84,6 +90,20 @@ static int vmctl_attach(struct instances *reg, const char *id, enum vm_kind kind
     return vm_attach(reg->cfg.state_dir, id, kind, ssh_port, cdp_port, out, err);
 }
 
+/* What the guest wrote reaches its disk before QEMU goes: QMP quit does
+ * not wait for the guest's page cache. */
+static int vmctl_power_off(struct vm *vm, int grace_ms, struct ph_error *err)
+{
+    struct run_result res = {0};
+    struct ph_error sync_err = {0};
+
+    if (vm_guest_run(vm, "sync", NULL, 0, 60, &res, &sync_err) == 0)
+        run_result_done(&res);
+    else
+        lwsl_warn("vm %s: sync before power off: %s\n", vm->id, sync_err.message);
+    return vm_stop(vm, grace_ms, err);
+}
+
 static void vmctl_discard(struct instances *reg, const char *id)
 {
     vm_kill_orphan(reg->cfg.state_dir, id);
@@ -94,6 +114,7 @@ const struct instance_vm_ops instance_vmctl_ops = {
     .boot = vmctl_boot,
     .attach = vmctl_attach,
     .stop = vm_stop,
+    .power_off = vmctl_power_off,
     .discard = vmctl_discard,
     .alive = vm_alive,
     .free = vm_free,
@@ -361,7 +382,7 @@ json_t *instance_json_base(const struct instance *in)
         "ready_at", instance_time_json(in->ready_at), "expires_at",
         instance_time_json(in->expires_at), "vcpus", in->vcpus, "mem_mib", in->mem_mib, "disk_mib",
         in->disk_mib, "timeout_minutes", in->timeout_minutes, "env_vars", in->env_vars);
-    if (o && in->status == INSTANCE_ERROR)
+    if (o && (in->status == INSTANCE_ERROR || (in->status == INSTANCE_STOPPED && in->error[0])))
         json_object_set_new(o, "error", json_string(in->error));
     return o;
 }
@@ -516,6 +537,7 @@ struct boot_job {
     char *extra_config; /* owned */
     int screen_width, screen_height;
     struct vm *vm; /* owned until handed to in; preset when pooled */
+    bool restart;  /* a stopped instance booting again from its run dir */
     instance_ready_fn ready;
     void *ready_data;
     struct ph_error err;
@@ -557,6 +579,7 @@ static void boot_job_run(void *data)
             .screen_width = j->screen_width,
             .screen_height = j->screen_height,
             .egress_cmd = egress_cmd,
+            .reuse_run_dir = j->restart,
         };
         j->r = instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
     }
@@ -565,8 +588,10 @@ static void boot_job_run(void *data)
     if (j->r < 0 && j->vm) {
         reg->cfg.vm_ops->stop(j->vm, 1000, NULL);
         reg->cfg.vm_ops->free(TAKE_PTR(j->vm));
-        reg->cfg.vm_ops->discard(reg, in->vm_id);
     }
+    /* A failed restart keeps the disk: the instance stays stopped. */
+    if (j->r < 0 && !j->restart)
+        reg->cfg.vm_ops->discard(reg, in->vm_id);
     if (j->r < 0 && j->err.kind == PH_ERR_NONE)
         ph_error_set(&j->err, PH_ERR_INTERNAL, j->r, "%s", strerror(-j->r));
 }
@@ -579,14 +604,21 @@ static void boot_job_done(void *data)
     if (j->r == 0) {
         in->vm = TAKE_PTR(j->vm);
         in->ready_ms = now_ms();
+        in->error[0] = '\0';
         if (!in->deleting) {
             in->status = INSTANCE_READY;
             /* The timeout is the time a user gets with a ready instance,
-             * however long the boot took. */
-            in->ready_at = wall_ms();
-            in->expires_at = in->ready_at + (int64_t)in->timeout_minutes * 60000;
+             * however long the boot took; a restart keeps the deadline. */
+            if (!j->restart) {
+                in->ready_at = wall_ms();
+                in->expires_at = in->ready_at + (int64_t)in->timeout_minutes * 60000;
+            }
         }
         lwsl_user("%s %s ready (ssh port %d)\n", in->kind->name, in->id, in->vm->ssh_port);
+    } else if (j->restart) {
+        in->status = in->deleting ? INSTANCE_STOPPING : INSTANCE_STOPPED;
+        snprintf(in->error, sizeof(in->error), "start failed: %s", j->err.message);
+        lwsl_err("%s %s failed to start again: %s\n", in->kind->name, in->id, j->err.message);
     } else {
         in->status = INSTANCE_ERROR;
         snprintf(in->error, sizeof(in->error), "%s", j->err.message);
@@ -596,7 +628,7 @@ static void boot_job_done(void *data)
     if (j->ready)
         j->ready(in, j->r, j->r < 0 ? &j->err : NULL, j->ready_data);
     /* An instance that never started is not kept around: nothing in it. */
-    if (j->r < 0 && !in->deleting)
+    if (j->r < 0 && !in->deleting && !j->restart)
         instance_delete(in, NULL, NULL);
     instance_release(in);
     free(j->extra_config);
@@ -690,6 +722,108 @@ fail:
     return NULL;
 }
 
+/* ---- power off and on ------------------------------------------------------ */
+
+struct power_job {
+    struct instance *in;
+    struct vm *vm; /* owned: taken from in */
+    instance_ready_fn done;
+    void *data;
+    struct ph_error err;
+    int r;
+};
+
+static void power_off_run(void *data)
+{
+    struct power_job *j = data;
+    const struct instance_vm_ops *ops = j->in->reg->cfg.vm_ops;
+    j->r = (ops->power_off ? ops->power_off : ops->stop)(j->vm, INSTANCE_STOP_GRACE_MS, &j->err);
+}
+
+static void power_off_done(void *data)
+{
+    struct power_job *j = data;
+    struct instance *in = j->in;
+
+    in->reg->cfg.vm_ops->free(j->vm);
+    if (j->r < 0)
+        lwsl_err("%s %s: power off: %s\n", in->kind->name, in->id, j->err.message);
+    else
+        lwsl_user("%s %s stopped\n", in->kind->name, in->id);
+    instance_save(in);
+    if (j->done)
+        j->done(in, j->r, j->r < 0 ? &j->err : NULL, j->data);
+    instance_release(in);
+    free(j);
+}
+
+int instance_power_off(struct instance *in, instance_ready_fn done, void *data,
+                       struct ph_error *err)
+{
+    struct power_job *j;
+
+    if (in->status == INSTANCE_STOPPED && !in->deleting) {
+        if (done)
+            done(in, 0, NULL, data);
+        return 0;
+    }
+    if (in->status != INSTANCE_READY || !in->vm || in->deleting)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s; only a ready one stops",
+                            in->kind->label, in->id, instance_status_name(in->status));
+    if (in->jobs > 0)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY,
+                            "%s %s is running commands or transfers; stop it once they end",
+                            in->kind->label, in->id);
+    if (!(j = calloc(1, sizeof(*j))))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    j->in = in;
+    j->vm = in->vm;
+    j->done = done;
+    j->data = data;
+    if (instance_submit(in, power_off_run, power_off_done, j) < 0) {
+        free(j);
+        return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
+    }
+    /* From here on nothing new reaches the VM: it is the job's. */
+    in->vm = NULL;
+    in->status = INSTANCE_STOPPED;
+    in->error[0] = '\0';
+    return 0;
+}
+
+int instance_power_on(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err)
+{
+    struct boot_job *j;
+
+    if (in->status == INSTANCE_READY && in->vm && !in->deleting) {
+        if (done)
+            done(in, 0, NULL, data);
+        return 0;
+    }
+    if (in->status != INSTANCE_STOPPED || in->jobs > 0 || in->deleting)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s; only a stopped one starts",
+                            in->kind->label, in->id,
+                            in->jobs > 0 ? "still stopping" : instance_status_name(in->status));
+    if (!(j = calloc(1, sizeof(*j))))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    j->in = in;
+    j->restart = true;
+    j->ready = done;
+    j->ready_data = data;
+    instance_hold(in);
+    if (work_submit(in->reg->cfg.work, boot_job_run, boot_job_done, j) < 0) {
+        instance_release(in);
+        free(j);
+        return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
+    }
+    /* The record says stopped until the boot is done: a gateway killed
+     * meanwhile finds a stopped instance, never a half-started one that
+     * it would delete with its disk. */
+    in->status = INSTANCE_STARTING;
+    in->start_ms = now_ms();
+    return 0;
+}
+
 /* ---- restart and supervision ----------------------------------------------- */
 
 struct restore_job {
@@ -781,6 +915,19 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
         j->in = in;
         j->ssh_port = (int)json_integer_value(json_object_get(rec, "ssh_port"));
         j->cdp_port = (int)json_integer_value(json_object_get(rec, "cdp_port"));
+    }
+    /* A stopped one has no VM to attach to: it waits for a start. */
+    if (j && status && strcmp(status, "stopped") == 0 && (!kind->restore || in->kind_data)) {
+        struct ph_error err = {0};
+        free(j);
+        in->status = INSTANCE_STOPPED;
+        instance_record_str(in->error, sizeof(in->error), rec, "error", "");
+        if (notify_setup(in, &err) < 0) {
+            in->status = INSTANCE_ERROR;
+            snprintf(in->error, sizeof(in->error), "%s", err.message);
+        }
+        lwsl_user("%s %s is stopped; kept\n", kind->name, in->id);
+        return;
     }
     /* Records of an instance that was being deleted or never booted are
      * finished off: whatever is left of them goes. */

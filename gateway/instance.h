@@ -19,6 +19,9 @@
  * States: starting -> ready -> stopping -> (freed), or starting -> error
  * (a start that failed: the VM is gone, the record is removed) and ready
  * -> error (QEMU died: kept, with the reason, until deleted or expired).
+ * A kind that allows it also has ready -> stopped -> starting -> ready
+ * (instance_power_off/on: the VM powers off and boots again from the disk
+ * it kept; a start that fails leaves it stopped, with the reason).
  *
  * A kind is a small ops struct. It lives inside its module's own context,
  * so its ops find that context with container_of(in->kind, ...). The
@@ -66,6 +69,7 @@ enum instance_status {
     INSTANCE_READY,
     INSTANCE_STOPPING,
     INSTANCE_ERROR,
+    INSTANCE_STOPPED, /* powered off, its run dir (disk) kept: instance_power_on */
 };
 const char *instance_status_name(enum instance_status s);
 
@@ -109,6 +113,9 @@ struct instance_vm_ops {
     int (*attach)(struct instances *reg, const char *id, enum vm_kind kind, int ssh_port,
                   int cdp_port, struct vm **out, struct ph_error *err);
     int (*stop)(struct vm *vm, int grace_ms, struct ph_error *err);
+    /* stop for a VM that boots again from its disk: the guest's writes
+     * reach the disk first (NULL: stop). */
+    int (*power_off)(struct vm *vm, int grace_ms, struct ph_error *err);
     /* Ends what is left of a VM nobody holds (pid file) and removes its run dir. */
     void (*discard)(struct instances *reg, const char *id);
     bool (*alive)(const struct vm *vm);
@@ -222,6 +229,17 @@ typedef void (*instance_deleted_fn)(void *data, const char *id);
  * gone. Worker jobs still running end with it: QEMU is killed. */
 int instance_delete(struct instance *in, instance_deleted_fn done, void *data);
 
+/* Powers a ready instance off, keeping its run dir (disk, keys, exposed
+ * ports); done is called once QEMU is gone (r < 0: it did not go cleanly,
+ * it is stopped all the same). PH_ERR_CONFLICT unless ready with no job
+ * running; a stopped one is done at once. */
+int instance_power_off(struct instance *in, instance_ready_fn done, void *data,
+                       struct ph_error *err);
+/* Boots a stopped instance again from its disk; done as for a launch (r < 0:
+ * it stays stopped, in->error says why). A ready one is done at once. */
+int instance_power_on(struct instance *in, instance_ready_fn done, void *data,
+                      struct ph_error *err);
+
 /* Deletes expired instances and notices dead QEMU processes. */
 void instances_sweep(struct instances *reg);
 /* Re-attaches to the VMs of every registered kind's records, then ends
@@ -271,5 +289,7 @@ int instance_submit_exec_req(struct instance *in, struct http_req *req, work_fn 
 /* An instance_ready_fn for a request that waits for the start: 201 with
  * the object, or the error. data is the struct http_req. */
 void instance_reply_ready(struct instance *in, int r, const struct ph_error *err, void *data);
+/* The same with 200, for a stop or a start. */
+void instance_reply_power(struct instance *in, int r, const struct ph_error *err, void *data);
 /* An instance_deleted_fn: 200 {"id", "status": "deleted"}. */
 void instance_reply_deleted(void *data, const char *id);

@@ -15,6 +15,11 @@ struct instance *instance_for_req(struct instances *reg, const struct instance_k
                           req->params[0]);
         return NULL;
     }
+    if (need_ready && in->status == INSTANCE_STOPPED) {
+        http_reply_errorf(req, PH_ERR_CONFLICT, "%s %s is stopped; start it first", kind->label,
+                          in->id);
+        return NULL;
+    }
     if (need_ready && (in->status != INSTANCE_READY || !in->vm || in->deleting)) {
         http_reply_errorf(req, PH_ERR_CONFLICT, "%s %s is %s, not ready", kind->label, in->id,
                           instance_status_name(in->status));
@@ -47,6 +52,15 @@ void instance_reply_ready(struct instance *in, int r, const struct ph_error *err
     struct http_req *req = data;
     if (r == 0)
         http_reply_json(req, 201, instance_to_json(in));
+    else
+        http_reply_error(req, err);
+}
+
+void instance_reply_power(struct instance *in, int r, const struct ph_error *err, void *data)
+{
+    struct http_req *req = data;
+    if (r == 0)
+        http_reply_json(req, 200, instance_to_json(in));
     else
         http_reply_error(req, err);
 }

@@ -85,6 +85,39 @@ static void api_sandbox_delete(struct http_req *req, void *data)
         http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
 }
 
+/* POST .../stop and .../start: power off with the disk kept, boot again. */
+static void sandbox_power(struct http_req *req, struct gateway *gw, bool stop)
+{
+    static const char *const allowed[] = {NULL};
+    struct ph_error err = {0};
+    struct instance *sb = sandbox_for_req(gw, req, false);
+    json_t *body = NULL;
+
+    if (!sb)
+        return;
+    /* An empty body or {} (what SmolVM's clients send). */
+    if (req->body_len > 0 &&
+        (!(body = http_json_body(req, &err)) || params_only(body, allowed, &err) < 0)) {
+        json_decref(body);
+        http_reply_error(req, &err);
+        return;
+    }
+    json_decref(body);
+    lwsl_user("sandbox %s: %s for %s\n", sb->id, stop ? "stop" : "start", req->actor);
+    if ((stop ? instance_power_off : instance_power_on)(sb, instance_reply_power, req, &err) < 0)
+        http_reply_error(req, &err);
+}
+
+static void api_sandbox_stop(struct http_req *req, void *data)
+{
+    sandbox_power(req, data, true);
+}
+
+static void api_sandbox_start(struct http_req *req, void *data)
+{
+    sandbox_power(req, data, false);
+}
+
 /* ---- exec ---------------------------------------------------------------- */
 
 struct exec_job {
@@ -422,6 +455,8 @@ static void sandbox_api_register(struct gateway *gw)
     http_route(gw->http, HTTP_GET, "/v1/sandboxes", 0, 0, api_sandbox_list, gw);
     http_route(gw->http, HTTP_GET, "/v1/sandboxes/{id}", 0, 0, api_sandbox_get, gw);
     http_route(gw->http, HTTP_DELETE, "/v1/sandboxes/{id}", 0, 0, api_sandbox_delete, gw);
+    http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/stop", 0, 0, api_sandbox_stop, gw);
+    http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/start", 0, 0, api_sandbox_start, gw);
     http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/exec", 0, 0, api_sandbox_exec, gw);
     http_route(gw->http, HTTP_PUT, "/v1/sandboxes/{id}/files", HTTP_ROUTE_BIG_BODY,
                SANDBOX_FILE_MAX, api_sandbox_file, gw);

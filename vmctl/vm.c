@@ -263,6 +263,18 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
     if (!vm)
         return -ENOMEM;
     vm->accel = spec->accel;
+    if (spec->reuse_run_dir) {
+        _cleanup_free_ char *disk = run_path(vm, "disk.qcow2");
+        if (!disk || access(disk, F_OK) < 0) {
+            r = ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "VM %s has no disk left in %s", id,
+                             vm->run_dir);
+            goto fail_keep_dir;
+        }
+        if ((r = vm_write_config(vm, spec, err)) < 0)
+            goto fail_keep_dir;
+        *out = vm;
+        return 0;
+    }
     if (access(vm->run_dir, F_OK) == 0) {
         r = ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "run dir %s already exists", vm->run_dir);
         goto fail_keep_dir;
@@ -553,7 +565,9 @@ int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_e
     }
     int64_t left = deadline - now_ms();
     int r = vm_ssh_connect(vm->ssh, left > 5000 ? (int)left : 5000, err);
-    return r < 0 ? r : vm_open_devtools(vm, err);
+    if (r == 0 && (r = vm_open_devtools(vm, err)) == 0)
+        vm_ports_reopen(vm); /* a stopped VM's, booted again */
+    return r;
 }
 
 /* The pid in the pid file must still be the QEMU of this run dir: after a

@@ -75,6 +75,9 @@ struct vm_spec {
      * relay (vm.cdp_port), which every local user can reach. For
      * benchmarks that compare against a path without the gateway only. */
     bool cdp_host_forward;
+    /* Boot again from the run dir a stopped VM left (its disk, keys and
+     * exposed ports are kept; the config is written anew). */
+    bool reuse_run_dir;
 };
 
 #define VM_SCREEN_WIDTH 1280
@@ -126,7 +129,9 @@ struct vm {
 bool vm_id_valid(const char *id);
 
 /* Creates the run dir under state_dir/vms/ and everything the VM needs
- * before boot. id must be unique ([a-z0-9-], <= 39 chars). */
+ * before boot. id must be unique ([a-z0-9-], <= 39 chars). With
+ * spec.reuse_run_dir the run dir must exist, with its disk: only the config
+ * is written. */
 int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, struct vm **out,
            struct ph_error *err);
 void vm_free(struct vm *vm);

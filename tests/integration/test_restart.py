@@ -138,6 +138,23 @@ def test_sigterm_during_boot():
     check_eq(fx.delete_sandbox(sid).status, 200, "delete")
 
 
+def test_stopped_across_restart():
+    # A stopped sandbox (its disk kept, no QEMU) stays stopped under the new
+    # gateway, is not reaped as unrecorded, and starts from its disk.
+    sid = fx.create_sandbox(timeout_minutes=20)["id"]
+    fx.exec("echo across-%d > /root/stopped.txt" % os.getpid(), sandbox=sid)
+    check_eq(fx.api("POST", "/v1/sandboxes/%s/stop" % sid, {})["status"], "stopped", "stop")
+    check_eq(restart_gateway(signal.SIGTERM, 120), 0, "gateway exit status")
+    check_eq(fx.api("GET", "/v1/sandboxes/" + sid)["status"], "stopped", "status after restart")
+    check(os.path.exists(os.path.join(fx.run_dir(sid), "disk.qcow2")),
+          "the stopped sandbox's disk is gone after the restart")
+    got = fx.api("POST", "/v1/sandboxes/%s/start" % sid, {}, timeout=fixture.BOOT_TIMEOUT_S + 60)
+    check_eq(got["status"], "ready", "start after the restart")
+    check_eq(fx.exec("cat /root/stopped.txt", sandbox=sid)["stdout"],
+             "across-%d\n" % os.getpid(), "file written before the stop and the restart")
+    check_eq(fx.delete_sandbox(sid).status, 200, "delete")
+
+
 def test_unrecorded_run_dir_reaped():
     # A run dir that no record names (its record never written, or removed
     # before its VM was gone): the next gateway ends its process and removes
@@ -172,4 +189,5 @@ def test_unrecorded_run_dir_reaped():
             p.wait()
 
 
-fixture.run([test_kill_and_reattach, test_sigterm_during_boot, test_unrecorded_run_dir_reaped])
+fixture.run([test_kill_and_reattach, test_sigterm_during_boot, test_stopped_across_restart,
+             test_unrecorded_run_dir_reaped])
