@@ -23,6 +23,8 @@ static const char usage_sandbox[] =
     "  upload     copy a file in: sandbox upload ID LOCAL REMOTE\n"
     "  download   copy a file out: sandbox download ID REMOTE LOCAL\n"
     "  env        show or set environment variables: sandbox env ID [NAME=VALUE...]\n"
+    "  stop       power a sandbox off, keeping its disk: sandbox stop ID\n"
+    "  start      boot a stopped sandbox again from its disk: sandbox start ID\n"
     "  port       expose a guest port on the host: sandbox port expose|list|close ID ...\n"
     "\n"
     "Run 'porthole sandbox COMMAND --help' for a command's options.\n";
@@ -78,6 +80,19 @@ static const char usage_env[] =
     "Without assignments, prints the sandbox's environment variables as NAME=VALUE.\n"
     "With them, sets those variables (others are kept); login-shell commands see\n"
     "them from the next command on.\n";
+
+static const char usage_stop[] =
+    "Usage: porthole sandbox stop ID [--json]\n"
+    "\n"
+    "Powers the sandbox off. Its disk (installed packages, files), environment\n"
+    "variables and exposed ports are kept; 'porthole sandbox start ID' boots it\n"
+    "again from that disk. Commands are refused while it is stopped.\n";
+
+static const char usage_start[] =
+    "Usage: porthole sandbox start ID [--json]\n"
+    "\n"
+    "Boots a stopped sandbox again from its disk and prints its id once it is\n"
+    "ready. A sandbox that runs is left as it is.\n";
 
 static const char usage_port[] =
     "Usage: porthole sandbox port expose ID GUEST_PORT [--host-port N] [--guest-loopback] "
@@ -519,6 +534,47 @@ static int sandbox_env(struct cli_ctx *c, int argc, char **argv)
     return cli_ok(c, json_incref(res ? res : body));
 }
 
+static int sandbox_power(struct cli_ctx *c, int argc, char **argv, bool stop)
+{
+    _cleanup_free_ char *path = NULL;
+    json_auto_t *body = json_object(), *res = NULL;
+    struct api api;
+    struct cli_error err;
+    int code, r;
+
+    c->command = stop ? "sandbox.stop" : "sandbox.start";
+    c->usage = stop ? usage_stop : usage_start;
+    if (!parse_plain(c, argc, argv, &code))
+        return code;
+    if (optind >= argc)
+        return cli_usage_error(c, "missing sandbox ID");
+    if (optind + 1 < argc)
+        return cli_usage_error(c, "unexpected argument '%.64s'", argv[optind + 1]);
+    path = api_path("/v1/sandboxes/", argv[optind], stop ? "/stop" : "/start");
+    if (!path || !body)
+        return fail_oom(c);
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = api_call(&api, "POST", path, body, API_TIMEOUT_LONG_MS, NULL, &res, &err);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    if (!c->json)
+        printf("%s %s\n", json_string_value(json_object_get(res, "id")),
+               json_string_value(json_object_get(res, "status")));
+    return cli_ok(c, json_incref(res));
+}
+
+static int sandbox_stop(struct cli_ctx *c, int argc, char **argv)
+{
+    return sandbox_power(c, argc, argv, true);
+}
+
+static int sandbox_start(struct cli_ctx *c, int argc, char **argv)
+{
+    return sandbox_power(c, argc, argv, false);
+}
+
 static void print_port(const json_t *p)
 {
     const char *err = json_string_value(json_object_get(p, "error"));
@@ -621,7 +677,7 @@ int cmd_sandbox(struct cli_ctx *c, int argc, char **argv)
         {"create", sandbox_create}, {"list", sandbox_list},         {"ls", sandbox_list},
         {"exec", sandbox_exec},     {"delete", sandbox_delete},     {"rm", sandbox_delete},
         {"upload", sandbox_upload}, {"download", sandbox_download}, {"env", sandbox_env},
-        {"port", sandbox_port},
+        {"port", sandbox_port},     {"stop", sandbox_stop},         {"start", sandbox_start},
     };
 
     c->command = "sandbox";

@@ -4,6 +4,7 @@
 there, exposed ports come back, commands on a stopped sandbox are refused
 with a clear error, and deleting a stopped sandbox removes its disk."""
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +65,23 @@ def test_start():
              "start of a ready sandbox")
 
 
+def cli(*args):
+    env = dict(os.environ, PORTHOLE_URL=fx.url, PORTHOLE_TOKEN=fx.token)
+    p = subprocess.run([fixture.EXE] + list(args), env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=fixture.BOOT_TIMEOUT_S + 60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli():
+    check(sid, "no sandbox (the first case failed)")
+    check_eq(cli("sandbox", "stop", sid), (0, "%s stopped\n" % sid, ""), "porthole sandbox stop")
+    rc, out, err = cli("sandbox", "exec", sid, "--", "true")
+    check(rc != 0 and "start it first" in err, "exec on a stopped sandbox: %d %r", rc, err)
+    check_eq(cli("sandbox", "start", sid), (0, "%s ready\n" % sid, ""), "porthole sandbox start")
+    check_eq(cli("sandbox", "exec", sid, "--", "cat /root/kept.txt")[:2], (0, MARK + "\n"),
+             "file after a CLI stop and start")
+
+
 def test_delete_stopped():
     check(sid, "no sandbox (the first case failed)")
     check_eq(fx.api("POST", "/v1/sandboxes/%s/stop" % sid, {})["status"], "stopped", "stop again")
@@ -72,4 +90,4 @@ def test_delete_stopped():
     check_eq(fx.req("GET", "/v1/sandboxes/" + sid).status, 404, "GET after delete")
 
 
-fixture.run([test_stop, test_refused_while_stopped, test_start, test_delete_stopped])
+fixture.run([test_stop, test_refused_while_stopped, test_start, test_cli, test_delete_stopped])

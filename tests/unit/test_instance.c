@@ -2,10 +2,10 @@
  * instance, with test kinds and stand-in VMs (no guest): create -> ready
  * -> delete, a boot that fails, a guest that cannot be prepared, a setup
  * that refuses, expiry, a QEMU that dies, deletion while a job holds the
- * instance, restore of saved records, and shutdown with live instances of
- * two kinds. Every observer call is counted: each must happen exactly
- * once per instance, in order, and everything made must be freed (the
- * ASan build's leak checker sees to the rest). */
+ * instance, restore of saved records, power off and on (a stopped instance
+ * across a restart too), and shutdown with live instances of two kinds. Every observer call is
+ * counted: each must happen exactly once per instance, in order, and everything made must be freed
+ * (the ASan build's leak checker sees to the rest). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +26,7 @@ static atomic_int vms_live;    /* made and not freed */
 static atomic_int vms_stopped; /* stop calls */
 static atomic_int discards;
 static atomic_bool boot_fails, vm_dead;
+static atomic_int boots_reusing; /* boots from a kept run dir */
 
 static struct vm *fake_vm(const char *id)
 {
@@ -45,6 +46,8 @@ static int fake_boot(struct instances *reg, const char *id, const struct vm_spec
 {
     if (atomic_load(&boot_fails))
         return ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT, "guest never printed %s", marker);
+    if (spec->reuse_run_dir)
+        atomic_fetch_add(&boots_reusing, 1);
     *out = fake_vm(id);
     return *out ? 0 : -ENOMEM;
 }
@@ -587,6 +590,98 @@ static void test_restore(void)
     CHECK(atomic_load(&data_live) == 0);
 }
 
+static void test_power_off_on(void)
+{
+    struct world w;
+    struct ready_result rr = {0}, off = {0}, on = {0}, again = {0};
+    struct ph_error err = {0};
+    int deleted = 0;
+
+    atomic_store(&discards, 0);
+    atomic_store(&vms_stopped, 0);
+    world_init(&w, "power.db");
+    struct instance *in = launch(&w, &kind_a, 3, &rr, &err);
+    CHECK(in != NULL);
+    if (!in) {
+        world_done(&w);
+        return;
+    }
+    SPIN_UNTIL(&w, rr.calls == 1);
+    CHECK(instance_power_on(in, on_ready, &again, &err) == 0); /* ready: done at once */
+    CHECK(again.calls == 1 && again.r == 0);
+    int64_t expires = in->expires_at;
+    char id[40];
+    snprintf(id, sizeof(id), "%s", in->id);
+
+    /* A job holding the VM: no stop under it. */
+    instance_hold(in);
+    CHECK(instance_power_off(in, on_ready, &off, &err) < 0);
+    CHECK(err.kind == PH_ERR_CONFLICT);
+    ph_error_clear(&err);
+    instance_release(in);
+
+    CHECK(instance_power_off(in, on_ready, &off, &err) == 0);
+    CHECK(in->status == INSTANCE_STOPPED && in->vm == NULL);
+    SPIN_UNTIL(&w, off.calls == 1);
+    CHECK(off.r == 0);
+    CHECK(atomic_load(&vms_live) == 0 && atomic_load(&vms_stopped) == 1);
+    CHECK(atomic_load(&discards) == 0); /* the disk stays */
+    /* Not an ending: no observer hears of it, the record stays. */
+    CHECK_COUNTS(&w.counter, 1, 1, 0, 0, 0);
+    CHECK(records(&w) == 1);
+    json_t *j = instance_to_json(in);
+    CHECK_STR(json_string_value(json_object_get(j, "status")), "stopped");
+    json_decref(j);
+    CHECK(instance_power_off(in, on_ready, &off, &err) == 0 && off.calls == 2);
+
+    CHECK(instance_power_on(in, on_ready, &on, &err) == 0);
+    CHECK(in->status == INSTANCE_STARTING);
+    SPIN_UNTIL(&w, on.calls == 1);
+    CHECK(on.r == 0 && in->status == INSTANCE_READY && in->vm != NULL);
+    CHECK(atomic_load(&boots_reusing) == 1);
+    CHECK(in->expires_at == expires);        /* a start keeps the deadline */
+    CHECK_COUNTS(&w.counter, 1, 2, 0, 0, 0); /* a new guest is prepared */
+
+    /* Stopped across a gateway restart: kept, set up, not attached. */
+    off = (struct ready_result){0};
+    CHECK(instance_power_off(in, on_ready, &off, &err) == 0);
+    SPIN_UNTIL(&w, off.calls == 1);
+    world_done(&w);
+    CHECK(atomic_load(&vms_live) == 0 && atomic_load(&discards) == 0);
+    CHECK(atomic_load(&data_live) == 0);
+
+    struct world w2;
+    world_init(&w2, "power.db");
+    instances_restore(w2.reg);
+    in = instance_find(w2.reg, &kind_a, id);
+    CHECK(in != NULL);
+    if (in) {
+        CHECK(in->status == INSTANCE_STOPPED && in->vm == NULL);
+        CHECK(((struct kind_data *)in->kind_data)->tag == 3);
+        CHECK_COUNTS(&w2.counter, 1, 0, 0, 0, 0);
+        CHECK(atomic_load(&discards) == 0);
+
+        /* A start that fails leaves it stopped, with the reason, disk kept. */
+        atomic_store(&boot_fails, true);
+        on = (struct ready_result){0};
+        CHECK(instance_power_on(in, on_ready, &on, &err) == 0);
+        SPIN_UNTIL(&w2, on.calls == 1);
+        atomic_store(&boot_fails, false);
+        CHECK(on.r < 0 && strstr(on.message, "never printed") != NULL);
+        CHECK(in->status == INSTANCE_STOPPED && strstr(in->error, "start failed") != NULL);
+        CHECK(atomic_load(&discards) == 0 && records(&w2) == 1);
+
+        CHECK(instance_delete(in, on_deleted, &deleted) == 0);
+        SPIN_UNTIL(&w2, deleted == 1);
+        CHECK(atomic_load(&discards) == 1 && records(&w2) == 0);
+        CHECK_COUNTS(&w2.counter, 1, 0, 1, 1, 1);
+    }
+    world_done(&w2);
+    CHECK(atomic_load(&vms_live) == 0 && atomic_load(&data_live) == 0);
+    atomic_store(&vms_stopped, 0);
+    atomic_store(&discards, 0);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -600,6 +695,7 @@ int main(void)
     test_expiry_and_dead_vm();
     test_delete_waits_for_jobs();
     test_restore();
+    test_power_off_on();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
