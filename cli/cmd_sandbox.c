@@ -30,13 +30,14 @@ static const char usage_sandbox[] =
     "Run 'porthole sandbox COMMAND --help' for a command's options.\n";
 
 static const char usage_create[] =
-    "Usage: porthole sandbox create [--vcpus N] [--memory MIB] [--disk MIB]\n"
+    "Usage: porthole sandbox create [--vcpus N] [--memory MIB] [--disk MIB] [--image NAME]\n"
     "                               [--env NAME=VALUE]... [--timeout-minutes N] [--json]\n"
     "\n"
     "Boots a sandbox and prints its id once it is ready (seconds with KVM, up to a\n"
     "minute under software emulation).\n"
     "\n"
     "  --vcpus N            virtual CPUs\n"
+    "  --image NAME         a custom image (porthole image build NAME --packages ...)\n"
     "  --memory MIB         guest memory in MiB\n"
     "  --disk MIB           root disk size in MiB\n"
     "  --env NAME=VALUE     environment variable for login-shell commands (repeatable)\n"
@@ -131,9 +132,10 @@ static int fail_oom(struct cli_ctx *c)
 
 static int sandbox_create(struct cli_ctx *c, int argc, char **argv)
 {
-    enum { OPT_VCPUS = 1, OPT_MEMORY, OPT_DISK, OPT_ENV, OPT_TIMEOUT };
+    enum { OPT_VCPUS = 1, OPT_MEMORY, OPT_DISK, OPT_ENV, OPT_TIMEOUT, OPT_IMAGE };
     static const struct option opts[] = {
         {"vcpus", required_argument, NULL, OPT_VCPUS},
+        {"image", required_argument, NULL, OPT_IMAGE},
         {"memory", required_argument, NULL, OPT_MEMORY},
         {"disk", required_argument, NULL, OPT_DISK},
         {"env", required_argument, NULL, OPT_ENV},
@@ -180,6 +182,9 @@ static int sandbox_create(struct cli_ctx *c, int argc, char **argv)
             if (!cli_opt_int(c, "--timeout-minutes", optarg, 1, 7 * 24 * 60, &n, &code))
                 return code;
             json_object_set_new(body, "timeout_minutes", json_integer(n));
+            break;
+        case OPT_IMAGE:
+            json_object_set_new(body, "image", json_string(optarg));
             break;
         default:
             if (!cli_common_option(c, opt, argc, argv, &code))

@@ -353,6 +353,8 @@ void instance_save(struct instance *in)
         return;
     }
     json_object_set_new(rec, "network", json_string(net_mode_name(in->net_mode)));
+    if (in->image[0])
+        json_object_set_new(rec, "image", json_string(in->image));
     if (in->allowed_domains)
         json_object_set(rec, "allowed_domains", in->allowed_domains);
     if (in->kind->record) {
@@ -363,6 +365,11 @@ void instance_save(struct instance *in)
     if (state_put(in->reg->cfg.db, in->id, in->kind->name, rec) < 0)
         lwsl_err("state: cannot save %s\n", in->id);
     json_decref(rec);
+}
+
+const char *instance_image(const struct instance *in)
+{
+    return in->image[0] ? in->image : vm_kind_flavour(in->kind->vm_kind);
 }
 
 json_t *instance_time_json(int64_t wall_ms)
@@ -382,6 +389,8 @@ json_t *instance_json_base(const struct instance *in)
         "ready_at", instance_time_json(in->ready_at), "expires_at",
         instance_time_json(in->expires_at), "vcpus", in->vcpus, "mem_mib", in->mem_mib, "disk_mib",
         in->disk_mib, "timeout_minutes", in->timeout_minutes, "env_vars", in->env_vars);
+    if (o)
+        json_object_set_new(o, "image", json_string(instance_image(in)));
     if (o && (in->status == INSTANCE_ERROR || (in->status == INSTANCE_STOPPED && in->error[0])))
         json_object_set_new(o, "error", json_string(in->error));
     return o;
@@ -549,8 +558,7 @@ static void boot_job_run(void *data)
     struct boot_job *j = data;
     struct instance *in = j->in;
     struct instances *reg = in->reg;
-    _cleanup_free_ char *image =
-        vm_image_dir(reg->cfg.cache_dir, vm_kind_flavour(in->kind->vm_kind));
+    _cleanup_free_ char *image = vm_image_dir(reg->cfg.cache_dir, instance_image(in));
     size_t n_env = json_object_size(in->env_vars), i = 0;
     _cleanup_free_ struct vm_env_var *env = calloc(n_env + 1, sizeof(*env));
     _cleanup_free_ char *egress_cmd = instances_egress_cmd(reg, in->vm_id);
@@ -674,6 +682,7 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
         goto fail;
     }
     snprintf(in->vm_id, sizeof(in->vm_id), "%s", l->pooled ? l->pooled->id : in->id);
+    snprintf(in->image, sizeof(in->image), "%s", l->image ? l->image : "");
     in->status = INSTANCE_STARTING;
     in->created_at = wall_ms();
     in->expires_at = in->created_at + (int64_t)l->timeout_minutes * 60000;
@@ -884,6 +893,7 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
         return;
     snprintf(in->id, sizeof(in->id), "%s", id);
     instance_record_str(in->vm_id, sizeof(in->vm_id), rec, "vm_id", id);
+    instance_record_str(in->image, sizeof(in->image), rec, "image", "");
     in->created_at = json_integer_value(json_object_get(rec, "created_at"));
     in->ready_at = json_integer_value(json_object_get(rec, "ready_at"));
     in->expires_at = json_integer_value(json_object_get(rec, "expires_at"));

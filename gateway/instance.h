@@ -147,6 +147,7 @@ struct instances_config {
 struct instance {
     char id[40];
     char vm_id[40];                   /* the VM's own id (!= id when a pre-booted VM serves it) */
+    char image[32];                   /* a custom image's name, "" for the kind's flavour */
     const struct instance_kind *kind; /* weak */
     void *kind_data;                  /* owned through kind->free_data */
     struct instances *reg;            /* weak */
@@ -206,7 +207,8 @@ typedef void (*instance_ready_fn)(struct instance *in, int r, const struct ph_er
 
 struct instance_launch {
     struct instance_kind *kind;
-    const char *id; /* NULL: a random one with the kind's prefix */
+    const char *id;    /* NULL: a random one with the kind's prefix */
+    const char *image; /* NULL or "": the kind's flavour; else a custom image's name */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
     json_t *env_vars; /* borrowed */
     enum net_mode net_mode;
@@ -255,6 +257,8 @@ int instances_count(const struct instances *reg);
 /* The API objects of one kind, newest first (a new array). */
 json_t *instances_list_json(struct instances *reg, const struct instance_kind *kind);
 json_t *instance_to_json(const struct instance *in);
+/* The image the instance boots: its custom one, else its kind's flavour. */
+const char *instance_image(const struct instance *in);
 /* An API timestamp ("2026-01-02T03:04:05Z"), null for 0. */
 json_t *instance_time_json(int64_t wall_ms);
 /* The fields every kind shares, as the sandbox API shows them. */

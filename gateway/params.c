@@ -123,19 +123,36 @@ void sandbox_params_done(struct sandbox_params *p)
     p->env_vars = p->allowed_domains = NULL;
 }
 
-int instance_id_check(const char *id, const char *field, struct ph_error *err)
+/* 1..max of [a-z0-9_-], starting with a letter or digit, and ending with
+ * one when end_alnum. */
+static bool name_ok(const char *s, size_t max, bool end_alnum)
 {
-    size_t n = strlen(id);
-    bool ok = n >= 1 && n <= 39 && strncmp(id, "vm-", 3) != 0;
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n <= max;
 
     for (size_t i = 0; ok && i < n; i++) {
-        bool alnum = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9');
-        ok = alnum || ((id[i] == '-' || id[i] == '_') && i > 0 && i + 1 < n);
+        bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+        ok = alnum || ((s[i] == '-' || s[i] == '_') && i > 0 && (!end_alnum || i + 1 < n));
     }
-    if (!ok)
+    return ok;
+}
+
+int instance_id_check(const char *id, const char *field, struct ph_error *err)
+{
+    if (!name_ok(id, 39, true) || strncmp(id, "vm-", 3) == 0)
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
                             "%s must be 1 to 39 of a-z, 0-9, '-' and '_', start and end with a "
                             "letter or digit, and not start with \"vm-\"",
+                            field);
+    return 0;
+}
+
+int image_name_check(const char *name, const char *field, struct ph_error *err)
+{
+    if (!name_ok(name, 31, false) || strcmp(name, "browser") == 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "%s must name a sandbox image: \"base\" or a custom one (1 to 31 of "
+                            "a-z, 0-9, '-' and '_', starting with a letter or digit)",
                             field);
     return 0;
 }
@@ -144,8 +161,8 @@ static int sandbox_params_fields(json_t *body, struct sandbox_params *p, struct 
 {
     static const char *const allowed[] = {
         "id",   "vcpus",   "mem_mib",         "disk_mib", "env_vars", "timeout_minutes",
-        "wait", "network", "allowed_domains", NULL};
-    const char *id = NULL;
+        "wait", "network", "allowed_domains", "image",    NULL};
+    const char *id = NULL, *image = NULL;
     int r;
 
     memset(p, 0, sizeof(*p));
@@ -156,8 +173,12 @@ static int sandbox_params_fields(json_t *body, struct sandbox_params *p, struct 
         (r = params_int(body, "mem_mib", 1024, 256, 16384, &p->mem_mib, err)) < 0 ||
         (r = params_int(body, "disk_mib", 0, 0, 65536, &p->disk_mib, err)) < 0 ||
         (r = params_int(body, "timeout_minutes", 60, 1, 1440, &p->timeout_minutes, err)) < 0 ||
-        (r = params_bool(body, "wait", true, &p->wait, err)) < 0)
+        (r = params_bool(body, "wait", true, &p->wait, err)) < 0 ||
+        (r = params_string(body, "image", NULL, 31, &image, err)) < 0 ||
+        (image && (r = image_name_check(image, "image", err)) < 0))
         return r;
+    if (image && strcmp(image, "base") != 0)
+        snprintf(p->image, sizeof(p->image), "%s", image);
     if (p->disk_mib != 0 && p->disk_mib < 1024)
         return ph_error_set(err, PH_ERR_INVALID, -ERANGE,
                             "disk_mib must be 0 (image size) or between 1024 and 65536");

@@ -38,12 +38,17 @@ struct sandbox_params {
     json_t *env_vars;    /* owned: object NAME -> string */
     enum net_mode net_mode;
     json_t *allowed_domains; /* owned: array of lowercase host patterns, or NULL */
+    char image[32];          /* a custom image's name, "" for the kind's own */
 };
 void sandbox_params_done(struct sandbox_params *p);
 int sandbox_params_parse(json_t *body, struct sandbox_params *out, struct ph_error *err);
 /* A client-chosen id: 1..39 of [a-z0-9_-], starting and ending with a
  * letter or digit, not "vm-..." (the pool's). 0 or a 400 naming field. */
 int instance_id_check(const char *id, const char *field, struct ph_error *err);
+
+/* A sandbox image name: "base" or a custom image's (1..31 of [a-z0-9_-],
+ * starting with a letter or digit; not "browser"). */
+int image_name_check(const char *name, const char *field, struct ph_error *err);
 
 struct exec_params {
     const char *command; /* weak: points into the body */

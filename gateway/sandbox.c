@@ -39,9 +39,21 @@ static void api_sandbox_create(struct http_req *req, void *data)
         return;
     }
     json_decref(body);
+    if (p.image[0]) {
+        _cleanup_free_ char *dir = vm_image_dir(gw->cache_dir, p.image);
+        if (!dir || !vm_image_present(dir)) {
+            http_reply_errorf(req, PH_ERR_INVALID,
+                              "no image \"%s\" on this gateway; build it with: porthole image "
+                              "build %s --packages PKG,...",
+                              p.image, p.image);
+            sandbox_params_done(&p);
+            return;
+        }
+    }
     struct instance_launch l = {
         .kind = &gw->sandboxes->kind,
         .id = p.id[0] ? p.id : NULL,
+        .image = p.image,
         .vcpus = p.vcpus,
         .mem_mib = p.mem_mib,
         .disk_mib = p.disk_mib,

@@ -3,8 +3,12 @@
 # Debian packages, without Docker and without mounting anything.
 #
 #   build.sh FLAVOUR [--cache-dir DIR] [--force] [--verbose]
+#   build.sh NAME --packages a,b,c | --recipe FILE [--cache-dir DIR] [--force] [--verbose]
 #
 # FLAVOUR is `base` (command sandbox) or `browser` (adds Chromium and Xorg).
+# NAME is a custom sandbox image: base plus the packages given (a recipe
+# file lists one per line, '#' starts a comment), for POST /v1/sandboxes
+# {"image": NAME}.
 # Output: CACHE/images/FLAVOUR-HASH12/{vmlinuz,initrd.img,rootfs.img,manifest.json}
 # and the symlink CACHE/images/FLAVOUR pointing at it. CACHE is --cache-dir,
 # else $CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/porthole.
@@ -27,13 +31,14 @@ readonly BROWSER_MODULES=(crc32c_generic ext4 virtio_gpu virtio_input evdev)
 # browser's screen needs the generic kernel's virtio-gpu.
 kernel_package() {
     case $1 in
-    base) echo linux-image-cloud-amd64 ;;
     browser) echo linux-image-amd64 ;;
+    *) echo linux-image-cloud-amd64 ;;
     esac
 }
 
 usage() {
     echo "usage: $0 base|browser [--cache-dir DIR] [--force] [--verbose]" >&2
+    echo "       $0 NAME --packages a,b,c | --recipe FILE [--cache-dir DIR] [--force] [--verbose]" >&2
     exit 2
 }
 
@@ -41,6 +46,11 @@ note() { printf '%s\n' "$*" >&2; }
 die() {
     note "build.sh: error: $*"
     exit 1
+}
+
+# A package list: one per line, '#' starts a comment.
+read_list() {
+    grep -v '^[[:space:]]*\(#\|$\)' "$1" | tr -d '[:blank:]'
 }
 
 step_no=0
@@ -53,19 +63,47 @@ flavour=""
 cache_dir=""
 force=0
 verbose=0
+extra_list=""
+recipe_file=""
 while (($# > 0)); do
     case $1 in
-    base | browser) [[ -z $flavour ]] || usage; flavour=$1 ;;
     --cache-dir) (($# >= 2)) || usage; cache_dir=$2; shift ;;
     --cache-dir=*) cache_dir=${1#--cache-dir=} ;;
+    --packages) (($# >= 2)) || usage; extra_list=$2; shift ;;
+    --packages=*) extra_list=${1#--packages=} ;;
+    --recipe) (($# >= 2)) || usage; recipe_file=$2; shift ;;
+    --recipe=*) recipe_file=${1#--recipe=} ;;
     --force) force=1 ;;
     --verbose | -v) verbose=1 ;;
     -h | --help) usage ;;
-    *) note "unknown argument: $1"; usage ;;
+    -*) note "unknown argument: $1"; usage ;;
+    *) [[ -z $flavour ]] || usage; flavour=$1 ;;
     esac
     shift
 done
 [[ -n $flavour ]] || usage
+
+# A custom image: its extra packages, from --packages and --recipe.
+extra=()
+if [[ $flavour == base || $flavour == browser ]]; then
+    [[ -z $extra_list && -z $recipe_file ]] ||
+        die "$flavour is built from its own lists; give a custom image a NAME of its own"
+else
+    [[ $flavour =~ ^[a-z0-9][a-z0-9_-]{0,30}$ ]] ||
+        die "image name '$flavour': 1 to 31 of a-z, 0-9, '-' and '_', starting with a letter or digit"
+    [[ -n $extra_list || -n $recipe_file ]] || die "custom image $flavour: give --packages or --recipe"
+    IFS=', ' read -r -a extra <<<"$extra_list"
+    if [[ -n $recipe_file ]]; then
+        [[ -r $recipe_file ]] || die "cannot read recipe $recipe_file"
+        mapfile -t -O "${#extra[@]}" extra < <(read_list "$recipe_file")
+    fi
+    for p in "${extra[@]}"; do
+        [[ $p =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || die "'$p' is not a Debian package name"
+    done
+    ((${#extra[@]} > 0)) || die "custom image $flavour: no packages given"
+    # Sorted and unique, so the same set gives the same image.
+    mapfile -t extra < <(printf '%s\n' "${extra[@]}" | LC_ALL=C sort -u)
+fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${cache_dir:-${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/porthole}}
@@ -87,6 +125,7 @@ recipe_hash() {
         cat "$here/$f"
     done
     printf 'flavour\0%s\0' "$flavour"
+    ((${#extra[@]} == 0)) || printf 'packages\0%s\0' "${extra[*]}"
 }
 hash=$(recipe_hash | sha256sum | cut -c1-64)
 name=$flavour-${hash:0:12}
@@ -177,10 +216,6 @@ run_logged() {
     fi
 }
 
-read_list() {
-    grep -v '^[[:space:]]*\(#\|$\)' "$1" | tr -d '[:blank:]'
-}
-
 # ---------------------------------------------------------------------------
 step "compiling porthole-init (static)"
 init_bin=$build/porthole-init
@@ -194,6 +229,7 @@ packages+=("$(kernel_package "$flavour")")
 if [[ $flavour == browser ]]; then
     mapfile -t -O "${#packages[@]}" packages < <(read_list "$here/packages/browser.list")
 fi
+packages+=("${extra[@]}")
 step "mmdebstrap: installing ${#packages[@]} packages from $mirror (log: mmdebstrap.log)"
 root=$build/root
 include=$(IFS=,; echo "${packages[*]}")
@@ -324,7 +360,7 @@ rootfs_bytes=$(stat -c %s "$out/rootfs.img")
 step "manifest and publish"
 built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 cat >"$out/manifest.json" <<EOF
-{"flavour": "$flavour", "recipe_hash": "$hash", "kernel_version": "$kver", "built_at": "$built_at", "rootfs_bytes": $rootfs_bytes}
+{"flavour": "$flavour", "recipe_hash": "$hash", "kernel_version": "$kver", "built_at": "$built_at", "rootfs_bytes": $rootfs_bytes, "packages": "${extra[*]}"}
 EOF
 # The manifest marks a complete image, so it must appear last: the outputs
 # move into place as one directory rename.
@@ -335,7 +371,9 @@ publish_link
 # Older builds go, unless a running VM still has one open (a QEMU process
 # reads its backing file by path only when it opens the disk).
 for old in "$images/$flavour"-*; do
-    [[ -d $old && $old != "$final" ]] || continue
+    # Only this image's builds (NAME-HASH12), not another image's NAME-x.
+    [[ ${old##*/} =~ ^$flavour-[0-9a-f]{12}$ && -d $old && ! -L $old && $old != "$final" ]] ||
+        continue
     if find /proc/[0-9]*/fd -lname "$old/*" -print -quit 2>/dev/null | grep -q .; then
         note "      keeping $old: still in use"
         continue

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "params.h"
 #include "utf8.h"
+#include "util.h"
 
 static json_t *J(const char *text)
 {
@@ -91,6 +92,49 @@ int main(void)
     CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.id[0] == '\0');
     sandbox_params_done(&sp);
     json_decref(j);
+    /* Images: "base" is the default; a custom name is kept. */
+    j = J("{\"image\": \"base\"}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.image[0] == '\0');
+    sandbox_params_done(&sp);
+    json_decref(j);
+    j = J("{\"image\": \"py-data_2\"}");
+    CHECK(sandbox_params_parse(j, &sp, &err) == 0);
+    CHECK_STR(sp.image, "py-data_2");
+    sandbox_params_done(&sp);
+    json_decref(j);
+    bad_sandbox("{\"image\": \"browser\"}", "image must name");
+    bad_sandbox("{\"image\": \"../base\"}", "image must name");
+    bad_sandbox("{\"image\": \"-x\"}", "image must name");
+    bad_sandbox("{\"image\": \"\"}", "image must name");
+    bad_sandbox("{\"image\": \"Base\"}", "image must name");
+    bad_sandbox("{\"image\": \"abcdefghijklmnopqrstuvwxyz0123456\"}", "image");
+    bad_sandbox("{\"image\": 3}", "image");
+    /* Ports. */
+    {
+        struct port_params pp;
+        j = J("{\"guest_port\": 8080}");
+        CHECK(port_params_parse(j, &pp, &err) == 0 && pp.guest_port == 8080 && pp.host_port == 0 &&
+              !pp.guest_loopback);
+        json_decref(j);
+        j = J("{\"guest_port\": 22, \"host_port\": 9000, \"guest_loopback\": true}");
+        CHECK(port_params_parse(j, &pp, &err) == 0 && pp.host_port == 9000 && pp.guest_loopback);
+        json_decref(j);
+        static const char *const bad_ports[] = {
+            "{}",
+            "{\"guest_port\": 0}",
+            "{\"guest_port\": 65536}",
+            "{\"guest_port\": \"80\"}",
+            "{\"guest_port\": 80, \"host_port\": 0}",
+            "{\"guest_port\": 80, \"x\": 1}",
+            "{\"guest_port\": 80, \"guest_loopback\": 1}",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad_ports); i++) {
+            memset(&err, 0, sizeof(err));
+            j = J(bad_ports[i]);
+            CHECK(port_params_parse(j, &pp, &err) < 0 && err.kind == PH_ERR_INVALID);
+            json_decref(j);
+        }
+    }
     /* Network policies: internet by default, none, or an allow-list. */
     j = J("{}");
     CHECK(sandbox_params_parse(j, &sp, &err) == 0 && sp.net_mode == NET_INTERNET &&
