@@ -96,18 +96,14 @@ static int transport_error(struct api *api, int r, const struct httpc_response *
                          resp->detail[0] ? resp->detail : strerror(-r));
 }
 
-/* A 4xx/5xx answer: the API's {"error": {code, message}} when it sent one. */
-static int api_error(const struct api *api, const struct httpc_response *resp,
-                     struct cli_error *err)
+int api_error_object(const struct api *api, const json_t *e, int status, struct cli_error *err)
 {
-    json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
-    json_t *e = json_object_get(root, "error");
     const char *code = json_str(e, "code"), *message = json_str(e, "message");
     const char *recovery = json_str(e, "recovery");
     char fallback[32];
 
     if (!code) {
-        snprintf(fallback, sizeof(fallback), "http_%d", resp->status);
+        snprintf(fallback, sizeof(fallback), "http_%d", status);
         code = fallback;
     }
     if (!recovery)
@@ -115,9 +111,18 @@ static int api_error(const struct api *api, const struct httpc_response *resp,
     cli_error_set(err, 1, code, recovery, -EIO, "%s",
                   message ? message : "the gateway answered with an error");
     if (!message)
-        snprintf(err->message, sizeof(err->message), "the gateway answered HTTP %d", resp->status);
-    json_decref(root);
+        snprintf(err->message, sizeof(err->message), "the gateway answered HTTP %d", status);
     return -EIO;
+}
+
+/* A 4xx/5xx answer: the API's {"error": {code, message}} when it sent one. */
+static int api_error(const struct api *api, const struct httpc_response *resp,
+                     struct cli_error *err)
+{
+    json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
+    int r = api_error_object(api, json_object_get(root, "error"), resp->status, err);
+    json_decref(root);
+    return r;
 }
 
 /* One exchange; a 2xx body is decoded as JSON into *out, or handed over
@@ -207,6 +212,40 @@ int api_fetch(struct api *api, const char *method, const char *path, const char 
     req.max_body = max;
     r = api_request(api, &req, timeout_ms, NULL, NULL, out, out_len, err);
     return r < 0 ? r : 0;
+}
+
+int api_stream(struct api *api, const char *method, const char *path, json_t *body, int timeout_ms,
+               int (*on_body)(void *data, const char *buf, size_t len), void *data,
+               struct cli_error *err)
+{
+    struct httpc_request req = HTTPC_REQUEST_INIT(method, path);
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct httpc_url url;
+    struct httpc_response resp;
+    int r;
+
+    if (body && !text)
+        return cli_error_set(err, 1, "internal", NULL, -ENOMEM, "out of memory");
+    r = httpc_url_parse(api->url, &url);
+    if (r < 0)
+        return cli_error_set(err, 1, "invalid_url", NULL, r, "not an http:// URL: %s", api->url);
+    req.body = text;
+    req.body_len = text ? strlen(text) : 0;
+    req.content_type = text ? "application/json" : NULL;
+    req.token = api->token;
+    req.actor = api->actor;
+    req.timeout_ms = timeout_ms;
+    req.on_body = on_body;
+    req.body_data = data;
+    r = httpc_do(&url, &req, &resp);
+    if (r < 0)
+        r = transport_error(api, r, &resp, req.timeout_ms, err);
+    else if (resp.status >= 300)
+        r = api_error(api, &resp, err);
+    else
+        r = 0;
+    httpc_response_done(&resp);
+    return r;
 }
 
 int api_download(struct api *api, const char *path, int fd, size_t *bytes, struct cli_error *err)

@@ -144,6 +144,14 @@ int api_call(struct api *api, const char *method, const char *path, json_t *body
 int api_fetch(struct api *api, const char *method, const char *path, const char *content_type,
               const void *body, size_t len, int timeout_ms, size_t max, char **out, size_t *out_len,
               struct cli_error *err);
+/* err from an API error object {code, message[, recovery]} (status: for
+ * a fallback code); returns -EIO. */
+int api_error_object(const struct api *api, const json_t *e, int status, struct cli_error *err);
+/* A JSON request whose 2xx answer is handed to on_body as it arrives (a
+ * streamed answer; on_body < 0 abandons it). A 4xx/5xx becomes err. */
+int api_stream(struct api *api, const char *method, const char *path, json_t *body, int timeout_ms,
+               int (*on_body)(void *data, const char *buf, size_t len), void *data,
+               struct cli_error *err);
 /* GET of a raw body written to fd (files, screenshots). *bytes = size. */
 int api_download(struct api *api, const char *path, int fd, size_t *bytes, struct cli_error *err);
 /* PUT of len bytes from fd as a raw body; *out the JSON answer. */

@@ -271,6 +271,88 @@ static void write_stream(int fd, const json_t *v)
         cli_write_all(fd, json_string_value(v), json_string_length(v));
 }
 
+/* A streamed exec's events (newline-delimited JSON), as they arrive:
+ * output goes out at once, or (with --json) into the envelope's result. */
+struct exec_stream {
+    struct cli_ctx *c;
+    char *line; /* the unfinished last line */
+    size_t len, cap;
+    json_t *out, *err; /* --json: output so far, as strings */
+    json_t *end;       /* the exit or error event */
+};
+
+#define EXEC_EVENT_MAX (64u * 1024 * 1024)
+
+static int exec_event(struct exec_stream *st, const char *line, size_t n)
+{
+    json_t *ev = json_loadb(line, n, 0, NULL);
+    const char *type = json_str(ev, "type");
+    json_t *data = json_object_get(ev, "data");
+
+    if (!type) {
+        json_decref(ev);
+        return -EPROTO;
+    }
+    if ((strcmp(type, "stdout") == 0 || strcmp(type, "stderr") == 0) && json_is_string(data)) {
+        bool is_out = type[3] == 'o';
+        if (st->c->json) {
+            json_t **acc = is_out ? &st->out : &st->err;
+            char *joined = NULL;
+            if (asprintf(&joined, "%s%s", json_string_value(*acc), json_string_value(data)) < 0) {
+                json_decref(ev);
+                return -ENOMEM;
+            }
+            json_decref(*acc);
+            *acc = json_string(joined);
+            free(joined);
+        } else {
+            if (is_out)
+                fflush(stdout);
+            write_stream(is_out ? STDOUT_FILENO : STDERR_FILENO, data);
+        }
+    } else if (strcmp(type, "exit") == 0 || strcmp(type, "error") == 0) {
+        json_decref(st->end);
+        st->end = json_incref(ev);
+    }
+    json_decref(ev);
+    return 0;
+}
+
+static int exec_on_body(void *data, const char *buf, size_t len)
+{
+    struct exec_stream *st = data;
+
+    while (len > 0) {
+        const char *nl = memchr(buf, '\n', len);
+        size_t n = nl ? (size_t)(nl - buf) : len;
+        if (st->len + n > EXEC_EVENT_MAX)
+            return -EFBIG;
+        if (st->len + n + 1 > st->cap) {
+            size_t cap = st->cap ? st->cap : 4096;
+            while (cap < st->len + n + 1)
+                cap *= 2;
+            char *p = realloc(st->line, cap);
+            if (!p)
+                return -ENOMEM;
+            st->line = p;
+            st->cap = cap;
+        }
+        memcpy(st->line + st->len, buf, n);
+        st->len += n;
+        buf += n;
+        len -= n;
+        if (nl) {
+            buf++;
+            len--;
+            int r = st->len ? exec_event(st, st->line, st->len) : 0;
+            st->len = 0;
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
 static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
 {
     enum { OPT_SHELL = 1, OPT_TIMEOUT };
@@ -323,12 +405,34 @@ static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
     if (!path || !json_object_get(body, "command"))
         return cli_usage_error(c, "the command is not valid UTF-8");
 
+    /* Streamed: output shows as the command prints it. */
+    json_object_set_new(body, "stream", json_true());
+    struct exec_stream st = {.c = c, .out = json_string(""), .err = json_string("")};
     r = api_open(c, &api, &err);
     /* The gateway enforces the command's timeout; the HTTP wait covers it
      * plus a reconnect to the guest. */
     if (r >= 0)
-        r = api_call(&api, "POST", path, body, (int)(timeout_s + 120) * 1000, NULL, &res, &err);
+        r = api_stream(&api, "POST", path, body, (int)(timeout_s + 120) * 1000, exec_on_body, &st,
+                       &err);
+    if (r >= 0 && st.len > 0)
+        exec_on_body(&st, "\n", 1); /* a last line without its newline */
+    free(st.line);
+    if (r >= 0 && json_is_object(json_object_get(st.end, "error")))
+        r = api_error_object(&api, json_object_get(st.end, "error"), 200, &err);
+    else if (r >= 0 && !st.end)
+        r = cli_error_set(&err, 1, "bad_response", NULL, -EPROTO,
+                          "the gateway's stream ended before the command did");
     api_done(&api);
+    if (r >= 0) {
+        /* The envelope's result has the blocking form's fields. */
+        res = json_deep_copy(st.end);
+        json_object_del(res, "type");
+        json_object_set(res, "stdout", st.out);
+        json_object_set(res, "stderr", st.err);
+    }
+    json_decref(st.end);
+    json_decref(st.out);
+    json_decref(st.err);
     if (r < 0)
         return cli_fail(c, &err);
     exit_v = json_object_get(res, "exit_code");
@@ -343,9 +447,6 @@ static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
     if (code < 0 || code > 255)
         code = 255;
     if (!c->json) {
-        fflush(stdout);
-        write_stream(STDOUT_FILENO, json_object_get(res, "stdout"));
-        write_stream(STDERR_FILENO, json_object_get(res, "stderr"));
         if (json_is_true(json_object_get(res, "stdout_truncated")) ||
             json_is_true(json_object_get(res, "stderr_truncated")))
             cli_notice(c, "output was truncated by the gateway");

@@ -32,7 +32,9 @@ struct httpc_conn {
 };
 
 struct httpc_sink {
-    int fd;     /* -1: accumulate into data */
+    int fd; /* -1: accumulate into data (unless cb) */
+    int (*cb)(void *data, const char *buf, size_t len);
+    void *cb_data;
     char *data; /* owned until handed to the response */
     size_t len, cap;
     size_t max;
@@ -314,6 +316,10 @@ static int conn_read_line(struct httpc_conn *c, char *line, size_t max, size_t *
 
 static int sink_put(struct httpc_sink *s, const char *data, size_t len)
 {
+    if (s->cb) {
+        s->len += len;
+        return s->cb(s->cb_data, data, len);
+    }
     if (len > s->max - s->len)
         return -EFBIG;
     if (s->fd >= 0) {
@@ -556,6 +562,10 @@ int httpc_do(const struct httpc_url *url, const struct httpc_request *req,
     }
     if (req->out_fd >= 0 && resp->status >= 200 && resp->status < 300)
         sink.fd = req->out_fd;
+    if (req->on_body && resp->status >= 200 && resp->status < 300) {
+        sink.cb = req->on_body;
+        sink.cb_data = req->body_data;
+    }
     if (strcmp(req->method, "HEAD") == 0 || resp->status == 204 || resp->status == 304)
         r = 0;
     else if (chunked)
@@ -574,14 +584,14 @@ int httpc_do(const struct httpc_url *url, const struct httpc_request *req,
                    strerror(-r));
         goto out;
     }
-    if (!sink.data && sink.fd < 0) {
+    if (!sink.data && sink.fd < 0 && !sink.cb) {
         sink.data = strdup("");
         if (!sink.data) {
             r = -ENOMEM;
             goto out;
         }
     }
-    resp->body = sink.fd < 0 ? TAKE_PTR(sink.data) : strdup("");
+    resp->body = sink.fd < 0 && !sink.cb ? TAKE_PTR(sink.data) : strdup("");
     resp->body_len = sink.len;
     if (!resp->body)
         r = -ENOMEM;

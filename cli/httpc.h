@@ -43,6 +43,10 @@ struct httpc_request {
     size_t body_len;
     int body_fd; /* -1 if unused: send body_len bytes read from it instead of body */
     int out_fd;  /* -1 if unused: a 2xx body is written here instead of resp->body */
+    /* NULL if unused: a 2xx body is handed here as it arrives instead
+     * (a streamed answer); returning < 0 abandons the exchange with it. */
+    int (*on_body)(void *data, const char *buf, size_t len);
+    void *body_data; /* weak */
     int connect_timeout_ms;
     int timeout_ms;  /* the whole exchange, connect included */
     size_t max_body; /* 0: HTTPC_MAX_BODY_DEFAULT */

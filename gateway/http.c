@@ -70,6 +70,10 @@ static void resp_reset(struct http_resp *r)
     free(r->data);
     if (r->fd >= 0)
         close(r->fd);
+    for (struct http_chunk *c = r->chunks, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
     *r = (struct http_resp){.fd = -1};
 }
 
@@ -90,15 +94,26 @@ static bool on_loop_thread(const struct http_server *s)
     return s->loop_started && pthread_equal(pthread_self(), s->loop_thread);
 }
 
-/* Loop thread: the reply is attached, send it (or drop it with req when the
- * client is gone). */
+/* A streamed reply the handler has ended, and no kick pending for it: the
+ * server may free it. */
+static bool stream_done(struct http_req_full *r)
+{
+    pthread_mutex_lock(&r->server->handoff_lock);
+    bool done = r->resp.stream_end && !r->in_handoff;
+    pthread_mutex_unlock(&r->server->handoff_lock);
+    return done;
+}
+
+/* Loop thread: the reply is attached (or a streamed one has more), send it,
+ * or drop it with req when the client is gone. */
 static void req_kick(struct http_req_full *r)
 {
     if (!r->wsi) {
-        req_free(r);
+        if (!r->resp.streaming || stream_done(r))
+            req_free(r);
         return;
     }
-    r->state = REQ_SENDING;
+    r->state = r->resp.streaming ? REQ_STREAMING : REQ_SENDING;
     lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
     lws_callback_on_writable(r->wsi);
 }
@@ -112,10 +127,16 @@ static void req_reply_ready(struct http_req_full *r)
         return;
     }
     pthread_mutex_lock(&s->handoff_lock);
-    r->next_handoff = s->handoff;
-    s->handoff = r;
+    /* A streamed reply is kicked once however many writes came meanwhile. */
+    bool queue = !r->in_handoff;
+    if (queue) {
+        r->in_handoff = true;
+        r->next_handoff = s->handoff;
+        s->handoff = r;
+    }
     pthread_mutex_unlock(&s->handoff_lock);
-    lws_cancel_service(s->ctx);
+    if (queue)
+        lws_cancel_service(s->ctx);
 }
 
 static void handoff_dispatch(struct http_server *s)
@@ -127,10 +148,115 @@ static void handoff_dispatch(struct http_server *s)
 
     while (list) {
         struct http_req_full *next = list->next_handoff;
+        pthread_mutex_lock(&s->handoff_lock);
         list->next_handoff = NULL;
+        list->in_handoff = false;
+        pthread_mutex_unlock(&s->handoff_lock);
         req_kick(list);
         list = next;
     }
+}
+
+/* ---- streamed replies ---------------------------------------------- */
+
+void http_stream_begin(struct http_req *req, int status, const char *content_type)
+{
+    struct http_req_full *r = http_req_full(req);
+
+    if (r->replied) {
+        lwsl_err("http: second reply to %s %s ignored\n", http_method_name(r->pub.method),
+                 r->pub.path);
+        return;
+    }
+    r->replied = true;
+    resp_reset(&r->resp);
+    r->resp.status = status;
+    snprintf(r->resp.content_type, sizeof(r->resp.content_type), "%s",
+             content_type ? content_type : "application/octet-stream");
+    r->resp.streaming = true;
+    r->resp.chunks_tail = &r->resp.chunks;
+    /* No Content-Length: the connection ends with the stream. */
+    r->resp.close_after = true;
+    req_reply_ready(r);
+}
+
+/* Queues one framed chunk ("0" with no data is the last); false when the
+ * client is gone or memory is out. */
+static bool stream_queue(struct http_req_full *r, const void *data, size_t len, bool end)
+{
+    struct http_server *s = r->server;
+    struct http_chunk *c = NULL;
+
+    if (len > 0 || end) {
+        if (!(c = malloc(sizeof(*c) + len + 16)))
+            return false;
+        c->next = NULL;
+        int h = snprintf(c->data, 16, "%zx\r\n", len);
+        memcpy(c->data + h, data, len);
+        memcpy(c->data + h + len, "\r\n", 2);
+        c->len = (size_t)h + len + 2;
+    }
+    pthread_mutex_lock(&s->handoff_lock);
+    bool ok = !r->resp.gone;
+    if (ok && c) {
+        *r->resp.chunks_tail = c;
+        r->resp.chunks_tail = &c->next;
+        r->resp.queued += c->len;
+        c = NULL;
+    }
+    if (end)
+        r->resp.stream_end = true;
+    pthread_mutex_unlock(&s->handoff_lock);
+    free(c);
+    return ok;
+}
+
+bool http_stream_write(struct http_req *req, const void *data, size_t len)
+{
+    struct http_req_full *r = http_req_full(req);
+    const char *p = data;
+    bool ok = true;
+
+    if (!r->resp.streaming)
+        return false;
+    /* Chunks fit the server's write buffer with their framing. */
+    while (ok && len > 0) {
+        size_t n = len > HTTP_CHUNK - 32 ? HTTP_CHUNK - 32 : len;
+        ok = stream_queue(r, p, n, false);
+        p += n;
+        len -= n;
+    }
+    req_reply_ready(r);
+    return ok;
+}
+
+void http_stream_end(struct http_req *req)
+{
+    struct http_req_full *r = http_req_full(req);
+
+    if (!r->resp.streaming)
+        return;
+    stream_queue(r, NULL, 0, true);
+    req_reply_ready(r);
+}
+
+/* The connection of r is gone: free r unless its handler still holds it
+ * (its reply, or its stream's end, frees it then). */
+static void req_orphan(struct http_req_full *r)
+{
+    if (r->state == REQ_STREAMING) {
+        pthread_mutex_lock(&r->server->handoff_lock);
+        r->resp.gone = true;
+        pthread_mutex_unlock(&r->server->handoff_lock);
+        r->wsi = NULL;
+        if (stream_done(r))
+            req_free(r);
+        return;
+    }
+    if (r->state == REQ_HANDLING)
+        r->wsi = NULL;
+    else
+        req_free(r);
 }
 
 /* Attaches a response; takes ownership of data and fd in every case. */
@@ -604,10 +730,7 @@ static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *
     if (conn->req) {
         /* lws starts the next transaction only after the previous one
          * completed; this is defensive. */
-        if (conn->req->state == REQ_HANDLING)
-            conn->req->wsi = NULL;
-        else
-            req_free(conn->req);
+        req_orphan(conn->req);
         conn->req = NULL;
     }
     r = calloc(1, sizeof(*r));
@@ -799,11 +922,77 @@ static int req_finish(struct lws *wsi, struct http_conn *conn)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* One queued chunk per WRITEABLE; the stream's end once all are out. */
+static int stream_writeable(struct http_server *s, struct lws *wsi, struct http_conn *conn)
+{
+    struct http_req_full *r = conn->req;
+    struct http_resp *o = &r->resp;
+
+    if (!o->headers_sent) {
+        unsigned char *start = s->scratch + LWS_PRE, *p = start;
+        unsigned char *end = s->scratch + LWS_PRE + HTTP_HEADER_BUF - 1;
+        if (lws_add_http_header_status(wsi, (unsigned int)o->status, &p, end) ||
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                         (const unsigned char *)o->content_type,
+                                         (int)strlen(o->content_type), &p, end) ||
+            add_extra_headers(wsi,
+                              "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n"
+                              "Connection: close\r\nX-Content-Type-Options: nosniff\r\n",
+                              &p, end) < 0 ||
+            lws_finalize_http_header(wsi, &p, end) ||
+            lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
+            return -1;
+        o->headers_sent = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    pthread_mutex_lock(&s->handoff_lock);
+    struct http_chunk *c = o->chunks;
+    if (c) {
+        o->chunks = c->next;
+        if (!o->chunks)
+            o->chunks_tail = &o->chunks;
+        o->queued -= c->len;
+    }
+    bool more = o->chunks != NULL, ended = o->stream_end && !r->in_handoff;
+    pthread_mutex_unlock(&s->handoff_lock);
+    if (!c) {
+        if (o->final_sent && ended)
+            return req_finish(wsi, conn);
+        /* Nothing yet: wait for the handler's next kick, however long a
+         * quiet command takes (its own timeout bounds it). */
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        return 0;
+    }
+    bool last = c->len == 5 && memcmp(c->data, "0\r\n\r\n", 5) == 0;
+    memcpy(s->scratch + LWS_PRE, c->data, c->len);
+    int n =
+        lws_write(wsi, s->scratch + LWS_PRE, c->len, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    size_t len = c->len;
+    free(c);
+    if (n != (int)len)
+        return -1;
+    if (last) {
+        o->final_sent = true;
+        if (ended)
+            return req_finish(wsi, conn);
+        /* A kick still pending would find req freed: it finishes instead. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
+        return 0;
+    }
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
+    if (more)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
 static int on_writeable(struct http_server *s, struct lws *wsi, struct http_conn *conn)
 {
     struct http_req_full *r = conn->req;
     struct http_resp *o;
 
+    if (r && r->state == REQ_STREAMING)
+        return stream_writeable(s, wsi, conn);
     if (!r || r->state != REQ_SENDING)
         return 0;
     o = &r->resp;
@@ -886,11 +1075,7 @@ static void on_closed(struct http_conn *conn)
     if (!r)
         return;
     conn->req = NULL;
-    /* The handler still holds it: leave it be, its reply will free it. */
-    if (r->state == REQ_HANDLING)
-        r->wsi = NULL;
-    else
-        req_free(r);
+    req_orphan(r);
 }
 
 /* Writes a complete small response from inside a callback (no WRITEABLE

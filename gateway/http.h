@@ -231,6 +231,16 @@ void http_reply_data(struct http_req *req, int status, const char *content_type,
  * when unsatisfiable; 404 when the file does not exist. */
 void http_reply_file(struct http_req *req, const char *path, const char *content_type);
 
+/* A streamed reply, instead of one of the above: http_stream_begin once,
+ * http_stream_write any number of times, http_stream_end once; from any
+ * thread, in that order. The body goes out with chunked encoding as it is
+ * written (writes are copied), and the connection closes after it. req
+ * stays the handler's until http_stream_end; once the client has left,
+ * writes return false and are dropped (stop producing then). */
+void http_stream_begin(struct http_req *req, int status, const char *content_type);
+bool http_stream_write(struct http_req *req, const void *data, size_t len);
+void http_stream_end(struct http_req *req);
+
 /* For tests: the pure parsers behind the server. */
 
 /* 0 when pattern is a valid route pattern, else -EINVAL. */

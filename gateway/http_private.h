@@ -36,6 +36,15 @@ enum req_state {
     REQ_RECEIVING, /* reading the body; the server owns req */
     REQ_HANDLING,  /* the handler owns req until it replies */
     REQ_SENDING,   /* reply attached; the server owns req */
+    REQ_STREAMING, /* a streamed reply: the server sends what the handler
+                    * queues; the handler holds req until http_stream_end */
+};
+
+/* One queued piece of a streamed reply, already framed as a chunk. */
+struct http_chunk {
+    struct http_chunk *next;
+    size_t len;
+    char data[];
 };
 
 struct http_resp {
@@ -48,6 +57,15 @@ struct http_resp {
     uint64_t file_off, file_len, file_sent;
     bool headers_sent;
     bool close_after; /* body left unread: the connection cannot be reused */
+    /* A streamed reply (http_stream_*). Under the server's handoff_lock:
+     * chunks, stream_end, gone. */
+    bool streaming;
+    bool stream_end;           /* the handler is done with req */
+    bool gone;                 /* the client left: writes are dropped */
+    bool final_sent;           /* loop thread: the last chunk went out */
+    struct http_chunk *chunks; /* owned FIFO, each framed */
+    struct http_chunk **chunks_tail;
+    size_t queued; /* bytes in chunks */
 };
 
 struct http_req_full {
@@ -66,6 +84,7 @@ struct http_req_full {
     char *headers[N_KEPT_HEADERS]; /* owned values, NULL if absent */
     struct http_resp resp;
     struct http_req_full *next_handoff; /* weak link on server->handoff */
+    bool in_handoff;                    /* on server->handoff (under handoff_lock) */
 };
 
 /* An extra listener. Not an lws vhost: lws 4.1 keeps a vhost's listening

@@ -191,12 +191,13 @@ static int sandbox_params_fields(json_t *body, struct sandbox_params *p, struct 
 
 int exec_params_parse(json_t *body, struct exec_params *p, struct ph_error *err)
 {
-    static const char *const allowed[] = {"command", "shell", "timeout", NULL};
+    static const char *const allowed[] = {"command", "shell", "timeout", "stream", NULL};
     const char *shell;
     int r;
 
     memset(p, 0, sizeof(*p));
     if ((r = params_only(body, allowed, err)) < 0 ||
+        (r = params_bool(body, "stream", false, &p->stream, err)) < 0 ||
         (r = params_string(body, "command", NULL, RUN_MAX_COMMAND_LEN, &p->command, err)) < 0 ||
         (r = params_string(body, "shell", "login", 16, &shell, err)) < 0 ||
         (r = params_int(body, "timeout", RUN_DEFAULT_TIMEOUT_S, 1, RUN_MAX_TIMEOUT_S, &p->timeout_s,

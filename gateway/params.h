@@ -54,6 +54,7 @@ struct exec_params {
     const char *command; /* weak: points into the body */
     enum run_shell shell;
     int timeout_s;
+    bool stream; /* reply with newline-delimited JSON events as output comes */
 };
 int exec_params_parse(json_t *body, struct exec_params *out, struct ph_error *err);
 

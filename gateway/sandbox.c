@@ -142,6 +142,11 @@ struct exec_job {
     struct run_result res;
     struct ph_error err;
     int r;
+    /* "stream": true. began and gone are the worker's until done. */
+    bool began, gone;
+    /* Per stream, the start of a UTF-8 sequence that the next read ends. */
+    char carry[2][4];
+    size_t carry_len[2];
 };
 
 static void exec_job_run(void *data)
@@ -151,20 +156,109 @@ static void exec_job_run(void *data)
     j->r = run_command(&t, j->gw->hooks, j->sb->hooks, &j->rr, &j->res, &j->err);
 }
 
+/* One event of a streamed exec, as a line of JSON. */
+static void stream_event(struct exec_job *j, json_t *ev)
+{
+    char *line = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!line) {
+        j->gone = true; /* out of memory: the stream cannot be trusted */
+        return;
+    }
+    size_t n = strlen(line);
+    line[n] = '\n';
+    if (!http_stream_write(j->req, line, n + 1))
+        j->gone = true;
+    free(line);
+}
+
+/* How many bytes at the end of buf begin a UTF-8 sequence they do not
+ * finish (0..3). */
+static size_t utf8_unfinished(const char *buf, size_t len)
+{
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        unsigned char b = (unsigned char)buf[len - k];
+        if ((b & 0xC0) == 0x80)
+            continue;
+        size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
+}
+
+static void stream_output(struct exec_job *j, int which, const char *buf, size_t len)
+{
+    static const char *const names[2] = {"stdout", "stderr"};
+    size_t have = j->carry_len[which];
+    char *joined = malloc(have + len + 1);
+
+    if (!joined) {
+        j->gone = true;
+        return;
+    }
+    memcpy(joined, j->carry[which], have);
+    if (len)
+        memcpy(joined + have, buf, len);
+    size_t total = have + len, keep = buf ? utf8_unfinished(joined, total) : 0;
+    memcpy(j->carry[which], joined + total - keep, keep);
+    j->carry_len[which] = keep;
+    if (total > keep)
+        stream_event(j, json_pack("{s:s, s:o}", "type", names[which], "data",
+                                  utf8_json_string(joined, total - keep)));
+    free(joined);
+}
+
+/* Worker thread, from the transport. */
+static void exec_on_output(void *data, enum run_stream stream, const char *buf, size_t len)
+{
+    struct exec_job *j = data;
+
+    if (stream == RUN_STREAM_START) {
+        /* Past the veto: from here the answer is a stream. */
+        http_stream_begin(j->req, 200, "application/x-ndjson");
+        j->began = true;
+        return;
+    }
+    if (!j->gone)
+        stream_output(j, stream == RUN_STREAM_STDERR, buf, len);
+}
+
+static json_t *exec_result_json(const struct run_result *res)
+{
+    return json_pack("{s:i, s:o, s:o, s:I, s:b, s:b}", "exit_code", res->exit_code, "stdout",
+                     utf8_json_string(res->out, res->out_len), "stderr",
+                     utf8_json_string(res->err, res->err_len), "duration_ms",
+                     (json_int_t)res->duration_ms, "stdout_truncated", res->out_truncated,
+                     "stderr_truncated", res->err_truncated);
+}
+
+/* The last events of a stream: what no read finished, then how it ended. */
+static void exec_stream_end(struct exec_job *j)
+{
+    for (int which = 0; which < 2 && !j->gone; which++)
+        if (j->carry_len[which])
+            stream_output(j, which, NULL, 0);
+    if (j->r < 0)
+        stream_event(j, json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "code",
+                                  ph_error_code(j->err.kind), "message", j->err.message));
+    else
+        stream_event(j, json_pack("{s:s, s:i, s:I, s:b, s:b}", "type", "exit", "exit_code",
+                                  j->res.exit_code, "duration_ms", (json_int_t)j->res.duration_ms,
+                                  "stdout_truncated", j->res.out_truncated, "stderr_truncated",
+                                  j->res.err_truncated));
+    http_stream_end(j->req);
+}
+
 static void exec_job_done(void *data)
 {
     struct exec_job *j = data;
 
-    if (j->r < 0) {
+    if (j->began)
+        exec_stream_end(j);
+    else if (j->r < 0)
         http_reply_error(j->req, &j->err);
-    } else {
-        json_t *o = json_pack("{s:i, s:o, s:o, s:I, s:b, s:b}", "exit_code", j->res.exit_code,
-                              "stdout", utf8_json_string(j->res.out, j->res.out_len), "stderr",
-                              utf8_json_string(j->res.err, j->res.err_len), "duration_ms",
-                              (json_int_t)j->res.duration_ms, "stdout_truncated",
-                              j->res.out_truncated, "stderr_truncated", j->res.err_truncated);
-        http_reply_json(j->req, 200, o);
-    }
+    else
+        http_reply_json(j->req, 200, exec_result_json(&j->res));
     run_result_done(&j->res);
     instance_release(j->sb);
     free(j->command);
@@ -202,6 +296,10 @@ static void api_sandbox_exec(struct http_req *req, void *data)
     j->req = req;
     j->rr = (struct run_request){
         .command = j->command, .shell = p.shell, .timeout_s = p.timeout_s, .actor = req->actor};
+    if (p.stream) {
+        j->rr.on_output = exec_on_output;
+        j->rr.output_data = j;
+    }
     if (instance_submit_exec_req(sb, req, exec_job_run, exec_job_done, j) < 0) {
         free(j->command);
         free(j);

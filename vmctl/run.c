@@ -185,6 +185,8 @@ int run_command(const struct run_transport *t, struct run_hooks *global, struct 
     _cleanup_free_ char *wrapped = run_wrap_command(req);
     if (!wrapped)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if (req->on_output)
+        req->on_output(req->output_data, RUN_STREAM_START, NULL, 0);
     r = t->exec(t->data, wrapped, req, res, &terr);
     if (r < 0) {
         if (terr.kind == PH_ERR_NONE)

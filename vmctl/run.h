@@ -41,6 +41,12 @@ int run_shell_parse(const char *name, enum run_shell *out); /* -EINVAL on unknow
 #define RUN_MAX_COMMAND_LEN (64 * 1024)
 #define RUN_MAX_OUTPUT (8 * 1024 * 1024) /* per stream; more is truncated */
 
+enum run_stream {
+    RUN_STREAM_START = 0, /* the pre hooks let the command through; no data */
+    RUN_STREAM_STDOUT,
+    RUN_STREAM_STDERR,
+};
+
 struct run_request {
     const char *command; /* weak */
     enum run_shell shell;
@@ -48,6 +54,12 @@ struct run_request {
     const char *actor;      /* weak, who asked (for audit); may be NULL */
     const void *stdin_data; /* weak, may be NULL */
     size_t stdin_len;
+    /* Streaming, when set: called on the running thread with
+     * RUN_STREAM_START once the command passed the pre hooks, then with
+     * output as it arrives (what the result keeps, so at most
+     * RUN_MAX_OUTPUT per stream). The result has all of it as well. */
+    void (*on_output)(void *data, enum run_stream stream, const char *buf, size_t len);
+    void *output_data;
 };
 #define RUN_REQUEST_INIT(cmd)                                                                      \
     ((struct run_request){                                                                         \

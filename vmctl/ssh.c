@@ -372,11 +372,18 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
                 goto drop;
             }
             if (n > 0) {
+                struct growbuf *b = is_stderr ? &errb : &out;
+                size_t before = b->len;
                 got = true;
-                if (growbuf_append(is_stderr ? &errb : &out, buf, (size_t)n) < 0) {
+                if (growbuf_append(b, buf, (size_t)n) < 0) {
                     r = -ENOMEM;
                     goto out;
                 }
+                /* What the result keeps is what is streamed. */
+                if (req->on_output && b->len > before)
+                    req->on_output(req->output_data,
+                                   is_stderr ? RUN_STREAM_STDERR : RUN_STREAM_STDOUT,
+                                   b->data + before, b->len - before);
             }
         }
         if (!got && (ssh_channel_is_eof(ch) || ssh_channel_is_closed(ch)))

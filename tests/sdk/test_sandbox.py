@@ -117,6 +117,42 @@ def test_timeout_then_a_working_command():
     check_eq(sb.run("echo after timeout").output, "after timeout", "after a timeout")
 
 
+def test_run_streams_output():
+    # on_output sees each piece while the command still runs (its last step
+    # has not happened when the first piece arrives); the result has it all;
+    # callbacks see the streamed command as any other.
+    log = []
+    sb = Sandbox.from_id(SID, client=FX.client()).add_callback(Recorder("r", log))
+    other = Sandbox.from_id(SID, client=FX.client())
+    done = "/tmp/sdk-stream-%s" % secrets.token_hex(4)
+    seen = []
+
+    def on_output(stream, text):
+        if not seen:
+            seen.append(("running", other.run("test -e %s" % done).exit_code))
+        seen.append((stream, text))
+
+    res = sb.run("echo a; sleep 2; echo b >&2; touch %s; echo c" % done, on_output=on_output)
+    check_eq(seen[0], ("running", 1), "the command ended before its first output arrived")
+    check_eq([p for p in seen[1:] if p[0] == "stdout"], [("stdout", "a\n"), ("stdout", "c\n")],
+             "stdout pieces")
+    check_eq([p for p in seen[1:] if p[0] == "stderr"], [("stderr", "b\n")], "stderr pieces")
+    check_eq((res.exit_code, res.stdout, res.stderr), (0, "a\nc\n", "b\n"), "the result")
+    check_eq([e[:2] for e in log], [("r", "pre"), ("r", "post")], "callbacks of a streamed run")
+    try:
+        sb.run("echo x; sleep 60", timeout=2, on_output=lambda s, t: None)
+        raise TestFailure("no timeout")
+    except porthole.CommandTimeoutError as e:
+        check_eq(e.command, "echo x; sleep 60", "command of the timeout")
+    check_eq(log[-1][:2] + log[-1][3:], ("r", "error", "CommandTimeoutError"),
+             "on_run_error of a streamed timeout")
+    try:
+        sb.run("true; rm -rf /", on_output=lambda s, t: None)
+        raise TestFailure("not blocked")
+    except CommandBlockedError:
+        pass
+
+
 def test_file_round_trip():
     sb = Sandbox.from_id(SID, client=FX.client())
     data = os.urandom(300 * 1024) + b"\0end"
@@ -327,6 +363,7 @@ if __name__ == "__main__":
         test_server_policy_block,
         test_command_result_fields,
         test_timeout_then_a_working_command,
+        test_run_streams_output,
         test_file_round_trip,
         test_env_vars,
         test_from_id_exit_does_not_delete,

@@ -2,11 +2,13 @@
  * query parsing, static paths, JSON bodies; then one real server on an
  * ephemeral port driven over a socket, for what only lws can show
  * (percent-decoding, auth, status codes, bounded bodies, keep-alive,
- * replies from worker threads). */
+ * replies from worker threads, streamed replies and a client that leaves
+ * one). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +294,35 @@ static void h_deferred(struct http_req *req, void *data)
         http_reply_errorf(req, PH_ERR_LIMIT, "busy");
 }
 
+/* A streamed reply from a worker: n pieces, with pauses between them. */
+static atomic_int stream_refused; /* writes that found the client gone */
+static atomic_int streams_ended;
+
+static void worker_stream(void *data)
+{
+    struct http_req *req = data;
+    int n = atoi(req->params[0]);
+
+    http_stream_begin(req, 200, "application/x-ndjson");
+    for (int i = 0; i < n; i++) {
+        char line[32];
+        int len = snprintf(line, sizeof(line), "{\"i\":%d}\n", i);
+        if (!http_stream_write(req, line, (size_t)len)) {
+            atomic_fetch_add(&stream_refused, 1);
+            break;
+        }
+        usleep(20 * 1000);
+    }
+    http_stream_end(req);
+    atomic_fetch_add(&streams_ended, 1);
+}
+
+static void h_stream(struct http_req *req, void *data)
+{
+    if (work_submit(http_server_work(srv), worker_stream, NULL, req) < 0)
+        http_reply_errorf(req, PH_ERR_LIMIT, "busy");
+}
+
 static void *serve(void *arg)
 {
     (void)arg;
@@ -401,6 +432,8 @@ static void test_server(void)
     CHECKF(http_route(srv, HTTP_POST, "/v1/bad/", 0, 0, h_echo, NULL) == -EINVAL, "bad pattern");
     CHECKF(http_route(srv, HTTP_PUT, "/v1/big", HTTP_ROUTE_BIG_BODY, 0, h_echo, NULL) == 0, "big");
     CHECKF(http_route(srv, HTTP_GET, "/v1/deferred/{how}", 0, 0, h_deferred, NULL) == 0, "route");
+    CHECKF(http_route(srv, HTTP_GET, "/v1/stream/{n}", HTTP_ROUTE_PUBLIC, 0, h_stream, NULL) == 0,
+           "route");
     port = http_server_port(srv);
     CHECKF(port > 0, "port %d", port);
     pthread_create(&t, NULL, serve, NULL);
@@ -477,6 +510,33 @@ static void test_server(void)
            resp ? resp : "(nothing)");
     free(resp);
     close(fd);
+
+    /* A streamed reply: chunked, every piece in order, then the end, and
+     * the connection closes. */
+    resp = roundtrip("GET /v1/stream/5 HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECKF(status_of(resp) == 200 && strcasestr(resp, "transfer-encoding: chunked") &&
+               strcasestr(resp, "content-type: application/x-ndjson") &&
+               !strcasestr(resp, "content-length"),
+           "stream head: %s", resp ? resp : "(nothing)");
+    const char *body = resp ? strstr(resp, "\r\n\r\n") : NULL;
+    CHECKF(body && strcmp(body + 4, "8\r\n{\"i\":0}\n\r\n8\r\n{\"i\":1}\n\r\n8\r\n{\"i\":2}\n\r\n"
+                                    "8\r\n{\"i\":3}\n\r\n8\r\n{\"i\":4}\n\r\n0\r\n\r\n") == 0,
+           "stream body: %s", body ? body + 4 : "(none)");
+    free(resp);
+    /* A client that leaves mid-stream: the writer learns it, req is freed
+     * once the writer ends (ASan sees a use after free or a leak). */
+    fd = connect_server();
+    const char *sreq = "GET /v1/stream/400 HTTP/1.1\r\nHost: t\r\n\r\n";
+    char head[256];
+    CHECKF(fd >= 0 && write(fd, sreq, strlen(sreq)) > 0 && read(fd, head, sizeof(head)) > 0,
+           "start of a stream");
+    close(fd);
+    for (int i = 0; i < 500 && atomic_load(&streams_ended) < 2; i++)
+        usleep(20 * 1000);
+    CHECKF(atomic_load(&streams_ended) == 2 && atomic_load(&stream_refused) == 1,
+           "the writer of a left stream: ended %d, refused %d", atomic_load(&streams_ended),
+           atomic_load(&stream_refused));
+    expect("GET /v1/echo/after HTTP/1.1\r\nHost: t\r\n\r\n", 200, "\"params\":[\"after\"]");
 
     http_server_stop(srv);
     pthread_join(t, NULL);

@@ -1,15 +1,17 @@
 """What Sandbox and AsyncSandbox share: request bodies, option checks, and
 turning API answers into results and typed errors. No I/O here."""
 
+import json
 import re
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .callbacks import CommandResult
 from .client import error_is_missing_route, error_is_unknown_field, path_part
 from .errors import (CommandBlockedError, CommandExecutionUnavailableError,
                      CommandTimeoutError, ConflictError, FeatureUnavailableError, NotFoundError,
                      OperationTimeoutError, PortholeError, SandboxExistsError,
-                     SandboxNotFoundError, UnavailableError, ValidationError)
+                     SandboxNotFoundError, TransportError, UnavailableError, ValidationError,
+                     from_api)
 
 # SmolVM's identifier pattern, used for user-chosen sandbox ids.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$")
@@ -135,8 +137,53 @@ def check_run_args(command: str, shell: str, timeout: Any) -> int:
     return t if t == timeout else t + 1
 
 
-def exec_body(command: str, shell: str, timeout: int) -> Dict[str, Any]:
-    return {"command": command, "shell": shell, "timeout": timeout}
+def exec_body(command: str, shell: str, timeout: int, stream: bool = False) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"command": command, "shell": shell, "timeout": timeout}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+# The HTTP status each API error code comes with (a streamed exec's error
+# event carries the code alone).
+_STATUS_OF_CODE = {"timeout": 504, "unavailable": 503, "transport": 502, "blocked": 403,
+                   "conflict": 409, "not_found": 404, "internal": 500}
+
+
+class ExecStream:
+    """A streamed exec's events (newline-delimited JSON): output is handed to
+    on_output(stream, text) as it arrives ("stdout" or "stderr") and kept
+    for the CommandResult."""
+
+    def __init__(self, on_output: Callable[[str, str], None]) -> None:
+        self.on_output = on_output
+        self.parts: Dict[str, List[str]] = {"stdout": [], "stderr": []}
+        self.end: Optional[Dict[str, Any]] = None
+
+    def line(self, raw: bytes) -> None:
+        if not raw.strip():
+            return
+        ev = json.loads(raw)
+        kind = ev.get("type")
+        if kind in self.parts and isinstance(ev.get("data"), str):
+            self.parts[kind].append(ev["data"])
+            self.on_output(kind, ev["data"])
+        elif kind in ("exit", "error"):
+            self.end = ev
+
+    def result(self, vm_id: str, command: str, timeout: int) -> CommandResult:
+        if self.end is None:
+            raise TransportError("the gateway's stream ended before the command did",
+                                 {"vm_id": vm_id})
+        if self.end.get("type") == "error":
+            e = self.end.get("error") or {}
+            code = e.get("code") if isinstance(e.get("code"), str) else None
+            err = from_api(_STATUS_OF_CODE.get(code or "", 500), code,
+                           str(e.get("message") or "the command failed"), "run")
+            raise exec_error(err, vm_id, command, timeout)
+        d = dict(self.end, stdout="".join(self.parts["stdout"]),
+                 stderr="".join(self.parts["stderr"]))
+        return result_from_json(d)
 
 
 def result_from_json(d: Dict[str, Any]) -> CommandResult:

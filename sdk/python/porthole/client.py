@@ -8,7 +8,7 @@ without ever sending a command twice on a retried keep-alive connection.
 import http.client
 import json
 import socket
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 from urllib.parse import quote, urlencode
 
 from . import discover as _discover
@@ -79,9 +79,10 @@ class Client:
 
     def request(self, method: str, path: str, body: Body = None, *,
                 query: Optional[Dict[str, Any]] = None, timeout: float = DEFAULT_TIMEOUT_S,
-                what: str = "") -> Response:
+                what: str = "", on_line: Optional[Callable[[bytes], None]] = None) -> Response:
         """One request; returns the response when its status is 2xx, raises
-        the error that fits otherwise."""
+        the error that fits otherwise. With on_line, a 2xx body is handed
+        over line by line as it arrives (a streamed answer) instead."""
         self._resolve()
         assert self._url is not None
         scheme, host, port, prefix = _discover.parse_url(self._url)
@@ -105,7 +106,12 @@ class Client:
             try:
                 conn.request(method, full, body=data, headers=headers)
                 resp = conn.getresponse()
-                payload = resp.read()
+                if on_line is not None and 200 <= resp.status < 300:
+                    for line in iter(resp.readline, b""):
+                        on_line(line)
+                    payload = b""
+                else:
+                    payload = resp.read()
             except socket.timeout:
                 raise OperationTimeoutError(what or "%s %s" % (method, path), timeout,
                                             message="no answer from the gateway within %ss "

@@ -11,7 +11,7 @@ Sandbox.from_id(id) attaches to one that exists; leaving its `with` block
 
 import os
 import time
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _api
 from .callbacks import (Callback, CallbackList, CommandResult, FileContext, LifecycleContext,
@@ -232,23 +232,31 @@ class Sandbox:
 
     # ---- commands ----------------------------------------------------------
 
-    def run(self, command: str, shell: str = "login", timeout: float = _api.DEFAULT_RUN_TIMEOUT
-            ) -> CommandResult:
+    def run(self, command: str, shell: str = "login", timeout: float = _api.DEFAULT_RUN_TIMEOUT,
+            on_output: Optional[Callable[[str, str], None]] = None) -> CommandResult:
         """Runs one command; returns its CommandResult (non-zero exits
         included). Raises CommandBlockedError when a callback or the
-        gateway's policy refuses it, CommandTimeoutError past timeout."""
+        gateway's policy refuses it, CommandTimeoutError past timeout.
+        With on_output, output is handed over as the command prints it:
+        on_output("stdout" or "stderr", text); the result has all of it."""
         t = _api.check_run_args(command, shell, timeout)
         vm_id = self._require_id()
         ctx = RunContext(vm_id=vm_id, command=command, shell=shell, timeout=t)
         self._callbacks.veto("on_pre_run", ctx)
         try:
+            path = _api.sandbox_path(vm_id, "/exec")
+            stream = _api.ExecStream(on_output) if on_output else None
             try:
-                d = self._client.json("POST", _api.sandbox_path(vm_id, "/exec"),
-                                      _api.exec_body(command, shell, t),
-                                      timeout=t + _api.RUN_HTTP_MARGIN_S, what="run")
+                if stream:
+                    self._client.request("POST", path, _api.exec_body(command, shell, t, True),
+                                         timeout=t + _api.RUN_HTTP_MARGIN_S, what="run",
+                                         on_line=stream.line)
+                else:
+                    d = self._client.json("POST", path, _api.exec_body(command, shell, t),
+                                          timeout=t + _api.RUN_HTTP_MARGIN_S, what="run")
             except PortholeError as e:
                 raise _api.exec_error(e, vm_id, command, t) from None
-            result = _api.result_from_json(d)
+            result = stream.result(vm_id, command, t) if stream else _api.result_from_json(d)
         except Exception as e:
             ctx.error = e
             self._callbacks.observe("on_run_error", ctx)
