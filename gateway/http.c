@@ -230,6 +230,17 @@ bool http_stream_write(struct http_req *req, const void *data, size_t len)
     return ok;
 }
 
+bool http_stream_gone(struct http_req *req)
+{
+    struct http_req_full *r = http_req_full(req);
+    if (!r->resp.streaming)
+        return false;
+    pthread_mutex_lock(&r->server->handoff_lock);
+    bool gone = r->resp.gone;
+    pthread_mutex_unlock(&r->server->handoff_lock);
+    return gone;
+}
+
 void http_stream_end(struct http_req *req)
 {
     struct http_req_full *r = http_req_full(req);
@@ -980,7 +991,12 @@ static int stream_writeable(struct http_server *s, struct lws *wsi, struct http_
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
         return 0;
     }
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
+    /* A client that stops reading is cut after the send timeout; a quiet
+     * command with everything sent holds the connection without one. */
+    if (more || lws_partial_buffered(wsi))
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HTTP_SEND_TIMEOUT_S);
+    else
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     if (more)
         lws_callback_on_writable(wsi);
     return 0;

@@ -240,6 +240,8 @@ void http_reply_file(struct http_req *req, const char *path, const char *content
 void http_stream_begin(struct http_req *req, int status, const char *content_type);
 bool http_stream_write(struct http_req *req, const void *data, size_t len);
 void http_stream_end(struct http_req *req);
+/* True once the client of a begun stream has left (any thread). */
+bool http_stream_gone(struct http_req *req);
 
 /* For tests: the pure parsers behind the server. */
 

@@ -223,6 +223,14 @@ static void exec_on_output(void *data, enum run_stream stream, const char *buf, 
         stream_output(j, stream == RUN_STREAM_STDERR, buf, len);
 }
 
+/* A streamed command whose client left is killed: closing the stream is
+ * how a client cancels it. */
+static bool exec_cancelled(void *data)
+{
+    struct exec_job *j = data;
+    return j->began && http_stream_gone(j->req);
+}
+
 static json_t *exec_result_json(const struct run_result *res)
 {
     return json_pack("{s:i, s:o, s:o, s:I, s:b, s:b}", "exit_code", res->exit_code, "stdout",
@@ -298,6 +306,7 @@ static void api_sandbox_exec(struct http_req *req, void *data)
         .command = j->command, .shell = p.shell, .timeout_s = p.timeout_s, .actor = req->actor};
     if (p.stream) {
         j->rr.on_output = exec_on_output;
+        j->rr.cancelled = exec_cancelled;
         j->rr.output_data = j;
     }
     if (instance_submit_exec_req(sb, req, exec_job_run, exec_job_done, j) < 0) {

@@ -65,6 +65,7 @@ static const struct {
     [PH_ERR_UNAVAILABLE] = {"unavailable", 503},
     [PH_ERR_TRANSPORT] = {"transport", 502},
     [PH_ERR_INTERNAL] = {"internal", 500},
+    [PH_ERR_CANCELLED] = {"cancelled", 499},
 };
 
 const char *ph_error_code(enum ph_error_kind kind)

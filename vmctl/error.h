@@ -21,6 +21,7 @@ enum ph_error_kind {
     PH_ERR_UNAVAILABLE,  /* unavailable, 503 */
     PH_ERR_TRANSPORT,    /* transport, 502 */
     PH_ERR_INTERNAL,     /* internal, 500 */
+    PH_ERR_CANCELLED,    /* cancelled, 499: the client gave up (a streamed command's left) */
 };
 
 struct ph_error {

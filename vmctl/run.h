@@ -59,6 +59,9 @@ struct run_request {
      * output as it arrives (what the result keeps, so at most
      * RUN_MAX_OUTPUT per stream). The result has all of it as well. */
     void (*on_output)(void *data, enum run_stream stream, const char *buf, size_t len);
+    /* Polled (with output_data) while the command runs, when set: true
+     * kills it in the guest and the call fails with PH_ERR_CANCELLED. */
+    bool (*cancelled)(void *data);
     void *output_data;
 };
 #define RUN_REQUEST_INIT(cmd)                                                                      \

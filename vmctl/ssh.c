@@ -390,13 +390,17 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
             break;
         /* The deadline holds for a command that never stops printing too. */
         int64_t left = deadline - now_ms();
-        if (left <= 0) {
+        bool cancel = req->cancelled && req->cancelled(req->output_data);
+        if (left <= 0 || cancel) {
             ssh_channel_close(ch);
             ssh_channel_free(ch);
             ch = NULL;
             conn_kill_run(s, c, run_id);
-            r = ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT,
-                             "command did not finish within %d s and was killed", req->timeout_s);
+            r = cancel ? ph_error_set(err, PH_ERR_CANCELLED, -ECANCELED,
+                                      "the client left; the command was killed")
+                       : ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT,
+                                      "command did not finish within %d s and was killed",
+                                      req->timeout_s);
             goto out;
         }
         if (got)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture  # noqa: E402
@@ -99,6 +100,34 @@ def test_timeout_and_veto():
              (0, len("%s-audit\ntwo\n" % TAG)), "audited result of the streamed command")
 
 
+def test_quiet_command():
+    # Longer than the server's send timeout without a byte of output: the
+    # stream stays open.
+    c, resp = open_stream("echo a; sleep 50; echo b", timeout=120)
+    t0 = time.monotonic()
+    evs = list(events(resp))
+    check_eq([e.get("data") for e in evs], ["a\n", "b\n", None], "events of a quiet command")
+    check_eq(evs[-1]["type"], "exit", "last event")
+    check(time.monotonic() - t0 > 31, "the quiet part was shorter than the send timeout (30 s)")
+    c.close()
+
+
+def test_leaving_cancels():
+    # A client that closes the stream cancels the command: it is killed in
+    # the guest, and observers hear of it as an error.
+    command = "echo started; sleep 47; echo never"
+    c, resp = open_stream(command, timeout=120)
+    check_eq(next(events(resp)), {"type": "stdout", "data": "started\n"}, "first event")
+    resp.close()  # the response holds the socket too
+    c.close()
+    gone = fixture.wait_until(
+        lambda: fx.exec("pgrep -f 'sleep 4[7]'", expect_exit=None)["exit_code"] == 1, 20, 0.5)
+    check(gone, "the command of a left stream still runs in the guest")
+    found = fixture.find_audit(lambda a: a.get("command") == command and a.get("error"), 10)
+    check(found, "no audit line for the cancelled command")
+    check("cancelled" in json.dumps(found[0]), "audit of a cancelled command: %r", found)
+
+
 def test_cli_prints_live():
     env = dict(os.environ, PORTHOLE_URL=fx.url, PORTHOLE_TOKEN=fx.token)
     done = "/tmp/%s-cli-done" % TAG
@@ -125,4 +154,5 @@ def test_cli_prints_live():
 
 
 fixture.run([test_first_chunk_before_the_end, test_stderr_utf8_and_exit_code,
-             test_timeout_and_veto, test_cli_prints_live])
+             test_timeout_and_veto, test_quiet_command, test_leaving_cancels,
+             test_cli_prints_live])
