@@ -237,8 +237,12 @@ int api_stream(struct api *api, const char *method, const char *path, json_t *bo
     req.timeout_ms = timeout_ms;
     req.on_body = on_body;
     req.body_data = data;
+    req.tick = api->tick;
+    req.tick_data = api->tick_data;
     r = httpc_do(&url, &req, &resp);
-    if (r < 0)
+    if (r == -ECANCELED)
+        cli_error_set(err, 1, "cancelled", NULL, r, "cancelled");
+    else if (r < 0)
         r = transport_error(api, r, &resp, req.timeout_ms, err);
     else if (resp.status >= 300)
         r = api_error(api, &resp, err);

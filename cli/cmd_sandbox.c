@@ -9,6 +9,7 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "execstream.h"
 #include "localfile.h"
 #include "run.h"
 #include "util.h"
@@ -265,92 +266,15 @@ static char *join_words(char **words, int n)
     return out;
 }
 
-static void write_stream(int fd, const json_t *v)
+/* Output as the command prints it; --json keeps it for the envelope. */
+static void exec_print(void *data, bool is_stderr, const char *text, size_t len)
 {
-    if (json_is_string(v))
-        cli_write_all(fd, json_string_value(v), json_string_length(v));
-}
-
-/* A streamed exec's events (newline-delimited JSON), as they arrive:
- * output goes out at once, or (with --json) into the envelope's result. */
-struct exec_stream {
-    struct cli_ctx *c;
-    char *line; /* the unfinished last line */
-    size_t len, cap;
-    json_t *out, *err; /* --json: output so far, as strings */
-    json_t *end;       /* the exit or error event */
-};
-
-#define EXEC_EVENT_MAX (64u * 1024 * 1024)
-
-static int exec_event(struct exec_stream *st, const char *line, size_t n)
-{
-    json_t *ev = json_loadb(line, n, 0, NULL);
-    const char *type = json_str(ev, "type");
-    json_t *data = json_object_get(ev, "data");
-
-    if (!type) {
-        json_decref(ev);
-        return -EPROTO;
-    }
-    if ((strcmp(type, "stdout") == 0 || strcmp(type, "stderr") == 0) && json_is_string(data)) {
-        bool is_out = type[3] == 'o';
-        if (st->c->json) {
-            json_t **acc = is_out ? &st->out : &st->err;
-            char *joined = NULL;
-            if (asprintf(&joined, "%s%s", json_string_value(*acc), json_string_value(data)) < 0) {
-                json_decref(ev);
-                return -ENOMEM;
-            }
-            json_decref(*acc);
-            *acc = json_string(joined);
-            free(joined);
-        } else {
-            if (is_out)
-                fflush(stdout);
-            write_stream(is_out ? STDOUT_FILENO : STDERR_FILENO, data);
-        }
-    } else if (strcmp(type, "exit") == 0 || strcmp(type, "error") == 0) {
-        json_decref(st->end);
-        st->end = json_incref(ev);
-    }
-    json_decref(ev);
-    return 0;
-}
-
-static int exec_on_body(void *data, const char *buf, size_t len)
-{
-    struct exec_stream *st = data;
-
-    while (len > 0) {
-        const char *nl = memchr(buf, '\n', len);
-        size_t n = nl ? (size_t)(nl - buf) : len;
-        if (st->len + n > EXEC_EVENT_MAX)
-            return -EFBIG;
-        if (st->len + n + 1 > st->cap) {
-            size_t cap = st->cap ? st->cap : 4096;
-            while (cap < st->len + n + 1)
-                cap *= 2;
-            char *p = realloc(st->line, cap);
-            if (!p)
-                return -ENOMEM;
-            st->line = p;
-            st->cap = cap;
-        }
-        memcpy(st->line + st->len, buf, n);
-        st->len += n;
-        buf += n;
-        len -= n;
-        if (nl) {
-            buf++;
-            len--;
-            int r = st->len ? exec_event(st, st->line, st->len) : 0;
-            st->len = 0;
-            if (r < 0)
-                return r;
-        }
-    }
-    return 0;
+    struct cli_ctx *c = data;
+    if (c->json)
+        return;
+    if (!is_stderr)
+        fflush(stdout);
+    cli_write_all(is_stderr ? STDERR_FILENO : STDOUT_FILENO, text, len);
 }
 
 static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
@@ -407,32 +331,18 @@ static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
 
     /* Streamed: output shows as the command prints it. */
     json_object_set_new(body, "stream", json_true());
-    struct exec_stream st = {.c = c, .out = json_string(""), .err = json_string("")};
+    struct exec_stream st;
+    exec_stream_init(&st, exec_print, c);
     r = api_open(c, &api, &err);
     /* The gateway enforces the command's timeout; the HTTP wait covers it
      * plus a reconnect to the guest. */
     if (r >= 0)
-        r = api_stream(&api, "POST", path, body, (int)(timeout_s + 120) * 1000, exec_on_body, &st,
-                       &err);
-    if (r >= 0 && st.len > 0)
-        exec_on_body(&st, "\n", 1); /* a last line without its newline */
-    free(st.line);
-    if (r >= 0 && json_is_object(json_object_get(st.end, "error")))
-        r = api_error_object(&api, json_object_get(st.end, "error"), 200, &err);
-    else if (r >= 0 && !st.end)
-        r = cli_error_set(&err, 1, "bad_response", NULL, -EPROTO,
-                          "the gateway's stream ended before the command did");
+        r = api_stream(&api, "POST", path, body, (int)(timeout_s + 120) * 1000, exec_stream_feed,
+                       &st, &err);
+    if (r >= 0)
+        r = exec_stream_finish(&st, &api, &res, &err);
+    exec_stream_done(&st);
     api_done(&api);
-    if (r >= 0) {
-        /* The envelope's result has the blocking form's fields. */
-        res = json_deep_copy(st.end);
-        json_object_del(res, "type");
-        json_object_set(res, "stdout", st.out);
-        json_object_set(res, "stderr", st.err);
-    }
-    json_decref(st.end);
-    json_decref(st.out);
-    json_decref(st.err);
     if (r < 0)
         return cli_fail(c, &err);
     exit_v = json_object_get(res, "exit_code");

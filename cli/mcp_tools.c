@@ -1,4 +1,5 @@
 #include "mcp_tools.h"
+#include "execstream.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -183,28 +184,40 @@ static json_t *tool_sandbox_create(struct mcp_call *c, json_t *args)
     return json_result(out, summary);
 }
 
-/* The guest processes of one exec carry its marker: the shell in its command
- * line, everything it starts in its environment. The pattern is split in
- * the kill command so the killer's own command line does not match. */
-#define EXEC_MARKER "PORTHOLE_MCP_RUN"
+/* A running exec's progress: elapsed time and its latest output line. */
+struct exec_progress {
+    struct waiting w;
+    char last[120];
+};
 
-static void exec_kill(struct mcp_call *c, const char *path, const char *run_id)
+static void exec_seen(void *data, bool is_stderr, const char *text, size_t len)
 {
-    char cmd[700];
-    struct cli_error err = {0};
-    json_t *body, *out = NULL;
+    struct exec_progress *p = data;
+    /* The last complete line, else the tail of the piece. */
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    const char *start = text + len;
+    while (start > text && start[-1] != '\n' && (size_t)(text + len - start) < sizeof(p->last) - 1)
+        start--;
+    if (start < text + len)
+        snprintf(p->last, sizeof(p->last), "%s%.*s", is_stderr ? "stderr: " : "",
+                 (int)(text + len - start), start);
+}
 
-    snprintf(cmd, sizeof(cmd),
-             "p=%s; p=$p=%s; for round in 1 2 3; do for f in $(grep -lsF \"$p\" "
-             "/proc/[0-9]*/cmdline /proc/[0-9]*/environ); do pid=${f#/proc/}; pid=${pid%%%%/*}; "
-             "[ \"$pid\" = $$ ] || kill -KILL \"$pid\" 2>/dev/null; done; sleep 0.2; done; exit 0",
-             EXEC_MARKER, run_id);
-    body = json_pack("{s:s, s:i}", "command", cmd, "timeout", 30);
-    struct api api = c->api; /* without the cancelled call's tick */
-    api.tick = NULL;
-    api_call(&api, "POST", path, body, 60000, NULL, &out, &err);
-    json_decref(body);
-    json_decref(out);
+static int exec_tick(void *data)
+{
+    struct exec_progress *p = data;
+    if (atomic_load(&p->w.call->cancelled))
+        return 1;
+    int64_t now = now_ms();
+    if (now - p->w.last >= TOOL_PROGRESS_EVERY_MS) {
+        char msg[200];
+        double elapsed = (double)(now - p->w.start) / 1000;
+        p->w.last = now;
+        snprintf(msg, sizeof(msg), "running: %.0f s%s%s", elapsed, p->last[0] ? "; " : "", p->last);
+        p->w.call->progress(p->w.call, elapsed, (double)p->w.total_s, msg);
+    }
+    return 0;
 }
 
 static json_t *tool_sandbox_exec(struct mcp_call *c, json_t *args)
@@ -213,28 +226,33 @@ static json_t *tool_sandbox_exec(struct mcp_call *c, json_t *args)
     const char *id = arg_str(args, "sandbox_id", true, &bad);
     const char *command = id ? arg_str(args, "command", true, &bad) : NULL;
     long timeout;
-    char run_id[33];
-    struct waiting w;
+    struct exec_progress prog = {0};
+    struct exec_stream st;
     struct cli_error err = {0};
 
     if (!command || !arg_int(args, "timeout_s", 30, 1, 3600, &timeout, &bad))
         return bad;
     _cleanup_free_ char *path = api_path("/v1/sandboxes/", id, "/exec");
-    _cleanup_free_ char *marked = NULL;
-    if (!path || random_hex(run_id, 16) < 0 ||
-        asprintf(&marked, "export %s=%s\n%s", EXEC_MARKER, run_id, command) < 0)
+    if (!path)
         return error_resultf("internal", "out of memory");
-    json_t *body = json_pack("{s:s, s:i}", "command", marked, "timeout", (int)timeout);
-    struct api api = waiting_api(c, &w, "running", timeout);
-    int r = api_call(&api, "POST", path, body, (int)timeout * 1000 + TOOL_EXEC_SLACK_MS, NULL, &out,
-                     &err);
+    json_t *body =
+        json_pack("{s:s, s:i, s:b}", "command", command, "timeout", (int)timeout, "stream", 1);
+    struct api api = waiting_api(c, &prog.w, "running", timeout);
+    api.tick = exec_tick;
+    api.tick_data = &prog;
+    /* Streamed: progress shows the output, and a cancellation closes the
+     * stream, which is how the gateway learns to kill the command. */
+    exec_stream_init(&st, exec_seen, &prog);
+    int r = api_stream(&api, "POST", path, body, (int)timeout * 1000 + TOOL_EXEC_SLACK_MS,
+                       exec_stream_feed, &st, &err);
     json_decref(body);
     if (r == -ECANCELED) {
-        /* Leaving the request does not stop the command (the gateway runs
-         * it to its end or its timeout): kill it in the guest. */
-        exec_kill(c, path, run_id);
+        exec_stream_done(&st);
         return error_resultf("cancelled", "cancelled; the command was killed in the guest");
     }
+    if (r >= 0)
+        r = exec_stream_finish(&st, &api, &out, &err);
+    exec_stream_done(&st);
     if (r < 0)
         return error_result(&err);
     char summary[64];
