@@ -71,6 +71,9 @@
 #define FWCFG_AUTH_KEYS FWCFG_DIR "/authorized_keys/raw"
 
 #define CONFIG_MAX (64 * 1024) /* the host refuses longer ones: VM_CONFIG_MAX in vmctl/vm.h */
+/* The env script at its largest: a value's every quote takes 4 bytes
+ * ('\''), so at most 4 times the config, and the proxy lines. */
+#define ENV_SCRIPT_MAX (4 * CONFIG_MAX + 1024)
 #define HOST_KEY_MAX (16 * 1024)
 #define AUTH_KEYS_MAX (64 * 1024)
 #define MODULE_LIST_MAX (16 * 1024)
@@ -1126,7 +1129,7 @@ static void keys_install(void)
 
 static void env_install(const struct config *cfg)
 {
-    static char text[CONFIG_MAX * 2];
+    static char text[ENV_SCRIPT_MAX];
     struct strbuf sb = {.data = text, .cap = sizeof(text)};
     int r = env_script_build(cfg, &sb);
     if (r == 0)
@@ -2410,7 +2413,7 @@ static int check_config(const char *path)
     config_parse(&cfg, text);
     /* The buffers of env_install and policy_install: what fits here fits
      * in the guest. */
-    static char env[CONFIG_MAX * 2], policy[POLICY_MAX];
+    static char env[ENV_SCRIPT_MAX], policy[POLICY_MAX];
     struct strbuf sb = {.data = env, .cap = sizeof(env)};
     if (env_script_build(&cfg, &sb) < 0)
         return 1;

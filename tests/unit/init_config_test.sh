@@ -57,5 +57,17 @@ reject "no list, no URL policy" "$dir/none.out" 'URLBlocklist'
 expect "64 long patterns: all allowed" "$dir/many.out" '"host-64.a-rather-long-subdomain-name.of-an-example-domain.test"]'
 expect "64 long patterns: all blocked as domains" "$dir/many.out" '".host-64.a-rather-long-subdomain-name.of-an-example-domain.test"]}'
 
+# Env values as large as the gateway takes (32 KiB of config lines), all
+# quotes: quoted, the script is 4 times that, and still written whole,
+# proxy lines included.
+q=$(printf "%4088s" "" | tr ' ' "'")
+{
+    echo network.proxy=10.0.2.100:3128
+    for i in 1 2 3 4 5 6 7 8; do echo "env=V$i=$q"; done
+} >"$dir/quotes.conf"
+"$init" check-config "$dir/quotes.conf" >"$dir/quotes.out" 2>&1 || true
+expect "quote-heavy env: the proxy lines" "$dir/quotes.out" 'export https_proxy=http://10.0.2.100:3128'
+expect "quote-heavy env: the last value" "$dir/quotes.out" "export V8=''\\'''\\''"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]
