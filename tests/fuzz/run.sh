@@ -67,10 +67,11 @@ if [ ! -d "$BUILD" ]; then
     echo "run.sh: setting up $BUILD" >&2
     CC=clang meson setup "$BUILD" "$ROOT" --buildtype=debug -Dwerror=true >/dev/null
 fi
-ninja -C "$BUILD" "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null || {
+if ! out=$(ninja -C "$BUILD" "${targets[@]/#/tests/fuzz/fuzz_}" 2>&1); then
+    printf '%s\n' "$out" | tail -20 >&2
     echo "run.sh: build failed (is $BUILD a clang build with libFuzzer?)" >&2
     exit 1
-}
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/porthole-fuzz.XXXXXX")
 rows=()
