@@ -13,11 +13,16 @@
 #include "params.h"
 #include "util.h"
 
-static void refused(int r, const struct ph_error *err)
+/* r from a parser: true when it accepted, else the refusal is checked. */
+static bool accepted(int r, const struct ph_error *err)
 {
-    REQUIRE(r < 0);
+    if (r >= 0) {
+        REQUIRE(r == 0);
+        return true;
+    }
     REQUIRE(err->kind == PH_ERR_INVALID || (err->kind == PH_ERR_INTERNAL && r == -ENOMEM));
     REQUIRE(err->message[0] && strnlen(err->message, sizeof(err->message)) < sizeof(err->message));
+    return false;
 }
 
 static void check_env(json_t *env)
@@ -78,28 +83,32 @@ static void check_allowed(enum net_mode mode, json_t *allowed)
     }
 }
 
+/* What a sandbox and a browser share: nothing left to free after a
+ * refusal; env_vars and an allow-list that keep their promises. */
+static void check_shared(bool ok, json_t *env, enum net_mode mode, json_t *allowed)
+{
+    if (!ok) {
+        REQUIRE(!env && !allowed);
+        return;
+    }
+    check_env(env);
+    check_allowed(mode, allowed);
+}
+
 static void sandbox(json_t *body)
 {
     struct sandbox_params p;
-    struct ph_error err = {0};
-    int r = sandbox_params_parse(body, &p, &err);
+    struct ph_error err = {0}, e2;
+    bool ok = accepted(sandbox_params_parse(body, &p, &err), &err);
 
-    if (r < 0) {
-        refused(r, &err);
-        REQUIRE(!p.env_vars && !p.allowed_domains);
+    check_shared(ok, p.env_vars, p.net_mode, p.allowed_domains);
+    if (!ok)
         return;
-    }
-    REQUIRE(r == 0);
-    if (p.id[0]) {
-        struct ph_error e2;
-        REQUIRE(instance_id_check(p.id, "id", &e2) == 0);
-    }
+    REQUIRE(!p.id[0] || instance_id_check(p.id, "id", &e2) == 0);
     REQUIRE(p.vcpus >= 1 && p.vcpus <= 8);
     REQUIRE(p.mem_mib >= 256 && p.mem_mib <= 16384);
     REQUIRE(p.disk_mib == 0 || (p.disk_mib >= 1024 && p.disk_mib <= 65536));
     REQUIRE(p.timeout_minutes >= 1 && p.timeout_minutes <= 1440);
-    check_env(p.env_vars);
-    check_allowed(p.net_mode, p.allowed_domains);
     sandbox_params_done(&p);
 }
 
@@ -107,22 +116,17 @@ static void browser(json_t *body)
 {
     struct browser_params p;
     struct ph_error err = {0};
-    int r = browser_params_parse(body, &p, &err);
+    bool ok = accepted(browser_params_parse(body, &p, &err), &err);
 
-    if (r < 0) {
-        refused(r, &err);
-        REQUIRE(!p.env_vars && !p.allowed_domains);
+    check_shared(ok, p.env_vars, p.net_mode, p.allowed_domains);
+    if (!ok)
         return;
-    }
-    REQUIRE(r == 0);
     REQUIRE(p.width >= 640 && p.width <= 7680 && p.height >= 480 && p.height <= 4320);
     REQUIRE(!p.record_video || p.live);
     REQUIRE(!p.profile_id[0] || (p.persistent && profile_id_valid(p.profile_id)));
     REQUIRE(p.timeout_minutes >= 1 && p.timeout_minutes <= 240);
     REQUIRE(p.mem_mib >= 512 && p.mem_mib <= 16384);
     REQUIRE(p.disk_mib == 0 || (p.disk_mib >= 2048 && p.disk_mib <= 16384));
-    check_env(p.env_vars);
-    check_allowed(p.net_mode, p.allowed_domains);
     browser_params_done(&p);
 }
 
@@ -130,12 +134,9 @@ static void exec(json_t *body)
 {
     struct exec_params p;
     struct ph_error err = {0};
-    int r = exec_params_parse(body, &p, &err);
 
-    if (r < 0) {
-        refused(r, &err);
+    if (!accepted(exec_params_parse(body, &p, &err), &err))
         return;
-    }
     REQUIRE(p.command && *p.command && strlen(p.command) <= RUN_MAX_COMMAND_LEN);
     REQUIRE(p.shell == RUN_SHELL_LOGIN || p.shell == RUN_SHELL_RAW);
     REQUIRE(p.timeout_s >= 1 && p.timeout_s <= RUN_MAX_TIMEOUT_S);
@@ -144,12 +145,9 @@ static void exec(json_t *body)
 static void guest_path(const char *path)
 {
     struct ph_error err = {0};
-    int r = guest_path_check(path, &err);
 
-    if (r < 0) {
-        refused(r, &err);
+    if (!accepted(guest_path_check(path, &err), &err))
         return;
-    }
     size_t n = strlen(path);
     REQUIRE(path[0] == '/' && path[n - 1] != '/' && n <= PARAMS_MAX_PATH);
     for (size_t i = 0; i < n; i++)
@@ -178,11 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         guest_path(path);
     json_t *env = json_object_get(body, "env_vars"), *copy = NULL;
     struct ph_error err = {0};
-    int r = env_vars_parse(env, "env_vars", &copy, &err);
-    if (r == 0)
+    if (accepted(env_vars_parse(env, "env_vars", &copy, &err), &err))
         check_env(copy);
-    else
-        refused(r, &err);
     json_decref(copy);
     json_decref(body);
     return 0;
