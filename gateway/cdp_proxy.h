@@ -46,6 +46,7 @@
 
 struct gateway;
 
+#define CDP_SEGMENT_MAX 64                  /* one path segment: ids, tokens, guids */
 #define CDP_MAX_CONNECTIONS 16              /* WebSocket clients per session */
 #define CDP_MAX_MESSAGE (64u * 1024 * 1024) /* one CDP message, either way */
 #define CDP_FETCH_MAX (16u * 1024 * 1024)   /* a /json/... answer */
@@ -63,7 +64,7 @@ struct cdp_proxy;
 int cdp_proxy_new(struct gateway *gw, struct cdp_proxy **out);
 void cdp_proxy_free(struct cdp_proxy *cp);
 
-/* ---- pure parts, for tests ---- */
+/* ---- pure parts (cdp_parse.c), for tests ---- */
 
 /* Rewrites a /json/version or /json/list answer of Chromium: each
  * webSocketDebuggerUrl becomes ws_base + its /devtools/... path, the
@@ -105,3 +106,6 @@ char *cdp_error_reply(const json_t *id, const char *session_id, int code, const 
  * target (or "" for a browser without guid). Returns 0 or -EINVAL. */
 int cdp_ws_path_parse(const char *path, bool root_form, char *id, size_t id_len, char *token,
                       size_t token_len, char *upstream, size_t upstream_len);
+/* The guid of webSocketDebuggerUrl in a /json/version answer: 0 with it
+ * in out, -EINVAL when there is none or it is not one segment that fits. */
+int cdp_browser_guid(const char *body, size_t len, char *out, size_t out_len);

@@ -32,7 +32,11 @@ int computer_space_init(struct computer_space *sp, int sw, int sh, int want_w, i
         for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
             if (fabs((double)targets[i].w / targets[i].h - ratio) >= 0.02)
                 continue;
-            if (targets[i].w < sw) {
+            /* Anthropic's reference compares widths only; within 0.02 of
+             * the ratio the height can still be more than the screen's
+             * (1280x800 on 1289x799): a display larger than the screen,
+             * which no size asked for can be. */
+            if (targets[i].w < sw && targets[i].h <= sh) {
                 sp->w = targets[i].w;
                 sp->h = targets[i].h;
             }

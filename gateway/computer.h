@@ -68,9 +68,10 @@ struct computer_space {
  * aspect ratio; both 0: no scaling). With automatic set, the size is
  * chosen as Anthropic's reference implementation does: the first of XGA
  * (1024x768), WXGA (1280x800) and FWXGA (1366x768) whose aspect ratio is
- * within 0.02 of the screen's, when it is smaller than the screen. A size
- * larger than the screen, or of another aspect ratio (more than a pixel
- * off once scaled), is a 400 naming display_width / display_height. */
+ * within 0.02 of the screen's, when it is narrower than the screen and
+ * not taller. A size larger than the screen, or of another aspect ratio
+ * (more than a pixel off once scaled), is a 400 naming display_width /
+ * display_height. */
 int computer_space_init(struct computer_space *sp, int screen_w, int screen_h, int want_w,
                         int want_h, bool automatic, struct ph_error *err);
 /* Model space to screen (clamped to the screen) and back. */

@@ -597,34 +597,9 @@ static void serve_static(struct http_server *s, struct http_req_full *r)
     http_reply_file(&r->pub, full_path, static_mime(rel));
 }
 
-/* The token after "Bearer ", or NULL. */
-static const char *bearer_token(const char *authz)
-{
-    if (!authz || strncasecmp(authz, "Bearer", 6) != 0 || (authz[6] != ' ' && authz[6] != '\t'))
-        return NULL;
-    authz += 6;
-    while (*authz == ' ' || *authz == '\t')
-        authz++;
-    return *authz ? authz : NULL;
-}
-
-void http_admin_actor(const char *on_behalf, char *out, size_t len)
-{
-    size_t n = (size_t)snprintf(out, len, "admin");
-
-    /* Who an admin client acts for ("mcp:Claude Desktop"): audit text
-     * only, never a permission; kept to printable ASCII and the buffer. */
-    if (!on_behalf || !*on_behalf || n + 2 >= len)
-        return;
-    out[n++] = '/';
-    for (const char *p = on_behalf; *p && n + 1 < len; p++)
-        out[n++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? *p : '_';
-    out[n] = '\0';
-}
-
 static bool req_authorize(struct http_server *s, struct http_req_full *r)
 {
-    const char *token = bearer_token(http_header(&r->pub, "authorization"));
+    const char *token = http_bearer_token(http_header(&r->pub, "authorization"));
 
     if (!token)
         return false;

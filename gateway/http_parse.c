@@ -1,9 +1,11 @@
 /* The pure parsers behind the HTTP server: route patterns and matching,
- * Range headers, stored query strings, static file paths. */
+ * Range headers, stored query strings, static file paths, the bearer
+ * token of an Authorization header and the actor named beside it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http_private.h"
 #include "util.h"
@@ -204,4 +206,28 @@ bool http_static_path_ok(const char *rel)
             return false;
         seglen++;
     }
+}
+
+const char *http_bearer_token(const char *authz)
+{
+    if (!authz || strncasecmp(authz, "Bearer", 6) != 0 || (authz[6] != ' ' && authz[6] != '\t'))
+        return NULL;
+    authz += 6;
+    while (*authz == ' ' || *authz == '\t')
+        authz++;
+    return *authz ? authz : NULL;
+}
+
+void http_admin_actor(const char *on_behalf, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "admin");
+
+    /* Who an admin client acts for ("mcp:Claude Desktop"): audit text
+     * only, never a permission; kept to printable ASCII and the buffer. */
+    if (!on_behalf || !*on_behalf || n + 2 >= len)
+        return;
+    out[n++] = '/';
+    for (const char *p = on_behalf; *p && n + 1 < len; p++)
+        out[n++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? *p : '_';
+    out[n] = '\0';
 }

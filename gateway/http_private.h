@@ -160,6 +160,8 @@ struct http_server {
 struct http_req_full *http_req_full(struct http_req *req);
 /* Digits to a number, no sign or overflow (http_parse.c). */
 bool http_parse_u64(const char **s, uint64_t *out);
+/* The token after "Bearer " in an Authorization header, or NULL. */
+const char *http_bearer_token(const char *authz);
 /* The accepted-connection table behind max_connections and listeners. */
 void http_conn_track(struct http_server *s, struct lws *wsi, struct http_listener *via);
 void http_conn_untrack(struct http_server *s, struct lws *wsi);

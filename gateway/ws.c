@@ -13,8 +13,6 @@
 #define WS_PROTO_UPSTREAM "porthole-upstream" /* our own client connections */
 #define WS_RX_BUFFER (64 * 1024)
 #define WS_FLUSH_GRACE_S 30 /* a side flushing what the other sent before closing */
-#define WS_FIRST_ALLOC (16 * 1024)
-#define WS_FIRST_ALLOC_MAX (1024 * 1024)
 
 enum side_state {
     SIDE_IDLE,       /* upstream not asked for yet */
@@ -69,55 +67,6 @@ static struct ws_hub *hub_of(struct lws *wsi)
 {
     struct http_server *srv = http_server_from_wsi(wsi);
     return srv ? http_server_ws_data(srv) : NULL;
-}
-
-/* ---- messages ------------------------------------------------------- */
-
-static struct ws_msg *msg_alloc(size_t cap)
-{
-    struct ws_msg *m = malloc(sizeof(*m) + LWS_PRE + cap);
-    if (!m)
-        return NULL;
-    *m = (struct ws_msg){.cap = cap, .data = (unsigned char *)(m + 1) + LWS_PRE};
-    return m;
-}
-
-struct ws_msg *ws_msg_new(const void *data, size_t len, bool binary)
-{
-    struct ws_msg *m = msg_alloc(len);
-    if (!m)
-        return NULL;
-    if (data)
-        memcpy(m->data, data, len);
-    else
-        memset(m->data, 0, len);
-    m->len = len;
-    m->binary = binary;
-    return m;
-}
-
-void ws_msg_free(struct ws_msg *m)
-{
-    free(m);
-}
-
-/* Makes room for len more bytes; m may move. */
-static struct ws_msg *msg_grow(struct ws_msg *m, size_t len, size_t max)
-{
-    size_t need = m->len + len, cap = m->cap ? m->cap : WS_FIRST_ALLOC;
-
-    if (need <= m->cap)
-        return m;
-    while (cap < need)
-        cap = cap > max / 2 ? max : cap * 2;
-    if (cap < need)
-        return NULL;
-    struct ws_msg *n = realloc(m, sizeof(*n) + LWS_PRE + cap);
-    if (!n)
-        return NULL;
-    n->cap = cap;
-    n->data = (unsigned char *)(n + 1) + LWS_PRE;
-    return n;
 }
 
 static void queue_free(struct ws_side *s)
@@ -355,33 +304,19 @@ static int on_receive(struct ws_link *l, struct ws_side *s, struct lws *wsi, con
         deliver(l, s, m);
         return 0;
     }
-    if (!s->rx) {
-        /* The frame header's length is the peer's word: trust it only so
-         * far, and grow as the bytes really arrive. */
-        size_t first = len + lws_remaining_packet_payload(wsi);
-        if (first > WS_FIRST_ALLOC_MAX)
-            first = WS_FIRST_ALLOC_MAX;
-        if (first < len)
-            first = len;
-        s->rx = msg_alloc(lws_is_final_fragment(wsi) ? len : first);
-        if (!s->rx)
-            return -1;
-        s->rx->binary = lws_frame_is_binary(wsi);
-    }
-    if (len > l->max_message - s->rx->len) {
+    int r = ws_msg_append(&s->rx, in, len, lws_remaining_packet_payload(wsi),
+                          lws_is_final_fragment(wsi), lws_frame_is_binary(wsi), l->max_message);
+    if (r == -EMSGSIZE) {
         lwsl_notice("ws %s: message over %zu bytes, closing\n", l->ops->name, l->max_message);
         ws_link_close(l, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
         return 0;
     }
-    struct ws_msg *g = msg_grow(s->rx, len, l->max_message);
-    if (!g)
+    if (r < 0)
         return -1;
-    s->rx = g;
-    memcpy(g->data + g->len, in, len);
-    g->len += len;
-    if (lws_is_final_fragment(wsi)) {
+    if (r == 1) {
+        struct ws_msg *m = s->rx;
         s->rx = NULL;
-        deliver(l, s, g);
+        deliver(l, s, m);
     }
     return 0;
 }

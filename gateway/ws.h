@@ -34,6 +34,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "ws_msg.h"
 
 struct http_server_opts;
 struct lws;
@@ -45,22 +46,6 @@ struct ws_link;
 #define WS_QUEUE_LOW (1u * 1024 * 1024)  /* resume it below this */
 #define WS_WRITE_CHUNK (64u * 1024)      /* bytes per lws_write */
 #define WS_CLOSE_GRACE_S 5               /* a side that will not take its close */
-
-/* One message (or raw chunk) in a queue. data has LWS_PRE bytes of
- * headroom before it, as lws_write wants. */
-struct ws_msg {
-    struct ws_msg *next; /* owned by the queue */
-    size_t len;          /* bytes in data */
-    size_t cap;          /* room in data */
-    size_t off;          /* bytes already written */
-    bool binary;
-    unsigned char *data; /* points into the allocation, after LWS_PRE */
-};
-
-/* A message of len bytes copied from data (data may be NULL: zeroes).
- * NULL on out-of-memory. */
-struct ws_msg *ws_msg_new(const void *data, size_t len, bool binary);
-void ws_msg_free(struct ws_msg *m);
 
 struct ws_endpoint {
     const char *prefix; /* "/cdp/": matched against the decoded path */

@@ -71,11 +71,17 @@
 #define FWCFG_AUTH_KEYS FWCFG_DIR "/authorized_keys/raw"
 
 #define CONFIG_MAX (64 * 1024) /* the host refuses longer ones: VM_CONFIG_MAX in vmctl/vm.h */
+/* The env script at its largest: a value's every quote takes 4 bytes
+ * ('\''), so at most 4 times the config, and the proxy lines. */
+#define ENV_SCRIPT_MAX (4 * CONFIG_MAX + 1024)
 #define HOST_KEY_MAX (16 * 1024)
 #define AUTH_KEYS_MAX (64 * 1024)
 #define MODULE_LIST_MAX (16 * 1024)
 #define ENV_MAX 128
 #define ALLOW_DOMAINS_MAX 64 /* the gateway's BROWSER_MAX_DOMAINS */
+/* Chromium's policy at its largest: ALLOW_DOMAINS_MAX patterns of up to
+ * 255 bytes in both lists, an escaped 255-byte directory: about 35 KiB. */
+#define POLICY_MAX (64 * 1024)
 #define CHILDREN_MAX 16
 
 #define HOST_KEY_PATH "/etc/ssh/ssh_host_ed25519_key"
@@ -1123,7 +1129,7 @@ static void keys_install(void)
 
 static void env_install(const struct config *cfg)
 {
-    static char text[CONFIG_MAX * 2];
+    static char text[ENV_SCRIPT_MAX];
     struct strbuf sb = {.data = text, .cap = sizeof(text)};
     int r = env_script_build(cfg, &sb);
     if (r == 0)
@@ -1547,7 +1553,7 @@ static void wm_start(bool detach)
 
 static int policy_install(const struct config *cfg)
 {
-    char text[1024];
+    static char text[POLICY_MAX];
     struct strbuf sb = {.data = text, .cap = sizeof(text)};
     int r = mkdir_p(POLICY_DIR, 0755);
     if (r == 0)
@@ -2405,8 +2411,10 @@ static int check_config(const char *path)
     static struct config cfg;
     config_defaults(&cfg);
     config_parse(&cfg, text);
-    static char out[CONFIG_MAX * 2];
-    struct strbuf sb = {.data = out, .cap = sizeof(out)};
+    /* The buffers of env_install and policy_install: what fits here fits
+     * in the guest. */
+    static char env[ENV_SCRIPT_MAX], policy[POLICY_MAX];
+    struct strbuf sb = {.data = env, .cap = sizeof(env)};
     if (env_script_build(&cfg, &sb) < 0)
         return 1;
     printf("hostname=%s\nkind=%s\nresize_root=%d\nbrowser.mode=%s\nbrowser.size=%ux%u\n"
@@ -2414,8 +2422,7 @@ static int check_config(const char *path)
            cfg.hostname, cfg.kind == KIND_BROWSER ? "browser" : "sandbox", cfg.resize_root,
            cfg.headless ? "headless" : "live", cfg.width, cfg.height, cfg.profile_dir);
     printf("--- %s\n%s", ENV_SCRIPT, sb.data);
-    sb.len = 0;
-    sb.data[0] = '\0';
+    sb = (struct strbuf){.data = policy, .cap = sizeof(policy)};
     if (policy_build(&cfg, &sb) < 0)
         return 1;
     printf("--- %s\n%s", POLICY_PATH, sb.data);

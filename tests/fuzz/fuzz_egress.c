@@ -9,28 +9,15 @@
 #include <string.h>
 
 #include "egress.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_egress: invariant failed: %s\n", #cond);                         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz.h"
 
 static void head(const uint8_t *p, size_t n)
 {
-    /* An exact-size copy, so ASan sees any read past the end. */
-    char *buf = malloc(n ? n : 1);
+    char *buf = fuzz_memdup(p, n);
     static char fwd[EGRESS_MAX_HEAD + 64];
     struct egress_request req;
     size_t fwd_len = 0;
 
-    if (!buf)
-        return;
-    memcpy(buf, p, n);
     int r = egress_parse_head(buf, n, &req, fwd, sizeof(fwd), &fwd_len);
     REQUIRE(r == -EAGAIN || r == -E2BIG || r == -EINVAL || r == -EPERM || r > 0);
     if (r > 0) {
@@ -44,12 +31,9 @@ static void head(const uint8_t *p, size_t n)
 
 static void sni(const uint8_t *p, size_t n)
 {
-    uint8_t *buf = malloc(n ? n : 1);
+    uint8_t *buf = fuzz_memdup(p, n);
     char out[256];
 
-    if (!buf)
-        return;
-    memcpy(buf, p, n);
     int r = egress_tls_sni(buf, n, out, sizeof(out));
     REQUIRE(r == 1 || r == 0 || r == -EAGAIN || r == -EINVAL || r == -E2BIG);
     if (r == 1)
@@ -59,14 +43,11 @@ static void sni(const uint8_t *p, size_t n)
 
 static void dns(const uint8_t *p, size_t n)
 {
-    uint8_t *buf = malloc(n ? n : 1);
     uint8_t addrs[8][16];
 
-    if (!buf || n < 3) {
-        free(buf);
+    if (n < 3)
         return;
-    }
-    memcpy(buf, p, n);
+    uint8_t *buf = fuzz_memdup(p, n);
     /* The query this answer would belong to: id from the message itself,
      * a fixed name, A or AAAA by one bit. */
     uint16_t id = (uint16_t)(buf[0] << 8 | buf[1]);

@@ -9,17 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "urlhost.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_urlhost: invariant failed: %s\n", #cond);                        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool has_host(enum urlhost_kind kind)
 {

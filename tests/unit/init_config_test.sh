@@ -44,5 +44,30 @@ printf '%s\n' kind=browser >"$dir/none.conf"
 "$init" check-config "$dir/none.conf" >"$dir/none.out" 2>&1
 reject "no list, no URL policy" "$dir/none.out" 'URLBlocklist'
 
+# As many patterns as the gateway allows, long ones: the whole policy is
+# written (Chromium would start without any if it did not fit).
+{
+    echo kind=browser
+    echo network.proxy=10.0.2.100:3128
+    for i in $(seq -w 1 64); do
+        echo "browser.allow_domain=*.host-$i.a-rather-long-subdomain-name.of-an-example-domain.test"
+    done
+} >"$dir/many.conf"
+"$init" check-config "$dir/many.conf" >"$dir/many.out" 2>&1 || true
+expect "64 long patterns: all allowed" "$dir/many.out" '"host-64.a-rather-long-subdomain-name.of-an-example-domain.test"]'
+expect "64 long patterns: all blocked as domains" "$dir/many.out" '".host-64.a-rather-long-subdomain-name.of-an-example-domain.test"]}'
+
+# Env values as large as the gateway takes (32 KiB of config lines), all
+# quotes: quoted, the script is 4 times that, and still written whole,
+# proxy lines included.
+q=$(printf "%4088s" "" | tr ' ' "'")
+{
+    echo network.proxy=10.0.2.100:3128
+    for i in 1 2 3 4 5 6 7 8; do echo "env=V$i=$q"; done
+} >"$dir/quotes.conf"
+"$init" check-config "$dir/quotes.conf" >"$dir/quotes.out" 2>&1 || true
+expect "quote-heavy env: the proxy lines" "$dir/quotes.out" 'export https_proxy=http://10.0.2.100:3128'
+expect "quote-heavy env: the last value" "$dir/quotes.out" "export V8=''\\'''\\''"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -353,6 +353,9 @@ static void test_space(struct computer_action *a)
           sp.h == 720);
     CHECK(computer_space_init(&sp, 1024, 768, 0, 0, true, &err) == 0 && sp.w == 1024);
     CHECK(computer_space_init(&sp, 1000, 1000, 0, 0, true, &err) == 0 && sp.w == 1000);
+    /* Near 16:10 but a row short of WXGA: not scaled up to it. */
+    CHECK(computer_space_init(&sp, 1289, 799, 0, 0, true, &err) == 0 && sp.w == 1289 &&
+          sp.h == 799);
     /* Sizes asked for. */
     CHECK(computer_space_init(&sp, 1280, 720, 0, 0, false, &err) == 0 && sp.w == 1280);
     CHECK(computer_space_init(&sp, 1280, 720, 640, 360, false, &err) == 0 && sp.w == 640 &&

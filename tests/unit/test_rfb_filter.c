@@ -1,13 +1,13 @@
-/* Unit tests for gateway/vnc_proxy.c's rfb_filter: the client half of an
- * RFB stream, with input dropped for watch-only viewers, whatever way the
- * stream is cut into WebSocket messages. */
+/* Unit tests for gateway/rfb_filter.c: the client half of an RFB stream,
+ * with input dropped for watch-only viewers, whatever way the stream is
+ * cut into WebSocket messages. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "vnc_proxy.h"
+#include "rfb_filter.h"
 
 #include "check.h"
 
