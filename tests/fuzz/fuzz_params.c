@@ -109,6 +109,9 @@ static void sandbox(json_t *body)
     REQUIRE(p.mem_mib >= 256 && p.mem_mib <= 16384);
     REQUIRE(p.disk_mib == 0 || (p.disk_mib >= 1024 && p.disk_mib <= 65536));
     REQUIRE(p.timeout_minutes >= 1 && p.timeout_minutes <= 1440);
+    /* An image name never names a path or the browser image. */
+    REQUIRE(!p.image[0] || (image_name_check(p.image, "image", &e2) == 0 && !strchr(p.image, '/') &&
+                            strcmp(p.image, "browser") != 0 && strcmp(p.image, "base") != 0));
     sandbox_params_done(&p);
 }
 
@@ -142,6 +145,17 @@ static void exec(json_t *body)
     REQUIRE(p.timeout_s >= 1 && p.timeout_s <= RUN_MAX_TIMEOUT_S);
 }
 
+static void ports(json_t *body)
+{
+    struct port_params p;
+    struct ph_error err = {0};
+
+    if (!accepted(port_params_parse(body, &p, &err), &err))
+        return;
+    REQUIRE(p.guest_port >= 1 && p.guest_port <= 65535);
+    REQUIRE(p.host_port >= 0 && p.host_port <= 65535);
+}
+
 static void guest_path(const char *path)
 {
     struct ph_error err = {0};
@@ -171,6 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sandbox(body);
     browser(body);
     exec(body);
+    ports(body);
     const char *path = json_string_value(json_object_get(body, "path"));
     if (path)
         guest_path(path);
