@@ -192,7 +192,8 @@ static bool stream_queue(struct http_req_full *r, const void *data, size_t len, 
             return false;
         c->next = NULL;
         int h = snprintf(c->data, 16, "%zx\r\n", len);
-        memcpy(c->data + h, data, len);
+        if (len)
+            memcpy(c->data + h, data, len);
         memcpy(c->data + h + len, "\r\n", 2);
         c->len = (size_t)h + len + 2;
     }

@@ -53,6 +53,9 @@ struct qemu_opts {
     int screen_width, screen_height; /* the screen's preferred size */
 };
 
+/* The host's TSC rate in kHz (measured once; 2000000 when it cannot be):
+ * what a TCG guest's TSC runs at. */
+long qemu_host_tsc_khz(void);
 /* Kernel command line for an accelerator (TCG needs the timer fix). malloc'd. */
 char *qemu_kernel_cmdline(enum vm_accel accel, const char *extra);
 /* NULL-terminated argv, every string malloc'd; free with strv_free. */

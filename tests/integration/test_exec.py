@@ -3,6 +3,7 @@
 import os
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture  # noqa: E402
@@ -145,6 +146,25 @@ def test_qemu_environment_is_its_own():
     check(not any(n.startswith("PORTHOLE") for n in names), "QEMU inherited %r", names)
 
 
+def test_guest_clock_keeps_pace():
+    # Ten seconds of the guest's clock take ten seconds of the host's: a
+    # guest told the wrong TSC rate (software emulation runs the guest's TSC
+    # at the host's) sees time run fast or slow by the ratio.
+    t0 = time.monotonic()
+    res = fx.exec("a=$(date +%s%N); sleep 10; b=$(date +%s%N); echo $(( (b - a) / 1000000 ))",
+                  timeout=60)
+    host_ms = (time.monotonic() - t0) * 1000
+    guest_ms = int(res["stdout"])
+    check(guest_ms >= 10000, "the guest's sleep 10 lasted %d ms of its clock", guest_ms)
+    # The host saw at least the guest's interval (less 2 %), and not much
+    # more than it plus the command's own start-up.
+    check(host_ms >= guest_ms * 0.98, "guest clock runs fast: %d ms of it in %.0f ms of the "
+          "host's", guest_ms, host_ms)
+    check(host_ms <= guest_ms * 1.02 + 8000, "guest clock runs slow: %d ms of it in %.0f ms of "
+          "the host's", guest_ms, host_ms)
+
+
 fixture.run([test_streams_and_exit_codes, test_exit_code_of_killed_command, test_login_vs_raw,
              test_binary_output, test_large_output, test_concurrent_commands,
-             test_commands_run_side_by_side, test_qemu_environment_is_its_own])
+             test_commands_run_side_by_side, test_qemu_environment_is_its_own,
+             test_guest_clock_keeps_pace])
