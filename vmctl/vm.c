@@ -170,7 +170,13 @@ static int vm_write_config(struct vm *vm, const struct vm_spec *spec, struct ph_
         free(buf);
         return -ENOMEM;
     }
-    fprintf(f, "hostname=%s\nkind=%s\n", vm->id,
+    /* The id as a host name: '_' (valid in ids) is not in a DNS label. */
+    char host[sizeof(vm->id)];
+    snprintf(host, sizeof(host), "%s", vm->id);
+    for (char *p = host; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    fprintf(f, "hostname=%s\nkind=%s\n", host,
             spec->kind == VM_KIND_BROWSER ? "browser" : "sandbox");
     if (spec->disk_mib > 0)
         fprintf(f, "resize_root=1\n");

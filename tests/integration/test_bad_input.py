@@ -147,10 +147,13 @@ def test_still_serving():
 def test_chosen_id_taken():
     # A client-chosen id is the sandbox's id; a second create with it is a
     # 409 while the first exists, and a malformed one is a 400.
-    sid = "chosen-%d" % os.getpid()
-    r = fx.req("POST", "/v1/sandboxes", {"id": sid, "wait": False})
+    sid = "chosen_%d" % os.getpid()
+    r = fx.req("POST", "/v1/sandboxes", {"id": sid}, timeout=fixture.BOOT_TIMEOUT_S + 60)
     check_eq(r.status, 201, "create with a chosen id: %r" % r.body[:300])
     check_eq(r.json()["id"], sid, "the sandbox's id")
+    # Its host name is the id, with '_' (no DNS label has one) as '-'.
+    check_eq(fx.exec("hostname", sandbox=sid)["stdout"], "chosen-%d\n" % os.getpid(),
+             "the guest's host name")
     r = fx.req("POST", "/v1/sandboxes", {"id": sid, "wait": False})
     check_error(r, 409, "conflict", "create with a taken id")
     r = fx.req("POST", "/v1/sandboxes", {"id": "Not/Valid", "wait": False})
