@@ -109,6 +109,12 @@ static bool stream_done(struct http_req_full *r)
 static void req_kick(struct http_req_full *r)
 {
     if (!r->wsi) {
+        if (r->resp.streaming) {
+            /* The client left before the stream began: writes stop here. */
+            pthread_mutex_lock(&r->server->handoff_lock);
+            r->resp.gone = true;
+            pthread_mutex_unlock(&r->server->handoff_lock);
+        }
         if (!r->resp.streaming || stream_done(r))
             req_free(r);
         return;
