@@ -172,20 +172,6 @@ static void stream_event(struct exec_job *j, json_t *ev)
     free(line);
 }
 
-/* How many bytes at the end of buf begin a UTF-8 sequence they do not
- * finish (0..3). */
-static size_t utf8_unfinished(const char *buf, size_t len)
-{
-    for (size_t k = 1; k <= 3 && k <= len; k++) {
-        unsigned char b = (unsigned char)buf[len - k];
-        if ((b & 0xC0) == 0x80)
-            continue;
-        size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
-        return need > k ? k : 0;
-    }
-    return 0;
-}
-
 static void stream_output(struct exec_job *j, int which, const char *buf, size_t len)
 {
     static const char *const names[2] = {"stdout", "stderr"};
@@ -231,11 +217,11 @@ static bool exec_cancelled(void *data)
     return j->began && http_stream_gone(j->req);
 }
 
-static json_t *exec_result_json(const struct run_result *res)
+/* How a command ended: the blocking reply adds its output, a stream's
+ * exit event its type. */
+static json_t *exec_end_json(const struct run_result *res)
 {
-    return json_pack("{s:i, s:o, s:o, s:I, s:b, s:b}", "exit_code", res->exit_code, "stdout",
-                     utf8_json_string(res->out, res->out_len), "stderr",
-                     utf8_json_string(res->err, res->err_len), "duration_ms",
+    return json_pack("{s:i, s:I, s:b, s:b}", "exit_code", res->exit_code, "duration_ms",
                      (json_int_t)res->duration_ms, "stdout_truncated", res->out_truncated,
                      "stderr_truncated", res->err_truncated);
 }
@@ -249,11 +235,12 @@ static void exec_stream_end(struct exec_job *j)
     if (j->r < 0)
         stream_event(j, json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "code",
                                   ph_error_code(j->err.kind), "message", j->err.message));
-    else
-        stream_event(j, json_pack("{s:s, s:i, s:I, s:b, s:b}", "type", "exit", "exit_code",
-                                  j->res.exit_code, "duration_ms", (json_int_t)j->res.duration_ms,
-                                  "stdout_truncated", j->res.out_truncated, "stderr_truncated",
-                                  j->res.err_truncated));
+    else {
+        json_t *ev = exec_end_json(&j->res);
+        if (ev)
+            json_object_set_new(ev, "type", json_string("exit"));
+        stream_event(j, ev);
+    }
     http_stream_end(j->req);
 }
 
@@ -265,8 +252,14 @@ static void exec_job_done(void *data)
         exec_stream_end(j);
     else if (j->r < 0)
         http_reply_error(j->req, &j->err);
-    else
-        http_reply_json(j->req, 200, exec_result_json(&j->res));
+    else {
+        json_t *o = exec_end_json(&j->res);
+        if (o) {
+            json_object_set_new(o, "stdout", utf8_json_string(j->res.out, j->res.out_len));
+            json_object_set_new(o, "stderr", utf8_json_string(j->res.err, j->res.err_len));
+        }
+        http_reply_json(j->req, 200, o);
+    }
     run_result_done(&j->res);
     instance_release(j->sb);
     free(j->command);

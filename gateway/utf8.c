@@ -3,30 +3,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The length of the sequence a lead byte starts (1..4), 0 for a byte that
+ * starts none (a continuation byte, or one no valid sequence begins with). */
+static size_t lead_len(unsigned char c)
+{
+    return c < 0x80                 ? 1
+           : c >= 0xc2 && c <= 0xdf ? 2
+           : c >= 0xe0 && c <= 0xef ? 3
+           : c >= 0xf0 && c <= 0xf4 ? 4
+                                    : 0;
+}
+
 size_t utf8_seq_len(const unsigned char *s, size_t avail)
 {
+    static const unsigned min_of[] = {0, 0, 0x80, 0x800, 0x10000};
     unsigned char c = s[0];
-    size_t n;
-    unsigned min;
-    unsigned cp;
+    size_t n = lead_len(c);
+    unsigned min, cp;
 
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        min = 0x80;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        min = 0x800;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        min = 0x10000;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
+    if (n <= 1)
+        return n;
+    min = min_of[n];
+    cp = c & (0x7f >> n);
     if (avail < n)
         return 0;
     for (size_t i = 1; i < n; i++) {
@@ -68,4 +66,16 @@ json_t *utf8_json_string(const char *data, size_t len)
     j = json_stringn(buf, o);
     free(buf);
     return j;
+}
+
+size_t utf8_unfinished(const char *buf, size_t len)
+{
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        unsigned char b = (unsigned char)buf[len - k];
+        if ((b & 0xc0) == 0x80)
+            continue;
+        size_t need = lead_len(b);
+        return need > k ? k : 0;
+    }
+    return 0;
 }

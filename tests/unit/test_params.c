@@ -307,5 +307,13 @@ int main(void)
     s = utf8_json_string("a\0b", 3);
     CHECK(s && json_string_length(s) == 3);
     json_decref(s);
+    /* A stream's read that ends inside a character keeps its start. */
+    CHECK(utf8_unfinished("caf\xc3", 4) == 1);
+    CHECK(utf8_unfinished("caf\xc3\xa9", 5) == 0);
+    CHECK(utf8_unfinished("\xe2\x82", 2) == 2);
+    CHECK(utf8_unfinished("x\xf0\x9f\x98", 4) == 3);
+    CHECK(utf8_unfinished("\xf0\x9f\x98\x80", 4) == 0);
+    CHECK(utf8_unfinished("ab", 2) == 0 && utf8_unfinished("", 0) == 0);
+    CHECK(utf8_unfinished("\xff", 1) == 0); /* starts nothing: replaced, not kept */
     CHECK_DONE();
 }
