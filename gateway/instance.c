@@ -819,9 +819,7 @@ int instance_power_on(struct instance *in, instance_ready_fn done, void *data, s
     j->restart = true;
     j->ready = done;
     j->ready_data = data;
-    instance_hold(in);
-    if (work_submit(in->reg->cfg.work, boot_job_run, boot_job_done, j) < 0) {
-        instance_release(in);
+    if (instance_submit(in, boot_job_run, boot_job_done, j) < 0) {
         free(j);
         return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
     }

@@ -47,22 +47,23 @@ int instance_submit_exec_req(struct instance *in, struct http_req *req, work_fn 
     return submitted(req, instance_submit_exec(in, run, done, data));
 }
 
-void instance_reply_ready(struct instance *in, int r, const struct ph_error *err, void *data)
+static void reply_instance(struct http_req *req, int status, struct instance *in, int r,
+                           const struct ph_error *err)
 {
-    struct http_req *req = data;
     if (r == 0)
-        http_reply_json(req, 201, instance_to_json(in));
+        http_reply_json(req, status, instance_to_json(in));
     else
         http_reply_error(req, err);
 }
 
+void instance_reply_ready(struct instance *in, int r, const struct ph_error *err, void *data)
+{
+    reply_instance(data, 201, in, r, err);
+}
+
 void instance_reply_power(struct instance *in, int r, const struct ph_error *err, void *data)
 {
-    struct http_req *req = data;
-    if (r == 0)
-        http_reply_json(req, 200, instance_to_json(in));
-    else
-        http_reply_error(req, err);
+    reply_instance(data, 200, in, r, err);
 }
 
 void instance_reply_deleted(void *data, const char *id)
