@@ -664,8 +664,8 @@ int vm_stop(struct vm *vm, int grace_ms, struct ph_error *err)
     _cleanup_free_ char *qmp_path = run_path(vm, "qmp.sock");
     struct qmp *q = NULL;
 
-    /* The forwards go before the session they ride on, and for good: the
-     * saved list goes with the run dir. */
+    /* The forwards go before the session they ride on. Their saved list
+     * stays in the run dir: a boot from that dir opens them again. */
     vm_ports_close_all(vm);
     vm_tunnel_stop(vm->devtools);
     vm->devtools = NULL;
