@@ -498,6 +498,30 @@ static json_t *page_state(struct cdp_page *p, struct cli_error *err)
     return v ? v : json_object();
 }
 
+/* Chromium drops input that comes before a page's first paint, which on a
+ * slow guest can be seconds after the load event: a click sent the moment
+ * navigate answered would be lost. This waits for the paint, or 5 s for a
+ * page that paints nothing. */
+static const char first_paint_js[] = "new Promise(function (done) {"
+                                     "  var cap = setTimeout(function () { done(false); }, 5000);"
+                                     "  try {"
+                                     "    new PerformanceObserver(function (list, o) {"
+                                     "      o.disconnect(); clearTimeout(cap); done(true);"
+                                     "    }).observe({type: 'paint', buffered: true});"
+                                     "  } catch (e) { clearTimeout(cap); done(false); }"
+                                     "})";
+
+static int page_wait_paint(struct cdp_page *p, struct cli_error *err)
+{
+    json_t *res = NULL;
+    int r = cdp_page_call(p, "Runtime.evaluate",
+                          json_pack("{s:s, s:b, s:b}", "expression", first_paint_js, "awaitPromise",
+                                    1, "returnByValue", 1),
+                          TOOL_CDP_TIMEOUT_MS, &res, err);
+    json_decref(res);
+    return r;
+}
+
 static json_t *tool_browser_navigate(struct mcp_call *c, json_t *args)
 {
     json_t *bad = NULL, *res = NULL;
@@ -523,6 +547,8 @@ static json_t *tool_browser_navigate(struct mcp_call *c, json_t *args)
     }
     json_decref(res);
     bool loaded = r == 0 && cdp_page_wait(p, TOOL_NAVIGATE_TIMEOUT_MS, &err) == 0;
+    if (r == 0)
+        r = page_wait_paint(p, &err);
     json_t *state = r == 0 ? page_state(p, &err) : NULL;
     cdp_page_free(p);
     if (!state)

@@ -40,6 +40,18 @@ def _range(name: str, value: Any, lo: int, hi: int) -> int:
     return value
 
 
+# Resolves once the page has painted (true), or after 5 s for a page that
+# paints nothing (false).
+_FIRST_PAINT_JS = """new Promise(function (done) {
+  var cap = setTimeout(function () { done(false); }, 5000);
+  try {
+    new PerformanceObserver(function (list, o) {
+      o.disconnect(); clearTimeout(cap); done(true);
+    }).observe({type: "paint", buffered: true});
+  } catch (e) { clearTimeout(cap); done(false); }
+})"""
+
+
 @dataclass(frozen=True)
 class BrowserViewport:
     width: int = 1280
@@ -353,6 +365,10 @@ class BrowserSession:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
+            # Chromium drops input that comes before a page's first paint,
+            # which on a slow guest can be seconds after the load event: a
+            # click sent the moment navigate returned would be lost.
+            c.evaluate(_FIRST_PAINT_JS, timeout)
             return {"url": c.evaluate("location.href", timeout),
                     "title": c.evaluate("document.title", timeout)}
 
