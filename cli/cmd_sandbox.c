@@ -10,9 +10,12 @@
 #include "batch.h"
 #include "cli.h"
 #include "execstream.h"
+#include "httpc.h"
 #include "localfile.h"
 #include "run.h"
+#include "terminal.h"
 #include "util.h"
+#include "wsc.h"
 
 static const char usage_sandbox[] =
     "Usage: porthole sandbox COMMAND [ARGS...] [--json]\n"
@@ -20,6 +23,7 @@ static const char usage_sandbox[] =
     "  create     boot a sandbox and print its id\n"
     "  list       list sandboxes\n"
     "  exec       run a command: sandbox exec ID [--shell login|raw] [--timeout S] -- CMD...\n"
+    "  shell      open a terminal in the sandbox: sandbox shell ID [-- CMD...]\n"
     "  delete     delete sandboxes: sandbox delete ID...|--all\n"
     "  upload     copy a file in: sandbox upload ID LOCAL REMOTE\n"
     "  download   copy a file out: sandbox download ID REMOTE LOCAL\n"
@@ -60,6 +64,18 @@ static const char usage_exec[] =
     "                     sandbox's env vars; raw: the command as given\n"
     "  --timeout S        kill the command after S seconds (default 30)\n"
     "  --json             print {exit_code, stdout, stderr, duration_ms} in an envelope\n";
+
+static const char usage_shell[] =
+    "Usage: porthole sandbox shell ID [--term NAME] [-- CMD...]\n"
+    "\n"
+    "Opens a terminal in the sandbox: its login shell (with the sandbox's env\n"
+    "vars), or CMD on a terminal (as ssh -t runs it). Keys go to the guest, ^C\n"
+    "included, and window resizes follow. porthole exits with the shell's exit\n"
+    "code. The policy sees it as one command, \"shell\" (or CMD), and can refuse it.\n"
+    "The login shell needs a terminal on stdin; CMD does not: piped input is sent\n"
+    "as it is, and its end as ^D.\n"
+    "\n"
+    "  --term NAME  TERM in the guest (default xterm-256color)\n";
 
 static const char usage_delete[] = "Usage: porthole sandbox delete ID...|--all [--json]\n"
                                    "\n"
@@ -362,6 +378,73 @@ static int sandbox_exec(struct cli_ctx *c, int argc, char **argv)
             cli_notice(c, "output was truncated by the gateway");
     }
     return cli_emit(c, code, json_incref(res), NULL);
+}
+
+static int sandbox_shell(struct cli_ctx *c, int argc, char **argv)
+{
+    enum { OPT_TERM = 1 };
+    static const struct option opts[] = {
+        {"term", required_argument, NULL, OPT_TERM},
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_free_ char *command = NULL, *esc = NULL, *base = NULL, *path = NULL, *term_esc = NULL;
+    json_auto_t *sb = NULL;
+    const char *term = NULL;
+    struct api api;
+    struct cli_error err;
+    struct wsc *ws = NULL;
+    char detail[256];
+    int opt, code = 0, cols, rows, r;
+
+    c->command = "sandbox.shell";
+    c->usage = usage_shell;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == OPT_TERM)
+            term = optarg;
+        else if (!cli_common_option(c, opt, argc, argv, &code))
+            return code;
+    }
+    if (c->json)
+        return cli_usage_error(c, "--json: a terminal has no envelope");
+    if (optind >= argc)
+        return cli_usage_error(c, "missing sandbox ID");
+    if (optind + 1 < argc && !(command = join_words(argv + optind + 1, argc - optind - 1)))
+        return cli_usage_error(c, "command longer than %d bytes", RUN_MAX_COMMAND_LEN);
+    /* An interactive shell switches its terminal to raw mode when it first
+     * prompts, which turns a ^D sent before then into a plain byte: piped
+     * input could leave it waiting for ever. */
+    if (!command && isatty(STDIN_FILENO) != 1)
+        return cli_usage_error(c,
+                               "stdin is not a terminal; run commands with 'porthole sandbox "
+                               "exec ID -- CMD', or give the shell one: sandbox shell ID -- CMD");
+    terminal_size(&cols, &rows);
+    if ((command && !(esc = httpc_escape(command, false))) ||
+        (term && !(term_esc = httpc_escape(term, false))) ||
+        !(base = api_path("/v1/sandboxes/", argv[optind], "/shell")) ||
+        asprintf(&path, "%s?cols=%d&rows=%d%s%s%s%s", base, cols, rows, esc ? "&command=" : "",
+                 esc ? esc : "", term_esc ? "&term=" : "", term_esc ? term_esc : "") < 0) {
+        path = NULL;
+        return cli_usage_error(c, "out of memory");
+    }
+    _cleanup_free_ char *get = api_path("/v1/sandboxes/", argv[optind], NULL);
+    /* The sandbox's own errors (unknown, not ready) as the API words them;
+     * the upgrade answers only with its status. */
+    r = api_open(c, &api, &err);
+    if (r >= 0)
+        r = get ? api_call(&api, "GET", get, NULL, API_TIMEOUT_SHORT_MS, NULL, &sb, &err)
+                : cli_error_set(&err, 1, "internal", NULL, -ENOMEM, "out of memory");
+    if (r >= 0 && (r = wsc_open_http(api.url, path, api.token, api.actor, API_TIMEOUT_SHORT_MS, &ws,
+                                     detail, sizeof(detail))) < 0)
+        cli_error_set(&err, 1, "shell_failed", NULL, r, "cannot open the terminal: %s", detail);
+    if (r >= 0)
+        r = terminal_run(ws, &code, &err);
+    wsc_free(ws);
+    api_done(&api);
+    if (r < 0)
+        return cli_fail(c, &err);
+    return code;
 }
 
 static int sandbox_delete(struct cli_ctx *c, int argc, char **argv)
@@ -690,10 +773,11 @@ int cmd_sandbox(struct cli_ctx *c, int argc, char **argv)
         const char *name;
         int (*fn)(struct cli_ctx *c, int argc, char **argv);
     } subs[] = {
-        {"create", sandbox_create}, {"list", sandbox_list},         {"ls", sandbox_list},
-        {"exec", sandbox_exec},     {"delete", sandbox_delete},     {"rm", sandbox_delete},
-        {"upload", sandbox_upload}, {"download", sandbox_download}, {"env", sandbox_env},
-        {"port", sandbox_port},     {"stop", sandbox_stop},         {"start", sandbox_start},
+        {"create", sandbox_create}, {"list", sandbox_list},     {"ls", sandbox_list},
+        {"exec", sandbox_exec},     {"delete", sandbox_delete}, {"rm", sandbox_delete},
+        {"shell", sandbox_shell},   {"upload", sandbox_upload}, {"download", sandbox_download},
+        {"env", sandbox_env},       {"port", sandbox_port},     {"stop", sandbox_stop},
+        {"start", sandbox_start},
     };
 
     c->command = "sandbox";

@@ -28,34 +28,27 @@ struct wsc {
     char *buf;  /* owned: bytes received, not yet taken */
     size_t len; /* bytes in buf */
     size_t cap;
-    bool closed; /* a close frame came, or the connection ended */
+    bool closed;            /* a close frame came, or the connection ended */
+    int close_status;       /* the server's close frame's, 0 without one */
+    char close_reason[124]; /* its reason, NUL-terminated */
 };
 
-int wsc_open(const char *url, int timeout_ms, struct wsc **out, char *detail, size_t detail_len)
+int wsc_open_http(const char *base_url, const char *path, const char *token, const char *actor,
+                  int timeout_ms, struct wsc **out, char *detail, size_t detail_len)
 {
     struct httpc_url u;
     struct httpc_response resp;
-    char base[1100];
-    const char *rest, *path;
     int fd, r;
 
     *out = NULL;
     if (detail_len)
         detail[0] = '\0';
-    if (strncmp(url, "ws://", 5) != 0) {
-        if (detail_len)
-            snprintf(detail, detail_len, "not a ws:// URL: %.200s", url);
-        return -EPROTONOSUPPORT;
-    }
-    rest = url + 5;
-    path = rest + strcspn(rest, "/");
-    if (*path != '/' || (size_t)(path - rest) + 8 > sizeof(base))
-        return -EINVAL;
-    snprintf(base, sizeof(base), "http://%.*s", (int)(path - rest), rest);
-    if ((r = httpc_url_parse(base, &u)) < 0)
+    if ((r = httpc_url_parse(base_url, &u)) < 0)
         return r;
     struct httpc_request req = HTTPC_REQUEST_INIT("GET", path);
     req.timeout_ms = timeout_ms;
+    req.token = token;
+    req.actor = actor;
     struct wsc *ws = calloc(1, sizeof(*ws));
     if (!ws)
         return -ENOMEM;
@@ -72,6 +65,27 @@ int wsc_open(const char *url, int timeout_ms, struct wsc **out, char *detail, si
     ws->cap = ws->len;
     *out = ws;
     return 0;
+}
+
+int wsc_open(const char *url, int timeout_ms, struct wsc **out, char *detail, size_t detail_len)
+{
+    char base[1100];
+    const char *rest, *path;
+
+    *out = NULL;
+    if (detail_len)
+        detail[0] = '\0';
+    if (strncmp(url, "ws://", 5) != 0) {
+        if (detail_len)
+            snprintf(detail, detail_len, "not a ws:// URL: %.200s", url);
+        return -EPROTONOSUPPORT;
+    }
+    rest = url + 5;
+    path = rest + strcspn(rest, "/");
+    if (*path != '/' || (size_t)(path - rest) + 8 > sizeof(base))
+        return -EINVAL;
+    snprintf(base, sizeof(base), "http://%.*s", (int)(path - rest), rest);
+    return wsc_open_http(base, path, NULL, NULL, timeout_ms, out, detail, detail_len);
 }
 
 static int wait_fd(int fd, short events, int64_t deadline, int (*tick)(void *), void *data)
@@ -150,6 +164,30 @@ int wsc_send(struct wsc *ws, const char *text, size_t len, int64_t deadline)
     if (ws->closed)
         return -ECONNRESET;
     return send_frame(ws, WS_OP_TEXT, text, len, deadline);
+}
+
+int wsc_send_binary(struct wsc *ws, const void *data, size_t len, int64_t deadline)
+{
+    if (ws->closed)
+        return -ECONNRESET;
+    return send_frame(ws, WS_OP_BINARY, data, len, deadline);
+}
+
+int wsc_fd(const struct wsc *ws)
+{
+    return ws->fd;
+}
+
+size_t wsc_buffered(const struct wsc *ws)
+{
+    return ws->len;
+}
+
+int wsc_close_status(const struct wsc *ws, char *reason, size_t len)
+{
+    if (len)
+        snprintf(reason, len, "%s", ws->close_reason);
+    return ws->close_status;
 }
 
 /* At least need bytes in ws->buf. */
@@ -239,6 +277,14 @@ int wsc_recv(struct wsc *ws, char **msg, size_t *msg_len, int64_t deadline, int 
         if (opcode == WS_OP_PING) {
             r = send_frame(ws, WS_OP_PONG, payload, (size_t)plen, deadline);
         } else if (opcode == WS_OP_CLOSE) {
+            if (plen >= 2) {
+                size_t rl = (size_t)plen - 2 < sizeof(ws->close_reason) - 1
+                                ? (size_t)plen - 2
+                                : sizeof(ws->close_reason) - 1;
+                ws->close_status = (unsigned char)payload[0] << 8 | (unsigned char)payload[1];
+                memcpy(ws->close_reason, payload + 2, rl);
+                ws->close_reason[rl] = '\0';
+            }
             send_frame(ws, WS_OP_CLOSE, payload, plen >= 2 ? 2 : 0, deadline);
             ws->closed = true;
             r = -ECONNRESET;

@@ -18,6 +18,7 @@
 #include "network.h"
 #include "pool.h"
 #include "sandbox.h"
+#include "shell_proxy.h"
 #include "vnc_proxy.h"
 #include "ws.h"
 #include "util.h"
@@ -230,6 +231,7 @@ static void gateway_free(struct gateway *gw)
     instances_free(gw->instances);
     network_free(gw->net);
     media_free(gw->media);
+    shell_proxy_free(gw->shell);
     vnc_proxy_free(gw->vnc);
     cdp_proxy_free(gw->cdp);
     browsers_free(gw->browsers);
@@ -374,7 +376,7 @@ int gateway_main(const struct gateway_opts *o)
         goto out;
     }
     if (cdp_proxy_new(&gw, &gw.cdp) < 0 || vnc_proxy_new(&gw, &gw.vnc) < 0 ||
-        media_new(&gw, &gw.media) < 0) {
+        shell_proxy_new(&gw, &gw.shell) < 0 || media_new(&gw, &gw.media) < 0) {
         fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
     }

@@ -49,6 +49,7 @@ struct network;
 struct ws_hub;
 struct cdp_proxy;
 struct vnc_proxy;
+struct shell_proxy;
 struct media;
 
 struct gateway {
@@ -73,6 +74,7 @@ struct gateway {
     struct network *net;         /* owned: the guests' egress */
     struct cdp_proxy *cdp;       /* owned */
     struct vnc_proxy *vnc;       /* owned */
+    struct shell_proxy *shell;   /* owned */
     struct media *media;         /* owned */
     int max_instances;
     int boot_timeout_s;

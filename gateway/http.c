@@ -537,6 +537,25 @@ static int req_copy_headers(struct http_req_full *r, struct lws *wsi)
     return 0;
 }
 
+int http_wsi_query(struct lws *wsi, const char *name, char *out, size_t len)
+{
+    size_t nl = strlen(name);
+
+    for (int idx = 0; idx < HTTP_MAX_QUERY_ITEMS; idx++) {
+        int n = lws_hdr_copy_fragment(wsi, out, (int)len, WSI_TOKEN_HTTP_URI_ARGS, idx);
+        if (n < 0)
+            return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) > 0 ? -E2BIG
+                                                                                  : -ENOENT;
+        if ((size_t)n > nl && strncmp(out, name, nl) == 0 && out[nl] == '=') {
+            if ((size_t)n != strlen(out))
+                return -EINVAL; /* a decoded NUL */
+            memmove(out, out + nl + 1, (size_t)n - nl);
+            return n - (int)nl - 1;
+        }
+    }
+    return -ENOENT;
+}
+
 static int req_copy_query(struct http_req_full *r, struct lws *wsi)
 {
     char item[HTTP_MAX_QUERY];
@@ -604,25 +623,51 @@ static void serve_static(struct http_server *s, struct http_req_full *r)
     http_reply_file(&r->pub, full_path, static_mime(rel));
 }
 
-static bool req_authorize(struct http_server *s, struct http_req_full *r)
+/* A bearer token: the admin token, or one the auth hook knows. Fills the
+ * actor ("admin/NAME" with on_behalf, the hook's name, or "token"). */
+static bool token_authorize(struct http_server *s, const char *token, const char *on_behalf,
+                            char *actor, size_t actor_len)
 {
-    const char *token = http_bearer_token(http_header(&r->pub, "authorization"));
-
     if (!token)
         return false;
     if (s->admin_token && secret_equal(s->admin_token, token)) {
-        http_admin_actor(http_header(&r->pub, "x-porthole-actor"), r->pub.actor,
-                         sizeof(r->pub.actor));
+        http_admin_actor(on_behalf, actor, actor_len);
         return true;
     }
     if (s->auth) {
-        char actor[sizeof(r->pub.actor)] = "";
-        if (s->auth(s->auth_data, token, actor, sizeof(actor)) == 0) {
-            snprintf(r->pub.actor, sizeof(r->pub.actor), "%s", actor[0] ? actor : "token");
+        char name[sizeof(((struct http_req *)0)->actor)] = "";
+        if (s->auth(s->auth_data, token, name, sizeof(name)) == 0) {
+            snprintf(actor, actor_len, "%s", name[0] ? name : "token");
             return true;
         }
     }
     return false;
+}
+
+static bool req_authorize(struct http_server *s, struct http_req_full *r)
+{
+    return token_authorize(s, http_bearer_token(http_header(&r->pub, "authorization")),
+                           http_header(&r->pub, "x-porthole-actor"), r->pub.actor,
+                           sizeof(r->pub.actor));
+}
+
+int http_wsi_authorize(struct lws *wsi, char *actor, size_t actor_len)
+{
+    struct http_server *s = http_server_from_wsi(wsi);
+    char auth[512], on_behalf[128];
+    static const char actor_hdr[] = "x-porthole-actor:";
+
+    if (!s || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof(auth) ||
+        lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
+        return -EACCES;
+    if (lws_hdr_custom_length(wsi, actor_hdr, (int)strlen(actor_hdr)) >= (int)sizeof(on_behalf) ||
+        lws_hdr_custom_copy(wsi, on_behalf, sizeof(on_behalf), actor_hdr, (int)strlen(actor_hdr)) <=
+            0)
+        on_behalf[0] = '\0';
+    return token_authorize(s, http_bearer_token(auth), on_behalf[0] ? on_behalf : NULL, actor,
+                           actor_len)
+               ? 0
+               : -EACCES;
 }
 
 /* Rejects a request before its handler: the body (if any) is never read,

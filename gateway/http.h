@@ -205,6 +205,13 @@ const char *http_header(struct http_req *req, const char *name);
  * client names who it acts for (X-Porthole-Actor; printable ASCII, cut to
  * len). Audit text only. */
 void http_admin_actor(const char *on_behalf, char *out, size_t len);
+/* For a WebSocket endpoint's check: the upgrade request carries a token
+ * that authorizes an API call (Authorization: Bearer, as for any route).
+ * Returns 0 with the actor filled, or -EACCES. */
+int http_wsi_authorize(struct lws *wsi, char *actor, size_t actor_len);
+/* A query item of an upgrade request, decoded, into out (len bytes).
+ * Returns its length, -ENOENT when absent, -E2BIG when it does not fit. */
+int http_wsi_query(struct lws *wsi, const char *name, char *out, size_t len);
 /* The whole query string as lws decoded it: its '&'-separated items
  * joined again with '&' ("" without a query). Returns the length, or
  * -ENOSPC when out (len bytes) is too small. */

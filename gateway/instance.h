@@ -279,6 +279,11 @@ int instance_submit_exec(struct instance *in, work_fn run, work_fn done, void *d
 
 /* ---- for API handlers ---- */
 
+/* The instance of kind with id, or NULL with err: PH_ERR_NOT_FOUND, or
+ * PH_ERR_CONFLICT when need_ready and it is not. */
+struct instance *instance_lookup(struct instances *reg, const struct instance_kind *kind,
+                                 const char *id, bool need_ready, struct ph_error *err);
+
 struct http_req;
 /* The instance of kind named by req->params[0]; replies 404 (unknown) or
  * 409 (not ready, when need_ready) itself and returns NULL then. */

@@ -6,25 +6,34 @@
 #include "http.h"
 #include "instance.h"
 
-struct instance *instance_for_req(struct instances *reg, const struct instance_kind *kind,
-                                  struct http_req *req, bool need_ready)
+struct instance *instance_lookup(struct instances *reg, const struct instance_kind *kind,
+                                 const char *id, bool need_ready, struct ph_error *err)
 {
-    struct instance *in = instance_find(reg, kind, req->params[0]);
+    struct instance *in = instance_find(reg, kind, id);
     if (!in) {
-        http_reply_errorf(req, PH_ERR_NOT_FOUND, "no %s with id \"%s\"", kind->label,
-                          req->params[0]);
+        ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "no %s with id \"%s\"", kind->label, id);
         return NULL;
     }
     if (need_ready && in->status == INSTANCE_STOPPED) {
-        http_reply_errorf(req, PH_ERR_CONFLICT, "%s %s is stopped; start it first", kind->label,
-                          in->id);
+        ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is stopped; start it first", kind->label,
+                     in->id);
         return NULL;
     }
     if (need_ready && (in->status != INSTANCE_READY || !in->vm || in->deleting)) {
-        http_reply_errorf(req, PH_ERR_CONFLICT, "%s %s is %s, not ready", kind->label, in->id,
-                          instance_status_name(in->status));
+        ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s, not ready", kind->label, in->id,
+                     instance_status_name(in->status));
         return NULL;
     }
+    return in;
+}
+
+struct instance *instance_for_req(struct instances *reg, const struct instance_kind *kind,
+                                  struct http_req *req, bool need_ready)
+{
+    struct ph_error err = {0};
+    struct instance *in = instance_lookup(reg, kind, req->params[0], need_ready, &err);
+    if (!in)
+        http_reply_error(req, &err);
     return in;
 }
 

@@ -606,3 +606,8 @@ void sandboxes_free(struct sandboxes *s)
 {
     free(s);
 }
+
+const struct instance_kind *sandboxes_kind(const struct sandboxes *s)
+{
+    return &s->kind;
+}

@@ -8,7 +8,10 @@
 #pragma once
 
 struct gateway;
+struct instance_kind;
 struct sandboxes;
 
 int sandboxes_new(struct gateway *gw, struct sandboxes **out);
 void sandboxes_free(struct sandboxes *s);
+/* The sandbox kind, for modules that serve sandboxes (the shell). */
+const struct instance_kind *sandboxes_kind(const struct sandboxes *s);

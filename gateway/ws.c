@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "http.h"
 
@@ -155,7 +156,7 @@ void ws_link_release(struct ws_link *l)
     link_maybe_free(l);
 }
 
-static void set_close(struct ws_link *l, int status, const char *reason)
+void ws_link_set_close(struct ws_link *l, int status, const char *reason)
 {
     if (l->close_status)
         return; /* the first reason stands */
@@ -200,7 +201,7 @@ static void side_close(struct ws_link *l, struct ws_side *s, bool flush)
 
 void ws_link_close(struct ws_link *l, int status, const char *reason)
 {
-    set_close(l, status, reason);
+    ws_link_set_close(l, status, reason);
     l->closing = true;
     side_close(l, &l->client, false);
     side_close(l, &l->upstream, false);
@@ -225,11 +226,14 @@ static void side_gone(struct ws_link *l, struct ws_side *s)
         lws_rx_flow_control(o->wsi, 1);
         o->paused = false;
     }
+    if (s == &l->upstream && l->ops->upstream_closed)
+        l->ops->upstream_closed(l);
     if (s == &l->upstream)
-        set_close(l, was_up ? LWS_CLOSE_STATUS_NORMAL : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                  was_up ? "upstream closed" : "cannot reach the upstream");
+        ws_link_set_close(l,
+                          was_up ? LWS_CLOSE_STATUS_NORMAL : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                          was_up ? "upstream closed" : "cannot reach the upstream");
     else
-        set_close(l, LWS_CLOSE_STATUS_NORMAL, "client closed");
+        ws_link_set_close(l, LWS_CLOSE_STATUS_NORMAL, "client closed");
     side_close(l, o, true);
     link_maybe_free(l);
 }
@@ -430,6 +434,38 @@ static void upstream_up(struct ws_link *l)
         lws_callback_on_writable(s->wsi);
 }
 
+int ws_link_adopt_fd(struct ws_link *l, int fd)
+{
+    struct http_server *srv = http_server_from_wsi(l->client.wsi);
+
+    if (ws_link_closing(l) || l->upstream.state != SIDE_IDLE || !srv) {
+        close(fd);
+        return -EIO;
+    }
+    lws_adopt_desc_t a = {
+        .vh = http_server_vhost(srv),
+        .type = LWS_ADOPT_SOCKET,
+        .fd = {.sockfd = fd},
+        .vh_prot_name = WS_PROTO_UPSTREAM,
+        .opaque = l,
+    };
+    l->upstream.raw = true;
+    l->upstream.state = SIDE_CONNECTING;
+    /* RAW_ADOPT comes from inside the call: the side is up on return
+     * (made so here should lws not have told us). */
+    struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&a);
+    if (!wsi) {
+        side_gone(l, &l->upstream);
+        return -EIO;
+    }
+    if (l->upstream.state == SIDE_CONNECTING && !l->upstream.wsi) {
+        lws_set_opaque_user_data(wsi, l);
+        l->upstream.wsi = wsi;
+        upstream_up(l);
+    }
+    return 0;
+}
+
 /* ---- the lws side --------------------------------------------------- */
 
 static const struct ws_endpoint *endpoint_for(struct ws_hub *hub, const char *path)
@@ -491,6 +527,13 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_RAW_WRITEABLE:
         return l ? on_writeable(l, side_of(l, wsi)) : -1;
 
+    case LWS_CALLBACK_RAW_ADOPT:
+        /* An adopted upstream (ws_link_adopt_fd): known here first. */
+        if (l && wsi != l->client.wsi && l->upstream.state == SIDE_CONNECTING) {
+            l->upstream.wsi = wsi;
+            upstream_up(l);
+        }
+        return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
     case LWS_CALLBACK_RAW_CONNECTED:
         if (l)

@@ -68,6 +68,10 @@ struct ws_link_ops {
      * (status 1008 "policy violation"), *m then still the hook's to leave.
      * May be NULL. */
     int (*from_client)(struct ws_link *l, struct ws_msg **m);
+    /* The upstream connection is over, before the client is told: the
+     * hook may pick the close status and reason (ws_link_set_close).
+     * May be NULL. */
+    void (*upstream_closed)(struct ws_link *l);
     /* The link is being freed: release data. May be NULL. */
     void (*destroy)(struct ws_link *l);
 };
@@ -94,6 +98,9 @@ void *ws_link_owner(struct ws_link *l);
  * Returns 0 or -EIO (the client is then being closed with 1011). */
 int ws_link_connect_ws(struct ws_link *l, const char *socket_path, const char *path);
 int ws_link_connect_unix(struct ws_link *l, const char *socket_path);
+/* The upstream is a connected socket of the caller's (stolen, closed on
+ * failure too), carrying raw bytes. Returns 0 or -EIO. */
+int ws_link_adopt_fd(struct ws_link *l, int fd);
 /* Queues a message to the client (an answer the proxy makes itself).
  * Returns 0, -ENOMEM, or -EPIPE when the client is gone or closing. */
 int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool binary);
@@ -101,6 +108,9 @@ int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool bi
  * reason. Nothing more is delivered either way. */
 void ws_link_close(struct ws_link *l, int status, const char *reason);
 bool ws_link_closing(const struct ws_link *l);
+/* The status and reason the client's close frame will carry, unless one
+ * was set already (the first stands). */
+void ws_link_set_close(struct ws_link *l, int status, const char *reason);
 /* A pending asynchronous job keeps the link's memory alive (not its
  * connections) until released; the job checks ws_link_closing(). */
 void ws_link_hold(struct ws_link *l);

@@ -13,24 +13,14 @@
 
 #include <libssh/libssh.h>
 
+#include "chanpump.h"
 #include "ssh.h"
 #include "util.h"
 
-#define TUNNEL_BUF (64 * 1024)
 #define TUNNEL_CONNECT_MS 10000
 /* How long poll sleeps with nothing to do: the session's liveness is
  * looked at this often. */
 #define TUNNEL_IDLE_MS 1000
-
-struct tconn {
-    int fd; /* owned, -1 when the slot is free */
-    ssh_channel ch;
-    /* Guest-to-client bytes the client socket has not taken yet: while any
-     * remain, nothing more is read from the channel, so the guest's window
-     * closes and a slow client holds back only its own connection. */
-    char *out; /* owned, TUNNEL_BUF while the connection lasts */
-    size_t out_off, out_len;
-};
 
 struct vm_tunnel {
     struct vm_ssh *ssh; /* weak */
@@ -45,31 +35,15 @@ struct vm_tunnel {
      * does it: a close or window message for no open channel would
      * otherwise leave the socket readable and poll spinning. */
     ssh_event event;
-    struct tconn conns[VM_TUNNEL_CONNS_MAX];
-    char buf[TUNNEL_BUF]; /* client-to-guest scratch, the thread's */
+    struct chan_pump conns[VM_TUNNEL_CONNS_MAX];
+    char buf[CHAN_PUMP_BUF]; /* client-to-guest scratch, the thread's */
 };
-
-static void conn_close(struct tconn *c)
-{
-    if (c->ch) {
-        /* The channel dies with its session if that went first. */
-        ssh_channel_close(c->ch);
-        ssh_channel_free(c->ch);
-        c->ch = NULL;
-    }
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    free(c->out);
-    c->out = NULL;
-    c->out_off = c->out_len = 0;
-}
 
 static void session_drop(struct vm_tunnel *t)
 {
     for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX; i++)
         if (t->conns[i].fd >= 0)
-            conn_close(&t->conns[i]);
+            chan_pump_close(&t->conns[i]);
     if (t->event) {
         ssh_event_remove_session(t->event, t->session);
         ssh_event_free(t->event);
@@ -129,79 +103,25 @@ static void accept_all(struct vm_tunnel *t)
         int fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             return;
-        struct tconn *c = NULL;
+        struct chan_pump *c = NULL;
         for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX && !c; i++)
             if (t->conns[i].fd < 0)
                 c = &t->conns[i];
-        if (!c || !(c->out = malloc(TUNNEL_BUF))) {
+        if (!c) {
             close(fd);
             continue;
         }
         /* The slot is filled only afterwards: a reconnect drops every
          * connection of the old session. */
         ssh_channel ch = open_channel(t);
-        c->fd = fd;
-        c->ch = ch;
-        if (!ch)
-            conn_close(c);
-    }
-}
-
-/* Writes what is pending to the client. False once the client is gone. */
-static bool flush_out(struct tconn *c)
-{
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n < 0)
-            return errno == EAGAIN || errno == EINTR;
-        c->out_off += (size_t)n;
-    }
-    c->out_off = c->out_len = 0;
-    return true;
-}
-
-/* Moves what can move on one connection without waiting. Returns bytes
- * moved, or -1 when the connection is over. */
-static ssize_t pump(struct vm_tunnel *t, struct tconn *c)
-{
-    ssize_t moved = 0;
-
-    /* Guest to client, as long as the client keeps up. */
-    for (;;) {
-        if (!flush_out(c))
-            return -1;
-        if (c->out_len)
-            break;
-        int n = ssh_channel_read_nonblocking(c->ch, c->out, TUNNEL_BUF, 0);
-        if (n == SSH_ERROR)
-            return -1;
-        if (n <= 0) {
-            if (ssh_channel_is_eof(c->ch) || ssh_channel_is_closed(c->ch))
-                return -1;
-            break;
+        if (!ch || chan_pump_init(c, fd, ch) < 0) {
+            if (ch) {
+                ssh_channel_close(ch);
+                ssh_channel_free(ch);
+            }
+            close(fd);
         }
-        c->out_len = (size_t)n;
-        moved += n;
     }
-    /* Client to guest, within the guest's window, so the write never waits
-     * for the guest to read. */
-    uint32_t window = ssh_channel_window_size(c->ch);
-    if (window == 0) {
-        /* Nothing is read while the guest's window is shut, but a client
-         * that left is noticed (poll reports its hang-up regardless). */
-        char b;
-        ssize_t peek = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        return peek == 0 || (peek < 0 && errno != EAGAIN && errno != EINTR) ? -1 : moved;
-    }
-    size_t want = window < sizeof(t->buf) ? window : sizeof(t->buf);
-    ssize_t n = recv(c->fd, t->buf, want, 0);
-    if (n == 0)
-        return -1;
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? moved : -1;
-    if (ssh_channel_write(c->ch, t->buf, (uint32_t)n) == SSH_ERROR)
-        return -1;
-    return moved + n;
 }
 
 static void *tunnel_thread(void *data)
@@ -215,12 +135,12 @@ static void *tunnel_thread(void *data)
         for (bool any = true; any;) {
             any = false;
             for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX; i++) {
-                struct tconn *c = &t->conns[i];
+                struct chan_pump *c = &t->conns[i];
                 if (c->fd < 0)
                     continue;
-                ssize_t m = pump(t, c);
+                ssize_t m = chan_pump_step(c, t->buf, sizeof(t->buf));
                 if (m < 0)
-                    conn_close(c);
+                    chan_pump_close(c);
                 else if (m > 0)
                     any = true;
             }
@@ -234,13 +154,10 @@ static void *tunnel_thread(void *data)
         if (t->session)
             p[n++] = (struct pollfd){.fd = ssh_get_fd(t->session), .events = POLLIN};
         for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX; i++) {
-            struct tconn *c = &t->conns[i];
+            struct chan_pump *c = &t->conns[i];
             if (c->fd < 0)
                 continue;
-            short ev = c->out_len ? POLLOUT : 0;
-            if (ssh_channel_window_size(c->ch) > 0)
-                ev |= POLLIN;
-            p[n++] = (struct pollfd){.fd = c->fd, .events = ev};
+            p[n++] = (struct pollfd){.fd = c->fd, .events = chan_pump_events(c)};
         }
         if (poll(p, n, TUNNEL_IDLE_MS) < 0 && errno != EINTR)
             break;
@@ -285,7 +202,7 @@ static int tunnel_start(struct vm_ssh *ssh, int listen_fd, const char *name,
     t->listen_fd = listen_fd;
     t->stop_fd = -1;
     for (size_t i = 0; i < VM_TUNNEL_CONNS_MAX; i++)
-        t->conns[i].fd = -1;
+        chan_pump_reset(&t->conns[i]);
     if (!(t->path = strdup(name)) || (socket_path && !(t->unlink_path = strdup(socket_path)))) {
         r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto fail;
