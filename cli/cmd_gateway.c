@@ -8,6 +8,7 @@
 
 #include "accel.h"
 #include "cli.h"
+#include "mcp.h"
 #include "gateway.h"
 #include "util.h"
 
@@ -35,7 +36,8 @@ int cmd_gateway(struct cli_ctx *c, int argc, char **argv)
         CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    struct gateway_opts o = {.listen = GATEWAY_DEFAULT_LISTEN, .ready_fd = -1};
+    struct gateway_opts o = {
+        .listen = GATEWAY_DEFAULT_LISTEN, .ready_fd = -1, .mcp = &mcp_gateway_ops};
     _cleanup_free_ char *state = NULL;
     enum vm_accel accel;
     int opt, code;

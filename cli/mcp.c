@@ -318,3 +318,59 @@ void mcp_session_free(struct mcp_session *s)
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
+
+/* ---- the gateway's /mcp ------------------------------------------------ */
+
+bool mcp_version_supported(const char *version)
+{
+    for (const char *const *v = protocol_versions; *v; v++)
+        if (strcmp(version, *v) == 0)
+            return true;
+    return false;
+}
+
+/* A session of the gateway's Streamable HTTP transport: its tools call the
+ * gateway that serves it, as `porthole mcp` would. */
+struct gateway_session {
+    struct cli_ctx c; /* no terminal, no envelope */
+    struct api api;
+    struct mcp_session *s;
+};
+
+static void *gateway_session_new(const char *url, const char *token, mcp_http_send_fn send,
+                                 void *send_data)
+{
+    struct gateway_session *g = calloc(1, sizeof(*g));
+
+    if (!g)
+        return NULL;
+    g->api.c = &g->c;
+    snprintf(g->api.url, sizeof(g->api.url), "%s", url);
+    if (!(g->api.token = strdup(token)) || !(g->s = mcp_session_new(&g->api, send, send_data))) {
+        free(g->api.token);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void gateway_session_handle(void *session, const char *msg, size_t len)
+{
+    struct gateway_session *g = session;
+    mcp_session_handle(g->s, msg, len);
+}
+
+static void gateway_session_free(void *session)
+{
+    struct gateway_session *g = session;
+    mcp_session_free(g->s);
+    free(g->api.token);
+    free(g);
+}
+
+const struct mcp_http_ops mcp_gateway_ops = {
+    .session_new = gateway_session_new,
+    .session_handle = gateway_session_handle,
+    .session_free = gateway_session_free,
+    .version_supported = mcp_version_supported,
+};

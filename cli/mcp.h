@@ -15,12 +15,13 @@
  * those threads, one at a time.
  *
  * `porthole mcp` (cmd_mcp.c) feeds it lines from stdin and writes its lines
- * to stdout; an HTTP transport would feed it request bodies the same way. */
+ * to stdout; the gateway's /mcp (mcp_gateway_ops) feeds it request bodies. */
 #pragma once
 
 #include <stddef.h>
 
 #include "cli.h"
+#include "mcp_http.h"
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"
 #define MCP_MAX_CALLS 16           /* tools/call running at once */
@@ -35,3 +36,9 @@ struct mcp_session;
 struct mcp_session *mcp_session_new(const struct api *api, mcp_send_fn send, void *send_data);
 void mcp_session_handle(struct mcp_session *s, const char *msg, size_t len);
 void mcp_session_free(struct mcp_session *s);
+
+/* One of the protocol revisions this server speaks. */
+bool mcp_version_supported(const char *version);
+/* The same sessions for the gateway's Streamable HTTP transport at /mcp
+ * (gateway/mcp_http.h), whose tools call that gateway. */
+extern const struct mcp_http_ops mcp_gateway_ops;

@@ -18,6 +18,7 @@
 #include "network.h"
 #include "pool.h"
 #include "sandbox.h"
+#include "mcp_http.h"
 #include "shell_proxy.h"
 #include "vnc_proxy.h"
 #include "ws.h"
@@ -178,6 +179,7 @@ static void gateway_tick(lws_sorted_usec_list_t *sul)
     instances_sweep(gw->instances);
     pool_fill(gw->pool);
     media_sweep(gw->media);
+    mcp_http_sweep(gw->mcp);
     lws_sul_schedule(http_server_context(gw->http), 0, sul, gateway_tick, LWS_US_PER_SEC);
 }
 
@@ -231,6 +233,7 @@ static void gateway_free(struct gateway *gw)
     instances_free(gw->instances);
     network_free(gw->net);
     media_free(gw->media);
+    mcp_http_free(gw->mcp);
     shell_proxy_free(gw->shell);
     vnc_proxy_free(gw->vnc);
     cdp_proxy_free(gw->cdp);
@@ -376,7 +379,8 @@ int gateway_main(const struct gateway_opts *o)
         goto out;
     }
     if (cdp_proxy_new(&gw, &gw.cdp) < 0 || vnc_proxy_new(&gw, &gw.vnc) < 0 ||
-        shell_proxy_new(&gw, &gw.shell) < 0 || media_new(&gw, &gw.media) < 0) {
+        shell_proxy_new(&gw, &gw.shell) < 0 || media_new(&gw, &gw.media) < 0 ||
+        mcp_http_new(&gw, o->mcp, &gw.mcp) < 0) {
         fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
     }
@@ -411,6 +415,7 @@ int gateway_main(const struct gateway_opts *o)
     /* Proxied clients are closed and recordings finalized now; the VMs
      * themselves keep running for the next gateway to re-attach to. */
     instances_shutdown(gw.instances);
+    mcp_http_shutdown(gw.mcp);
     fprintf(stderr, "porthole gateway: stopped\n");
 out:
     json_decref(cfg);

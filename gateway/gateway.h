@@ -35,6 +35,9 @@ struct gateway_opts {
     const char *config_path; /* JSON config, or NULL */
     const char *accel;       /* "auto" | "kvm" | "tcg", NULL = auto */
     int ready_fd;            /* -1 if unused: "ready URL\n" is written once listening */
+    /* The MCP session served at /mcp (the executable's, see mcp_http.h);
+     * NULL: no /mcp. */
+    const struct mcp_http_ops *mcp;
 };
 
 #define GATEWAY_DEFAULT_LISTEN "127.0.0.1:8790"
@@ -50,6 +53,8 @@ struct ws_hub;
 struct cdp_proxy;
 struct vnc_proxy;
 struct shell_proxy;
+struct mcp_http;
+struct mcp_http_ops;
 struct media;
 
 struct gateway {
@@ -75,6 +80,7 @@ struct gateway {
     struct cdp_proxy *cdp;       /* owned */
     struct vnc_proxy *vnc;       /* owned */
     struct shell_proxy *shell;   /* owned */
+    struct mcp_http *mcp;        /* owned, NULL: no /mcp */
     struct media *media;         /* owned */
     int max_instances;
     int boot_timeout_s;

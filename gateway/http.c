@@ -45,6 +45,8 @@ static const struct {
     {"expect", WSI_TOKEN_HTTP_EXPECT, NULL},
     {"x-request-id", -1, "x-request-id:"},
     {"x-porthole-actor", -1, "x-porthole-actor:"},
+    {"mcp-session-id", -1, "mcp-session-id:"},
+    {"mcp-protocol-version", -1, "mcp-protocol-version:"},
 };
 _Static_assert(ARRAY_SIZE(kept_headers) == N_KEPT_HEADERS, "N_KEPT_HEADERS");
 struct http_req_full *http_req_full(struct http_req *req)

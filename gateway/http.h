@@ -198,7 +198,8 @@ void *http_wsi_listener(struct lws *wsi);
  * name without '=' has value ""); the first of repeated names wins.
  * Header names are case-insensitive; the server keeps Host, Content-Type,
  * Content-Length, Authorization, Range, If-Range, If-None-Match, Accept,
- * Origin, Referer, User-Agent, X-Request-Id and X-Forwarded-For. */
+ * Origin, Referer, User-Agent, X-Request-Id, X-Forwarded-For,
+ * X-Porthole-Actor, Mcp-Session-Id and Mcp-Protocol-Version. */
 const char *http_query(struct http_req *req, const char *name);
 const char *http_header(struct http_req *req, const char *name);
 /* The actor of an admin-token request: "admin", or "admin/NAME" when the

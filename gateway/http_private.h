@@ -10,7 +10,7 @@
 
 #include "http.h"
 
-#define N_KEPT_HEADERS 16 /* the request headers kept (http.c's table) */
+#define N_KEPT_HEADERS 18 /* the request headers kept (http.c's table) */
 
 #define HTTP_CHUNK (64 * 1024)      /* body bytes per WRITEABLE */
 #define HTTP_HEADER_BUF 4096        /* response header block */

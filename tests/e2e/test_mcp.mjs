@@ -8,24 +8,17 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { e2eTest } from './lib/e2e.mjs';
+import { LONG, call, cancelAfterProgress, text, ticksWhenStopped } from './lib/mcp.mjs';
 import { connectPlaywright, disconnect } from './lib/cdp.mjs';
 import { E2E_DENIED_WORD } from './lib/gateway.mjs';
 import { pngSize } from './lib/png.mjs';
-import { sleep, waitFor } from './lib/util.mjs';
+import { waitFor } from './lib/util.mjs';
 
 const TOOLS = ['sandbox_create', 'sandbox_exec', 'sandbox_read_file', 'sandbox_write_file',
                'sandbox_list', 'sandbox_delete', 'browser_start', 'browser_stop', 'browser_list',
                'browser_screenshot', 'browser_computer', 'browser_navigate', 'browser_evaluate'];
-const LONG = { timeout: 600_000 };
 
-const text = (r) => r.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
 
-async function call(client, name, args, opts = LONG) {
-  const r = await client.callTool({ name, arguments: args }, undefined, opts);
-  if (r.isError)
-    throw new Error(`${name} ${JSON.stringify(args).slice(0, 200)}: ${text(r)}`);
-  return r;
-}
 
 e2eTest('porthole mcp: tools over stdio with the MCP SDK client', async ({ gw, pages }) => {
   const transport = new StdioClientTransport({
@@ -79,28 +72,11 @@ e2eTest('porthole mcp: tools over stdio with the MCP SDK client', async ({ gw, p
     assert.match(text(bad), /command must be/);
 
     // ---- a long exec: progress, then cancellation that stops it in the guest --------
-    const progress = [];
-    const abort = new AbortController();
-    const long = client.callTool({ name: 'sandbox_exec', arguments: {
-      sandbox_id: sandbox, timeout_s: 600,
-      command: 'rm -f /tmp/ticks; for i in $(seq 1 300); do echo $i >> /tmp/ticks; sleep 1; done' } },
-    undefined, { ...LONG, signal: abort.signal, onprogress: (p) => progress.push(p) });
-    await waitFor(() => progress.length >= 3, { timeoutMs: 60_000, message: 'three progress notifications' });
+    const progress = await cancelAfterProgress(client, sandbox);
     assert.ok(progress[1].progress > progress[0].progress, `progress grows: ${JSON.stringify(progress)}`);
     assert.equal(progress[0].total, 600);
     assert.match(progress[0].message, /running/);
-    abort.abort('enough');
-    await assert.rejects(long, (e) => /abort|enough|cancel/i.test(String(e?.message ?? e)));
-    // The kill runs after the cancellation: give it a moment, then the
-    // counter must stand still.
-    const count = async () => Number((await call(client, 'sandbox_exec',
-      { sandbox_id: sandbox, command: 'wc -l < /tmp/ticks' })).structuredContent.stdout.trim());
-    const stopped = await waitFor(async () => {
-      const a = await count();
-      await sleep(3000);
-      const b = await count();
-      return a === b && a;
-    }, { timeoutMs: 60_000, intervalMs: 500, message: 'the cancelled command to stop in the guest' });
+    const stopped = await ticksWhenStopped(client, sandbox);
     assert.ok(stopped >= 2, `the command ran before it was cancelled (${stopped} ticks)`);
     console.error(`long exec: ${progress.length} progress notifications, stopped at ${stopped} ticks`);
 
