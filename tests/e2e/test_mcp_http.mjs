@@ -2,7 +2,8 @@
 // driven by the official MCP TypeScript SDK's StreamableHTTPClientTransport:
 // the session id handshake, tools/list, a sandbox with exec (a deny-listed
 // command refused as a tool error), a long exec whose progress arrives on
-// an event stream and whose cancellation stops it in the guest; then the
+// an event stream and whose cancellation stops it in the guest, the audit's
+// actor, a browser session's screenshot as image content; then the
 // transport's edges with plain fetch: no token, no session, an ended
 // session, GET, a batch.
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { e2eTest } from './lib/e2e.mjs';
 import { LONG, call, cancelAfterProgress, text, ticksWhenStopped } from './lib/mcp.mjs';
 import { E2E_DENIED_WORD } from './lib/gateway.mjs';
+import { pngSize } from './lib/png.mjs';
 
 
 
@@ -37,7 +39,7 @@ async function post(gw, body, headers = {}) {
 e2eTest('gateway /mcp: tools over Streamable HTTP with the MCP SDK client', async ({ gw }) => {
   const { client, transport } = connect(gw);
   await client.connect(transport);
-  let sandbox = null;
+  let sandbox = null, session = null;
   try {
     assert.equal(client.getServerVersion().name, 'porthole');
     assert.match(transport.sessionId, /^[0-9a-f]{32}$/, 'the session id from initialize');
@@ -78,6 +80,16 @@ e2eTest('gateway /mcp: tools over Streamable HTTP with the MCP SDK client', asyn
     await call(client, 'sandbox_delete', { sandbox_id: sandbox });
     sandbox = null;
 
+    // A browser session's screenshot: a large image content in one answer.
+    const started = await call(client, 'browser_start', { live: true });
+    session = started.structuredContent.session_id;
+    assert.match(started.structuredContent.cdp_url, /^http:\/\//);
+    const shot = await call(client, 'browser_screenshot', { session_id: session });
+    assert.equal(shot.content[0].type, 'image');
+    assert.deepEqual(pngSize(Buffer.from(shot.content[0].data, 'base64')), { width: 1280, height: 720 });
+    await call(client, 'browser_stop', { session_id: session });
+    session = null;
+
     // ---- the transport's edges -------------------------------------------------
     const sid = transport.sessionId;
     const list = { jsonrpc: '2.0', id: 7, method: 'tools/list' };
@@ -101,6 +113,8 @@ e2eTest('gateway /mcp: tools over Streamable HTTP with the MCP SDK client', asyn
     assert.equal(gone.status, 404, 'an ended session');
   } finally {
     await client.close();
+    if (session)
+      await gw.deleteSession(session);
     if (sandbox)
       await gw.api('DELETE', `/v1/sandboxes/${sandbox}`, undefined, { expect: [200, 202, 204, 404], timeoutMs: 300_000 });
   }
