@@ -30,6 +30,8 @@ static const char usage_sandbox[] =
     "  env        show or set environment variables: sandbox env ID [NAME=VALUE...]\n"
     "  stop       power a sandbox off, keeping its disk: sandbox stop ID\n"
     "  start      boot a stopped sandbox again from its disk: sandbox start ID\n"
+    "  pause      stop its CPUs, memory kept: sandbox pause ID\n"
+    "  resume     run a paused sandbox again: sandbox resume ID\n"
     "  port       expose a guest port on the host: sandbox port expose|list|close ID ...\n"
     "\n"
     "Run 'porthole sandbox COMMAND --help' for a command's options.\n";
@@ -111,6 +113,17 @@ static const char usage_start[] =
     "\n"
     "Boots a stopped sandbox again from its disk and prints its id once it is\n"
     "ready. A sandbox that runs is left as it is.\n";
+
+static const char usage_pause[] =
+    "Usage: porthole sandbox pause ID [--json]\n"
+    "\n"
+    "Stops the sandbox's virtual CPUs: it uses no CPU and keeps its memory (its\n"
+    "processes resume where they were), across a gateway restart too. Commands\n"
+    "are refused until 'porthole sandbox resume ID'; its timeout keeps running.\n";
+
+static const char usage_resume[] = "Usage: porthole sandbox resume ID [--json]\n"
+                                   "\n"
+                                   "Runs a paused sandbox again; its clock is set to the host's.\n";
 
 static const char usage_port[] =
     "Usage: porthole sandbox port expose ID GUEST_PORT [--host-port N] [--guest-loopback] "
@@ -633,23 +646,37 @@ static int sandbox_env(struct cli_ctx *c, int argc, char **argv)
     return cli_ok(c, json_incref(res ? res : body));
 }
 
-static int sandbox_power(struct cli_ctx *c, int argc, char **argv, bool stop)
+/* stop, start, pause, resume: a POST with {} that answers the sandbox. */
+static int sandbox_power(struct cli_ctx *c, int argc, char **argv, const char *op)
 {
-    _cleanup_free_ char *path = NULL;
+    static const struct {
+        const char *op, *command, *usage;
+    } ops[] = {
+        {"stop", "sandbox.stop", usage_stop},
+        {"start", "sandbox.start", usage_start},
+        {"pause", "sandbox.pause", usage_pause},
+        {"resume", "sandbox.resume", usage_resume},
+    };
+    _cleanup_free_ char *path = NULL, *suffix = NULL;
     json_auto_t *body = json_object(), *res = NULL;
     struct api api;
     struct cli_error err;
     int code, r;
 
-    c->command = stop ? "sandbox.stop" : "sandbox.start";
-    c->usage = stop ? usage_stop : usage_start;
+    for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+        if (strcmp(ops[i].op, op) == 0) {
+            c->command = ops[i].command;
+            c->usage = ops[i].usage;
+        }
     if (!parse_plain(c, argc, argv, &code))
         return code;
     if (optind >= argc)
         return cli_usage_error(c, "missing sandbox ID");
     if (optind + 1 < argc)
         return cli_usage_error(c, "unexpected argument '%.64s'", argv[optind + 1]);
-    path = api_path("/v1/sandboxes/", argv[optind], stop ? "/stop" : "/start");
+    if (asprintf(&suffix, "/%s", op) < 0)
+        suffix = NULL;
+    path = suffix ? api_path("/v1/sandboxes/", argv[optind], suffix) : NULL;
     if (!path || !body)
         return fail_oom(c);
     r = api_open(c, &api, &err);
@@ -666,12 +693,22 @@ static int sandbox_power(struct cli_ctx *c, int argc, char **argv, bool stop)
 
 static int sandbox_stop(struct cli_ctx *c, int argc, char **argv)
 {
-    return sandbox_power(c, argc, argv, true);
+    return sandbox_power(c, argc, argv, "stop");
 }
 
 static int sandbox_start(struct cli_ctx *c, int argc, char **argv)
 {
-    return sandbox_power(c, argc, argv, false);
+    return sandbox_power(c, argc, argv, "start");
+}
+
+static int sandbox_pause(struct cli_ctx *c, int argc, char **argv)
+{
+    return sandbox_power(c, argc, argv, "pause");
+}
+
+static int sandbox_resume(struct cli_ctx *c, int argc, char **argv)
+{
+    return sandbox_power(c, argc, argv, "resume");
 }
 
 static void print_port(const json_t *p)
@@ -777,7 +814,7 @@ int cmd_sandbox(struct cli_ctx *c, int argc, char **argv)
         {"exec", sandbox_exec},     {"delete", sandbox_delete}, {"rm", sandbox_delete},
         {"shell", sandbox_shell},   {"upload", sandbox_upload}, {"download", sandbox_download},
         {"env", sandbox_env},       {"port", sandbox_port},     {"stop", sandbox_stop},
-        {"start", sandbox_start},
+        {"start", sandbox_start},   {"pause", sandbox_pause},   {"resume", sandbox_resume},
     };
 
     c->command = "sandbox";

@@ -39,7 +39,8 @@ struct instance_private {
 
 const char *instance_status_name(enum instance_status s)
 {
-    static const char *const names[] = {"starting", "ready", "stopping", "error", "stopped"};
+    static const char *const names[] = {"starting", "ready",   "stopping",
+                                        "error",    "stopped", "paused"};
     return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "error";
 }
 
@@ -115,6 +116,8 @@ const struct instance_vm_ops instance_vmctl_ops = {
     .attach = vmctl_attach,
     .stop = vm_stop,
     .power_off = vmctl_power_off,
+    .pause = vm_pause,
+    .resume = vm_resume,
     .discard = vmctl_discard,
     .alive = vm_alive,
     .free = vm_free,
@@ -831,6 +834,91 @@ int instance_power_on(struct instance *in, instance_ready_fn done, void *data, s
     return 0;
 }
 
+/* ---- pause and resume ---------------------------------------------------- */
+
+struct pause_job {
+    struct instance *in;
+    struct vm *vm; /* weak: held */
+    bool resume;
+    instance_ready_fn done;
+    void *data;
+    struct ph_error err;
+    int r;
+};
+
+static void pause_run(void *data)
+{
+    struct pause_job *j = data;
+    const struct instance_vm_ops *ops = j->in->reg->cfg.vm_ops;
+    j->r = (j->resume ? ops->resume : ops->pause)(j->vm, &j->err);
+}
+
+static void pause_done(void *data)
+{
+    struct pause_job *j = data;
+    struct instance *in = j->in;
+
+    if (!in->deleting && in->status == INSTANCE_PAUSED)
+        /* A failed pause leaves it running; a failed resume, paused. */
+        in->status = (j->r == 0) == j->resume ? INSTANCE_READY : INSTANCE_PAUSED;
+    if (j->r < 0)
+        lwsl_err("%s %s: %s: %s\n", in->kind->name, in->id, j->resume ? "resume" : "pause",
+                 j->err.message);
+    else
+        lwsl_user("%s %s %s\n", in->kind->name, in->id, j->resume ? "resumed" : "paused");
+    instance_save(in);
+    if (j->done)
+        j->done(in, j->r, j->r < 0 ? &j->err : NULL, j->data);
+    instance_release(in);
+    free(j);
+}
+
+static int pause_submit(struct instance *in, bool resume, instance_ready_fn done, void *data,
+                        struct ph_error *err)
+{
+    const struct instance_vm_ops *ops = in->reg->cfg.vm_ops;
+    enum instance_status from = resume ? INSTANCE_PAUSED : INSTANCE_READY;
+    struct pause_job *j;
+
+    if (in->status == (resume ? INSTANCE_READY : INSTANCE_PAUSED) && in->vm && !in->deleting &&
+        in->jobs == 0) {
+        if (done)
+            done(in, 0, NULL, data);
+        return 0;
+    }
+    if (!(resume ? ops->resume : ops->pause))
+        return ph_error_set(err, PH_ERR_INVALID, -ENOTSUP, "%ss cannot be paused", in->kind->label);
+    if (in->status != from || !in->vm || in->deleting)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s; only a %s one %s",
+                            in->kind->label, in->id, instance_status_name(in->status),
+                            resume ? "paused" : "ready", resume ? "resumes" : "pauses");
+    if (in->jobs > 0)
+        return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s; try again once that ends",
+                            in->kind->label, in->id,
+                            resume ? "still pausing" : "running commands, transfers or terminals");
+    if (!(j = calloc(1, sizeof(*j))))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    *j = (struct pause_job){.in = in, .vm = in->vm, .resume = resume, .done = done, .data = data};
+    if (instance_submit(in, pause_run, pause_done, j) < 0) {
+        free(j);
+        return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
+    }
+    /* Paused from now on: no new command reaches a guest about to stop;
+     * resumed only once its vCPUs run. */
+    in->status = INSTANCE_PAUSED;
+    return 0;
+}
+
+int instance_pause(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err)
+{
+    return pause_submit(in, false, done, data, err);
+}
+
+int instance_resume(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err)
+{
+    return pause_submit(in, true, done, data, err);
+}
+
 /* ---- restart and supervision ----------------------------------------------- */
 
 struct restore_job {
@@ -859,8 +947,9 @@ static void restore_job_done(void *data)
     if (j->r == 0) {
         in->vm = TAKE_PTR(j->vm);
         if (!in->deleting)
-            in->status = INSTANCE_READY;
-        lwsl_user("re-attached to %s %s\n", in->kind->name, in->id);
+            in->status = in->vm->paused ? INSTANCE_PAUSED : INSTANCE_READY;
+        lwsl_user("re-attached to %s %s%s\n", in->kind->name, in->id,
+                  in->vm->paused ? " (paused)" : "");
     } else {
         in->status = INSTANCE_ERROR;
         snprintf(in->error, sizeof(in->error), "lost while the gateway was down: %s",
@@ -1005,7 +1094,8 @@ void instances_sweep(struct instances *reg)
             instance_delete(in, NULL, NULL);
             continue;
         }
-        if (in->status == INSTANCE_READY && in->vm && !reg->cfg.vm_ops->alive(in->vm)) {
+        if ((in->status == INSTANCE_READY || in->status == INSTANCE_PAUSED) && in->vm &&
+            !reg->cfg.vm_ops->alive(in->vm)) {
             in->status = INSTANCE_ERROR;
             snprintf(in->error, sizeof(in->error),
                      "QEMU exited unexpectedly (console log: %s/serial.log)",

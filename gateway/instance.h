@@ -21,7 +21,8 @@
  * -> error (QEMU died: kept, with the reason, until deleted or expired).
  * A kind that allows it also has ready -> stopped -> starting -> ready
  * (instance_power_off/on: the VM powers off and boots again from the disk
- * it kept; a start that fails leaves it stopped, with the reason).
+ * it kept; a start that fails leaves it stopped, with the reason), and
+ * ready -> paused -> ready (instance_pause/resume).
  *
  * A kind is a small ops struct. It lives inside its module's own context,
  * so its ops find that context with container_of(in->kind, ...). The
@@ -70,6 +71,7 @@ enum instance_status {
     INSTANCE_STOPPING,
     INSTANCE_ERROR,
     INSTANCE_STOPPED, /* powered off, its run dir (disk) kept: instance_power_on */
+    INSTANCE_PAUSED,  /* vCPUs stopped, memory kept: instance_resume */
 };
 const char *instance_status_name(enum instance_status s);
 
@@ -116,6 +118,9 @@ struct instance_vm_ops {
     /* stop for a VM that boots again from its disk: the guest's writes
      * reach the disk first (NULL: stop). */
     int (*power_off)(struct vm *vm, int grace_ms, struct ph_error *err);
+    /* Stop and run again the vCPUs of a ready VM (NULL: not offered). */
+    int (*pause)(struct vm *vm, struct ph_error *err);
+    int (*resume)(struct vm *vm, struct ph_error *err);
     /* Ends what is left of a VM nobody holds (pid file) and removes its run dir. */
     void (*discard)(struct instances *reg, const char *id);
     bool (*alive)(const struct vm *vm);
@@ -243,6 +248,12 @@ int instance_power_on(struct instance *in, instance_ready_fn done, void *data,
                       struct ph_error *err);
 
 /* Deletes expired instances and notices dead QEMU processes. */
+/* ready -> paused -> ready: the VM's vCPUs stop (no CPU used, memory and
+ * the timeout kept; commands refused) and run again, across a gateway
+ * restart too. Refused while commands or terminals hold it. done as for
+ * power_off/on. */
+int instance_pause(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err);
+int instance_resume(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err);
 void instances_sweep(struct instances *reg);
 /* Re-attaches to the VMs of every registered kind's records, then ends
  * whatever runs from a run dir no record names. Call after the pool's own

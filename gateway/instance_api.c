@@ -19,6 +19,11 @@ struct instance *instance_lookup(struct instances *reg, const struct instance_ki
                      in->id);
         return NULL;
     }
+    if (need_ready && in->status == INSTANCE_PAUSED) {
+        ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is paused; resume it first", kind->label,
+                     in->id);
+        return NULL;
+    }
     if (need_ready && (in->status != INSTANCE_READY || !in->vm || in->deleting)) {
         ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s, not ready", kind->label, in->id,
                      instance_status_name(in->status));

@@ -97,9 +97,19 @@ static void api_sandbox_delete(struct http_req *req, void *data)
         http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
 }
 
-/* POST .../stop and .../start: power off with the disk kept, boot again. */
-static void sandbox_power(struct http_req *req, struct gateway *gw, bool stop)
+enum power_op { POWER_STOP, POWER_START, POWER_PAUSE, POWER_RESUME };
+
+/* POST .../stop and .../start: power off with the disk kept, boot again;
+ * .../pause and .../resume: the vCPUs stop, memory kept, and run again. */
+static void sandbox_power(struct http_req *req, struct gateway *gw, enum power_op op)
 {
+    static int (*const fns[])(struct instance *, instance_ready_fn, void *, struct ph_error *) = {
+        [POWER_STOP] = instance_power_off,
+        [POWER_START] = instance_power_on,
+        [POWER_PAUSE] = instance_pause,
+        [POWER_RESUME] = instance_resume,
+    };
+    static const char *const names[] = {"stop", "start", "pause", "resume"};
     static const char *const allowed[] = {NULL};
     struct ph_error err = {0};
     struct instance *sb = sandbox_for_req(gw, req, false);
@@ -115,19 +125,29 @@ static void sandbox_power(struct http_req *req, struct gateway *gw, bool stop)
         return;
     }
     json_decref(body);
-    lwsl_user("sandbox %s: %s for %s\n", sb->id, stop ? "stop" : "start", req->actor);
-    if ((stop ? instance_power_off : instance_power_on)(sb, instance_reply_power, req, &err) < 0)
+    lwsl_user("sandbox %s: %s for %s\n", sb->id, names[op], req->actor);
+    if (fns[op](sb, instance_reply_power, req, &err) < 0)
         http_reply_error(req, &err);
 }
 
 static void api_sandbox_stop(struct http_req *req, void *data)
 {
-    sandbox_power(req, data, true);
+    sandbox_power(req, data, POWER_STOP);
 }
 
 static void api_sandbox_start(struct http_req *req, void *data)
 {
-    sandbox_power(req, data, false);
+    sandbox_power(req, data, POWER_START);
+}
+
+static void api_sandbox_pause(struct http_req *req, void *data)
+{
+    sandbox_power(req, data, POWER_PAUSE);
+}
+
+static void api_sandbox_resume(struct http_req *req, void *data)
+{
+    sandbox_power(req, data, POWER_RESUME);
 }
 
 /* ---- exec ---------------------------------------------------------------- */
@@ -569,6 +589,8 @@ static void sandbox_api_register(struct gateway *gw)
     http_route(gw->http, HTTP_DELETE, "/v1/sandboxes/{id}", 0, 0, api_sandbox_delete, gw);
     http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/stop", 0, 0, api_sandbox_stop, gw);
     http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/start", 0, 0, api_sandbox_start, gw);
+    http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/pause", 0, 0, api_sandbox_pause, gw);
+    http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/resume", 0, 0, api_sandbox_resume, gw);
     http_route(gw->http, HTTP_POST, "/v1/sandboxes/{id}/exec", 0, 0, api_sandbox_exec, gw);
     http_route(gw->http, HTTP_PUT, "/v1/sandboxes/{id}/files", HTTP_ROUTE_BIG_BODY,
                SANDBOX_FILE_MAX, api_sandbox_file, gw);

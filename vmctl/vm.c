@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libssh/libssh.h>
@@ -592,6 +593,66 @@ static bool vm_pid_is_ours(const struct vm *vm, pid_t pid)
     return strstr(cmdline, vm->run_dir) != NULL && strstr(cmdline, "qemu") != NULL;
 }
 
+/* What an attach opens once the guest answers: SSH, DevTools, the ports. */
+static int vm_attach_connect(struct vm *vm, struct ph_error *err)
+{
+    int r = vm_ssh_connect(vm->ssh, 15000, err);
+    if (r < 0 || (r = vm_open_devtools(vm, err)) < 0)
+        return r;
+    vm_ports_reopen(vm);
+    return 0;
+}
+
+static int vm_qmp(struct vm *vm, const char *command, struct ph_error *err)
+{
+    _cleanup_free_ char *qmp_path = run_path(vm, "qmp.sock");
+    struct qmp *q = NULL;
+    int r;
+
+    if (!qmp_path)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if ((r = qmp_connect(qmp_path, 5000, &q, err)) < 0)
+        return r;
+    r = qmp_execute(q, command, NULL, NULL, 10000, err);
+    qmp_free(q);
+    return r;
+}
+
+int vm_pause(struct vm *vm, struct ph_error *err)
+{
+    int r = vm_qmp(vm, "stop", err);
+    if (r == 0)
+        vm->paused = true;
+    return r;
+}
+
+int vm_resume(struct vm *vm, struct ph_error *err)
+{
+    struct run_result res = {0};
+    struct ph_error clock_err = {0};
+    struct timespec now;
+    char cmd[64];
+    int r;
+
+    if ((r = vm_qmp(vm, "cont", err)) < 0)
+        return r;
+    vm->paused = false;
+    if (vm->attach_pending) {
+        if ((r = vm_attach_connect(vm, err)) < 0)
+            return r;
+        vm->attach_pending = false;
+    }
+    /* The guest's clock stood still with its vCPUs. */
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(cmd, sizeof(cmd), "date -u -s @%lld.%09ld >/dev/null", (long long)now.tv_sec,
+             now.tv_nsec);
+    if (vm_guest_run(vm, cmd, NULL, 0, 30, &res, &clock_err) == 0)
+        run_result_done(&res);
+    else
+        fprintf(stderr, "vm %s: stepping the clock after a pause: %s\n", vm->id, clock_err.message);
+    return 0;
+}
+
 int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int cdp_port,
               struct vm **out, struct ph_error *err)
 {
@@ -622,6 +683,11 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
         goto fail;
     }
     r = qmp_connect(qmp_path, 5000, &q, err);
+    json_t *st = NULL;
+    if (r == 0 && qmp_execute(q, "query-status", NULL, &st, 5000, NULL) == 0)
+        vm->paused = json_is_string(json_object_get(st, "status")) &&
+                     strcmp(json_string_value(json_object_get(st, "status")), "paused") == 0;
+    json_decref(st);
     qmp_free(q);
     if (r < 0)
         goto fail;
@@ -630,10 +696,14 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
         r = -ENOMEM;
         goto fail;
     }
-    r = vm_ssh_connect(vm->ssh, 15000, err);
-    if (r < 0 || (r = vm_open_devtools(vm, err)) < 0)
+    /* A paused guest would not answer: vm_resume connects it. */
+    if (vm->paused) {
+        vm->attach_pending = true;
+        *out = vm;
+        return 0;
+    }
+    if ((r = vm_attach_connect(vm, err)) < 0)
         goto fail;
-    vm_ports_reopen(vm);
     *out = vm;
     return 0;
 fail:

@@ -123,6 +123,10 @@ struct vm {
     struct vm_port ports[VM_PORTS_MAX];
     struct vm_tunnel *port_tunnels[VM_PORTS_MAX]; /* owned; NULL where error is set */
     size_t n_ports;
+    /* Its vCPUs are stopped (vm_pause, or found so by vm_attach); a VM
+     * attached while paused connects its SSH session at vm_resume. */
+    bool paused;
+    bool attach_pending;
 };
 
 /* An id a run dir may have: [a-z0-9_-], 1 to 39 characters. */
@@ -141,9 +145,18 @@ int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err);
  * console, then connects SSH. Fails early if QEMU exits. */
 int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err);
 
-/* Re-attach to a VM that may still be running after a gateway restart. */
+/* Re-attach to a VM that may still be running after a gateway restart;
+ * one found paused comes back with vm->paused (nothing reaches its guest
+ * until vm_resume). */
 int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_port, int cdp_port,
               struct vm **out, struct ph_error *err);
+
+/* Stops the guest's vCPUs (QMP stop): it uses no CPU, keeps its memory,
+ * and answers nothing until vm_resume. */
+int vm_pause(struct vm *vm, struct ph_error *err);
+/* Runs them again (QMP cont), connects what a paused attach left out, and
+ * steps the guest's clock over the pause. */
+int vm_resume(struct vm *vm, struct ph_error *err);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */
 bool vm_alive(const struct vm *vm);

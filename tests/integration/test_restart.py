@@ -155,6 +155,23 @@ def test_stopped_across_restart():
     check_eq(fx.delete_sandbox(sid).status, 200, "delete")
 
 
+def test_paused_across_restart():
+    # A paused sandbox (QEMU running, its vCPUs stopped) is re-attached as
+    # paused: the new gateway does not wait for its guest to answer, and a
+    # resume connects it.
+    sid = fx.create_sandbox(timeout_minutes=20)["id"]
+    fx.exec("echo paused-%d > /root/paused.txt" % os.getpid(), sandbox=sid)
+    check_eq(fx.api("POST", "/v1/sandboxes/%s/pause" % sid, {})["status"], "paused", "pause")
+    check_eq(restart_gateway(signal.SIGTERM, 120), 0, "gateway exit status")
+    fixture.wait_until(lambda: fx.api("GET", "/v1/sandboxes/" + sid)["status"] != "starting", 60)
+    check_eq(fx.api("GET", "/v1/sandboxes/" + sid)["status"], "paused", "status after restart")
+    got = fx.api("POST", "/v1/sandboxes/%s/resume" % sid, {}, timeout=120)
+    check_eq(got["status"], "ready", "resume after the restart")
+    check_eq(fx.exec("cat /root/paused.txt", sandbox=sid)["stdout"],
+             "paused-%d\n" % os.getpid(), "file written before the pause and the restart")
+    check_eq(fx.delete_sandbox(sid).status, 200, "delete")
+
+
 def test_unrecorded_run_dir_reaped():
     # A run dir that no record names (its record never written, or removed
     # before its VM was gone): the next gateway ends its process and removes
@@ -190,4 +207,4 @@ def test_unrecorded_run_dir_reaped():
 
 
 fixture.run([test_kill_and_reattach, test_sigterm_during_boot, test_stopped_across_restart,
-             test_unrecorded_run_dir_reaped])
+             test_paused_across_restart, test_unrecorded_run_dir_reaped])

@@ -67,6 +67,22 @@ static int fake_stop(struct vm *vm, int grace_ms, struct ph_error *err)
     return 0;
 }
 
+static atomic_bool pause_fails;
+
+static int fake_pause(struct vm *vm, struct ph_error *err)
+{
+    if (atomic_load(&pause_fails))
+        return ph_error_set(err, PH_ERR_INTERNAL, -EIO, "QMP stop failed");
+    vm->paused = true;
+    return 0;
+}
+
+static int fake_resume(struct vm *vm, struct ph_error *err)
+{
+    vm->paused = false;
+    return 0;
+}
+
 static void fake_discard(struct instances *reg, const char *id)
 {
     atomic_fetch_add(&discards, 1);
@@ -89,6 +105,8 @@ static const struct instance_vm_ops fake_ops = {
     .boot = fake_boot,
     .attach = fake_attach,
     .stop = fake_stop,
+    .pause = fake_pause,
+    .resume = fake_resume,
     .discard = fake_discard,
     .alive = fake_alive,
     .free = fake_free,
@@ -682,6 +700,72 @@ static void test_power_off_on(void)
     atomic_store(&discards, 0);
 }
 
+static void test_pause_resume(void)
+{
+    struct world w;
+    struct ready_result rr = {0}, p = {0}, q = {0};
+    struct ph_error err = {0};
+    int deleted = 0;
+
+    world_init(&w, "pause.db");
+    struct instance *in = launch(&w, &kind_a, 4, &rr, &err);
+    CHECK(in != NULL);
+    if (!in) {
+        world_done(&w);
+        return;
+    }
+    SPIN_UNTIL(&w, rr.calls == 1);
+    CHECK(instance_resume(in, on_ready, &q, &err) == 0 && q.calls == 1); /* running: at once */
+
+    /* A job or terminal holding it: no pause under it. */
+    instance_hold(in);
+    CHECK(instance_pause(in, on_ready, &p, &err) < 0 && err.kind == PH_ERR_CONFLICT);
+    ph_error_clear(&err);
+    instance_release(in);
+
+    /* A failed pause leaves it running. */
+    atomic_store(&pause_fails, true);
+    CHECK(instance_pause(in, on_ready, &p, &err) == 0);
+    SPIN_UNTIL(&w, p.calls == 1);
+    atomic_store(&pause_fails, false);
+    CHECK(p.r < 0 && in->status == INSTANCE_READY);
+
+    p = (struct ready_result){0};
+    CHECK(instance_pause(in, on_ready, &p, &err) == 0);
+    CHECK(in->status == INSTANCE_PAUSED); /* at once: no new command gets in */
+    CHECK(instance_lookup(w.reg, &kind_a, in->id, true, &err) == NULL);
+    CHECK(err.kind == PH_ERR_CONFLICT && strstr(err.message, "resume it first") != NULL);
+    ph_error_clear(&err);
+    SPIN_UNTIL(&w, p.calls == 1);
+    CHECK(p.r == 0 && in->status == INSTANCE_PAUSED && in->vm && in->vm->paused);
+    CHECK(instance_power_off(in, NULL, NULL, &err) < 0 && err.kind == PH_ERR_CONFLICT);
+    ph_error_clear(&err);
+    json_t *j = instance_to_json(in);
+    CHECK_STR(json_string_value(json_object_get(j, "status")), "paused");
+    json_decref(j);
+    CHECK(instance_pause(in, on_ready, &p, &err) == 0 && p.calls == 2); /* paused: at once */
+
+    /* A paused VM stays alive: the sweep does not take it for dead. */
+    instances_sweep(w.reg);
+    CHECK(in->status == INSTANCE_PAUSED);
+
+    q = (struct ready_result){0};
+    CHECK(instance_resume(in, on_ready, &q, &err) == 0);
+    SPIN_UNTIL(&w, q.calls == 1);
+    CHECK(q.r == 0 && in->status == INSTANCE_READY && !in->vm->paused);
+    CHECK(instance_lookup(w.reg, &kind_a, in->id, true, &err) == in);
+
+    /* Deleting a paused one stops its VM like any other. */
+    p = (struct ready_result){0};
+    CHECK(instance_pause(in, on_ready, &p, &err) == 0);
+    SPIN_UNTIL(&w, p.calls == 1);
+    CHECK(instance_delete(in, on_deleted, &deleted) == 0);
+    SPIN_UNTIL(&w, deleted == 1);
+    CHECK(records(&w) == 0);
+    world_done(&w);
+    CHECK(atomic_load(&vms_live) == 0 && atomic_load(&data_live) == 0);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -696,6 +780,7 @@ int main(void)
     test_delete_waits_for_jobs();
     test_restore();
     test_power_off_on();
+    test_pause_resume();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
