@@ -275,7 +275,9 @@ static json_t *tool_sandbox_read_file(struct mcp_call *c, json_t *args)
     _cleanup_free_ char *path = api_files_path(id, file);
     if (!path)
         return error_resultf("internal", "out of memory");
-    if (api_fetch(&c->api, "GET", path, NULL, NULL, 0, API_TIMEOUT_SHORT_MS, TOOL_FILE_MAX, &data,
+    struct waiting w;
+    struct api api = waiting_api(c, &w, "transferring", 0); /* cancellable */
+    if (api_fetch(&api, "GET", path, NULL, NULL, 0, API_TIMEOUT_SHORT_MS, TOOL_FILE_MAX, &data,
                   &len, &err) < 0)
         return error_result(&err);
     /* jansson refuses invalid UTF-8 (and NUL) in strings. */
@@ -324,7 +326,9 @@ static json_t *tool_sandbox_write_file(struct mcp_call *c, json_t *args)
         return error_resultf("invalid_argument", "encoding must be \"utf-8\" or \"base64\"");
     }
     _cleanup_free_ char *path = api_files_path(id, file);
-    int r = path ? api_fetch(&c->api, "PUT", path, "application/octet-stream",
+    struct waiting w;
+    struct api api = waiting_api(c, &w, "transferring", 0); /* cancellable */
+    int r = path ? api_fetch(&api, "PUT", path, "application/octet-stream",
                              bytes ? (const void *)bytes : json_string_value(content),
                              bytes ? len : json_string_length(content), API_TIMEOUT_SHORT_MS,
                              64 * 1024, &raw, &len, &err)
@@ -422,8 +426,10 @@ static json_t *tool_browser_screenshot(struct mcp_call *c, json_t *args)
     _cleanup_free_ char *path = api_path("/v1/browser/sessions/", id, suffix);
     if (!path)
         return error_resultf("internal", "out of memory");
-    if (api_fetch(&c->api, "GET", path, NULL, NULL, 0, API_TIMEOUT_SHORT_MS, TOOL_SCREENSHOT_MAX,
-                  &png, &len, &err) < 0)
+    struct waiting w;
+    struct api api = waiting_api(c, &w, "transferring", 0); /* cancellable */
+    if (api_fetch(&api, "GET", path, NULL, NULL, 0, API_TIMEOUT_SHORT_MS, TOOL_SCREENSHOT_MAX, &png,
+                  &len, &err) < 0)
         return error_result(&err);
     _cleanup_free_ char *b64 = base64_encode(png, len);
     free(png);

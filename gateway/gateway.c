@@ -416,6 +416,7 @@ int gateway_main(const struct gateway_opts *o)
      * themselves keep running for the next gateway to re-attach to. */
     instances_shutdown(gw.instances);
     mcp_http_shutdown(gw.mcp);
+    shell_proxy_shutdown(gw.shell);
     fprintf(stderr, "porthole gateway: stopped\n");
 out:
     json_decref(cfg);

@@ -542,18 +542,25 @@ static int req_copy_headers(struct http_req_full *r, struct lws *wsi)
 int http_wsi_query(struct lws *wsi, const char *name, char *out, size_t len)
 {
     size_t nl = strlen(name);
+    char item[HTTP_MAX_QUERY];
 
+    /* Each item into a buffer that holds any item the server keeps, so that
+     * a long one of another name does not stop the search. */
     for (int idx = 0; idx < HTTP_MAX_QUERY_ITEMS; idx++) {
-        int n = lws_hdr_copy_fragment(wsi, out, (int)len, WSI_TOKEN_HTTP_URI_ARGS, idx);
-        if (n < 0)
+        int n = lws_hdr_copy_fragment(wsi, item, sizeof(item), WSI_TOKEN_HTTP_URI_ARGS, idx);
+        if (n < 0) {
+            /* An item longer than any may be could be the one asked for. */
             return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) > 0 ? -E2BIG
                                                                                   : -ENOENT;
-        if ((size_t)n > nl && strncmp(out, name, nl) == 0 && out[nl] == '=') {
-            if ((size_t)n != strlen(out))
-                return -EINVAL; /* a decoded NUL */
-            memmove(out, out + nl + 1, (size_t)n - nl);
-            return n - (int)nl - 1;
         }
+        if ((size_t)n <= nl || strncmp(item, name, nl) != 0 || item[nl] != '=')
+            continue;
+        if ((size_t)n != strlen(item))
+            return -EINVAL; /* a decoded NUL */
+        if ((size_t)n - nl > len)
+            return -E2BIG;
+        memcpy(out, item + nl + 1, (size_t)n - nl);
+        return n - (int)nl - 1;
     }
     return -ENOENT;
 }

@@ -41,6 +41,7 @@ struct mcp_sess {
 struct mcp_http {
     struct gateway *gw; /* weak */
     const struct mcp_http_ops *ops;
+    struct mcp_sess *dying; /* ended, their free not queued yet */
     struct mcp_sess *sessions;
     int n_sessions;
 };
@@ -193,9 +194,10 @@ static void sess_end(struct mcp_http *mh, struct mcp_sess *ss)
             break;
         }
     if (work_submit(mh->gw->fast_work, sess_free_run, sess_free_done, ss) < 0) {
-        /* The queue is full: waiting here beats leaking the calls. */
-        sess_free_run(ss);
-        sess_destroy(ss);
+        /* The queue is full: the sweep tries again (its calls may wait on
+         * this very loop, which must not block on them). */
+        ss->next = mh->dying;
+        mh->dying = ss;
     }
 }
 
@@ -205,6 +207,13 @@ void mcp_http_sweep(struct mcp_http *mh)
 
     if (!mh)
         return;
+    for (struct mcp_sess *ss = TAKE_PTR(mh->dying), *next; ss; ss = next) {
+        next = ss->next;
+        if (work_submit(mh->gw->fast_work, sess_free_run, sess_free_done, ss) < 0) {
+            ss->next = mh->dying;
+            mh->dying = ss;
+        }
+    }
     for (struct mcp_sess *ss = mh->sessions, *next; ss; ss = next) {
         next = ss->next;
         if (now - ss->used_ms > (int64_t)MCP_HTTP_IDLE_S * 1000) {
@@ -294,6 +303,14 @@ static void api_mcp_post(struct http_req *req, void *data)
         json_decref(msg);
         return;
     }
+    /* The session answers a bad id with a null one, which no waiting
+     * request would match: refused here. */
+    if (request && !json_is_string(id) && !json_is_integer(id)) {
+        reply_rpc_error(req, 400, NULL, RPC_INVALID_REQUEST, "id must be a string or an integer",
+                        NULL);
+        json_decref(msg);
+        return;
+    }
     if (version && !mh->ops->version_supported(version)) {
         reply_rpc_error(req, 400, id, RPC_INVALID_REQUEST,
                         "unsupported MCP-Protocol-Version; initialize to agree on one", NULL);
@@ -375,7 +392,8 @@ int mcp_http_new(struct gateway *gw, const struct mcp_http_ops *ops, struct mcp_
         return -ENOMEM;
     mh->gw = gw;
     mh->ops = ops;
-    if (http_route(gw->http, HTTP_POST, "/mcp", HTTP_ROUTE_BIG_BODY, 0, api_mcp_post, mh) < 0 ||
+    if (http_route(gw->http, HTTP_POST, "/mcp", HTTP_ROUTE_BIG_BODY, MCP_HTTP_MAX_BODY,
+                   api_mcp_post, mh) < 0 ||
         http_route(gw->http, HTTP_DELETE, "/mcp", 0, 0, api_mcp_delete, mh) < 0 ||
         http_route(gw->http, HTTP_GET, "/mcp", 0, 0, api_mcp_get, mh) < 0) {
         free(mh);
@@ -387,13 +405,19 @@ int mcp_http_new(struct gateway *gw, const struct mcp_http_ops *ops, struct mcp_
 
 void mcp_http_shutdown(struct mcp_http *mh)
 {
-    while (mh && mh->sessions) {
-        struct mcp_sess *ss = mh->sessions;
-        mh->sessions = ss->next;
-        mh->n_sessions--;
-        sess_free_run(ss);
-        sess_destroy(ss);
-    }
+    struct mcp_sess **lists[2] = {mh ? &mh->sessions : NULL, mh ? &mh->dying : NULL};
+
+    /* The loop has stopped: the calls are cancelled (their waits end within
+     * a tick) and joined here. */
+    for (size_t i = 0; mh && i < 2; i++)
+        while (*lists[i]) {
+            struct mcp_sess *ss = *lists[i];
+            *lists[i] = ss->next;
+            if (i == 0)
+                mh->n_sessions--;
+            sess_free_run(ss);
+            sess_destroy(ss);
+        }
 }
 
 void mcp_http_free(struct mcp_http *mh)

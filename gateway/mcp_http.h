@@ -14,7 +14,8 @@
  * gateway's API with the admin token, so every call is audited like an API
  * call with the MCP client's name as the actor.
  *
- * POST /mcp carries one JSON-RPC message. An initialize opens a session
+ * POST /mcp carries one JSON-RPC message (no batches, which 2025-06-18
+ * dropped). An initialize opens a session
  * and its answer carries Mcp-Session-Id, which every later message must
  * carry (400 without it, 404 once it is unknown: the client initializes
  * again). A request is answered with application/json, or, once it sends
@@ -31,7 +32,8 @@ struct gateway;
 struct mcp_http;
 
 #define MCP_HTTP_MAX_SESSIONS 64
-#define MCP_HTTP_IDLE_S 3600 /* a session nobody used for this long ends */
+#define MCP_HTTP_IDLE_S 3600         /* a session nobody used for this long ends */
+#define MCP_HTTP_MAX_BODY (8u << 20) /* one message, as the session takes */
 
 typedef void (*mcp_http_send_fn)(void *data, const char *json);
 

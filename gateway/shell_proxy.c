@@ -27,6 +27,7 @@ static const struct ws_link_ops shell_link_ops;
 struct shell_proxy {
     struct instance_observer observer;
     struct gateway *gw; /* weak */
+    bool stopping;      /* the loop has ended: no more work is queued */
 };
 
 /* A terminal's state, the link's data. */
@@ -171,7 +172,9 @@ static void shell_upstream_closed(struct ws_link *l)
     struct shell_link *s = ws_link_data(l);
     char reason[32];
 
-    if (!s->sh)
+    /* Only an upstream that ended by itself (the shell exited) has a
+     * status; one the gateway closed (client gone, sandbox ending) has not. */
+    if (!s->sh || ws_link_closing(l))
         return;
     s->exit_code = vm_shell_exit_status(s->sh);
     s->ended = true;
@@ -184,8 +187,10 @@ static void shell_link_destroy(struct ws_link *l)
 {
     struct shell_link *s = ws_link_data(l);
 
-    if (s->ended)
+    if (s->ended && !s->sp->stopping)
         shell_observe_end(s);
+    else if (s->ended)
+        lwsl_user("sandbox %s: shell ended as the gateway stops; observers not told\n", s->sb->id);
     vm_shell_close(s->sh);
     instance_release(s->sb);
     free(s->command);
@@ -291,13 +296,15 @@ static void open_done(void *data)
     } else if (ws_link_closing(l)) {
         close(j->fd);
         vm_shell_close(j->sh);
+    } else if (ws_link_adopt_fd(l, j->fd) < 0) {
+        /* The fd is closed by the failed adoption; the link is closing. */
+        vm_shell_close(j->sh);
     } else {
         s->sh = j->sh;
         s->start_ms = now_ms();
         lwsl_user("sandbox %s: shell open for %s (%s)\n", s->sb->id, s->actor, policy_command(s));
         if (s->cols != s->open_cols || s->rows != s->open_rows)
             vm_shell_resize(s->sh, s->cols, s->rows);
-        ws_link_adopt_fd(l, j->fd);
     }
     instance_release(s->sb);
     ws_link_release(l);
@@ -429,6 +436,12 @@ int shell_proxy_new(struct gateway *gw, struct shell_proxy **out)
     instances_observe(gw->instances, &sp->observer);
     *out = sp;
     return 0;
+}
+
+void shell_proxy_shutdown(struct shell_proxy *sp)
+{
+    if (sp)
+        sp->stopping = true;
 }
 
 void shell_proxy_free(struct shell_proxy *sp)

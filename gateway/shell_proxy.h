@@ -30,4 +30,7 @@ struct shell_proxy;
 #define SHELL_MAX_COMMAND 2048 /* bytes of ?command= */
 
 int shell_proxy_new(struct gateway *gw, struct shell_proxy **out);
+/* The loop has stopped: terminals that end from now on (as the server
+ * closes its connections) queue no more work. */
+void shell_proxy_shutdown(struct shell_proxy *sp);
 void shell_proxy_free(struct shell_proxy *sp);

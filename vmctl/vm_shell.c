@@ -123,7 +123,10 @@ static void *shell_thread(void *data)
         struct pollfd p[3] = {
             {.fd = sh->wake_fd, .events = POLLIN},
             {.fd = sh->tty.fd, .events = chan_pump_events(&sh->tty)},
-            {.fd = ssh_get_fd(sh->session), .events = POLLIN},
+            /* While the client has not taken the last output, the session
+             * is not read: its socket would stay readable and poll spin,
+             * and the guest is held back by TCP as it should be. */
+            {.fd = sh->tty.out_len ? -1 : ssh_get_fd(sh->session), .events = POLLIN},
         };
         if (poll(p, 3, SHELL_IDLE_MS) < 0 && errno != EINTR)
             break;
