@@ -115,11 +115,13 @@ static const char usage_start[] =
     "ready. A sandbox that runs is left as it is.\n";
 
 static const char usage_pause[] =
-    "Usage: porthole sandbox pause ID [--json]\n"
+    "Usage: porthole sandbox pause ID [--to-disk] [--json]\n"
     "\n"
     "Stops the sandbox's virtual CPUs: it uses no CPU and keeps its memory (its\n"
     "processes resume where they were), across a gateway restart too. Commands\n"
-    "are refused until 'porthole sandbox resume ID'; its timeout keeps running.\n";
+    "are refused until 'porthole sandbox resume ID'; its timeout keeps running.\n"
+    "\n"
+    "  --to-disk  write its memory to disk and end its QEMU: it holds no RAM\n";
 
 static const char usage_resume[] = "Usage: porthole sandbox resume ID [--json]\n"
                                    "\n"
@@ -668,8 +670,19 @@ static int sandbox_power(struct cli_ctx *c, int argc, char **argv, const char *o
             c->command = ops[i].command;
             c->usage = ops[i].usage;
         }
-    if (!parse_plain(c, argc, argv, &code))
-        return code;
+    enum { OPT_TO_DISK = 1 };
+    static const struct option opts[] = {
+        {"to-disk", no_argument, NULL, OPT_TO_DISK}, CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == OPT_TO_DISK && strcmp(op, "pause") == 0)
+            json_object_set_new(body, "to_disk", json_true());
+        else if (opt == OPT_TO_DISK)
+            return cli_usage_error(c, "--to-disk is for sandbox pause");
+        else if (!cli_common_option(c, opt, argc, argv, &code))
+            return code;
+    }
     if (optind >= argc)
         return cli_usage_error(c, "missing sandbox ID");
     if (optind + 1 < argc)

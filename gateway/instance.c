@@ -68,7 +68,9 @@ static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spe
             return r;
         r = vm_start(vm, spec, err);
         if (r == 0)
-            r = vm_wait_ready(vm, marker, reg->cfg.boot_timeout_s * 1000, err);
+            r = spec->incoming_state
+                    ? vm_restore_state(vm, reg->cfg.boot_timeout_s * 1000, err)
+                    : vm_wait_ready(vm, marker, reg->cfg.boot_timeout_s * 1000, err);
         if (r == 0) {
             *out = vm;
             return 0;
@@ -79,7 +81,9 @@ static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spe
         /* A stopped VM's disk is the user's: it stays for the next try. */
         if (!spec->reuse_run_dir)
             vm_remove_run_dir(reg->cfg.state_dir, id);
-        if (err->kind != PH_ERR_TIMEOUT && err->kind != PH_ERR_UNAVAILABLE)
+        /* Saved memory is loaded once: a fresh QEMU would not change it. */
+        if (spec->incoming_state ||
+            (err->kind != PH_ERR_TIMEOUT && err->kind != PH_ERR_UNAVAILABLE))
             break;
     }
     return r;
@@ -118,6 +122,7 @@ const struct instance_vm_ops instance_vmctl_ops = {
     .power_off = vmctl_power_off,
     .pause = vm_pause,
     .resume = vm_resume,
+    .save = vm_save_state,
     .discard = vmctl_discard,
     .alive = vm_alive,
     .free = vm_free,
@@ -356,6 +361,8 @@ void instance_save(struct instance *in)
         return;
     }
     json_object_set_new(rec, "network", json_string(net_mode_name(in->net_mode)));
+    if (in->paused_to_disk)
+        json_object_set_new(rec, "paused_to_disk", json_true());
     if (in->image[0])
         json_object_set_new(rec, "image", json_string(in->image));
     if (in->allowed_domains)
@@ -394,8 +401,11 @@ json_t *instance_json_base(const struct instance *in)
         in->disk_mib, "timeout_minutes", in->timeout_minutes, "env_vars", in->env_vars);
     if (o)
         json_object_set_new(o, "image", json_string(instance_image(in)));
-    if (o && (in->status == INSTANCE_ERROR || (in->status == INSTANCE_STOPPED && in->error[0])))
+    if (o && (in->status == INSTANCE_ERROR ||
+              ((in->status == INSTANCE_STOPPED || in->status == INSTANCE_PAUSED) && in->error[0])))
         json_object_set_new(o, "error", json_string(in->error));
+    if (o && in->status == INSTANCE_PAUSED)
+        json_object_set_new(o, "paused_to_disk", json_boolean(in->paused_to_disk));
     return o;
 }
 
@@ -550,6 +560,7 @@ struct boot_job {
     int screen_width, screen_height;
     struct vm *vm; /* owned until handed to in; preset when pooled */
     bool restart;  /* a stopped instance booting again from its run dir */
+    bool incoming; /* with restart: loading the memory a pause to disk saved */
     instance_ready_fn ready;
     void *ready_data;
     struct ph_error err;
@@ -591,6 +602,7 @@ static void boot_job_run(void *data)
             .screen_height = j->screen_height,
             .egress_cmd = egress_cmd,
             .reuse_run_dir = j->restart,
+            .incoming_state = j->incoming,
         };
         j->r = instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
     }
@@ -616,6 +628,7 @@ static void boot_job_done(void *data)
         in->vm = TAKE_PTR(j->vm);
         in->ready_ms = now_ms();
         in->error[0] = '\0';
+        in->paused_to_disk = false;
         if (!in->deleting) {
             in->status = INSTANCE_READY;
             /* The timeout is the time a user gets with a ready instance,
@@ -626,6 +639,11 @@ static void boot_job_done(void *data)
             }
         }
         lwsl_user("%s %s ready (ssh port %d)\n", in->kind->name, in->id, in->vm->ssh_port);
+    } else if (j->incoming) {
+        /* The saved memory stays for another try. */
+        in->status = in->deleting ? INSTANCE_STOPPING : INSTANCE_PAUSED;
+        snprintf(in->error, sizeof(in->error), "resume failed: %s", j->err.message);
+        lwsl_err("%s %s failed to resume from disk: %s\n", in->kind->name, in->id, j->err.message);
     } else if (j->restart) {
         in->status = in->deleting ? INSTANCE_STOPPING : INSTANCE_STOPPED;
         snprintf(in->error, sizeof(in->error), "start failed: %s", j->err.message);
@@ -838,8 +856,8 @@ int instance_power_on(struct instance *in, instance_ready_fn done, void *data, s
 
 struct pause_job {
     struct instance *in;
-    struct vm *vm; /* weak: held */
-    bool resume;
+    struct vm *vm; /* weak: held; owned for a pause to disk */
+    bool resume, to_disk;
     instance_ready_fn done;
     void *data;
     struct ph_error err;
@@ -850,7 +868,7 @@ static void pause_run(void *data)
 {
     struct pause_job *j = data;
     const struct instance_vm_ops *ops = j->in->reg->cfg.vm_ops;
-    j->r = (j->resume ? ops->resume : ops->pause)(j->vm, &j->err);
+    j->r = (j->resume ? ops->resume : j->to_disk ? ops->save : ops->pause)(j->vm, &j->err);
 }
 
 static void pause_done(void *data)
@@ -858,6 +876,13 @@ static void pause_done(void *data)
     struct pause_job *j = data;
     struct instance *in = j->in;
 
+    if (j->to_disk && j->r == 0) {
+        in->reg->cfg.vm_ops->free(j->vm);
+        in->paused_to_disk = true;
+        in->error[0] = '\0';
+    } else if (j->to_disk) {
+        in->vm = j->vm; /* the save failed: the VM runs on */
+    }
     if (!in->deleting && in->status == INSTANCE_PAUSED)
         /* A failed pause leaves it running; a failed resume, paused. */
         in->status = (j->r == 0) == j->resume ? INSTANCE_READY : INSTANCE_PAUSED;
@@ -865,7 +890,10 @@ static void pause_done(void *data)
         lwsl_err("%s %s: %s: %s\n", in->kind->name, in->id, j->resume ? "resume" : "pause",
                  j->err.message);
     else
-        lwsl_user("%s %s %s\n", in->kind->name, in->id, j->resume ? "resumed" : "paused");
+        lwsl_user("%s %s %s\n", in->kind->name, in->id,
+                  j->resume    ? "resumed"
+                  : j->to_disk ? "paused to disk"
+                               : "paused");
     instance_save(in);
     if (j->done)
         j->done(in, j->r, j->r < 0 ? &j->err : NULL, j->data);
@@ -873,50 +901,90 @@ static void pause_done(void *data)
     free(j);
 }
 
-static int pause_submit(struct instance *in, bool resume, instance_ready_fn done, void *data,
-                        struct ph_error *err)
+/* Resume of a pause to disk: a boot that loads the saved memory. */
+static int resume_from_disk(struct instance *in, instance_ready_fn done, void *data,
+                            struct ph_error *err)
+{
+    struct boot_job *j = calloc(1, sizeof(*j));
+
+    if (!j)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    j->in = in;
+    j->restart = j->incoming = true;
+    j->ready = done;
+    j->ready_data = data;
+    if (instance_submit(in, boot_job_run, boot_job_done, j) < 0) {
+        free(j);
+        return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
+    }
+    /* The record still says paused to disk until the guest runs: a gateway
+     * killed meanwhile finds it so, memory file included. */
+    in->start_ms = now_ms();
+    return 0;
+}
+
+static int pause_submit(struct instance *in, bool resume, bool to_disk, instance_ready_fn done,
+                        void *data, struct ph_error *err)
 {
     const struct instance_vm_ops *ops = in->reg->cfg.vm_ops;
-    enum instance_status from = resume ? INSTANCE_PAUSED : INSTANCE_READY;
     struct pause_job *j;
 
-    if (in->status == (resume ? INSTANCE_READY : INSTANCE_PAUSED) && in->vm && !in->deleting &&
-        in->jobs == 0) {
+    if (!in->deleting && in->jobs == 0 &&
+        (resume    ? in->status == INSTANCE_READY && in->vm
+         : to_disk ? in->status == INSTANCE_PAUSED && in->paused_to_disk
+                   : in->status == INSTANCE_PAUSED && (in->vm || in->paused_to_disk))) {
         if (done)
             done(in, 0, NULL, data);
         return 0;
     }
-    if (!(resume ? ops->resume : ops->pause))
-        return ph_error_set(err, PH_ERR_INVALID, -ENOTSUP, "%ss cannot be paused", in->kind->label);
-    if (in->status != from || !in->vm || in->deleting)
+    if (!(resume ? ops->resume : to_disk ? ops->save : ops->pause))
+        return ph_error_set(err, PH_ERR_INVALID, -ENOTSUP, "%ss cannot be paused%s",
+                            in->kind->label, to_disk ? " to disk" : "");
+    /* A VM paused in memory can still be written out. */
+    bool ok = resume    ? in->status == INSTANCE_PAUSED && (in->vm || in->paused_to_disk)
+              : to_disk ? (in->status == INSTANCE_READY || in->status == INSTANCE_PAUSED) && in->vm
+                        : in->status == INSTANCE_READY && in->vm;
+    if (!ok || in->deleting)
         return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s; only a %s one %s",
                             in->kind->label, in->id, instance_status_name(in->status),
                             resume ? "paused" : "ready", resume ? "resumes" : "pauses");
     if (in->jobs > 0)
         return ph_error_set(err, PH_ERR_CONFLICT, -EBUSY, "%s %s is %s; try again once that ends",
                             in->kind->label, in->id,
-                            resume ? "still pausing" : "running commands, transfers or terminals");
+                            resume ? "still pausing or resuming"
+                                   : "running commands, transfers or terminals");
+    if (resume && in->paused_to_disk)
+        return resume_from_disk(in, done, data, err);
     if (!(j = calloc(1, sizeof(*j))))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    *j = (struct pause_job){.in = in, .vm = in->vm, .resume = resume, .done = done, .data = data};
+    *j = (struct pause_job){
+        .in = in, .vm = in->vm, .resume = resume, .to_disk = to_disk, .done = done, .data = data};
     if (instance_submit(in, pause_run, pause_done, j) < 0) {
         free(j);
         return ph_error_set(err, PH_ERR_LIMIT, -EAGAIN, "gateway is busy; try again");
     }
     /* Paused from now on: no new command reaches a guest about to stop;
-     * resumed only once its vCPUs run. */
+     * resumed only once its vCPUs run. A VM being saved is the job's. */
     in->status = INSTANCE_PAUSED;
+    if (to_disk)
+        in->vm = NULL;
     return 0;
 }
 
 int instance_pause(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err)
 {
-    return pause_submit(in, false, done, data, err);
+    return pause_submit(in, false, false, done, data, err);
+}
+
+int instance_pause_to_disk(struct instance *in, instance_ready_fn done, void *data,
+                           struct ph_error *err)
+{
+    return pause_submit(in, false, true, done, data, err);
 }
 
 int instance_resume(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err)
 {
-    return pause_submit(in, true, done, data, err);
+    return pause_submit(in, true, false, done, data, err);
 }
 
 /* ---- restart and supervision ----------------------------------------------- */
@@ -1013,17 +1081,22 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
         j->ssh_port = (int)json_integer_value(json_object_get(rec, "ssh_port"));
         j->cdp_port = (int)json_integer_value(json_object_get(rec, "cdp_port"));
     }
-    /* A stopped one has no VM to attach to: it waits for a start. */
-    if (j && status && strcmp(status, "stopped") == 0 && (!kind->restore || in->kind_data)) {
+    in->paused_to_disk = json_is_true(json_object_get(rec, "paused_to_disk"));
+    bool on_disk = status && strcmp(status, "paused") == 0 && in->paused_to_disk;
+    /* A stopped one, or one paused to disk, has no VM to attach to: it
+     * waits for a start or a resume. */
+    if (j && status && (strcmp(status, "stopped") == 0 || on_disk) &&
+        (!kind->restore || in->kind_data)) {
         struct ph_error err = {0};
         free(j);
-        in->status = INSTANCE_STOPPED;
+        in->status = on_disk ? INSTANCE_PAUSED : INSTANCE_STOPPED;
         instance_record_str(in->error, sizeof(in->error), rec, "error", "");
         if (notify_setup(in, &err) < 0) {
             in->status = INSTANCE_ERROR;
             snprintf(in->error, sizeof(in->error), "%s", err.message);
         }
-        lwsl_user("%s %s is stopped; kept\n", kind->name, in->id);
+        lwsl_user("%s %s is %s; kept\n", kind->name, in->id,
+                  on_disk ? "paused to disk" : "stopped");
         return;
     }
     /* Records of an instance that was being deleted or never booted are

@@ -121,6 +121,9 @@ struct instance_vm_ops {
     /* Stop and run again the vCPUs of a ready VM (NULL: not offered). */
     int (*pause)(struct vm *vm, struct ph_error *err);
     int (*resume)(struct vm *vm, struct ph_error *err);
+    /* Pause to disk: memory into the run dir, QEMU ended (NULL: not
+     * offered). A boot with spec.incoming_state brings it back. */
+    int (*save)(struct vm *vm, struct ph_error *err);
     /* Ends what is left of a VM nobody holds (pid file) and removes its run dir. */
     void (*discard)(struct instances *reg, const char *id);
     bool (*alive)(const struct vm *vm);
@@ -171,6 +174,7 @@ struct instance {
     struct run_hooks *hooks;         /* owned: this instance's own callbacks */
     int jobs;                        /* worker jobs using vm right now */
     bool deleting;                   /* ending has begun */
+    bool paused_to_disk;             /* paused with its memory in the run dir, no QEMU */
     bool stop_queued;                /* the stop job is submitted */
     struct instance_waiter *waiters; /* owned: told when deleted */
     struct instance *next;           /* the registry's list */
@@ -254,6 +258,10 @@ int instance_power_on(struct instance *in, instance_ready_fn done, void *data,
  * power_off/on. */
 int instance_pause(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err);
 int instance_resume(struct instance *in, instance_ready_fn done, void *data, struct ph_error *err);
+/* The same with the memory written to the run dir and QEMU ended: it holds
+ * no RAM; resume boots a QEMU that loads it. */
+int instance_pause_to_disk(struct instance *in, instance_ready_fn done, void *data,
+                           struct ph_error *err);
 void instances_sweep(struct instances *reg);
 /* Re-attaches to the VMs of every registered kind's records, then ends
  * whatever runs from a run dir no record names. Call after the pool's own

@@ -110,23 +110,31 @@ static void sandbox_power(struct http_req *req, struct gateway *gw, enum power_o
         [POWER_RESUME] = instance_resume,
     };
     static const char *const names[] = {"stop", "start", "pause", "resume"};
-    static const char *const allowed[] = {NULL};
+    static const char *const allowed[] = {NULL}, *const allowed_pause[] = {"to_disk", NULL};
     struct ph_error err = {0};
     struct instance *sb = sandbox_for_req(gw, req, false);
-    json_t *body = NULL;
+    json_t *body = NULL, *to_disk;
 
     if (!sb)
         return;
-    /* An empty body or {} (what SmolVM's clients send). */
+    /* An empty body or {} (what SmolVM's clients send); a pause may say
+     * {"to_disk": true}. */
     if (req->body_len > 0 &&
-        (!(body = http_json_body(req, &err)) || params_only(body, allowed, &err) < 0)) {
+        (!(body = http_json_body(req, &err)) ||
+         params_only(body, op == POWER_PAUSE ? allowed_pause : allowed, &err) < 0)) {
         json_decref(body);
         http_reply_error(req, &err);
         return;
     }
+    if ((to_disk = json_object_get(body, "to_disk")) && !json_is_boolean(to_disk)) {
+        json_decref(body);
+        http_reply_errorf(req, PH_ERR_INVALID, "to_disk must be true or false");
+        return;
+    }
+    bool disk = json_is_true(to_disk);
     json_decref(body);
-    lwsl_user("sandbox %s: %s for %s\n", sb->id, names[op], req->actor);
-    if (fns[op](sb, instance_reply_power, req, &err) < 0)
+    lwsl_user("sandbox %s: %s%s for %s\n", sb->id, names[op], disk ? " to disk" : "", req->actor);
+    if ((disk ? instance_pause_to_disk : fns[op])(sb, instance_reply_power, req, &err) < 0)
         http_reply_error(req, &err);
 }
 

@@ -402,6 +402,8 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
     };
     o.forwards[o.n_forwards++] = (struct qemu_forward){vm->ssh_port, VM_GUEST_PORT_SSH};
     o.guestfwd_cmd = spec->egress_cmd;
+    if (spec->incoming_state)
+        o.incoming = "defer";
     if (vm->vnc_socket) {
         o.vnc_socket = vm->vnc_socket;
         o.screen_width = spec->screen_width > 0 ? spec->screen_width : VM_SCREEN_WIDTH;
@@ -603,7 +605,10 @@ static int vm_attach_connect(struct vm *vm, struct ph_error *err)
     return 0;
 }
 
-static int vm_qmp(struct vm *vm, const char *command, struct ph_error *err)
+/* One QMP command on a connection of its own; args borrowed, *ret (may
+ * be NULL) a new reference. */
+static int vm_qmp_args(struct vm *vm, const char *command, json_t *args, json_t **ret,
+                       struct ph_error *err)
 {
     _cleanup_free_ char *qmp_path = run_path(vm, "qmp.sock");
     struct qmp *q = NULL;
@@ -613,9 +618,14 @@ static int vm_qmp(struct vm *vm, const char *command, struct ph_error *err)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if ((r = qmp_connect(qmp_path, 5000, &q, err)) < 0)
         return r;
-    r = qmp_execute(q, command, NULL, NULL, 10000, err);
+    r = qmp_execute(q, command, args, ret, 10000, err);
     qmp_free(q);
     return r;
+}
+
+static int vm_qmp(struct vm *vm, const char *command, struct ph_error *err)
+{
+    return vm_qmp_args(vm, command, NULL, NULL, err);
 }
 
 int vm_pause(struct vm *vm, struct ph_error *err)
@@ -626,12 +636,10 @@ int vm_pause(struct vm *vm, struct ph_error *err)
     return r;
 }
 
+static void vm_step_clock(struct vm *vm);
+
 int vm_resume(struct vm *vm, struct ph_error *err)
 {
-    struct run_result res = {0};
-    struct ph_error clock_err = {0};
-    struct timespec now;
-    char cmd[64];
     int r;
 
     if ((r = vm_qmp(vm, "cont", err)) < 0)
@@ -642,7 +650,18 @@ int vm_resume(struct vm *vm, struct ph_error *err)
             return r;
         vm->attach_pending = false;
     }
-    /* The guest's clock stood still with its vCPUs. */
+    vm_step_clock(vm);
+    return 0;
+}
+
+/* The guest's clock stood still with its vCPUs: set it to the host's. */
+static void vm_step_clock(struct vm *vm)
+{
+    struct run_result res = {0};
+    struct ph_error clock_err = {0};
+    struct timespec now;
+    char cmd[64];
+
     clock_gettime(CLOCK_REALTIME, &now);
     snprintf(cmd, sizeof(cmd), "date -u -s @%lld.%09ld >/dev/null", (long long)now.tv_sec,
              now.tv_nsec);
@@ -650,6 +669,129 @@ int vm_resume(struct vm *vm, struct ph_error *err)
         run_result_done(&res);
     else
         fprintf(stderr, "vm %s: stepping the clock after a pause: %s\n", vm->id, clock_err.message);
+}
+
+/* "exec:cat > 'PATH'" or "exec:cat 'PATH'": QEMU runs it with /bin/sh. */
+static int migrate_uri(const char *path, bool out, json_t **args)
+{
+    _cleanup_free_ char *q = shell_quote(path);
+    char *uri = NULL;
+    if (!q || asprintf(&uri, "exec:cat %s%s", out ? "> " : "", q) < 0)
+        return -ENOMEM;
+    *args = json_pack("{s:s}", "uri", uri);
+    free(uri);
+    return *args ? 0 : -ENOMEM;
+}
+
+/* Polls command until its "status" is none of busy. Returns the last
+ * reply (new reference), or NULL with err. */
+static json_t *qmp_wait_status(struct vm *vm, const char *command, const char *const *busy,
+                               int timeout_ms, struct ph_error *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        json_t *ret = NULL;
+        if (vm_qmp_args(vm, command, NULL, &ret, err) < 0)
+            return NULL;
+        const char *st = json_string_value(json_object_get(ret, "status"));
+        bool waiting = !st;
+        for (const char *const *b = busy; st && *b; b++)
+            waiting |= strcmp(st, *b) == 0;
+        if (!waiting)
+            return ret;
+        json_decref(ret);
+        if (now_ms() > deadline) {
+            ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT, "%s: still %s after %d s", command,
+                         st ? st : "unknown", timeout_ms / 1000);
+            return NULL;
+        }
+        usleep(100 * 1000);
+    }
+}
+
+#define VM_STATE_FILE "memory.state"
+#define VM_STATE_TIMEOUT_MS (10 * 60 * 1000)
+
+bool vm_has_saved_state(const char *state_dir, const char *id)
+{
+    _cleanup_free_ char *p = NULL;
+    if (!vm_id_valid(id) || asprintf(&p, "%s/vms/%s/" VM_STATE_FILE, state_dir, id) < 0)
+        return false;
+    return access(p, R_OK) == 0;
+}
+
+int vm_save_state(struct vm *vm, struct ph_error *err)
+{
+    static const char *const busy[] = {"setup", "active", "pre-switchover", "device", NULL};
+    _cleanup_free_ char *path = run_path(vm, VM_STATE_FILE);
+    _cleanup_free_ char *tmp = run_path(vm, VM_STATE_FILE ".tmp");
+    json_t *args = NULL, *ret;
+    int r;
+
+    if (!path || !tmp || migrate_uri(tmp, true, &args) < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    unlink(tmp);
+    if ((r = vm_qmp(vm, "stop", err)) == 0)
+        r = vm_qmp_args(vm, "migrate", args, NULL, err);
+    json_decref(args);
+    if (r < 0)
+        return r;
+    if (!(ret = qmp_wait_status(vm, "query-migrate", busy, VM_STATE_TIMEOUT_MS, err)))
+        return -ETIMEDOUT;
+    const char *st = json_string_value(json_object_get(ret, "status"));
+    if (strcmp(st, "completed") != 0) {
+        const char *why = json_string_value(json_object_get(ret, "error-desc"));
+        r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "saving the memory: %s%s%s", st,
+                         why ? ": " : "", why ? why : "");
+        json_decref(ret);
+        unlink(tmp);
+        /* The guest goes on running rather than stay half saved. */
+        vm_qmp(vm, "cont", NULL);
+        return r;
+    }
+    json_decref(ret);
+    if (rename(tmp, path) < 0) {
+        r = ph_error_set(err, PH_ERR_INTERNAL, -errno, "%s: %s", path, strerror(errno));
+        vm_qmp(vm, "cont", NULL);
+        return r;
+    }
+    vm->paused = true;
+    /* The disk was flushed when the migration completed. */
+    return vm_stop(vm, 10000, err);
+}
+
+int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
+{
+    static const char *const busy[] = {"inmigrate", NULL};
+    _cleanup_free_ char *path = run_path(vm, VM_STATE_FILE);
+    _cleanup_free_ char *ck = run_path(vm, "client_key"), *hkp = run_path(vm, "host_key.pub");
+    json_t *args = NULL, *ret;
+    int r;
+
+    if (!path || !ck || !hkp || migrate_uri(path, false, &args) < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    r = vm_qmp_args(vm, "migrate-incoming", args, NULL, err);
+    json_decref(args);
+    if (r < 0)
+        return r;
+    if (!(ret = qmp_wait_status(vm, "query-status", busy, timeout_ms, err)))
+        return -ETIMEDOUT;
+    const char *st = json_string_value(json_object_get(ret, "status"));
+    if (strcmp(st, "paused") != 0 && strcmp(st, "running") != 0) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "loading the saved memory: QEMU is %s", st);
+        json_decref(ret);
+        return r;
+    }
+    json_decref(ret);
+    if ((r = vm_qmp(vm, "cont", err)) < 0)
+        return r;
+    vm->paused = false;
+    if (!vm->ssh && !(vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", ck, hkp)))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if ((r = vm_attach_connect(vm, err)) < 0)
+        return r;
+    unlink(path);
+    vm_step_clock(vm);
     return 0;
 }
 

@@ -78,6 +78,9 @@ struct vm_spec {
     /* Boot again from the run dir a stopped VM left (its disk, keys and
      * exposed ports are kept; the config is written anew). */
     bool reuse_run_dir;
+    /* With reuse_run_dir: QEMU waits for the memory vm_save_state wrote
+     * (-incoming defer); vm_restore_state loads it. */
+    bool incoming_state;
 };
 
 #define VM_SCREEN_WIDTH 1280
@@ -157,6 +160,16 @@ int vm_pause(struct vm *vm, struct ph_error *err);
 /* Runs them again (QMP cont), connects what a paused attach left out, and
  * steps the guest's clock over the pause. */
 int vm_resume(struct vm *vm, struct ph_error *err);
+
+/* Pause to disk: stops the vCPUs, writes the guest's memory and device
+ * state to the run dir ("memory.state") and ends QEMU; the disk stays. */
+int vm_save_state(struct vm *vm, struct ph_error *err);
+/* After vm_start with spec.incoming_state: loads that state, runs the
+ * vCPUs, connects SSH and steps the guest clock; the file goes once the
+ * guest runs. */
+int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err);
+/* The run dir of id holds a saved memory state. */
+bool vm_has_saved_state(const char *state_dir, const char *id);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */
 bool vm_alive(const struct vm *vm);

@@ -2,7 +2,8 @@
 """pause: a paused sandbox's vCPUs stop (QEMU's CPU time stays flat, the
 guest's processes make no progress), commands are refused until it resumes,
 and after resume its processes carry on where they were, with the guest's
-clock set to the host's."""
+clock set to the host's. Paused to disk, its QEMU is gone and the same
+processes carry on after resume."""
 import os
 import sys
 import time
@@ -72,6 +73,39 @@ def test_pause_resume():
         check_eq(fx.delete_sandbox(sid).status, 200, "delete")
 
 
+def test_pause_to_disk():
+    sid = fx.create_sandbox(timeout_minutes=20)["id"]
+    try:
+        fx.exec("(i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep %s; done) "
+                ">/dev/null 2>&1 </dev/null & echo kept-%d > /root/on-disk.txt"
+                % (TICK_S, os.getpid()), sandbox=sid)
+        pid = fx.qemu_pid(sid)
+        got = fx.api("POST", "/v1/sandboxes/%s/pause" % sid, {"to_disk": True}, timeout=300)
+        check_eq((got["status"], got.get("paused_to_disk")), ("paused", True), "pause to disk")
+        check(not fixture.pid_alive(pid), "QEMU (pid %d) still runs after a pause to disk", pid)
+        state = os.path.join(fx.run_dir(sid), "memory.state")
+        check(os.path.getsize(state) > 0, "no saved memory at %s", state)
+        fixture.log("saved memory: %.1f MiB" % (os.path.getsize(state) / 1048576))
+        check_error(fx.exec_raw("echo no", sandbox=sid), 409, "conflict", "exec while on disk",
+                    message_contains="paused")
+        time.sleep(2)
+
+        got = fx.api("POST", "/v1/sandboxes/%s/resume" % sid, {}, timeout=300)
+        check_eq(got["status"], "ready", "resume from disk")
+        check(not os.path.exists(state), "the saved memory outlived the resume")
+        res = fx.exec("cat /root/on-disk.txt /root/count; date +%s.%N", sandbox=sid)
+        text, count, guest_now = res["stdout"].split()
+        check_eq(text, "kept-%d" % os.getpid(), "a file written before the pause")
+        check(abs(float(guest_now) - time.time()) < 2, "the guest's clock after resume: %s",
+              guest_now)
+        # The process that ran before the pause is the one still counting.
+        time.sleep(1)
+        later = int(fx.exec("cat /root/count", sandbox=sid)["stdout"])
+        check(later > int(count), "the counter runs on after a resume from disk")
+    finally:
+        check_eq(fx.delete_sandbox(sid).status, 200, "delete")
+
+
 def test_delete_while_paused():
     sid = fx.create_sandbox(timeout_minutes=20)["id"]
     pid = fx.qemu_pid(sid)
@@ -85,6 +119,9 @@ def test_unknown_and_bad_body():
     check_error(fx.req("POST", "/v1/sandboxes/sb-nosuch/pause", {}), 404, "not_found", "unknown")
     check_error(fx.req("POST", "/v1/sandboxes/%s/pause" % fx.sandbox, {"to": 1}), 400,
                 "bad_request", "an unknown field")
+    check_error(fx.req("POST", "/v1/sandboxes/%s/pause" % fx.sandbox, {"to_disk": "yes"}), 400,
+                "bad_request", "to_disk not a boolean")
 
 
-fixture.run([test_pause_resume, test_delete_while_paused, test_unknown_and_bad_body])
+fixture.run([test_pause_resume, test_pause_to_disk, test_delete_while_paused,
+             test_unknown_and_bad_body])

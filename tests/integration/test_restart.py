@@ -172,6 +172,25 @@ def test_paused_across_restart():
     check_eq(fx.delete_sandbox(sid).status, 200, "delete")
 
 
+def test_paused_to_disk_across_restart():
+    # Paused to disk, a sandbox has no QEMU: the new gateway keeps its record
+    # and its saved memory (not reaped as unrecorded), and resume loads it.
+    sid = fx.create_sandbox(timeout_minutes=20)["id"]
+    fx.exec("echo on-disk-%d > /root/paused.txt" % os.getpid(), sandbox=sid)
+    got = fx.api("POST", "/v1/sandboxes/%s/pause" % sid, {"to_disk": True}, timeout=300)
+    check_eq(got["status"], "paused", "pause to disk")
+    check_eq(restart_gateway(signal.SIGKILL, 60), -signal.SIGKILL, "gateway killed")
+    got = fx.api("GET", "/v1/sandboxes/" + sid)
+    check_eq((got["status"], got.get("paused_to_disk")), ("paused", True), "after the restart")
+    check(os.path.exists(os.path.join(fx.run_dir(sid), "memory.state")),
+          "the saved memory is gone after the restart")
+    got = fx.api("POST", "/v1/sandboxes/%s/resume" % sid, {}, timeout=300)
+    check_eq(got["status"], "ready", "resume from disk after the restart")
+    check_eq(fx.exec("cat /root/paused.txt", sandbox=sid)["stdout"],
+             "on-disk-%d\n" % os.getpid(), "file written before the pause and the restart")
+    check_eq(fx.delete_sandbox(sid).status, 200, "delete")
+
+
 def test_unrecorded_run_dir_reaped():
     # A run dir that no record names (its record never written, or removed
     # before its VM was gone): the next gateway ends its process and removes
@@ -207,4 +226,5 @@ def test_unrecorded_run_dir_reaped():
 
 
 fixture.run([test_kill_and_reattach, test_sigterm_during_boot, test_stopped_across_restart,
-             test_paused_across_restart, test_unrecorded_run_dir_reaped])
+             test_paused_across_restart, test_paused_to_disk_across_restart,
+             test_unrecorded_run_dir_reaped])
