@@ -25,8 +25,9 @@ static const char usage_mcp[] =
     "Claude Desktop (claude_desktop_config.json):\n"
     "  {\"mcpServers\": {\"porthole\": {\"command\": \"porthole\", \"args\": [\"mcp\"]}}}\n";
 
-static void write_line(void *data, const char *json)
+static void write_line(void *data, const char *json, const json_t *msg)
 {
+    (void)msg;
     FILE *out = data;
     fputs(json, out);
     fputc('\n', out);

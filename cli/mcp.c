@@ -48,12 +48,12 @@ struct mcp_session {
 static void send_json(struct mcp_session *s, json_t *msg /* stolen */)
 {
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    if (text) {
+        pthread_mutex_lock(&s->lock);
+        s->send(s->send_data, text, msg);
+        pthread_mutex_unlock(&s->lock);
+    }
     json_decref(msg);
-    if (!text)
-        return;
-    pthread_mutex_lock(&s->lock);
-    s->send(s->send_data, text);
-    pthread_mutex_unlock(&s->lock);
     free(text);
 }
 

@@ -27,7 +27,8 @@
 #define MCP_MAX_CALLS 16           /* tools/call running at once */
 #define MCP_MAX_MESSAGE (8u << 20) /* one incoming message */
 
-typedef void (*mcp_send_fn)(void *data, const char *json);
+/* json is msg as one line of text; msg is borrowed. */
+typedef void (*mcp_send_fn)(void *data, const char *json, const json_t *msg);
 
 struct mcp_session;
 

@@ -539,36 +539,13 @@ static int req_copy_headers(struct http_req_full *r, struct lws *wsi)
     return 0;
 }
 
-int http_wsi_query(struct lws *wsi, const char *name, char *out, size_t len)
-{
-    size_t nl = strlen(name);
-    char item[HTTP_MAX_QUERY];
-
-    /* Each item into a buffer that holds any item the server keeps, so that
-     * a long one of another name does not stop the search. */
-    for (int idx = 0; idx < HTTP_MAX_QUERY_ITEMS; idx++) {
-        int n = lws_hdr_copy_fragment(wsi, item, sizeof(item), WSI_TOKEN_HTTP_URI_ARGS, idx);
-        if (n < 0) {
-            /* An item longer than any may be could be the one asked for. */
-            return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) > 0 ? -E2BIG
-                                                                                  : -ENOENT;
-        }
-        if ((size_t)n <= nl || strncmp(item, name, nl) != 0 || item[nl] != '=')
-            continue;
-        if ((size_t)n != strlen(item))
-            return -EINVAL; /* a decoded NUL */
-        if ((size_t)n - nl > len)
-            return -E2BIG;
-        memcpy(out, item + nl + 1, (size_t)n - nl);
-        return n - (int)nl - 1;
-    }
-    return -ENOENT;
-}
-
-static int req_copy_query(struct http_req_full *r, struct lws *wsi)
+/* The query items lws decoded, NUL-separated, into buf (HTTP_MAX_QUERY
+ * bytes): *used bytes. -E2BIG past the bound, -EINVAL on a decoded NUL. */
+static int query_copy(struct lws *wsi, char *buf, size_t *used)
 {
     char item[HTTP_MAX_QUERY];
 
+    *used = 0;
     for (int idx = 0; idx < HTTP_MAX_QUERY_ITEMS; idx++) {
         int n = lws_hdr_copy_fragment(wsi, item, sizeof(item), WSI_TOKEN_HTTP_URI_ARGS, idx);
         if (n < 0) {
@@ -580,15 +557,46 @@ static int req_copy_query(struct http_req_full *r, struct lws *wsi)
             continue;
         if ((size_t)n != strlen(item))
             return -EINVAL; /* a decoded NUL */
-        if (r->query_len + (size_t)n + 1 > HTTP_MAX_QUERY)
+        if (*used + (size_t)n + 1 > HTTP_MAX_QUERY)
             return -E2BIG;
-        if (!r->query && !(r->query = malloc(HTTP_MAX_QUERY)))
-            return -ENOMEM;
-        memcpy(r->query + r->query_len, item, (size_t)n + 1);
-        r->query_len += (size_t)n + 1;
+        memcpy(buf + *used, item, (size_t)n + 1);
+        *used += (size_t)n + 1;
     }
     return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, HTTP_MAX_QUERY_ITEMS) > 0 ? -E2BIG
                                                                                            : 0;
+}
+
+int http_wsi_query(struct lws *wsi, const char *name, char *out, size_t len)
+{
+    char buf[HTTP_MAX_QUERY];
+    size_t used;
+    int r = query_copy(wsi, buf, &used);
+    const char *v = r < 0 ? NULL : http_query_find(buf, used, name);
+
+    if (r < 0)
+        return r;
+    if (!v)
+        return -ENOENT;
+    size_t n = strlen(v);
+    if (n + 1 > len)
+        return -E2BIG;
+    memcpy(out, v, n + 1);
+    return (int)n;
+}
+
+static int req_copy_query(struct http_req_full *r, struct lws *wsi)
+{
+    char buf[HTTP_MAX_QUERY];
+    size_t used;
+    int rc = query_copy(wsi, buf, &used);
+
+    if (rc < 0 || used == 0)
+        return rc;
+    if (!(r->query = malloc(used)))
+        return -ENOMEM;
+    memcpy(r->query, buf, used);
+    r->query_len = used;
+    return 0;
 }
 
 static const char *static_mime(const char *path)

@@ -77,16 +77,13 @@ static void sse_event(struct http_req *req, const char *json)
 
 /* The session's messages (any thread): an answer goes to the request it
  * answers, a progress notification to the request that asked for it. */
-static void sess_send(void *data, const char *json)
+static void sess_send(void *data, const char *json, const json_t *m)
 {
     struct mcp_sess *ss = data;
-    json_t *m = json_loads(json, 0, NULL);
     const char *method = json_string_value(json_object_get(m, "method"));
     json_t *token = json_object_get(json_object_get(m, "params"), "progressToken");
     json_t *id = json_object_get(m, "id");
 
-    if (!m)
-        return;
     pthread_mutex_lock(&ss->lock);
     if (method && strcmp(method, "notifications/progress") == 0 && token) {
         for (struct mcp_pending *p = ss->pending; p; p = p->next) {
@@ -123,7 +120,6 @@ static void sess_send(void *data, const char *json)
     /* Anything else (log messages, list changes) would need a stream of the
      * server's own, which this transport does not open. */
     pthread_mutex_unlock(&ss->lock);
-    json_decref(m);
 }
 
 /* A request the client cancelled gets no answer from the session; its

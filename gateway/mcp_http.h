@@ -25,6 +25,7 @@
  * stream of its own. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,7 +36,8 @@ struct mcp_http;
 #define MCP_HTTP_IDLE_S 3600         /* a session nobody used for this long ends */
 #define MCP_HTTP_MAX_BODY (8u << 20) /* one message, as the session takes */
 
-typedef void (*mcp_http_send_fn)(void *data, const char *json);
+/* json is msg as one line of text (what goes out); msg is borrowed. */
+typedef void (*mcp_http_send_fn)(void *data, const char *json, const json_t *msg);
 
 struct mcp_http_ops {
     /* A session whose tools reach the gateway at url with token; its

@@ -451,18 +451,14 @@ int ws_link_adopt_fd(struct ws_link *l, int fd)
     };
     l->upstream.raw = true;
     l->upstream.state = SIDE_CONNECTING;
-    /* RAW_ADOPT comes from inside the call: the side is up on return
-     * (made so here should lws not have told us). */
+    /* A socket already connected: up as soon as lws has it. */
     struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&a);
     if (!wsi) {
         side_gone(l, &l->upstream);
         return -EIO;
     }
-    if (l->upstream.state == SIDE_CONNECTING && !l->upstream.wsi) {
-        lws_set_opaque_user_data(wsi, l);
-        l->upstream.wsi = wsi;
-        upstream_up(l);
-    }
+    l->upstream.wsi = wsi;
+    upstream_up(l);
     return 0;
 }
 
@@ -527,13 +523,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_RAW_WRITEABLE:
         return l ? on_writeable(l, side_of(l, wsi)) : -1;
 
-    case LWS_CALLBACK_RAW_ADOPT:
-        /* An adopted upstream (ws_link_adopt_fd): known here first. */
-        if (l && wsi != l->client.wsi && l->upstream.state == SIDE_CONNECTING) {
-            l->upstream.wsi = wsi;
-            upstream_up(l);
-        }
-        return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
     case LWS_CALLBACK_RAW_CONNECTED:
         if (l)

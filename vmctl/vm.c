@@ -516,6 +516,29 @@ static int vm_open_devtools(struct vm *vm, struct ph_error *err)
                            err);
 }
 
+/* vm->ssh for the run dir's keys, made once. 0 or -ENOMEM. */
+static int vm_ssh_ensure(struct vm *vm)
+{
+    if (vm->ssh)
+        return 0;
+    _cleanup_free_ char *ck = run_path(vm, "client_key"), *hkp = run_path(vm, "host_key.pub");
+    if (ck && hkp)
+        vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", ck, hkp);
+    return vm->ssh ? 0 : -ENOMEM;
+}
+
+#define VM_ATTACH_CONNECT_MS 15000
+
+/* What a guest that answers gets: SSH, DevTools, the saved ports. */
+static int vm_connect_guest(struct vm *vm, int timeout_ms, struct ph_error *err)
+{
+    int r = vm_ssh_connect(vm->ssh, timeout_ms, err);
+    if (r < 0 || (r = vm_open_devtools(vm, err)) < 0)
+        return r;
+    vm_ports_reopen(vm);
+    return 0;
+}
+
 int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_error *err)
 {
     int64_t deadline = now_ms() + timeout_ms;
@@ -564,19 +587,11 @@ int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_e
             used = 0;
         }
     }
-    if (!vm->ssh) {
-        _cleanup_free_ char *ck = run_path(vm, "client_key"), *hkp = run_path(vm, "host_key.pub");
-        if (!ck || !hkp)
-            return -ENOMEM;
-        vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", ck, hkp);
-        if (!vm->ssh)
-            return -ENOMEM;
-    }
+    if (vm_ssh_ensure(vm) < 0)
+        return -ENOMEM;
     int64_t left = deadline - now_ms();
-    int r = vm_ssh_connect(vm->ssh, left > 5000 ? (int)left : 5000, err);
-    if (r == 0 && (r = vm_open_devtools(vm, err)) == 0)
-        vm_ports_reopen(vm); /* a stopped VM's, booted again */
-    return r;
+    /* The ports reopened are a stopped VM's, booted again. */
+    return vm_connect_guest(vm, left > 5000 ? (int)left : 5000, err);
 }
 
 /* The pid in the pid file must still be the QEMU of this run dir: after a
@@ -593,16 +608,6 @@ static bool vm_pid_is_ours(const struct vm *vm, pid_t pid)
         if (cmdline[i] == '\0')
             cmdline[i] = ' ';
     return strstr(cmdline, vm->run_dir) != NULL && strstr(cmdline, "qemu") != NULL;
-}
-
-/* What an attach opens once the guest answers: SSH, DevTools, the ports. */
-static int vm_attach_connect(struct vm *vm, struct ph_error *err)
-{
-    int r = vm_ssh_connect(vm->ssh, 15000, err);
-    if (r < 0 || (r = vm_open_devtools(vm, err)) < 0)
-        return r;
-    vm_ports_reopen(vm);
-    return 0;
 }
 
 /* One QMP command on a connection of its own; args borrowed, *ret (may
@@ -646,7 +651,7 @@ int vm_resume(struct vm *vm, struct ph_error *err)
         return r;
     vm->paused = false;
     if (vm->attach_pending) {
-        if ((r = vm_attach_connect(vm, err)) < 0)
+        if ((r = vm_connect_guest(vm, VM_ATTACH_CONNECT_MS, err)) < 0)
             return r;
         vm->attach_pending = false;
     }
@@ -712,14 +717,6 @@ static json_t *qmp_wait_status(struct vm *vm, const char *command, const char *c
 #define VM_STATE_FILE "memory.state"
 #define VM_STATE_TIMEOUT_MS (10 * 60 * 1000)
 
-bool vm_has_saved_state(const char *state_dir, const char *id)
-{
-    _cleanup_free_ char *p = NULL;
-    if (!vm_id_valid(id) || asprintf(&p, "%s/vms/%s/" VM_STATE_FILE, state_dir, id) < 0)
-        return false;
-    return access(p, R_OK) == 0;
-}
-
 int vm_save_state(struct vm *vm, struct ph_error *err)
 {
     static const char *const busy[] = {"setup", "active", "pre-switchover", "device", NULL};
@@ -764,11 +761,10 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
 {
     static const char *const busy[] = {"inmigrate", NULL};
     _cleanup_free_ char *path = run_path(vm, VM_STATE_FILE);
-    _cleanup_free_ char *ck = run_path(vm, "client_key"), *hkp = run_path(vm, "host_key.pub");
     json_t *args = NULL, *ret;
     int r;
 
-    if (!path || !ck || !hkp || migrate_uri(path, false, &args) < 0)
+    if (!path || migrate_uri(path, false, &args) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     r = vm_qmp_args(vm, "migrate-incoming", args, NULL, err);
     json_decref(args);
@@ -786,9 +782,9 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
     if ((r = vm_qmp(vm, "cont", err)) < 0)
         return r;
     vm->paused = false;
-    if (!vm->ssh && !(vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", ck, hkp)))
+    if (vm_ssh_ensure(vm) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    if ((r = vm_attach_connect(vm, err)) < 0)
+    if ((r = vm_connect_guest(vm, VM_ATTACH_CONNECT_MS, err)) < 0)
         return r;
     unlink(path);
     vm_step_clock(vm);
@@ -800,7 +796,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
 {
     struct vm *vm = vm_alloc(state_dir, id, kind);
     struct qmp *q = NULL;
-    _cleanup_free_ char *qmp_path = NULL, *ck = NULL, *hkp = NULL;
+    _cleanup_free_ char *qmp_path = NULL;
     int r;
 
     if (!vm)
@@ -818,9 +814,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
         goto fail;
     }
     qmp_path = run_path(vm, "qmp.sock");
-    ck = run_path(vm, "client_key");
-    hkp = run_path(vm, "host_key.pub");
-    if (!qmp_path || !ck || !hkp) {
+    if (!qmp_path) {
         r = -ENOMEM;
         goto fail;
     }
@@ -833,18 +827,15 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     qmp_free(q);
     if (r < 0)
         goto fail;
-    vm->ssh = vm_ssh_new("127.0.0.1", ssh_port, "root", ck, hkp);
-    if (!vm->ssh) {
-        r = -ENOMEM;
+    if ((r = vm_ssh_ensure(vm)) < 0)
         goto fail;
-    }
     /* A paused guest would not answer: vm_resume connects it. */
     if (vm->paused) {
         vm->attach_pending = true;
         *out = vm;
         return 0;
     }
-    if ((r = vm_attach_connect(vm, err)) < 0)
+    if ((r = vm_connect_guest(vm, VM_ATTACH_CONNECT_MS, err)) < 0)
         goto fail;
     *out = vm;
     return 0;

@@ -168,8 +168,6 @@ int vm_save_state(struct vm *vm, struct ph_error *err);
  * vCPUs, connects SSH and steps the guest clock; the file goes once the
  * guest runs. */
 int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err);
-/* The run dir of id holds a saved memory state. */
-bool vm_has_saved_state(const char *state_dir, const char *id);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */
 bool vm_alive(const struct vm *vm);

@@ -155,40 +155,39 @@ def test_stopped_across_restart():
     check_eq(fx.delete_sandbox(sid).status, 200, "delete")
 
 
-def test_paused_across_restart():
-    # A paused sandbox (QEMU running, its vCPUs stopped) is re-attached as
-    # paused: the new gateway does not wait for its guest to answer, and a
-    # resume connects it.
+def paused_across_restart(body, sig, want_exit, to_disk):
+    """Pauses a new sandbox with body, restarts the gateway with sig, and
+    checks it is still paused there, then resumes it."""
     sid = fx.create_sandbox(timeout_minutes=20)["id"]
     fx.exec("echo paused-%d > /root/paused.txt" % os.getpid(), sandbox=sid)
-    check_eq(fx.api("POST", "/v1/sandboxes/%s/pause" % sid, {})["status"], "paused", "pause")
-    check_eq(restart_gateway(signal.SIGTERM, 120), 0, "gateway exit status")
+    got = fx.api("POST", "/v1/sandboxes/%s/pause" % sid, body, timeout=300)
+    check_eq(got["status"], "paused", "pause %r" % body)
+    check_eq(restart_gateway(sig, 120), want_exit, "gateway exit status")
     fixture.wait_until(lambda: fx.api("GET", "/v1/sandboxes/" + sid)["status"] != "starting", 60)
-    check_eq(fx.api("GET", "/v1/sandboxes/" + sid)["status"], "paused", "status after restart")
-    got = fx.api("POST", "/v1/sandboxes/%s/resume" % sid, {}, timeout=120)
+    got = fx.api("GET", "/v1/sandboxes/" + sid)
+    check_eq((got["status"], got.get("paused_to_disk")), ("paused", to_disk),
+             "status after restart")
+    if to_disk:
+        check(os.path.exists(os.path.join(fx.run_dir(sid), "memory.state")),
+              "the saved memory is gone after the restart")
+    got = fx.api("POST", "/v1/sandboxes/%s/resume" % sid, {}, timeout=300)
     check_eq(got["status"], "ready", "resume after the restart")
     check_eq(fx.exec("cat /root/paused.txt", sandbox=sid)["stdout"],
              "paused-%d\n" % os.getpid(), "file written before the pause and the restart")
     check_eq(fx.delete_sandbox(sid).status, 200, "delete")
 
 
+def test_paused_across_restart():
+    # A paused sandbox (QEMU running, its vCPUs stopped) is re-attached as
+    # paused: the new gateway does not wait for its guest to answer, and a
+    # resume connects it.
+    paused_across_restart({}, signal.SIGTERM, 0, False)
+
+
 def test_paused_to_disk_across_restart():
     # Paused to disk, a sandbox has no QEMU: the new gateway keeps its record
     # and its saved memory (not reaped as unrecorded), and resume loads it.
-    sid = fx.create_sandbox(timeout_minutes=20)["id"]
-    fx.exec("echo on-disk-%d > /root/paused.txt" % os.getpid(), sandbox=sid)
-    got = fx.api("POST", "/v1/sandboxes/%s/pause" % sid, {"to_disk": True}, timeout=300)
-    check_eq(got["status"], "paused", "pause to disk")
-    check_eq(restart_gateway(signal.SIGKILL, 60), -signal.SIGKILL, "gateway killed")
-    got = fx.api("GET", "/v1/sandboxes/" + sid)
-    check_eq((got["status"], got.get("paused_to_disk")), ("paused", True), "after the restart")
-    check(os.path.exists(os.path.join(fx.run_dir(sid), "memory.state")),
-          "the saved memory is gone after the restart")
-    got = fx.api("POST", "/v1/sandboxes/%s/resume" % sid, {}, timeout=300)
-    check_eq(got["status"], "ready", "resume from disk after the restart")
-    check_eq(fx.exec("cat /root/paused.txt", sandbox=sid)["stdout"],
-             "on-disk-%d\n" % os.getpid(), "file written before the pause and the restart")
-    check_eq(fx.delete_sandbox(sid).status, 200, "delete")
+    paused_across_restart({"to_disk": True}, signal.SIGKILL, -signal.SIGKILL, True)
 
 
 def test_unrecorded_run_dir_reaped():
