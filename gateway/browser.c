@@ -122,7 +122,9 @@ static int browser_prepare(struct instance *sb, struct vm *vm, struct ph_error *
                 return r;
         }
     }
-    if (b->persistent || (b->from_pool && !browser_is_pool_default(b, sb->env_vars))) {
+    /* A pooled VM or a clone runs the template's settings. */
+    if (b->persistent ||
+        ((b->from_pool || vm->cloned) && !browser_is_pool_default(b, sb->env_vars))) {
         _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
         if (!cfg)
             return -ENOMEM;
@@ -210,7 +212,7 @@ static json_t *browser_to_json(const struct instance *sb)
         instance_time_json(sb->expires_at), "cdp_url", b->cdp_base, "cdp_ws_url", ws, "live_url",
         url_or_null(gateway_base, "/live/%s/%s", sb->id, b->live_token, b->live), "control_url",
         url_or_null(gateway_base, "/live/%s/%s?control=1", sb->id, b->control_token, b->live),
-        "served_from", b->from_pool ? "pool" : "cold_boot");
+        "served_from", b->from_pool ? "pool" : instance_served_from(sb));
     if (!o)
         return NULL;
     json_object_set(o, "allowed_domains", b->allowed_domains ? b->allowed_domains : json_null());

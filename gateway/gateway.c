@@ -17,6 +17,7 @@
 #include "media.h"
 #include "network.h"
 #include "pool.h"
+#include "templates.h"
 #include "sandbox.h"
 #include "mcp_http.h"
 #include "shell_proxy.h"
@@ -115,6 +116,8 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     gw->max_instances = json_is_integer(v) ? (int)json_integer_value(v) : 16;
     v = json_object_get(cfg, "browser_pool");
     gw->pool_target = json_is_integer(v) ? (int)json_integer_value(v) : 1;
+    v = json_object_get(cfg, "templates");
+    gw->use_templates = !json_is_false(v);
     v = json_object_get(cfg, "recording_fps");
     gw->recording_fps = json_is_integer(v) ? (int)json_integer_value(v) : 15;
     if (gw->recording_fps < 1 || gw->recording_fps > 60)
@@ -172,11 +175,24 @@ static void api_healthz(struct http_req *req, void *data)
                               "accel", accel_name(gw->accel.accel)));
 }
 
+/* What the gateway holds ready: the pool, the templates, the instances. */
+static void api_status(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    http_reply_json(req, 200,
+                    json_pack("{s:s, s:s, s:{s:i, s:i}, s:o, s:i}", "version", PORTHOLE_VERSION,
+                              "accel", accel_name(gw->accel.accel), "pool", "target",
+                              gw->pool_target, "ready", pool_ready_count(gw->pool), "templates",
+                              templates_status(gw->templates), "instances",
+                              instances_count(gw->instances)));
+}
+
 static void gateway_tick(lws_sorted_usec_list_t *sul)
 {
     struct gateway *gw = lws_container_of(sul, struct gateway, sweep);
 
     instances_sweep(gw->instances);
+    templates_fill(gw->templates);
     pool_fill(gw->pool);
     media_sweep(gw->media);
     mcp_http_sweep(gw->mcp);
@@ -226,7 +242,9 @@ static int parse_listen(const char *listen, char *host, size_t hostlen, int *por
 static void gateway_free(struct gateway *gw)
 {
     pool_stop_filling(gw->pool);
+    templates_stop(gw->templates);
     http_server_free(gw->http);
+    templates_free(gw->templates);
     /* The pool's VMs are stopped with the registry's state dir and
      * records: before the registry goes. */
     pool_free(gw->pool);
@@ -354,6 +372,7 @@ int gateway_main(const struct gateway_opts *o)
     gw.fast_work = http_server_work_lane(gw.http, WORK_LANE_FAST);
     snprintf(gw.url, sizeof(gw.url), "http://%s:%d", host, http_server_port(gw.http));
     http_route(gw.http, HTTP_GET, "/healthz", HTTP_ROUTE_PUBLIC, 0, api_healthz, &gw);
+    http_route(gw.http, HTTP_GET, "/v1/status", 0, 0, api_status, &gw);
     struct instances_config icfg = {
         .state_dir = gw.state_dir,
         .cache_dir = gw.cache_dir,
@@ -366,10 +385,12 @@ int gateway_main(const struct gateway_opts *o)
         .boot_timeout_s = gw.boot_timeout_s,
         .egress_relay = gw.relay,
         .cdp_host_forward = gw.cdp_host_forward,
+        .templates = gw.use_templates,
     };
     /* Kinds first, then the observers, in the order they set up. */
     if (instances_new(&icfg, &gw.instances) < 0 ||
         pool_new(gw.instances, gw.pool_target, &gw.pool) < 0 ||
+        templates_new(gw.instances, gw.use_templates, &gw.templates) < 0 ||
         sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0) {
         fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
@@ -392,6 +413,7 @@ int gateway_main(const struct gateway_opts *o)
 
     pool_restore(gw.pool);
     instances_restore(gw.instances);
+    templates_fill(gw.templates);
     pool_fill(gw.pool);
     lws_sul_schedule(http_server_context(gw.http), 0, &gw.sweep, gateway_tick, LWS_US_PER_SEC);
 

@@ -56,6 +56,7 @@ struct shell_proxy;
 struct mcp_http;
 struct mcp_http_ops;
 struct media;
+struct templates;
 
 struct gateway {
     char *state_dir; /* owned */
@@ -76,6 +77,7 @@ struct gateway {
     struct sandboxes *sandboxes; /* owned */
     struct browsers *browsers;   /* owned */
     struct pool *pool;           /* owned */
+    struct templates *templates; /* owned */
     struct network *net;         /* owned: the guests' egress */
     struct cdp_proxy *cdp;       /* owned */
     struct vnc_proxy *vnc;       /* owned */
@@ -87,6 +89,7 @@ struct gateway {
     bool cdp_host_forward; /* benchmarks only: see instances_config */
     char port_bind[48];    /* where sandboxes' exposed ports listen ("ports_bind_address") */
     int pool_target;       /* pre-booted browser VMs to keep ready */
+    bool use_templates;    /* clone new VMs from templates ("templates", default true) */
     char web_root[512];    /* static files: live view, dashboard, noVNC */
     int recording_fps;
     int recording_retention_hours; /* 0: keep until deleted */

@@ -15,6 +15,7 @@
 
 #include "state.h"
 #include "util.h"
+#include "vm_template.h"
 
 #define INSTANCE_STOP_GRACE_MS 3000
 
@@ -46,6 +47,43 @@ const char *instance_status_name(enum instance_status s)
 
 /* ---- vmctl as the VM back end ---------------------------------------- */
 
+/* A clone of spec's template, when there is one: 0 with *out, else the
+ * reason (logged; the caller boots cold). */
+static int vmctl_clone(struct instances *reg, const char *id, const struct vm_spec *spec,
+                       struct vm **out)
+{
+    struct vm_template t;
+    struct ph_error err = {0};
+    struct vm *vm = NULL;
+    int r;
+
+    if (!reg->cfg.templates || !vm_template_find(reg->cfg.cache_dir, spec, &t))
+        return -ENOENT;
+    struct vm_spec clone = *spec;
+    clone.template_dir = t.dir;
+    clone.screen_width = t.screen_width;
+    clone.screen_height = t.screen_height;
+    int64_t t0 = now_ms();
+    if ((r = vm_new(reg->cfg.state_dir, id, &clone, &vm, &err)) < 0)
+        goto fail;
+    if ((r = vm_start(vm, &clone, &err)) < 0 ||
+        (r = vm_restore_clone(vm, reg->cfg.boot_timeout_s * 1000, &err)) < 0 ||
+        (spec->n_env > 0 && (r = vm_set_env(vm, spec->env, spec->n_env, &err)) < 0))
+        goto fail;
+    lwsl_user("vm %s: cloned from template %s in %lld ms\n", id, t.name,
+              (long long)(now_ms() - t0));
+    *out = vm;
+    return 0;
+fail:
+    lwsl_warn("vm %s: cloning template %s failed, booting cold: %s\n", id, t.name, err.message);
+    if (vm) {
+        vm_stop(vm, 1000, NULL);
+        vm_free(vm);
+        vm_remove_run_dir(reg->cfg.state_dir, id);
+    }
+    return r < 0 ? r : -EIO;
+}
+
 static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spec *spec,
                       const char *marker, struct vm **out, struct ph_error *err)
 {
@@ -54,6 +92,8 @@ static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spe
 
     with.cdp_host_forward = reg->cfg.cdp_host_forward;
     spec = &with;
+    if (vmctl_clone(reg, id, spec, out) == 0)
+        return 0;
     /* A start the last gateway left half done may have left its QEMU on
      * this disk: two on one disk would corrupt it. */
     if (spec->reuse_run_dir && (r = vm_kill_orphan(reg->cfg.state_dir, id)) < 0)
@@ -218,6 +258,11 @@ enum vm_accel instances_accel(const struct instances *reg)
 struct work_pool *instances_work(const struct instances *reg)
 {
     return reg->cfg.work;
+}
+
+int instances_boot_timeout_s(const struct instances *reg)
+{
+    return reg->cfg.boot_timeout_s;
 }
 
 struct instance *instance_find(struct instances *reg, const struct instance_kind *kind,
@@ -391,6 +436,11 @@ json_t *instance_time_json(int64_t wall_ms)
     return json_string(buf);
 }
 
+const char *instance_served_from(const struct instance *in)
+{
+    return in->vm && in->vm->cloned ? "template" : "cold_boot";
+}
+
 json_t *instance_json_base(const struct instance *in)
 {
     json_t *o = json_pack(
@@ -401,6 +451,8 @@ json_t *instance_json_base(const struct instance *in)
         in->disk_mib, "timeout_minutes", in->timeout_minutes, "env_vars", in->env_vars);
     if (o)
         json_object_set_new(o, "image", json_string(instance_image(in)));
+    if (o && in->vm)
+        json_object_set_new(o, "served_from", json_string(instance_served_from(in)));
     if (o && (in->status == INSTANCE_ERROR ||
               ((in->status == INSTANCE_STOPPED || in->status == INSTANCE_PAUSED) && in->error[0])))
         json_object_set_new(o, "error", json_string(in->error));

@@ -150,6 +150,9 @@ struct instances_config {
     /* Give browser VMs a TCP forward to DevTools as well ("cdp_host_forward"
      * in the config): only for benchmarks, every local user can reach it. */
     bool cdp_host_forward;
+    /* New VMs are clones of their spec's template where one is built
+     * (vm_template.h); templates.c builds them. */
+    bool templates;
 };
 
 struct instance {
@@ -198,6 +201,7 @@ struct state_db *instances_db(const struct instances *reg);
 struct run_hooks *instances_hooks(const struct instances *reg);
 enum vm_accel instances_accel(const struct instances *reg);
 struct work_pool *instances_work(const struct instances *reg);
+int instances_boot_timeout_s(const struct instances *reg);
 /* The egress socket of a VM (the gateway listens, the guest's relay
  * connects) and the guestfwd command that reaches it; malloc'd, NULL when
  * guests get no network (or out of memory). */
@@ -280,6 +284,8 @@ json_t *instance_to_json(const struct instance *in);
 const char *instance_image(const struct instance *in);
 /* An API timestamp ("2026-01-02T03:04:05Z"), null for 0. */
 json_t *instance_time_json(int64_t wall_ms);
+/* How its VM came to be: "template" (a clone) or "cold_boot". */
+const char *instance_served_from(const struct instance *in);
 /* The fields every kind shares, as the sandbox API shows them. */
 json_t *instance_json_base(const struct instance *in);
 /* Copies record field key (a string) into dst, or dflt when absent. */

@@ -169,8 +169,9 @@ static int sandbox_params_fields(json_t *body, struct sandbox_params *p, struct 
     if ((r = params_only(body, allowed, err)) < 0 ||
         (r = params_string(body, "id", NULL, 39, &id, err)) < 0 ||
         (id && (r = instance_id_check(id, "id", err)) < 0) ||
-        (r = params_int(body, "vcpus", 2, 1, 8, &p->vcpus, err)) < 0 ||
-        (r = params_int(body, "mem_mib", 1024, 256, 16384, &p->mem_mib, err)) < 0 ||
+        (r = params_int(body, "vcpus", SANDBOX_DEFAULT_VCPUS, 1, 8, &p->vcpus, err)) < 0 ||
+        (r = params_int(body, "mem_mib", SANDBOX_DEFAULT_MEM_MIB, 256, 16384, &p->mem_mib, err)) <
+            0 ||
         (r = params_int(body, "disk_mib", 0, 0, 65536, &p->disk_mib, err)) < 0 ||
         (r = params_int(body, "timeout_minutes", 60, 1, 1440, &p->timeout_minutes, err)) < 0 ||
         (r = params_bool(body, "wait", true, &p->wait, err)) < 0 ||

@@ -9,6 +9,9 @@
 #include "run.h"
 
 #define PARAMS_MAX_ENV 64
+/* A sandbox created without a size (and its template's size). */
+#define SANDBOX_DEFAULT_VCPUS 2
+#define SANDBOX_DEFAULT_MEM_MIB 1024
 #define PARAMS_MAX_ENV_VALUE 4096
 /* All of a VM's env_vars as config lines ("env=NAME=value\n"): half of
  * what the guest init takes in one config (VM_CONFIG_MAX), the rest is

@@ -9,6 +9,7 @@
 
 #include "instance.h"
 #include "state.h"
+#include "templates.h"
 #include "util.h"
 
 #define POOL_RECORD_KIND "pool"
@@ -84,17 +85,8 @@ static void pool_job_run(void *data)
     struct instances *reg = j->pool->reg;
     _cleanup_free_ char *image = vm_image_dir(instances_cache_dir(reg), "browser");
     _cleanup_free_ char *egress_cmd = instances_egress_cmd(reg, j->id);
-    struct vm_spec spec = {
-        .kind = VM_KIND_BROWSER,
-        .vcpus = POOL_VCPUS,
-        .mem_mib = POOL_MEM_MIB,
-        .extra_config = POOL_CONFIG,
-        .accel = instances_accel(reg),
-        .image_dir = image,
-        .screen_width = POOL_WIDTH,
-        .screen_height = POOL_HEIGHT,
-        .egress_cmd = egress_cmd,
-    };
+    struct vm_spec spec;
+    templates_default_spec(reg, VM_KIND_BROWSER, image, egress_cmd, &spec);
     if (!image || (!egress_cmd && instances_egress_enabled(reg))) {
         j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         return;

@@ -125,7 +125,16 @@ char **qemu_build_argv(const struct qemu_opts *o)
         return NULL;
     arg(&b, "%s", bin && *bin ? bin : "qemu-system-x86_64");
     arg(&b, "-M");
-    arg(&b, "microvm");
+    arg(&b, "microvm,memory-backend=ram0");
+    arg(&b, "-object");
+    if (o->mem_file) {
+        if (strchr(o->mem_file, ','))
+            b.failed = 1;
+        arg(&b, "memory-backend-file,id=ram0,size=%dM,mem-path=%s,share=%s", o->mem_mib,
+            o->mem_file, o->mem_shared ? "on" : "off");
+    } else {
+        arg(&b, "memory-backend-ram,id=ram0,size=%dM", o->mem_mib);
+    }
     if (o->accel == VM_ACCEL_KVM) {
         arg(&b, "-accel");
         arg(&b, "kvm");

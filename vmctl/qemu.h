@@ -1,6 +1,7 @@
 /* The QEMU microvm command line, in one place. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "accel.h"
@@ -37,7 +38,12 @@ struct qemu_opts {
     const char *serial_socket;
     const char *serial_log;
     const char *pidfile;
-    const char *incoming; /* "exec:cat FILE" for snapshot restore, or NULL */
+    const char *incoming; /* "defer" to wait for migrate-incoming, or NULL */
+    /* The guest's RAM (always the memory backend "ram0", so that state
+     * saved by one kind of VM loads in another): anonymous memory, or this
+     * file mapped shared (a template's) or private (a clone's). */
+    const char *mem_file;
+    bool mem_shared;
     struct qemu_fwcfg fwcfg[QEMU_MAX_FWCFG];
     size_t n_fwcfg;
     struct qemu_forward forwards[QEMU_MAX_FORWARDS];

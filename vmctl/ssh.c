@@ -70,6 +70,18 @@ static void conn_drop_session(struct ssh_conn *c)
     c->session = NULL;
 }
 
+int vm_ssh_set_key(struct vm_ssh *s, const char *privkey_path)
+{
+    char *copy = strdup(privkey_path);
+    if (!copy)
+        return -ENOMEM;
+    pthread_mutex_lock(&s->lock);
+    free(s->privkey_path);
+    s->privkey_path = copy;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
 void vm_ssh_free(struct vm_ssh *s)
 {
     if (!s)
@@ -164,7 +176,10 @@ static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, st
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOENT, "cannot read pinned host key %s",
                             s->hostkey_path);
     }
+    _cleanup_free_ char *keypath = strdup(s->privkey_path);
     pthread_mutex_unlock(&s->lock);
+    if (!keypath)
+        return -ENOMEM;
     sess = ssh_new();
     if (!sess)
         return -ENOMEM;
@@ -195,9 +210,8 @@ static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, st
                          "guest host key does not match the key pinned for this VM");
         goto fail;
     }
-    if (ssh_pki_import_privkey_file(s->privkey_path, NULL, NULL, NULL, &client_key) != SSH_OK) {
-        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOENT, "cannot read client key %s",
-                         s->privkey_path);
+    if (ssh_pki_import_privkey_file(keypath, NULL, NULL, NULL, &client_key) != SSH_OK) {
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOENT, "cannot read client key %s", keypath);
         goto fail;
     }
     if (ssh_userauth_publickey(sess, NULL, client_key) != SSH_AUTH_SUCCESS) {

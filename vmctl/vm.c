@@ -24,6 +24,7 @@
 #include "ssh.h"
 #include "tunnel.h"
 #include "util.h"
+#include "vm_template.h"
 
 #define VM_SPAWN_ATTEMPTS 3
 #define VM_SERIAL_MAX_LINE 4096
@@ -213,6 +214,7 @@ void vm_free(struct vm *vm)
         close(vm->pidfd);
     free(vm->vnc_socket);
     free(vm->devtools_socket);
+    free(vm->template_dir);
     free(vm->run_dir);
     free(vm);
 }
@@ -303,7 +305,10 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
         r = gen_keypair(ck, ckp, &pub, err);
         if (r < 0)
             goto fail;
-        r = gen_keypair(hk, hkp, &hostpub, err);
+        /* A clone's sshd runs with its template's host key: that one
+         * stays pinned (DESIGN.md, templates). */
+        r = spec->template_dir ? vm_template_copy_host_key(spec->template_dir, hk, hkp, err)
+                               : gen_keypair(hk, hkp, &hostpub, err);
         if (r < 0)
             goto fail;
         r = write_file(ak, pub, strlen(pub), 0600);
@@ -326,20 +331,31 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
             goto fail;
         }
         /* The overlay names the resolved, recipe-hashed image, so a rebuilt
-         * image never changes the disk under a VM that already exists. */
-        if (asprintf(&backing, "%s/rootfs.img", real) < 0 ||
+         * image never changes the disk under a VM that already exists. A
+         * clone's names its template's disk, which never changes either. */
+        if ((spec->template_dir ? asprintf(&backing, "%s/disk.qcow2", spec->template_dir)
+                                : asprintf(&backing, "%s/rootfs.img", real)) < 0 ||
             (spec->disk_mib > 0 && asprintf(&size, "%dM", spec->disk_mib) < 0)) {
             r = -ENOMEM;
             goto fail;
         }
-        char *argv[] = {"qemu-img", "create", "-q",    "-f", "qcow2", "-F",
-                        "raw",      "-b",     backing, disk, size,    NULL};
+        char *argv[] = {
+            "qemu-img", "create", "-q", "-f", "qcow2", "-F", spec->template_dir ? "qcow2" : "raw",
+            "-b",       backing,  disk, size, NULL};
         r = spawn_wait(argv, log);
         if (r != 0) {
             char tail[256];
             log_tail(log, tail, sizeof(tail));
             r = ph_error_set(err, PH_ERR_INTERNAL, r < 0 ? r : -EIO, "qemu-img create failed: %s",
                              tail[0] ? tail : strerror(-r));
+            goto fail;
+        }
+    }
+    if (spec->template_dir) {
+        _cleanup_free_ char *ref = run_path(vm, "template");
+        if (!ref || !(vm->template_dir = strdup(spec->template_dir)) ||
+            write_file(ref, spec->template_dir, strlen(spec->template_dir), 0600) < 0) {
+            r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "cannot record the VM's template");
             goto fail;
         }
     }
@@ -402,8 +418,19 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
     };
     o.forwards[o.n_forwards++] = (struct qemu_forward){vm->ssh_port, VM_GUEST_PORT_SSH};
     o.guestfwd_cmd = spec->egress_cmd;
-    if (spec->incoming_state)
+    if (spec->incoming_state || spec->template_dir)
         o.incoming = "defer";
+    _cleanup_free_ char *mem = NULL;
+    if (spec->template_build) {
+        o.mem_file = mem = run_path(vm, VM_TEMPLATE_MEMORY);
+        o.mem_shared = true;
+    } else if (spec->template_dir) {
+        if (asprintf(&mem, "%s/" VM_TEMPLATE_MEMORY, spec->template_dir) < 0)
+            mem = NULL;
+        o.mem_file = mem;
+    }
+    if ((spec->template_build || spec->template_dir) && !mem)
+        return -ENOMEM;
     if (vm->vnc_socket) {
         o.vnc_socket = vm->vnc_socket;
         o.screen_width = spec->screen_width > 0 ? spec->screen_width : VM_SCREEN_WIDTH;
@@ -717,18 +744,33 @@ static json_t *qmp_wait_status(struct vm *vm, const char *command, const char *c
 #define VM_STATE_FILE "memory.state"
 #define VM_STATE_TIMEOUT_MS (10 * 60 * 1000)
 
-int vm_save_state(struct vm *vm, struct ph_error *err)
+/* x-ignore-shared: RAM in a shared file is left out of the stream (a
+ * template's memory file already holds it). Both ends must agree. */
+static int vm_set_ignore_shared(struct vm *vm, struct ph_error *err)
+{
+    json_t *args =
+        json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", 1);
+    if (!args)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    int r = vm_qmp_args(vm, "migrate-set-capabilities", args, NULL, err);
+    json_decref(args);
+    return r;
+}
+
+/* Stops the vCPUs, writes the VM's state to run_dir/NAME and ends QEMU;
+ * on failure the guest runs again. */
+static int vm_save_to(struct vm *vm, const char *name, bool ignore_shared, struct ph_error *err)
 {
     static const char *const busy[] = {"setup", "active", "pre-switchover", "device", NULL};
-    _cleanup_free_ char *path = run_path(vm, VM_STATE_FILE);
-    _cleanup_free_ char *tmp = run_path(vm, VM_STATE_FILE ".tmp");
+    _cleanup_free_ char *path = run_path(vm, name), *tmp = NULL;
     json_t *args = NULL, *ret;
     int r;
 
-    if (!path || !tmp || migrate_uri(tmp, true, &args) < 0)
+    if (!path || asprintf(&tmp, "%s.tmp", path) < 0 || migrate_uri(tmp, true, &args) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     unlink(tmp);
-    if ((r = vm_qmp(vm, "stop", err)) == 0)
+    r = ignore_shared ? vm_set_ignore_shared(vm, err) : 0;
+    if (r == 0 && (r = vm_qmp(vm, "stop", err)) == 0)
         r = vm_qmp_args(vm, "migrate", args, NULL, err);
     json_decref(args);
     if (r < 0)
@@ -738,7 +780,7 @@ int vm_save_state(struct vm *vm, struct ph_error *err)
     const char *st = json_string_value(json_object_get(ret, "status"));
     if (strcmp(st, "completed") != 0) {
         const char *why = json_string_value(json_object_get(ret, "error-desc"));
-        r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "saving the memory: %s%s%s", st,
+        r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "saving the VM's state: %s%s%s", st,
                          why ? ": " : "", why ? why : "");
         json_decref(ret);
         unlink(tmp);
@@ -757,16 +799,36 @@ int vm_save_state(struct vm *vm, struct ph_error *err)
     return vm_stop(vm, 10000, err);
 }
 
-int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
+int vm_save_state(struct vm *vm, struct ph_error *err)
+{
+    return vm_save_to(vm, VM_STATE_FILE, false, err);
+}
+
+int vm_save_template(struct vm *vm, struct ph_error *err)
+{
+    /* Clones must not inherit a half-open session of ours: close it while
+     * the guest still runs, so its sshd sees the end. */
+    vm_tunnel_stop(vm->devtools);
+    vm->devtools = NULL;
+    vm_ssh_free(vm->ssh);
+    vm->ssh = NULL;
+    usleep(200 * 1000);
+    return vm_save_to(vm, VM_TEMPLATE_DEVICE_STATE, true, err);
+}
+
+/* QEMU started with -incoming defer loads path and runs the vCPUs. */
+static int vm_load_from(struct vm *vm, const char *path, bool ignore_shared, int timeout_ms,
+                        struct ph_error *err)
 {
     static const char *const busy[] = {"inmigrate", NULL};
-    _cleanup_free_ char *path = run_path(vm, VM_STATE_FILE);
     json_t *args = NULL, *ret;
     int r;
 
-    if (!path || migrate_uri(path, false, &args) < 0)
+    if (migrate_uri(path, false, &args) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    r = vm_qmp_args(vm, "migrate-incoming", args, NULL, err);
+    r = ignore_shared ? vm_set_ignore_shared(vm, err) : 0;
+    if (r == 0)
+        r = vm_qmp_args(vm, "migrate-incoming", args, NULL, err);
     json_decref(args);
     if (r < 0)
         return r;
@@ -774,7 +836,7 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
         return -ETIMEDOUT;
     const char *st = json_string_value(json_object_get(ret, "status"));
     if (strcmp(st, "paused") != 0 && strcmp(st, "running") != 0) {
-        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "loading the saved memory: QEMU is %s", st);
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "loading the saved state: QEMU is %s", st);
         json_decref(ret);
         return r;
     }
@@ -782,12 +844,87 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
     if ((r = vm_qmp(vm, "cont", err)) < 0)
         return r;
     vm->paused = false;
+    return 0;
+}
+
+int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
+{
+    _cleanup_free_ char *path = run_path(vm, VM_STATE_FILE);
+    int r;
+
+    if (!path)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if ((r = vm_load_from(vm, path, false, timeout_ms, err)) < 0)
+        return r;
     if (vm_ssh_ensure(vm) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if ((r = vm_connect_guest(vm, VM_ATTACH_CONNECT_MS, err)) < 0)
         return r;
     unlink(path);
     vm_step_clock(vm);
+    return 0;
+}
+
+/* What clone-refresh (the guest init) reads. malloc'd. */
+static char *clone_identity(struct vm *vm)
+{
+    _cleanup_free_ char *pubpath = run_path(vm, "client_key.pub"), *pub = NULL;
+    char seed[129], mid[33], host[sizeof(vm->id)];
+    struct timespec now;
+    char *out = NULL;
+
+    if (!pubpath || read_file(pubpath, &pub, NULL, 4096) < 0 || random_hex(seed, 64) < 0 ||
+        random_hex(mid, 16) < 0)
+        return NULL;
+    pub[strcspn(pub, "\n")] = '\0';
+    snprintf(host, sizeof(host), "%s", vm->id);
+    for (char *p = host; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (asprintf(&out, "hostname=%s\nauthorized_key=%s\nseed=%s\nmachine_id=%s\ntime=%lld.%09ld\n",
+                 host, pub, seed, mid, (long long)now.tv_sec, now.tv_nsec) < 0)
+        out = NULL;
+    explicit_bzero(seed, sizeof(seed));
+    return out;
+}
+
+int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
+{
+    _cleanup_free_ char *state = NULL, *tkey = NULL, *own = run_path(vm, "client_key"),
+                        *hkp = run_path(vm, "host_key.pub"), *identity = NULL;
+    struct run_result res = {0};
+    int r;
+
+    if (!vm->template_dir)
+        return ph_error_set(err, PH_ERR_INTERNAL, -EINVAL, "VM %s is not a clone", vm->id);
+    if (!own || !hkp || asprintf(&state, "%s/" VM_TEMPLATE_DEVICE_STATE, vm->template_dir) < 0 ||
+        asprintf(&tkey, "%s/client_key", vm->template_dir) < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if ((r = vm_load_from(vm, state, true, timeout_ms, err)) < 0)
+        return r;
+    /* The guest takes the template's key until clone-refresh gives it ours;
+     * the session opened with it stays, every later one uses ours. */
+    vm_ssh_free(vm->ssh);
+    if (!(vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", tkey, hkp)))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if ((r = vm_ssh_connect(vm->ssh, timeout_ms, err)) < 0)
+        return r;
+    if (!(identity = clone_identity(vm)))
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "cannot make the clone's identity");
+    r = vm_guest_run(vm, "/sbin/porthole-init clone-refresh", identity, strlen(identity), 30, &res,
+                     err);
+    explicit_bzero(identity, strlen(identity));
+    if (r < 0) {
+        ph_error_prefix(err, "refreshing the clone's identity");
+        return r;
+    }
+    run_result_done(&res);
+    if ((r = vm_ssh_set_key(vm->ssh, own)) < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, r, "out of memory");
+    if ((r = vm_open_devtools(vm, err)) < 0)
+        return r;
+    vm->cloned = true;
     return 0;
 }
 
@@ -829,6 +966,12 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
         goto fail;
     if ((r = vm_ssh_ensure(vm)) < 0)
         goto fail;
+    {
+        _cleanup_free_ char *ref = run_path(vm, "template");
+        if (ref)
+            read_file(ref, &vm->template_dir, NULL, PATH_MAX);
+        vm->cloned = vm->template_dir != NULL;
+    }
     /* A paused guest would not answer: vm_resume connects it. */
     if (vm->paused) {
         vm->attach_pending = true;
@@ -938,6 +1081,21 @@ int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct
     if (!f)
         return -ENOMEM;
     fputs("# written by porthole: the sandbox's environment variables\n", f);
+    /* The guest init's file also names the egress proxy, the only way
+     * out: a guest booted with one keeps it. */
+    _cleanup_free_ char *cfg_path = run_path(vm, "config"), *cfg = NULL;
+    const char *proxy = NULL;
+    if (cfg_path && read_file(cfg_path, &cfg, NULL, VM_CONFIG_MAX) == 0 &&
+        (proxy = strstr(cfg, "\nnetwork.proxy=")))
+        proxy += strlen("\nnetwork.proxy=");
+    if (proxy) {
+        int plen = (int)strcspn(proxy, "\n");
+        static const char *const names[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
+                                            "HTTPS_PROXY"};
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+            fprintf(f, "export %s=http://%.*s\n", names[i], plen, proxy);
+        fputs("export no_proxy=localhost,127.0.0.1,::1\nexport NO_PROXY=$no_proxy\n", f);
+    }
     for (size_t i = 0; i < n_env; i++) {
         _cleanup_free_ char *q = shell_quote(env[i].value);
         if (!q) {

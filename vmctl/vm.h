@@ -81,6 +81,15 @@ struct vm_spec {
     /* With reuse_run_dir: QEMU waits for the memory vm_save_state wrote
      * (-incoming defer); vm_restore_state loads it. */
     bool incoming_state;
+    /* Boot a template (see vm_template.h): the guest's RAM is the file
+     * run_dir/memory.ram mapped shared, so that vm_save_template writes
+     * only the device state. */
+    bool template_build;
+    /* A clone of the template in this dir (weak; vm_template_find): the
+     * disk is an overlay on the template's, the RAM a private mapping of
+     * its memory file, and QEMU waits for its device state;
+     * vm_restore_clone brings it up. */
+    const char *template_dir;
 };
 
 #define VM_SCREEN_WIDTH 1280
@@ -130,6 +139,10 @@ struct vm {
      * attached while paused connects its SSH session at vm_resume. */
     bool paused;
     bool attach_pending;
+    /* Restored from a template (vm_restore_clone) rather than booted: its
+     * guest runs with the template's settings until told others. */
+    bool cloned;
+    char *template_dir; /* owned: the template a clone came from, or NULL */
 };
 
 /* An id a run dir may have: [a-z0-9_-], 1 to 39 characters. */
@@ -168,6 +181,16 @@ int vm_save_state(struct vm *vm, struct ph_error *err);
  * vCPUs, connects SSH and steps the guest clock; the file goes once the
  * guest runs. */
 int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err);
+
+/* Templates (vm_template.h). vm_save_template: after vm_wait_ready of a
+ * spec.template_build VM, stops it and writes its device state (not its
+ * RAM, which its memory file holds) to run_dir/device.state, then ends
+ * QEMU. vm_restore_clone: after vm_start of a spec.template_dir VM, loads
+ * that state, runs the vCPUs, connects SSH with the template's client key
+ * and gives the guest an identity of its own (host name, machine id, RNG
+ * seed, clock, and this VM's client key as the only one sshd takes). */
+int vm_save_template(struct vm *vm, struct ph_error *err);
+int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */
 bool vm_alive(const struct vm *vm);

@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/random.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
@@ -2398,6 +2399,119 @@ static int browser_configure_main(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Clone refresh: a VM restored from a template takes an identity of its own */
+
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* The template's kernel RNG state is in every clone's memory: mix the
+ * host's seed in, credit it, and reseed the CRNG at once, so two clones'
+ * random output differs from their first read on. */
+static int rng_reseed(const char *hex)
+{
+    struct {
+        int entropy_count;
+        int buf_size;
+        unsigned char buf[64];
+    } add = {0};
+    size_t n = strlen(hex) / 2;
+    if (n == 0 || n > sizeof(add.buf) || strlen(hex) % 2)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        add.buf[i] = (unsigned char)(hi << 4 | lo);
+    }
+    add.buf_size = (int)n;
+    add.entropy_count = (int)n * 8;
+    int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = 0;
+    if (ioctl(fd, RNDADDENTROPY, &add) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0)
+        r = -errno;
+    close(fd);
+    explicit_bzero(&add, sizeof(add));
+    return r;
+}
+
+/* stdin: "hostname=H", "authorized_key=LINE", "seed=HEX" (at most 64
+ * bytes), "time=SEC.NSEC" (the host's clock), "machine_id=HEX32", one per
+ * line; all of them are needed. */
+static int clone_refresh_main(void)
+{
+    static char text[16 * 1024];
+    ssize_t n = read_fd_all(STDIN_FILENO, text, sizeof(text) - 1);
+    if (n < 0) {
+        fprintf(stderr, "clone-refresh: stdin: %s\n", strerror((int)-n));
+        return 1;
+    }
+    const char *host = NULL, *key = NULL, *seed = NULL, *when = NULL, *mid = NULL;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        const char *val = eq + 1;
+        if (strcmp(line, "hostname") == 0)
+            host = val;
+        else if (strcmp(line, "authorized_key") == 0)
+            key = val;
+        else if (strcmp(line, "seed") == 0)
+            seed = val;
+        else if (strcmp(line, "time") == 0)
+            when = val;
+        else if (strcmp(line, "machine_id") == 0)
+            mid = val;
+    }
+    if (!host || !valid_hostname(host) || !key || strncmp(key, "ssh-", 4) != 0 || !seed || !when ||
+        !mid || strlen(mid) != 32) {
+        fprintf(stderr, "clone-refresh: incomplete or invalid input\n");
+        return 1;
+    }
+    int r = rng_reseed(seed);
+    if (r < 0) {
+        fprintf(stderr, "clone-refresh: reseeding the RNG: %s\n", strerror(-r));
+        return 1;
+    }
+    char *end = NULL;
+    struct timespec ts = {.tv_sec = (time_t)strtoll(when, &end, 10)};
+    if (end && *end == '.')
+        ts.tv_nsec = strtol(end + 1, NULL, 10);
+    if (ts.tv_sec <= 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L ||
+        clock_settime(CLOCK_REALTIME, &ts) < 0) {
+        fprintf(stderr, "clone-refresh: setting the clock: %s\n", strerror(errno));
+        return 1;
+    }
+    static struct config cfg;
+    config_defaults(&cfg);
+    snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", host);
+    hostname_apply(&cfg);
+    char line[64];
+    snprintf(line, sizeof(line), "%s\n", mid);
+    write_string("/etc/machine-id", line, 0444);
+    /* The template's key stops working here: only this clone's opens a
+     * new session (the one running this command stays). */
+    char keys[4096];
+    if (snprintf(keys, sizeof(keys), "%s\n", key) >= (int)sizeof(keys) ||
+        (r = write_string("/root/.ssh/authorized_keys", keys, 0600)) < 0) {
+        fprintf(stderr, "clone-refresh: authorized_keys: %s\n", strerror(r < 0 ? -r : E2BIG));
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Test modes (not PID 1)                                                   */
 
 static int check_config(const char *path)
@@ -2435,6 +2549,8 @@ static int test_main(int argc, char **argv)
         return browser_configure_main();
     if (argc == 2 && strcmp(argv[1], "browser-stop") == 0)
         return browser_stop_main();
+    if (argc == 2 && strcmp(argv[1], "clone-refresh") == 0)
+        return clone_refresh_main();
     if (argc == 4 && strcmp(argv[1], "relay") == 0) {
         unsigned long lp = strtoul(argv[2], NULL, 10), tp = strtoul(argv[3], NULL, 10);
         if (lp == 0 || lp > 65535 || tp == 0 || tp > 65535)
@@ -2447,8 +2563,9 @@ static int test_main(int argc, char **argv)
     fprintf(stderr,
             "porthole-init is the guest's PID 1.\n"
             "browser control (root): %s browser-configure < CONFIG | browser-stop\n"
+            "clones (root): %s clone-refresh < IDENTITY\n"
             "test modes: %s relay LISTEN_PORT TARGET_PORT | check-config FILE\n",
-            argv[0], argv[0]);
+            argv[0], argv[0], argv[0]);
     return 2;
 }
 

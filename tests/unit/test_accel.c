@@ -118,5 +118,27 @@ int main(void)
     }
     CHECK(gpu && tablet && keyboard && vnc && modern && restricted);
     strv_free(argv);
+    /* RAM is always the backend "ram0": anonymous, or a template's file
+     * mapped shared (the template) or private (a clone). */
+    const char *backends[] = {
+        "memory-backend-ram,id=ram0,size=512M",
+        "memory-backend-file,id=ram0,size=512M,mem-path=/t/memory.ram,share=on",
+        "memory-backend-file,id=ram0,size=512M,mem-path=/t/memory.ram,share=off"};
+    o.mem_mib = 512;
+    for (int i = 0; i < 3; i++) {
+        o.mem_file = i ? "/t/memory.ram" : NULL;
+        o.mem_shared = i == 1;
+        argv = qemu_build_argv(&o);
+        CHECK(argv != NULL);
+        bool machine = false, backend = false;
+        for (char **p = argv; p && *p && p[1]; p++) {
+            machine |= strcmp(p[0], "-M") == 0 && strcmp(p[1], "microvm,memory-backend=ram0") == 0;
+            backend |= strcmp(p[0], "-object") == 0 && strcmp(p[1], backends[i]) == 0;
+        }
+        CHECK(machine && backend);
+        strv_free(argv);
+    }
+    o.mem_file = "/t/a,b";
+    CHECK(qemu_build_argv(&o) == NULL);
     CHECK_DONE();
 }

@@ -1,0 +1,226 @@
+#!/usr/bin/python3
+"""templates: a gateway builds the sandbox template in the background, and
+sandboxes created once it is ready are clones of it, each with an identity
+of its own (host name, machine id, RNG output, clock, SSH client key), its
+own disk and its own env vars. A changed image gets a new template, and the
+old one goes with its image.
+
+Runs its own gateway on a cache dir of its own, whose base image is the
+real one seen through symlinks, so that "a changed image" is a new image
+dir the test makes, not a rebuild."""
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture  # noqa: E402
+from fixture import TestFailure, check, check_eq  # noqa: E402
+
+TOKEN = "porthole-template-test-token-0b9e4d71c2a85f36aa"
+IMAGE_FILES = ("vmlinuz", "initrd.img", "rootfs.img", "manifest.json")
+BUILD_TIMEOUT_S = 600
+
+
+def real_cache():
+    base = os.environ.get("PORTHOLE_CACHE_DIR")
+    if base:
+        return base
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(xdg, "porthole")
+
+
+class Gateway:
+    def __init__(self):
+        self.tmp = os.path.join(fixture.SCRATCH, "template")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.state = os.path.join(self.tmp, "state")
+        self.cache = os.path.join(self.tmp, "cache")
+        self.images = os.path.join(self.cache, "images")
+        self.real_base = os.path.realpath(os.path.join(real_cache(), "images", "base"))
+        check(os.path.exists(os.path.join(self.real_base, "rootfs.img")),
+              "no base image at %s", self.real_base)
+        os.makedirs(self.state, mode=0o700)
+        os.makedirs(self.images)
+        self.image_version("base-0000000000a1")
+        cfg = os.path.join(self.tmp, "config.json")
+        with open(cfg, "w") as f:
+            json.dump({"browser_pool": 0, "max_sandboxes": 6, "boot_timeout_s": 300,
+                       "egress_dns": "127.0.0.1:9"}, f)
+        self.port = fixture.free_port()
+        self.log = os.path.join(self.tmp, "gateway.log")
+        env = dict(os.environ, PORTHOLE_TOKEN=TOKEN, PORTHOLE_CACHE_DIR=self.cache)
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(
+                [fixture.EXE, "gateway", "--listen", "127.0.0.1:%d" % self.port, "--state-dir",
+                 self.state, "--config", cfg], stdin=subprocess.DEVNULL, stdout=logf,
+                stderr=logf, env=env)
+        fixture.wait_until(lambda: fixture.healthy(self.port, timeout=2), 60)
+
+    def image_version(self, name):
+        """A new base image dir (the real image's files, linked) that
+        images/base points at from now on."""
+        d = os.path.join(self.images, name)
+        os.makedirs(d)
+        for f in IMAGE_FILES:
+            os.symlink(os.path.join(self.real_base, f), os.path.join(d, f))
+        link = os.path.join(self.images, "base.new")
+        os.symlink(name, link)
+        os.replace(link, os.path.join(self.images, "base"))
+        return d
+
+    def req(self, method, path, body=None, **kw):
+        return fixture.request(self.port, method, path, body, token=TOKEN, **kw)
+
+    def api(self, method, path, body=None, expect=200, timeout=120):
+        r = self.req(method, path, body, timeout=timeout)
+        if r.status != expect:
+            raise TestFailure("%s %s: HTTP %d, want %d: %r" % (method, path, r.status, expect,
+                                                              r.body[:500]))
+        return r.json() if r.body else None
+
+    def template(self, kind="sandbox"):
+        for t in self.api("GET", "/v1/status")["templates"]:
+            if t["kind"] == kind:
+                return t
+        raise TestFailure("no %s template in /v1/status" % kind)
+
+    def wait_template(self, not_name=None):
+        t0 = time.monotonic()
+        last = {}
+
+        def ready():
+            last.update(self.template())
+            check(last["state"] != "failed", "template build failed: %r", last)
+            return last["state"] == "ready" and last["name"] != not_name
+        if not fixture.wait_until(ready, BUILD_TIMEOUT_S, interval=1):
+            raise TestFailure("sandbox template not ready after %d s: %r\n%s" %
+                              (BUILD_TIMEOUT_S, last, fixture.tail(self.log)))
+        fixture.log("template %s ready after %.1f s (build %s ms)" %
+                    (last["name"], time.monotonic() - t0, last.get("build_ms")))
+        return last
+
+    def sandbox(self, **body):
+        t0 = time.monotonic()
+        sb = self.api("POST", "/v1/sandboxes", dict(body, timeout_minutes=20), expect=201,
+                      timeout=400)
+        check_eq(sb["status"], "ready", "sandbox status")
+        fixture.log("sandbox %s (%s) ready in %.2f s" % (sb["id"], sb.get("served_from"),
+                                                         time.monotonic() - t0))
+        return sb
+
+    def run(self, sid, command):
+        res = self.api("POST", "/v1/sandboxes/%s/exec" % sid,
+                       {"command": command, "timeout": 60})
+        check_eq(res["exit_code"], 0, "exit code of %r (stderr %r)" % (command, res["stderr"]))
+        return res["stdout"]
+
+    def down(self):
+        with contextlib.suppress(Exception):
+            for s in self.api("GET", "/v1/sandboxes").get("sandboxes", []):
+                self.req("DELETE", "/v1/sandboxes/" + s["id"])
+        self.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(60)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in fixture.qemu_pids(self.state) + fixture.qemu_pids(self.cache):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def identity(gw, sid):
+    out = gw.run(sid, "hostname; cat /etc/machine-id; head -c 16 /dev/urandom | od -An -tx1 | "
+                      "tr -d ' \\n'; echo; date +%s.%N; cat /root/.ssh/authorized_keys")
+    host, mid, rnd, now, key = out.split("\n", 4)
+    return {"hostname": host, "machine_id": mid, "random": rnd, "clock": float(now),
+            "key": key.strip()}
+
+
+def test_clones(gw):
+    tpl = gw.wait_template()
+    tdir = os.path.join(gw.cache, "templates", tpl["name"])
+    for f in ("memory.ram", "device.state", "disk.qcow2", "template.json"):
+        check(os.path.exists(os.path.join(tdir, f)), "template lacks %s", f)
+    a = gw.sandbox(env_vars={"PH_CLONE": "first clone"})
+    b = gw.sandbox()
+    try:
+        for sb in (a, b):
+            check_eq(sb["served_from"], "template", "served_from of %s" % sb["id"])
+            with open(os.path.join(gw.state, "vms", sb["id"], "template")) as f:
+                check_eq(f.read(), tdir, "the template %s names" % sb["id"])
+        ia, ib = identity(gw, a["id"]), identity(gw, b["id"])
+        now = time.time()
+        for sb, i in ((a, ia), (b, ib)):
+            check_eq(i["hostname"], sb["id"], "hostname")
+            check(abs(i["clock"] - now) < 2, "clone clock %.3f, host %.3f", i["clock"], now)
+            with open(os.path.join(gw.state, "vms", sb["id"], "client_key.pub")) as f:
+                check_eq(i["key"], f.read().strip(), "the only key sshd takes")
+        check(ia["machine_id"] != ib["machine_id"], "two clones share machine id %s",
+              ia["machine_id"])
+        check(len(ia["random"]) == 32 and ia["random"] != ib["random"],
+              "RNG output of two clones: %s and %s", ia["random"], ib["random"])
+        with open(os.path.join(tdir, "client_key.pub")) as f:
+            check(f.read().strip() != ia["key"], "a clone still takes the template's key")
+        # Env vars, and the disk: each clone's own.
+        check_eq(gw.run(a["id"], "echo $PH_CLONE").strip(), "first clone", "env var")
+        check_eq(gw.run(b["id"], "echo \"[$PH_CLONE]\"").strip(), "[]", "env var of the other")
+        gw.run(a["id"], "echo only-in-a > /root/mine.txt && sync")
+        check_eq(gw.run(b["id"], "cat /root/mine.txt 2>/dev/null || echo absent").strip(),
+                 "absent", "a file of another clone")
+        # Stop and start: a clone boots again from its own disk.
+        gw.api("POST", "/v1/sandboxes/%s/stop" % a["id"], {}, timeout=300)
+        got = gw.api("POST", "/v1/sandboxes/%s/start" % a["id"], {}, timeout=400)
+        check_eq(got["status"], "ready", "clone started again")
+        check_eq(gw.run(a["id"], "cat /root/mine.txt").strip(), "only-in-a",
+                 "a clone's file after stop and start")
+    finally:
+        for sb in (a, b):
+            check_eq(gw.req("DELETE", "/v1/sandboxes/" + sb["id"]).status, 200, "delete")
+    for sb in (a, b):
+        check(not os.path.exists(os.path.join(gw.state, "vms", sb["id"])),
+              "run dir of %s left behind", sb["id"])
+    check(not fixture.qemu_pids(gw.state), "QEMU left running: %r", fixture.qemu_pids(gw.state))
+    return tpl
+
+
+def test_image_change(gw, old):
+    """A new image gets a new template; the old template goes with its image."""
+    old_image = os.path.realpath(os.path.join(gw.images, "base"))
+    gw.image_version("base-0000000000b2")
+    shutil.rmtree(old_image)
+    new = gw.wait_template(not_name=old["name"])
+    check(new["name"] != old["name"], "template name unchanged after the image changed")
+    sb = gw.sandbox()
+    try:
+        check_eq(sb["served_from"], "template", "served_from after the image changed")
+        with open(os.path.join(gw.state, "vms", sb["id"], "template")) as f:
+            check(f.read().endswith("/" + new["name"]), "a new sandbox uses the new template")
+    finally:
+        gw.req("DELETE", "/v1/sandboxes/" + sb["id"])
+    check(fixture.wait_until(lambda: not os.path.exists(
+        os.path.join(gw.cache, "templates", old["name"])), 30),
+        "the template of a removed image is still there")
+
+
+def main():
+    gw = Gateway()
+    try:
+        tpl = test_clones(gw)
+        test_image_change(gw, tpl)
+    except BaseException:
+        fixture.log("--- gateway.log:\n" + fixture.tail(gw.log, 60))
+        raise
+    finally:
+        gw.down()
+    print("test_template: OK")
+
+
+if __name__ == "__main__":
+    main()
