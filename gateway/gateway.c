@@ -17,6 +17,7 @@
 #include "media.h"
 #include "network.h"
 #include "pool.h"
+#include "snapshot.h"
 #include "templates.h"
 #include "sandbox.h"
 #include "mcp_http.h"
@@ -194,6 +195,7 @@ static void gateway_tick(lws_sorted_usec_list_t *sul)
     instances_sweep(gw->instances);
     templates_fill(gw->templates);
     pool_fill(gw->pool);
+    snapshots_sweep(gw->snapshots);
     media_sweep(gw->media);
     mcp_http_sweep(gw->mcp);
     lws_sul_schedule(http_server_context(gw->http), 0, sul, gateway_tick, LWS_US_PER_SEC);
@@ -255,6 +257,7 @@ static void gateway_free(struct gateway *gw)
     shell_proxy_free(gw->shell);
     vnc_proxy_free(gw->vnc);
     cdp_proxy_free(gw->cdp);
+    snapshots_free(gw->snapshots);
     browsers_free(gw->browsers);
     sandboxes_free(gw->sandboxes);
     ws_hub_free(gw->ws);
@@ -391,7 +394,8 @@ int gateway_main(const struct gateway_opts *o)
     if (instances_new(&icfg, &gw.instances) < 0 ||
         pool_new(gw.instances, gw.pool_target, &gw.pool) < 0 ||
         templates_new(gw.instances, gw.use_templates, &gw.templates) < 0 ||
-        sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0) {
+        sandboxes_new(&gw, &gw.sandboxes) < 0 || browsers_new(&gw, &gw.browsers) < 0 ||
+        snapshots_new(&gw, &gw.snapshots) < 0) {
         fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
     }

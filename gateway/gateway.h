@@ -57,6 +57,7 @@ struct mcp_http;
 struct mcp_http_ops;
 struct media;
 struct templates;
+struct snapshots;
 
 struct gateway {
     char *state_dir; /* owned */
@@ -78,6 +79,7 @@ struct gateway {
     struct browsers *browsers;   /* owned */
     struct pool *pool;           /* owned */
     struct templates *templates; /* owned */
+    struct snapshots *snapshots; /* owned */
     struct network *net;         /* owned: the guests' egress */
     struct cdp_proxy *cdp;       /* owned */
     struct vnc_proxy *vnc;       /* owned */

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,14 +51,16 @@ const char *instance_status_name(enum instance_status s)
 /* A clone of spec's template, when there is one: 0 with *out, else the
  * reason (logged; the caller boots cold). */
 static int vmctl_clone(struct instances *reg, const char *id, const struct vm_spec *spec,
-                       struct vm **out)
+                       struct vm **out, struct ph_error *snap_err)
 {
     struct vm_template t;
     struct ph_error err = {0};
     struct vm *vm = NULL;
     int r;
 
-    if (!reg->cfg.templates || !vm_template_find(reg->cfg.cache_dir, spec, &t))
+    /* A snapshot named by the launch, or the spec's template. */
+    if (spec->template_dir ? vm_template_open(spec->template_dir, &t) < 0
+                           : !reg->cfg.templates || !vm_template_find(reg->cfg.cache_dir, spec, &t))
         return -ENOENT;
     struct vm_spec clone = *spec;
     clone.template_dir = t.dir;
@@ -67,15 +70,20 @@ static int vmctl_clone(struct instances *reg, const char *id, const struct vm_sp
     if ((r = vm_new(reg->cfg.state_dir, id, &clone, &vm, &err)) < 0)
         goto fail;
     if ((r = vm_start(vm, &clone, &err)) < 0 ||
-        (r = vm_restore_clone(vm, reg->cfg.boot_timeout_s * 1000, &err)) < 0 ||
-        (spec->n_env > 0 && (r = vm_set_env(vm, spec->env, spec->n_env, &err)) < 0))
+        (r = vm_restore_clone(vm, reg->cfg.boot_timeout_s * 1000, &err)) < 0)
         goto fail;
-    lwsl_user("vm %s: cloned from template %s in %lld ms\n", id, t.name,
+    lwsl_user("vm %s: %s %s in %lld ms\n", id,
+              spec->template_dir ? "restored from snapshot" : "cloned from template", t.name,
               (long long)(now_ms() - t0));
     *out = vm;
     return 0;
 fail:
-    lwsl_warn("vm %s: cloning template %s failed, booting cold: %s\n", id, t.name, err.message);
+    if (spec->template_dir) {
+        *snap_err = err;
+        ph_error_prefix(snap_err, "restoring snapshot %s", t.name);
+    } else {
+        lwsl_warn("vm %s: cloning template %s failed, booting cold: %s\n", id, t.name, err.message);
+    }
     if (vm) {
         vm_stop(vm, 1000, NULL);
         vm_free(vm);
@@ -92,8 +100,13 @@ static int vmctl_boot(struct instances *reg, const char *id, const struct vm_spe
 
     with.cdp_host_forward = reg->cfg.cdp_host_forward;
     spec = &with;
-    if (vmctl_clone(reg, id, spec, out) == 0)
+    if (vmctl_clone(reg, id, spec, out, err) == 0)
         return 0;
+    /* A snapshot's clone has no cold boot to fall back on. */
+    if (spec->template_dir)
+        return err->kind != PH_ERR_NONE ? -EIO
+                                        : ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT,
+                                                       "snapshot %s is gone", spec->template_dir);
     /* A start the last gateway left half done may have left its QEMU on
      * this disk: two on one disk would corrupt it. */
     if (spec->reuse_run_dir && (r = vm_kill_orphan(reg->cfg.state_dir, id)) < 0)
@@ -410,6 +423,8 @@ void instance_save(struct instance *in)
         json_object_set_new(rec, "paused_to_disk", json_true());
     if (in->image[0])
         json_object_set_new(rec, "image", json_string(in->image));
+    if (in->from_snapshot[0])
+        json_object_set_new(rec, "from_snapshot", json_string(in->from_snapshot));
     if (in->allowed_domains)
         json_object_set(rec, "allowed_domains", in->allowed_domains);
     if (in->kind->record) {
@@ -438,6 +453,8 @@ json_t *instance_time_json(int64_t wall_ms)
 
 const char *instance_served_from(const struct instance *in)
 {
+    if (in->from_snapshot[0])
+        return "snapshot";
     return in->vm && in->vm->cloned ? "template" : "cold_boot";
 }
 
@@ -453,6 +470,8 @@ json_t *instance_json_base(const struct instance *in)
         json_object_set_new(o, "image", json_string(instance_image(in)));
     if (o && in->vm)
         json_object_set_new(o, "served_from", json_string(instance_served_from(in)));
+    if (o && in->from_snapshot[0])
+        json_object_set_new(o, "from_snapshot", json_string(in->from_snapshot));
     if (o && (in->status == INSTANCE_ERROR ||
               ((in->status == INSTANCE_STOPPED || in->status == INSTANCE_PAUSED) && in->error[0])))
         json_object_set_new(o, "error", json_string(in->error));
@@ -474,6 +493,21 @@ json_t *instance_to_json(const struct instance *in)
         if (ob->describe)
             ob->describe(ob, in, o);
     return o;
+}
+
+const char *instances_using(struct instances *reg, const char *snap_id, const char *dir)
+{
+    for (struct instance *in = reg->list; in; in = in->next) {
+        if (in->from_snapshot[0] && strcmp(in->from_snapshot, snap_id) == 0 &&
+            in->status == INSTANCE_STARTING)
+            return in->id;
+        char path[PATH_MAX];
+        _cleanup_free_ char *ref = NULL;
+        snprintf(path, sizeof(path), "%s/vms/%s/template", reg->cfg.state_dir, in->vm_id);
+        if (read_file(path, &ref, NULL, PATH_MAX) == 0 && strcmp(ref, dir) == 0)
+            return in->id;
+    }
+    return NULL;
 }
 
 json_t *instances_list_json(struct instances *reg, const struct instance_kind *kind)
@@ -609,6 +643,7 @@ int instance_delete(struct instance *in, instance_deleted_fn done, void *data)
 struct boot_job {
     struct instance *in;
     char *extra_config; /* owned */
+    char *from_dir;     /* owned: the snapshot to start from, or NULL */
     int screen_width, screen_height;
     struct vm *vm; /* owned until handed to in; preset when pooled */
     bool restart;  /* a stopped instance booting again from its run dir */
@@ -655,6 +690,7 @@ static void boot_job_run(void *data)
             .egress_cmd = egress_cmd,
             .reuse_run_dir = j->restart,
             .incoming_state = j->incoming,
+            .template_dir = j->restart ? NULL : j->from_dir,
         };
         j->r = instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
     }
@@ -713,6 +749,7 @@ static void boot_job_done(void *data)
         instance_delete(in, NULL, NULL);
     instance_release(in);
     free(j->extra_config);
+    free(j->from_dir);
     free(j);
 }
 
@@ -756,6 +793,8 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
     }
     snprintf(in->vm_id, sizeof(in->vm_id), "%s", l->pooled ? l->pooled->id : in->id);
     snprintf(in->image, sizeof(in->image), "%s", l->image ? l->image : "");
+    snprintf(in->from_snapshot, sizeof(in->from_snapshot), "%s",
+             l->from_snapshot ? l->from_snapshot : "");
     in->status = INSTANCE_STARTING;
     in->created_at = wall_ms();
     in->expires_at = in->created_at + (int64_t)l->timeout_minutes * 60000;
@@ -773,6 +812,10 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
     j->screen_width = l->screen_width;
     j->screen_height = l->screen_height;
     j->vm = TAKE_PTR(l->pooled);
+    if (l->from_dir && !(j->from_dir = strdup(l->from_dir))) {
+        ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+        goto fail_job;
+    }
     j->ready = l->ready;
     j->ready_data = l->ready_data;
     instance_hold(in);
@@ -789,6 +832,7 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
 
 fail_job:
     free(j->extra_config);
+    free(j->from_dir);
     discard_pooled(reg, j->vm);
     free(j);
     instance_destroy(in);
@@ -1101,6 +1145,7 @@ static void restore_record(struct instances *reg, struct instance_kind *kind, js
     snprintf(in->id, sizeof(in->id), "%s", id);
     instance_record_str(in->vm_id, sizeof(in->vm_id), rec, "vm_id", id);
     instance_record_str(in->image, sizeof(in->image), rec, "image", "");
+    instance_record_str(in->from_snapshot, sizeof(in->from_snapshot), rec, "from_snapshot", "");
     in->created_at = json_integer_value(json_object_get(rec, "created_at"));
     in->ready_at = json_integer_value(json_object_get(rec, "ready_at"));
     in->expires_at = json_integer_value(json_object_get(rec, "expires_at"));

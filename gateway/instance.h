@@ -159,6 +159,7 @@ struct instance {
     char id[40];
     char vm_id[40];                   /* the VM's own id (!= id when a pre-booted VM serves it) */
     char image[32];                   /* a custom image's name, "" for the kind's flavour */
+    char from_snapshot[40];           /* the snapshot it started from, "" if none */
     const struct instance_kind *kind; /* weak */
     void *kind_data;                  /* owned through kind->free_data */
     struct instances *reg;            /* weak */
@@ -230,6 +231,9 @@ struct instance_launch {
     char *extra_config;      /* stolen: more lines for the guest init */
     int screen_width, screen_height;
     struct vm *pooled; /* stolen: a pre-booted VM to use instead of booting */
+    /* Start from this snapshot (vm_snapshot's dir, weak) instead of a boot;
+     * from_snapshot is its id, as the instance shows it. */
+    const char *from_dir, *from_snapshot;
     instance_ready_fn ready;
     void *ready_data;
 };
@@ -278,13 +282,16 @@ struct instance *instance_find(struct instances *reg, const struct instance_kind
 struct instance *instances_first(struct instances *reg);
 int instances_count(const struct instances *reg);
 /* The API objects of one kind, newest first (a new array). */
+/* The id of an instance that starts from snapshot snap_id or whose disk is
+ * an overlay on the one in dir, or NULL. Reads each run dir's "template". */
+const char *instances_using(struct instances *reg, const char *snap_id, const char *dir);
 json_t *instances_list_json(struct instances *reg, const struct instance_kind *kind);
 json_t *instance_to_json(const struct instance *in);
 /* The image the instance boots: its custom one, else its kind's flavour. */
 const char *instance_image(const struct instance *in);
 /* An API timestamp ("2026-01-02T03:04:05Z"), null for 0. */
 json_t *instance_time_json(int64_t wall_ms);
-/* How its VM came to be: "template" (a clone) or "cold_boot". */
+/* How its VM came to be: "snapshot", "template" (a clone) or "cold_boot". */
 const char *instance_served_from(const struct instance *in);
 /* The fields every kind shares, as the sandbox API shows them. */
 json_t *instance_json_base(const struct instance *in);

@@ -160,9 +160,9 @@ int image_name_check(const char *name, const char *field, struct ph_error *err)
 static int sandbox_params_fields(json_t *body, struct sandbox_params *p, struct ph_error *err)
 {
     static const char *const allowed[] = {
-        "id",   "vcpus",   "mem_mib",         "disk_mib", "env_vars", "timeout_minutes",
-        "wait", "network", "allowed_domains", "image",    NULL};
-    const char *id = NULL, *image = NULL;
+        "id",   "vcpus",   "mem_mib",         "disk_mib", "env_vars",      "timeout_minutes",
+        "wait", "network", "allowed_domains", "image",    "from_snapshot", NULL};
+    const char *id = NULL, *image = NULL, *snap = NULL;
     int r;
 
     memset(p, 0, sizeof(*p));
@@ -176,8 +176,15 @@ static int sandbox_params_fields(json_t *body, struct sandbox_params *p, struct 
         (r = params_int(body, "timeout_minutes", 60, 1, 1440, &p->timeout_minutes, err)) < 0 ||
         (r = params_bool(body, "wait", true, &p->wait, err)) < 0 ||
         (r = params_string(body, "image", NULL, 31, &image, err)) < 0 ||
-        (image && (r = image_name_check(image, "image", err)) < 0))
+        (image && (r = image_name_check(image, "image", err)) < 0) ||
+        (r = params_string(body, "from_snapshot", NULL, 39, &snap, err)) < 0)
         return r;
+    p->has_vcpus = json_object_get(body, "vcpus") != NULL;
+    p->has_mem = json_object_get(body, "mem_mib") != NULL;
+    p->has_disk = json_object_get(body, "disk_mib") != NULL;
+    p->has_image = image != NULL;
+    if (snap)
+        snprintf(p->from_snapshot, sizeof(p->from_snapshot), "%s", snap);
     if (image && strcmp(image, "base") != 0)
         snprintf(p->image, sizeof(p->image), "%s", image);
     if (p->disk_mib != 0 && p->disk_mib < 1024)

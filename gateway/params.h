@@ -42,6 +42,9 @@ struct sandbox_params {
     enum net_mode net_mode;
     json_t *allowed_domains; /* owned: array of lowercase host patterns, or NULL */
     char image[32];          /* a custom image's name, "" for the kind's own */
+    char from_snapshot[40];  /* start from this snapshot, "" for a boot */
+    /* What the body named (a snapshot fixes the sizes). */
+    bool has_vcpus, has_mem, has_disk, has_image;
 };
 void sandbox_params_done(struct sandbox_params *p);
 int sandbox_params_parse(json_t *body, struct sandbox_params *out, struct ph_error *err);

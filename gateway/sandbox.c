@@ -9,6 +9,7 @@
 
 #include "gateway.h"
 #include "params.h"
+#include "snapshot.h"
 #include "ssh.h"
 #include "utf8.h"
 #include "util.h"
@@ -50,6 +51,25 @@ static void api_sandbox_create(struct http_req *req, void *data)
             return;
         }
     }
+    struct vm_template snap;
+    if (p.from_snapshot[0]) {
+        /* The snapshot fixes the VM: its sizes, its image, its disk. */
+        if (p.has_vcpus || p.has_mem || p.has_disk || p.has_image) {
+            http_reply_errorf(req, PH_ERR_INVALID,
+                              "from_snapshot fixes vcpus, mem_mib, disk_mib and image; give "
+                              "none of them");
+            sandbox_params_done(&p);
+            return;
+        }
+        if (snapshots_lookup(gw->snapshots, p.from_snapshot, &gw->sandboxes->kind, &snap, &err) <
+            0) {
+            http_reply_error(req, &err);
+            sandbox_params_done(&p);
+            return;
+        }
+        p.vcpus = snap.vcpus;
+        p.mem_mib = snap.mem_mib;
+    }
     struct instance_launch l = {
         .kind = &gw->sandboxes->kind,
         .id = p.id[0] ? p.id : NULL,
@@ -63,6 +83,8 @@ static void api_sandbox_create(struct http_req *req, void *data)
         .allowed_domains = p.allowed_domains,
         .ready = p.wait ? instance_reply_ready : NULL,
         .ready_data = req,
+        .from_dir = p.from_snapshot[0] ? snap.dir : NULL,
+        .from_snapshot = p.from_snapshot[0] ? p.from_snapshot : NULL,
     };
     sb = instance_launch(gw->instances, &l, &err);
     sandbox_params_done(&p);

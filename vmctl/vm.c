@@ -425,16 +425,21 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
         o.mem_file = mem = run_path(vm, VM_TEMPLATE_MEMORY);
         o.mem_shared = true;
     } else if (spec->template_dir) {
+        /* A snapshot's RAM is in its saved state, a template's in its
+         * memory file. */
         if (asprintf(&mem, "%s/" VM_TEMPLATE_MEMORY, spec->template_dir) < 0)
-            mem = NULL;
-        o.mem_file = mem;
+            return -ENOMEM;
+        if (access(mem, F_OK) == 0)
+            o.mem_file = mem;
     }
-    if ((spec->template_build || spec->template_dir) && !mem)
+    if (spec->template_build && !mem)
         return -ENOMEM;
     if (vm->vnc_socket) {
         o.vnc_socket = vm->vnc_socket;
         o.screen_width = spec->screen_width > 0 ? spec->screen_width : VM_SCREEN_WIDTH;
         o.screen_height = spec->screen_height > 0 ? spec->screen_height : VM_SCREEN_HEIGHT;
+        vm->screen_width = o.screen_width;
+        vm->screen_height = o.screen_height;
     }
     if (vm->cdp_port > 0)
         o.forwards[o.n_forwards++] = (struct qemu_forward){vm->cdp_port, VM_GUEST_PORT_CDP};
@@ -745,11 +750,13 @@ static json_t *qmp_wait_status(struct vm *vm, const char *command, const char *c
 #define VM_STATE_TIMEOUT_MS (10 * 60 * 1000)
 
 /* x-ignore-shared: RAM in a shared file is left out of the stream (a
- * template's memory file already holds it). Both ends must agree. */
-static int vm_set_ignore_shared(struct vm *vm, struct ph_error *err)
+ * template's memory file already holds it). Both ends must agree, and the
+ * setting stays with the QEMU process: a clone (loaded with it on) turns
+ * it off before it saves its own state. */
+static int vm_set_ignore_shared(struct vm *vm, bool on, struct ph_error *err)
 {
     json_t *args =
-        json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", 1);
+        json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", on);
     if (!args)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     int r = vm_qmp_args(vm, "migrate-set-capabilities", args, NULL, err);
@@ -769,7 +776,7 @@ static int vm_save_to(struct vm *vm, const char *name, bool ignore_shared, struc
     if (!path || asprintf(&tmp, "%s.tmp", path) < 0 || migrate_uri(tmp, true, &args) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     unlink(tmp);
-    r = ignore_shared ? vm_set_ignore_shared(vm, err) : 0;
+    r = vm_set_ignore_shared(vm, ignore_shared, err);
     if (r == 0 && (r = vm_qmp(vm, "stop", err)) == 0)
         r = vm_qmp_args(vm, "migrate", args, NULL, err);
     json_decref(args);
@@ -816,6 +823,65 @@ int vm_save_template(struct vm *vm, struct ph_error *err)
     return vm_save_to(vm, VM_TEMPLATE_DEVICE_STATE, true, err);
 }
 
+/* cp of one file, holes kept. */
+static int copy_file(const char *from, const char *to, struct ph_error *err)
+{
+    char *argv[] = {"cp", "--sparse=always", "--", (char *)from, (char *)to, NULL};
+    int r = spawn_wait(argv, "/dev/null");
+    if (r != 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, r < 0 ? r : -EIO, "cannot copy %s to %s", from,
+                            to);
+    return 0;
+}
+
+int vm_snapshot(struct vm *vm, const char *dir, struct ph_error *err)
+{
+    static const char *const busy[] = {"setup", "active", "pre-switchover", "device", NULL};
+    static const char *const files[] = {"client_key", "client_key.pub", "host_key", "host_key.pub",
+                                        "config"};
+    _cleanup_free_ char *state = NULL, *disk = run_path(vm, "disk.qcow2"), *copy = NULL;
+    json_t *args = NULL, *ret = NULL;
+    int r;
+
+    if (!disk || asprintf(&state, "%s/" VM_STATE_FILE, dir) < 0 ||
+        asprintf(&copy, "%s/disk.qcow2", dir) < 0 || migrate_uri(state, true, &args) < 0)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if ((r = mkdir_p(dir, 0700)) < 0) {
+        json_decref(args);
+        return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot create %s: %s", dir, strerror(-r));
+    }
+    /* Memory and disk at one instant: the vCPUs stop for the migration,
+     * and the disk is copied once QEMU flushed it (migration completed)
+     * and before they run again. */
+    if ((r = vm_set_ignore_shared(vm, false, err)) == 0 && (r = vm_qmp(vm, "stop", err)) == 0)
+        r = vm_qmp_args(vm, "migrate", args, NULL, err);
+    json_decref(args);
+    if (r == 0 && !(ret = qmp_wait_status(vm, "query-migrate", busy, VM_STATE_TIMEOUT_MS, err)))
+        r = -ETIMEDOUT;
+    if (r == 0 && strcmp(json_string_value(json_object_get(ret, "status")), "completed") != 0) {
+        const char *why = json_string_value(json_object_get(ret, "error-desc"));
+        r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "saving the memory: %s",
+                         why ? why : json_string_value(json_object_get(ret, "status")));
+    }
+    json_decref(ret);
+    if (r == 0)
+        r = copy_file(disk, copy, err);
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *from = run_path(vm, files[i]), *to = NULL;
+        if (!from || asprintf(&to, "%s/%s", dir, files[i]) < 0)
+            r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+        else
+            r = copy_file(from, to, err);
+    }
+    /* Whatever happened, the guest runs on. */
+    struct ph_error cont_err = {0};
+    if (vm_qmp(vm, "cont", &cont_err) < 0 && r == 0)
+        r = ph_error_set(err, cont_err.kind, -EIO, "%s", cont_err.message);
+    if (r < 0)
+        rm_rf(dir);
+    return r;
+}
+
 /* QEMU started with -incoming defer loads path and runs the vCPUs. */
 static int vm_load_from(struct vm *vm, const char *path, bool ignore_shared, int timeout_ms,
                         struct ph_error *err)
@@ -826,7 +892,7 @@ static int vm_load_from(struct vm *vm, const char *path, bool ignore_shared, int
 
     if (migrate_uri(path, false, &args) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    r = ignore_shared ? vm_set_ignore_shared(vm, err) : 0;
+    r = ignore_shared ? vm_set_ignore_shared(vm, true, err) : 0;
     if (r == 0)
         r = vm_qmp_args(vm, "migrate-incoming", args, NULL, err);
     json_decref(args);
@@ -865,25 +931,24 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
     return 0;
 }
 
-/* What clone-refresh (the guest init) reads. malloc'd. */
+/* What clone-refresh (the guest init) reads: the identity, then the
+ * VM's config (host name, env vars, proxy). malloc'd. */
 static char *clone_identity(struct vm *vm)
 {
-    _cleanup_free_ char *pubpath = run_path(vm, "client_key.pub"), *pub = NULL;
-    char seed[129], mid[33], host[sizeof(vm->id)];
+    _cleanup_free_ char *pubpath = run_path(vm, "client_key.pub"), *pub = NULL,
+                        *cfgpath = run_path(vm, "config"), *cfg = NULL;
+    char seed[129], mid[33];
     struct timespec now;
     char *out = NULL;
 
-    if (!pubpath || read_file(pubpath, &pub, NULL, 4096) < 0 || random_hex(seed, 64) < 0 ||
+    if (!pubpath || !cfgpath || read_file(pubpath, &pub, NULL, 4096) < 0 ||
+        read_file(cfgpath, &cfg, NULL, VM_CONFIG_MAX) < 0 || random_hex(seed, 64) < 0 ||
         random_hex(mid, 16) < 0)
         return NULL;
     pub[strcspn(pub, "\n")] = '\0';
-    snprintf(host, sizeof(host), "%s", vm->id);
-    for (char *p = host; *p; p++)
-        if (*p == '_')
-            *p = '-';
     clock_gettime(CLOCK_REALTIME, &now);
-    if (asprintf(&out, "hostname=%s\nauthorized_key=%s\nseed=%s\nmachine_id=%s\ntime=%lld.%09ld\n",
-                 host, pub, seed, mid, (long long)now.tv_sec, now.tv_nsec) < 0)
+    if (asprintf(&out, "authorized_key=%s\nseed=%s\nmachine_id=%s\ntime=%lld.%09ld\n--\n%s", pub,
+                 seed, mid, (long long)now.tv_sec, now.tv_nsec, cfg) < 0)
         out = NULL;
     explicit_bzero(seed, sizeof(seed));
     return out;
@@ -901,8 +966,18 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
     if (!own || !hkp || asprintf(&state, "%s/" VM_TEMPLATE_DEVICE_STATE, vm->template_dir) < 0 ||
         asprintf(&tkey, "%s/client_key", vm->template_dir) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-    if ((r = vm_load_from(vm, state, true, timeout_ms, err)) < 0)
+    /* A template holds only the device state (its RAM is the memory file
+     * QEMU maps); a snapshot holds all of it. */
+    bool template = access(state, F_OK) == 0;
+    if (!template) {
+        free(state);
+        if (asprintf(&state, "%s/" VM_STATE_FILE, vm->template_dir) < 0)
+            return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    }
+    int64_t T0 = now_ms();
+    if ((r = vm_load_from(vm, state, template, timeout_ms, err)) < 0)
         return r;
+    fprintf(stderr, "TIMING load %lld\n", (long long)(now_ms() - T0));
     /* The guest takes the template's key until clone-refresh gives it ours;
      * the session opened with it stays, every later one uses ours. */
     vm_ssh_free(vm->ssh);
@@ -910,6 +985,7 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if ((r = vm_ssh_connect(vm->ssh, timeout_ms, err)) < 0)
         return r;
+    fprintf(stderr, "TIMING ssh %lld\n", (long long)(now_ms() - T0));
     if (!(identity = clone_identity(vm)))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "cannot make the clone's identity");
     r = vm_guest_run(vm, "/sbin/porthole-init clone-refresh", identity, strlen(identity), 30, &res,
@@ -920,6 +996,7 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
         return r;
     }
     run_result_done(&res);
+    fprintf(stderr, "TIMING refresh %lld\n", (long long)(now_ms() - T0));
     if ((r = vm_ssh_set_key(vm->ssh, own)) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, r, "out of memory");
     if ((r = vm_open_devtools(vm, err)) < 0)

@@ -143,6 +143,8 @@ struct vm {
      * guest runs with the template's settings until told others. */
     bool cloned;
     char *template_dir; /* owned: the template a clone came from, or NULL */
+    /* Browser VMs: the screen QEMU was started with (0 when attached). */
+    int screen_width, screen_height;
 };
 
 /* An id a run dir may have: [a-z0-9_-], 1 to 39 characters. */
@@ -188,8 +190,15 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err);
  * QEMU. vm_restore_clone: after vm_start of a spec.template_dir VM, loads
  * that state, runs the vCPUs, connects SSH with the template's client key
  * and gives the guest an identity of its own (host name, machine id, RNG
- * seed, clock, and this VM's client key as the only one sshd takes). */
+ * seed, clock, and this VM's client key as the only one sshd takes) and
+ * its config's env vars. */
 int vm_save_template(struct vm *vm, struct ph_error *err);
+/* A snapshot of a running VM into dir (created): its memory and device
+ * state (memory.state), a copy of its disk and its keys and config; the
+ * guest stands still meanwhile and runs on after. A VM with
+ * spec.template_dir = dir is then a clone of that instant (with an
+ * identity of its own, as a template's clones). */
+int vm_snapshot(struct vm *vm, const char *dir, struct ph_error *err);
 int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */

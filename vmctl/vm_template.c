@@ -61,22 +61,34 @@ static int template_name(const struct vm_spec *spec, char *name, size_t len, cha
 bool vm_template_find(const char *cache_dir, const struct vm_spec *spec, struct vm_template *out)
 {
     char image[PATH_MAX];
-    _cleanup_free_ char *root = templates_root(cache_dir), *info = NULL;
+    _cleanup_free_ char *root = templates_root(cache_dir);
 
     memset(out, 0, sizeof(*out));
     if (!root || !spec_clonable(spec) ||
         template_name(spec, out->name, sizeof(out->name), image, sizeof(image)) < 0)
         return false;
     snprintf(out->dir, sizeof(out->dir), "%s/%s", root, out->name);
-    if (asprintf(&info, "%s/" TEMPLATE_INFO, out->dir) < 0)
-        return false;
+    return vm_template_open(out->dir, out) == 0;
+}
+
+int vm_template_open(const char *dir, struct vm_template *out)
+{
+    char info[PATH_MAX];
+    const char *slash = strrchr(dir, '/');
+
+    snprintf(info, sizeof(info), "%s/" TEMPLATE_INFO, dir);
     json_t *j = json_load_file(info, 0, NULL);
     if (!j)
-        return false;
+        return -ENOENT;
+    if (out->dir != dir)
+        snprintf(out->dir, sizeof(out->dir), "%s", dir);
+    snprintf(out->name, sizeof(out->name), "%s", slash ? slash + 1 : dir);
     out->screen_width = (int)json_integer_value(json_object_get(j, "screen_width"));
     out->screen_height = (int)json_integer_value(json_object_get(j, "screen_height"));
+    out->vcpus = (int)json_integer_value(json_object_get(j, "vcpus"));
+    out->mem_mib = (int)json_integer_value(json_object_get(j, "mem_mib"));
     json_decref(j);
-    return true;
+    return 0;
 }
 
 /* An exclusive lock on root/NAME.lock without waiting: the fd, or -EAGAIN
@@ -96,7 +108,7 @@ static int lock_name(const char *root, const char *name)
     return fd;
 }
 
-static int write_info(const char *dir, const struct vm_spec *spec, const char *image)
+int vm_template_write_info(const char *dir, const struct vm_spec *spec, const char *image)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/" TEMPLATE_INFO, dir);
@@ -150,7 +162,7 @@ int vm_template_build(const char *cache_dir, const struct vm_spec *spec, const c
     if ((r = vm_start(vm, &with, err)) < 0 ||
         (r = vm_wait_ready(vm, marker, timeout_ms, err)) < 0 || (r = vm_save_template(vm, err)) < 0)
         goto fail;
-    if ((r = write_info(vm->run_dir, &with, image)) < 0) {
+    if ((r = vm_template_write_info(vm->run_dir, &with, image)) < 0) {
         ph_error_set(err, PH_ERR_INTERNAL, r, "cannot write the template's info: %s", strerror(-r));
         goto fail;
     }

@@ -46,7 +46,14 @@ struct vm_template {
     char dir[PATH_MAX];
     char name[40];
     int screen_width, screen_height; /* what its screen was built with */
+    int vcpus, mem_mib;              /* what a clone must have */
 };
+
+/* The template or snapshot in dir (its info file read): 0, or -ENOENT. */
+int vm_template_open(const char *dir, struct vm_template *out);
+/* Its info file, written last when a template or snapshot is complete:
+ * spec's sizes and screen, and the image it came from (for the sweep). */
+int vm_template_write_info(const char *dir, const struct vm_spec *spec, const char *image);
 
 /* The template spec would be cloned from: its name, and whether it is
  * built (dir filled). A spec that cannot be cloned (its own disk size, a

@@ -2442,30 +2442,34 @@ static int rng_reseed(const char *hex)
     return r;
 }
 
-/* stdin: "hostname=H", "authorized_key=LINE", "seed=HEX" (at most 64
- * bytes), "time=SEC.NSEC" (the host's clock), "machine_id=HEX32", one per
- * line; all of them are needed. */
+/* stdin: the clone's identity, "authorized_key=LINE", "seed=HEX" (at most
+ * 64 bytes), "time=SEC.NSEC" (the host's clock) and "machine_id=HEX32",
+ * one per line, then a line "--" and the VM's config as at boot (its host
+ * name, env vars and proxy are applied as boot applies them). */
 static int clone_refresh_main(void)
 {
-    static char text[16 * 1024];
+    static char text[CONFIG_MAX + 16 * 1024];
     ssize_t n = read_fd_all(STDIN_FILENO, text, sizeof(text) - 1);
     if (n < 0) {
         fprintf(stderr, "clone-refresh: stdin: %s\n", strerror((int)-n));
         return 1;
     }
-    const char *host = NULL, *key = NULL, *seed = NULL, *when = NULL, *mid = NULL;
+    const char *key = NULL, *seed = NULL, *when = NULL, *mid = NULL;
+    char *config = NULL;
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
+        if (strcmp(line, "--") == 0) {
+            config = next;
+            break;
+        }
         char *eq = strchr(line, '=');
         if (!eq)
             continue;
         *eq = '\0';
         const char *val = eq + 1;
-        if (strcmp(line, "hostname") == 0)
-            host = val;
-        else if (strcmp(line, "authorized_key") == 0)
+        if (strcmp(line, "authorized_key") == 0)
             key = val;
         else if (strcmp(line, "seed") == 0)
             seed = val;
@@ -2474,8 +2478,10 @@ static int clone_refresh_main(void)
         else if (strcmp(line, "machine_id") == 0)
             mid = val;
     }
-    if (!host || !valid_hostname(host) || !key || strncmp(key, "ssh-", 4) != 0 || !seed || !when ||
-        !mid || strlen(mid) != 32) {
+    static struct config cfg;
+    config_defaults(&cfg);
+    if (!config || config_parse(&cfg, config) > 0 || !key || strncmp(key, "ssh-", 4) != 0 ||
+        !seed || !when || !mid || strlen(mid) != 32) {
         fprintf(stderr, "clone-refresh: incomplete or invalid input\n");
         return 1;
     }
@@ -2493,10 +2499,8 @@ static int clone_refresh_main(void)
         fprintf(stderr, "clone-refresh: setting the clock: %s\n", strerror(errno));
         return 1;
     }
-    static struct config cfg;
-    config_defaults(&cfg);
-    snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", host);
     hostname_apply(&cfg);
+    env_install(&cfg);
     char line[64];
     snprintf(line, sizeof(line), "%s\n", mid);
     write_string("/etc/machine-id", line, 0444);
