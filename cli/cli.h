@@ -170,6 +170,10 @@ const char *json_str(const json_t *obj, const char *key); /* NULL unless a strin
 
 int cmd_gateway(struct cli_ctx *c, int argc, char **argv);
 int cmd_sandbox(struct cli_ctx *c, int argc, char **argv);
+/* POST BASE/ID/OP with {} ({"to_disk": true} for pause --to-disk): stop,
+ * start, pause, resume, snapshot of a sandbox or session. Prints
+ * "ID STATUS" (a snapshot's id); the answer is the command's data. */
+int cli_power(struct cli_ctx *c, int argc, char **argv, const char *base, const char *op);
 int cmd_browser(struct cli_ctx *c, int argc, char **argv);
 int cmd_image(struct cli_ctx *c, int argc, char **argv);
 int cmd_doctor(struct cli_ctx *c, int argc, char **argv);

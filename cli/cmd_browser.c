@@ -42,6 +42,9 @@ static const char usage_browser[] =
     "  logs         print a session's logs\n"
     "  screenshot   save the session's screen: browser screenshot ID FILE\n"
     "  record       recordings: browser record start|stop|list ID [RID]\n"
+    "  pause        stop a session's CPUs, memory kept: browser pause ID [--to-disk]\n"
+    "  resume       run a paused session again: browser resume ID\n"
+    "  fork         copy a live session, pages and logins: browser fork ID --count N\n"
     "\n"
     "Run 'porthole browser COMMAND --help' for a command's options.\n";
 
@@ -134,6 +137,79 @@ static int simple_call(struct cli_ctx *c, const char *method, const char *path, 
     if (r < 0)
         return cli_fail(c, &err);
     return 0;
+}
+
+static const char usage_pause[] =
+    "Usage: porthole browser pause ID [--to-disk] [--json]\n"
+    "\n"
+    "Stops the session's CPUs: it uses no CPU, keeps its memory and answers nothing\n"
+    "until resumed. --to-disk also writes its memory out and ends the VM process.\n";
+static const char usage_resume[] = "Usage: porthole browser resume ID [--json]\n"
+                                   "\n"
+                                   "Runs a paused session again; its clock is set to the host's.\n";
+static const char usage_fork[] =
+    "Usage: porthole browser fork ID [--count N] [--json]\n"
+    "\n"
+    "Makes N (1..8, default 1) new sessions that carry on from this one as it is\n"
+    "now: the same open pages, cookies, storage and logins. Each has its own\n"
+    "URLs, tokens, timeout and disk from then on. Prints one session per line.\n";
+
+static int browser_pause(struct cli_ctx *c, int argc, char **argv)
+{
+    c->command = "browser.pause";
+    c->usage = usage_pause;
+    return cli_power(c, argc, argv, "/v1/browser/sessions/", "pause");
+}
+
+static int browser_resume(struct cli_ctx *c, int argc, char **argv)
+{
+    c->command = "browser.resume";
+    c->usage = usage_resume;
+    return cli_power(c, argc, argv, "/v1/browser/sessions/", "resume");
+}
+
+static int browser_fork(struct cli_ctx *c, int argc, char **argv)
+{
+    enum { OPT_COUNT = 1 };
+    static const struct option opts[] = {
+        {"count", required_argument, NULL, OPT_COUNT}, CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+    json_auto_t *body = json_object(), *res = NULL;
+    _cleanup_free_ char *path = NULL;
+    int opt, code;
+    long n = 1;
+
+    c->command = "browser.fork";
+    c->usage = usage_fork;
+    if (!body)
+        return fail_oom(c);
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (opt == OPT_COUNT) {
+            if (!cli_opt_int(c, "--count", optarg, 1, 8, &n, &code))
+                return code;
+        } else if (!cli_common_option(c, opt, argc, argv, &code)) {
+            return code;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(c, "missing session ID");
+    if (optind + 1 < argc)
+        return cli_usage_error(c, "unexpected argument '%.64s'", argv[optind + 1]);
+    json_object_set_new(body, "count", json_integer(n));
+    if (!(path = api_path("/v1/browser/sessions/", argv[optind], "/fork")))
+        return fail_oom(c);
+    if ((code = simple_call(c, "POST", path, body, API_TIMEOUT_LONG_MS, "Forking", &res)) != 0)
+        return code;
+    if (!c->json) {
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(res, "sessions"), i, s)
+            printf("%s %s %s\n", json_str(s, "session_id") ? json_str(s, "session_id") : "-",
+                   json_str(s, "status") ? json_str(s, "status") : "-",
+                   json_str(s, "cdp_url") ? json_str(s, "cdp_url")
+                                          : (json_str(s, "error") ? json_str(s, "error") : ""));
+    }
+    return cli_ok(c, json_incref(res));
 }
 
 static int browser_start(struct cli_ctx *c, int argc, char **argv)
@@ -557,6 +633,8 @@ int cmd_browser(struct cli_ctx *c, int argc, char **argv)
         {"list", browser_list},     {"ls", browser_list},
         {"open", browser_open},     {"logs", browser_logs},
         {"record", browser_record}, {"screenshot", browser_screenshot},
+        {"pause", browser_pause},   {"resume", browser_resume},
+        {"fork", browser_fork},
     };
 
     c->command = "browser";

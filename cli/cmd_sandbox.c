@@ -32,13 +32,15 @@ static const char usage_sandbox[] =
     "  start      boot a stopped sandbox again from its disk: sandbox start ID\n"
     "  pause      stop its CPUs, memory kept: sandbox pause ID\n"
     "  resume     run a paused sandbox again: sandbox resume ID\n"
+    "  snapshot   save its memory and disk: sandbox snapshot ID (then create --from-snapshot)\n"
     "  port       expose a guest port on the host: sandbox port expose|list|close ID ...\n"
     "\n"
     "Run 'porthole sandbox COMMAND --help' for a command's options.\n";
 
 static const char usage_create[] =
     "Usage: porthole sandbox create [--vcpus N] [--memory MIB] [--disk MIB] [--image NAME]\n"
-    "                               [--env NAME=VALUE]... [--timeout-minutes N] [--json]\n"
+    "                               [--env NAME=VALUE]... [--timeout-minutes N]\n"
+    "                               [--from-snapshot ID] [--json]\n"
     "\n"
     "Boots a sandbox and prints its id once it is ready (seconds with KVM, up to a\n"
     "minute under software emulation).\n"
@@ -49,7 +51,16 @@ static const char usage_create[] =
     "  --disk MIB           root disk size in MiB\n"
     "  --env NAME=VALUE     environment variable for login-shell commands (repeatable)\n"
     "  --timeout-minutes N  delete the sandbox after N minutes\n"
+    "  --from-snapshot ID   start from a snapshot (its size, image and disk)\n"
     "  --json               print the sandbox as a JSON envelope\n";
+
+static const char usage_snapshot[] =
+    "Usage: porthole sandbox snapshot ID [--json]\n"
+    "\n"
+    "Saves the sandbox's memory, devices and disk at this instant and prints the\n"
+    "snapshot's id; the sandbox stands still meanwhile (about a second per GiB of\n"
+    "memory in use) and runs on after. 'porthole sandbox create --from-snapshot ID'\n"
+    "starts new sandboxes from it, each with its own identity.\n";
 
 static const char usage_list[] = "Usage: porthole sandbox list [--json]\n"
                                  "\n"
@@ -164,9 +175,10 @@ static int fail_oom(struct cli_ctx *c)
 
 static int sandbox_create(struct cli_ctx *c, int argc, char **argv)
 {
-    enum { OPT_VCPUS = 1, OPT_MEMORY, OPT_DISK, OPT_ENV, OPT_TIMEOUT, OPT_IMAGE };
+    enum { OPT_VCPUS = 1, OPT_MEMORY, OPT_DISK, OPT_ENV, OPT_TIMEOUT, OPT_IMAGE, OPT_SNAPSHOT };
     static const struct option opts[] = {
         {"vcpus", required_argument, NULL, OPT_VCPUS},
+        {"from-snapshot", required_argument, NULL, OPT_SNAPSHOT},
         {"image", required_argument, NULL, OPT_IMAGE},
         {"memory", required_argument, NULL, OPT_MEMORY},
         {"disk", required_argument, NULL, OPT_DISK},
@@ -217,6 +229,9 @@ static int sandbox_create(struct cli_ctx *c, int argc, char **argv)
             break;
         case OPT_IMAGE:
             json_object_set_new(body, "image", json_string(optarg));
+            break;
+        case OPT_SNAPSHOT:
+            json_object_set_new(body, "from_snapshot", json_string(optarg));
             break;
         default:
             if (!cli_common_option(c, opt, argc, argv, &code))
@@ -648,28 +663,14 @@ static int sandbox_env(struct cli_ctx *c, int argc, char **argv)
     return cli_ok(c, json_incref(res ? res : body));
 }
 
-/* stop, start, pause, resume: a POST with {} that answers the sandbox. */
-static int sandbox_power(struct cli_ctx *c, int argc, char **argv, const char *op)
+int cli_power(struct cli_ctx *c, int argc, char **argv, const char *base, const char *op)
 {
-    static const struct {
-        const char *op, *command, *usage;
-    } ops[] = {
-        {"stop", "sandbox.stop", usage_stop},
-        {"start", "sandbox.start", usage_start},
-        {"pause", "sandbox.pause", usage_pause},
-        {"resume", "sandbox.resume", usage_resume},
-    };
     _cleanup_free_ char *path = NULL, *suffix = NULL;
     json_auto_t *body = json_object(), *res = NULL;
     struct api api;
     struct cli_error err;
     int code, r;
 
-    for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
-        if (strcmp(ops[i].op, op) == 0) {
-            c->command = ops[i].command;
-            c->usage = ops[i].usage;
-        }
     enum { OPT_TO_DISK = 1 };
     static const struct option opts[] = {
         {"to-disk", no_argument, NULL, OPT_TO_DISK}, CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
@@ -679,17 +680,17 @@ static int sandbox_power(struct cli_ctx *c, int argc, char **argv, const char *o
         if (opt == OPT_TO_DISK && strcmp(op, "pause") == 0)
             json_object_set_new(body, "to_disk", json_true());
         else if (opt == OPT_TO_DISK)
-            return cli_usage_error(c, "--to-disk is for sandbox pause");
+            return cli_usage_error(c, "--to-disk is for pause");
         else if (!cli_common_option(c, opt, argc, argv, &code))
             return code;
     }
     if (optind >= argc)
-        return cli_usage_error(c, "missing sandbox ID");
+        return cli_usage_error(c, "missing ID");
     if (optind + 1 < argc)
         return cli_usage_error(c, "unexpected argument '%.64s'", argv[optind + 1]);
     if (asprintf(&suffix, "/%s", op) < 0)
         suffix = NULL;
-    path = suffix ? api_path("/v1/sandboxes/", argv[optind], suffix) : NULL;
+    path = suffix ? api_path(base, argv[optind], suffix) : NULL;
     if (!path || !body)
         return fail_oom(c);
     r = api_open(c, &api, &err);
@@ -698,10 +699,37 @@ static int sandbox_power(struct cli_ctx *c, int argc, char **argv, const char *o
     api_done(&api);
     if (r < 0)
         return cli_fail(c, &err);
-    if (!c->json)
-        printf("%s %s\n", json_string_value(json_object_get(res, "id")),
-               json_string_value(json_object_get(res, "status")));
+    if (!c->json) {
+        const char *id = json_str(res, "snapshot_id");
+        if (id)
+            printf("%s\n", id);
+        else
+            printf("%s %s\n",
+                   json_str(res, "id") ? json_str(res, "id") : json_str(res, "session_id"),
+                   json_str(res, "status"));
+    }
     return cli_ok(c, json_incref(res));
+}
+
+/* stop, start, pause, resume, snapshot: a POST with {} that answers the
+ * sandbox (or the snapshot). */
+static int sandbox_power(struct cli_ctx *c, int argc, char **argv, const char *op)
+{
+    static const struct {
+        const char *op, *command, *usage;
+    } ops[] = {
+        {"stop", "sandbox.stop", usage_stop},
+        {"start", "sandbox.start", usage_start},
+        {"pause", "sandbox.pause", usage_pause},
+        {"resume", "sandbox.resume", usage_resume},
+        {"snapshot", "sandbox.snapshot", usage_snapshot},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+        if (strcmp(ops[i].op, op) == 0) {
+            c->command = ops[i].command;
+            c->usage = ops[i].usage;
+        }
+    return cli_power(c, argc, argv, "/v1/sandboxes/", op);
 }
 
 static int sandbox_stop(struct cli_ctx *c, int argc, char **argv)
@@ -722,6 +750,11 @@ static int sandbox_pause(struct cli_ctx *c, int argc, char **argv)
 static int sandbox_resume(struct cli_ctx *c, int argc, char **argv)
 {
     return sandbox_power(c, argc, argv, "resume");
+}
+
+static int sandbox_snapshot(struct cli_ctx *c, int argc, char **argv)
+{
+    return sandbox_power(c, argc, argv, "snapshot");
 }
 
 static void print_port(const json_t *p)
@@ -823,11 +856,12 @@ int cmd_sandbox(struct cli_ctx *c, int argc, char **argv)
         const char *name;
         int (*fn)(struct cli_ctx *c, int argc, char **argv);
     } subs[] = {
-        {"create", sandbox_create}, {"list", sandbox_list},     {"ls", sandbox_list},
-        {"exec", sandbox_exec},     {"delete", sandbox_delete}, {"rm", sandbox_delete},
-        {"shell", sandbox_shell},   {"upload", sandbox_upload}, {"download", sandbox_download},
-        {"env", sandbox_env},       {"port", sandbox_port},     {"stop", sandbox_stop},
-        {"start", sandbox_start},   {"pause", sandbox_pause},   {"resume", sandbox_resume},
+        {"create", sandbox_create},     {"list", sandbox_list},     {"ls", sandbox_list},
+        {"exec", sandbox_exec},         {"delete", sandbox_delete}, {"rm", sandbox_delete},
+        {"shell", sandbox_shell},       {"upload", sandbox_upload}, {"download", sandbox_download},
+        {"env", sandbox_env},           {"port", sandbox_port},     {"stop", sandbox_stop},
+        {"start", sandbox_start},       {"pause", sandbox_pause},   {"resume", sandbox_resume},
+        {"snapshot", sandbox_snapshot},
     };
 
     c->command = "sandbox";

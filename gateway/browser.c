@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "params.h"
 #include "pool.h"
+#include "snapshot.h"
 #include "ssh.h"
 #include "urlhost.h"
 #include "util.h"
@@ -74,10 +75,17 @@ static char *browser_config_text(const struct browser_session *b, json_t *env,
     return buf;
 }
 
+/* What a template of the session's mode runs with (templates.c). */
+static bool browser_is_template_default(const struct browser_session *b, json_t *env)
+{
+    return b->width == POOL_WIDTH && b->height == POOL_HEIGHT && b->allow_downloads &&
+           !b->persistent && json_object_size(env) == 0 && !b->allowed_domains;
+}
+
+/* What a pooled VM runs with: the live template's settings. */
 static bool browser_is_pool_default(const struct browser_session *b, json_t *env)
 {
-    return b->live && b->width == POOL_WIDTH && b->height == POOL_HEIGHT && b->allow_downloads &&
-           !b->persistent && json_object_size(env) == 0 && !b->allowed_domains;
+    return b->live && browser_is_template_default(b, env);
 }
 
 static char *profile_path(struct gateway *gw, const char *profile_id)
@@ -98,6 +106,10 @@ static int browser_prepare(struct instance *sb, struct vm *vm, struct ph_error *
     struct run_result res = {0};
     const char *profile_dir = b->persistent ? GUEST_PERSIST_DIR : GUEST_PROFILE_DIR;
     int r;
+
+    /* Back from a pause to disk: the browser it had runs on. */
+    if (vm->resumed)
+        return 0;
 
     if (b->persistent) {
         _cleanup_free_ char *path = profile_path(gw, b->profile_id), *data = NULL;
@@ -122,9 +134,11 @@ static int browser_prepare(struct instance *sb, struct vm *vm, struct ph_error *
                 return r;
         }
     }
-    /* A pooled VM or a clone runs the template's settings. */
-    if (b->persistent ||
-        ((b->from_pool || vm->cloned) && !browser_is_pool_default(b, sb->env_vars))) {
+    /* A pooled VM or a clone runs its template's settings (a clone's is
+     * of the session's mode); a fork's, its parent's. */
+    if (b->persistent || (b->from_pool && !browser_is_pool_default(b, sb->env_vars)) ||
+        (vm->cloned && !b->from_pool && !b->forked &&
+         !browser_is_template_default(b, sb->env_vars))) {
         _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
         if (!cfg)
             return -ENOMEM;
@@ -212,7 +226,10 @@ static json_t *browser_to_json(const struct instance *sb)
         instance_time_json(sb->expires_at), "cdp_url", b->cdp_base, "cdp_ws_url", ws, "live_url",
         url_or_null(gateway_base, "/live/%s/%s", sb->id, b->live_token, b->live), "control_url",
         url_or_null(gateway_base, "/live/%s/%s?control=1", sb->id, b->control_token, b->live),
-        "served_from", b->from_pool ? "pool" : instance_served_from(sb));
+        "served_from",
+        b->from_pool ? "pool"
+        : b->forked  ? "fork"
+                     : instance_served_from(sb));
     if (!o)
         return NULL;
     json_object_set(o, "allowed_domains", b->allowed_domains ? b->allowed_domains : json_null());
@@ -476,8 +493,12 @@ static void api_browser_create(struct http_req *req, void *data)
         .ready = p.wait ? instance_reply_ready : NULL,
         .ready_data = req,
     };
-    /* A pooled VM has the pool's memory and disk; other sizes boot fresh. */
-    if (p.mem_mib == POOL_MEM_MIB && p.disk_mib == 0)
+    /* A pooled VM has the pool's memory and disk; other sizes boot fresh.
+     * Where templates serve, it is taken only when it needs no restart of
+     * its browser: a clone of the session's mode starts sooner. */
+    l.template_variant = b->live ? "live" : "headless";
+    if (p.mem_mib == POOL_MEM_MIB && p.disk_mib == 0 &&
+        (browser_is_pool_default(b, p.env_vars) || !gw->use_templates))
         l.pooled = pool_take(gw->pool);
     b->from_pool = l.pooled != NULL;
     if (!l.pooled)
@@ -497,9 +518,172 @@ static void api_browser_create(struct http_req *req, void *data)
         http_reply_json(req, 201, instance_to_json(sb));
 }
 
+/* ---- fork ------------------------------------------------------------------ */
+
+#define BROWSER_FORK_MAX 8
+
+struct fork_req {
+    struct http_req *req;
+    struct gateway *gw;
+    char parent[40];
+    int pending;
+    int64_t start_ms;
+    json_t *sessions; /* owned: the children, as they come up */
+};
+
+static void fork_reply(struct fork_req *f)
+{
+    lwsl_user("browser session %s: forked into %zu in %lld ms\n", f->parent,
+              json_array_size(f->sessions), (long long)(now_ms() - f->start_ms));
+    http_reply_json(f->req, 201,
+                    json_pack("{s:s, s:o, s:I}", "parent", f->parent, "sessions", f->sessions,
+                              "fork_ms", (json_int_t)(now_ms() - f->start_ms)));
+    free(f);
+}
+
+static void fork_child_ready(struct instance *in, int r, const struct ph_error *err, void *data)
+{
+    struct fork_req *f = data;
+    json_array_append_new(f->sessions,
+                          r == 0 ? instance_to_json(in)
+                                 : json_pack("{s:s, s:s, s:s}", "session_id", in->id, "status",
+                                             "error", "error", err ? err->message : "failed"));
+    if (--f->pending == 0)
+        fork_reply(f);
+}
+
+/* A child: the parent's settings and sizes, its own tokens, timeout,
+ * recordings and disk overlay on the fork's snapshot. */
+static int fork_child(struct fork_req *f, const struct instance *parent, const char *snap_id,
+                      const char *dir, struct ph_error *err)
+{
+    const struct browser_session *pb = browser_of(parent);
+    struct browser_session *b = calloc(1, sizeof(*b));
+
+    if (!b || random_hex(b->cdp_token, 24) < 0 || random_hex(b->live_token, 24) < 0 ||
+        random_hex(b->control_token, 24) < 0) {
+        free(b);
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "cannot generate session tokens");
+    }
+    b->live = pb->live;
+    b->width = pb->width;
+    b->height = pb->height;
+    b->record_video = pb->record_video;
+    b->allow_downloads = pb->allow_downloads;
+    b->allowed_domains = pb->allowed_domains ? json_deep_copy(pb->allowed_domains) : NULL;
+    b->forked = true;
+    struct instance_launch l = {
+        .kind = &f->gw->browsers->kind,
+        .vcpus = parent->vcpus,
+        .mem_mib = parent->mem_mib,
+        .disk_mib = parent->disk_mib,
+        .timeout_minutes = parent->timeout_minutes,
+        .env_vars = parent->env_vars,
+        .net_mode = parent->net_mode,
+        .allowed_domains = b->allowed_domains,
+        .screen_width = b->width,
+        .screen_height = b->height,
+        .ready = fork_child_ready,
+        .ready_data = f,
+        .from_dir = dir,
+        .from_snapshot = snap_id,
+        .kind_data = b,
+    };
+    return instance_launch(f->gw->instances, &l, err) ? 0 : -EIO;
+}
+
+static void fork_snapshot_done(struct instance *parent, const char *snap_id, int r,
+                               const struct ph_error *err, void *data)
+{
+    struct fork_req *f = data;
+    struct vm_template snap;
+    struct ph_error e = {0};
+    int count = f->pending;
+
+    if (r < 0 || snapshots_lookup(f->gw->snapshots, snap_id, parent->kind, &snap, &e) < 0) {
+        http_reply_error(f->req, r < 0 ? err : &e);
+        json_decref(f->sessions);
+        free(f);
+        return;
+    }
+    /* Each child's ready callback counts down; one that cannot even be
+     * launched counts now. */
+    f->pending = count + 1;
+    for (int i = 0; i < count; i++) {
+        e = (struct ph_error){0};
+        if (fork_child(f, parent, snap_id, snap.dir, &e) < 0) {
+            json_array_append_new(f->sessions,
+                                  json_pack("{s:s, s:s}", "status", "error", "error", e.message));
+            f->pending--;
+        }
+    }
+    if (--f->pending == 0)
+        fork_reply(f);
+}
+
+static void api_browser_fork(struct http_req *req, void *data)
+{
+    struct gateway *gw = data;
+    struct ph_error err = {0};
+    static const char *const allowed[] = {"count", NULL};
+    json_t *body = req->body_len ? http_json_body(req, &err) : json_object();
+    struct instance *sb;
+    struct fork_req *f;
+    int count = 1;
+
+    if (!body || params_only(body, allowed, &err) < 0 ||
+        params_int(body, "count", 1, 1, BROWSER_FORK_MAX, &count, &err) < 0) {
+        json_decref(body);
+        if (err.kind == PH_ERR_NONE)
+            ph_error_set(&err, PH_ERR_INVALID, -EINVAL, "invalid body");
+        http_reply_error(req, &err);
+        return;
+    }
+    json_decref(body);
+    if (!(sb = browser_for_req(gw->browsers, req, true)))
+        return;
+    if (instances_count(gw->instances) + count > gw->max_instances) {
+        http_reply_errorf(req, PH_ERR_LIMIT,
+                          "a fork into %d would pass the limit of %d sandboxes and sessions", count,
+                          gw->max_instances);
+        return;
+    }
+    if (!(f = calloc(1, sizeof(*f))) || !(f->sessions = json_array())) {
+        free(f);
+        http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    f->req = req;
+    f->gw = gw;
+    f->pending = count;
+    f->start_ms = now_ms();
+    snprintf(f->parent, sizeof(f->parent), "%s", sb->id);
+    lwsl_user("browser session %s: fork into %d for %s\n", sb->id, count, req->actor);
+    if (snapshots_take(gw->snapshots, sb, true, fork_snapshot_done, f, &err) < 0) {
+        json_decref(f->sessions);
+        free(f);
+        http_reply_error(req, &err);
+    }
+}
+
 static struct instance *session_for_req(struct gateway *gw, struct http_req *req, bool need_ready)
 {
     return browser_for_req(gw->browsers, req, need_ready);
+}
+
+/* POST .../pause ({"to_disk": true} allowed) and .../resume. */
+static void api_browser_pause(struct http_req *req, void *data)
+{
+    struct instance *sb = session_for_req(data, req, false);
+    if (sb)
+        instance_power_req(sb, req, INSTANCE_POWER_PAUSE);
+}
+
+static void api_browser_resume(struct http_req *req, void *data)
+{
+    struct instance *sb = session_for_req(data, req, false);
+    if (sb)
+        instance_power_req(sb, req, INSTANCE_POWER_RESUME);
 }
 
 static void api_browser_list(struct http_req *req, void *data)
@@ -690,6 +874,10 @@ static void browser_api_register(struct gateway *gw)
     http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}", 0, 0, api_browser_get, gw);
     http_route(gw->http, HTTP_DELETE, "/v1/browser/sessions/{id}", 0, 0, api_browser_delete, gw);
     http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/logs", 0, 0, api_browser_logs, gw);
+    http_route(gw->http, HTTP_POST, "/v1/browser/sessions/{id}/fork", 0, 0, api_browser_fork, gw);
+    http_route(gw->http, HTTP_POST, "/v1/browser/sessions/{id}/pause", 0, 0, api_browser_pause, gw);
+    http_route(gw->http, HTTP_POST, "/v1/browser/sessions/{id}/resume", 0, 0, api_browser_resume,
+               gw);
     http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/downloads", 0, 0,
                api_browser_downloads, gw);
     http_route(gw->http, HTTP_GET, "/v1/browser/sessions/{id}/downloads/{name}", 0, 0,

@@ -38,6 +38,7 @@ struct browser_session {
     char cdp_base[160];          /* "http://host:port/cdp/ID/TOKEN", written by the CDP proxy */
     json_t *allowed_domains;     /* owned, NULL: any */
     bool from_pool;              /* served by a pre-booted VM */
+    bool forked;                 /* a fork's: the guest runs the parent's settings */
     struct session_media *media; /* owned by media.c (made at setup, freed at destroy) */
 };
 

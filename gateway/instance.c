@@ -642,8 +642,9 @@ int instance_delete(struct instance *in, instance_deleted_fn done, void *data)
 
 struct boot_job {
     struct instance *in;
-    char *extra_config; /* owned */
-    char *from_dir;     /* owned: the snapshot to start from, or NULL */
+    char *extra_config;           /* owned */
+    char *from_dir;               /* owned: the snapshot to start from, or NULL */
+    const char *template_variant; /* static */
     int screen_width, screen_height;
     struct vm *vm; /* owned until handed to in; preset when pooled */
     bool restart;  /* a stopped instance booting again from its run dir */
@@ -691,6 +692,7 @@ static void boot_job_run(void *data)
             .reuse_run_dir = j->restart,
             .incoming_state = j->incoming,
             .template_dir = j->restart ? NULL : j->from_dir,
+            .template_variant = j->template_variant,
         };
         j->r = instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
     }
@@ -812,6 +814,7 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
     j->screen_width = l->screen_width;
     j->screen_height = l->screen_height;
     j->vm = TAKE_PTR(l->pooled);
+    j->template_variant = l->template_variant;
     if (l->from_dir && !(j->from_dir = strdup(l->from_dir))) {
         ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto fail_job;

@@ -234,6 +234,7 @@ struct instance_launch {
     /* Start from this snapshot (vm_snapshot's dir, weak) instead of a boot;
      * from_snapshot is its id, as the instance shows it. */
     const char *from_dir, *from_snapshot;
+    const char *template_variant; /* static: see vm_spec */
     instance_ready_fn ready;
     void *ready_data;
 };
@@ -327,6 +328,17 @@ int instance_submit_req(struct instance *in, struct http_req *req, work_fn run, 
                         void *data);
 int instance_submit_exec_req(struct instance *in, struct http_req *req, work_fn run, work_fn done,
                              void *data);
+enum instance_power_op {
+    INSTANCE_POWER_STOP,
+    INSTANCE_POWER_START,
+    INSTANCE_POWER_PAUSE,
+    INSTANCE_POWER_RESUME,
+};
+/* POST .../stop, .../start, .../pause ({"to_disk": bool} allowed) and
+ * .../resume of any kind: the body checked, the op started, the request
+ * answered with the instance once it is done. */
+void instance_power_req(struct instance *in, struct http_req *req, enum instance_power_op op);
+
 /* An instance_ready_fn for a request that waits for the start: 201 with
  * the object, or the error. data is the struct http_req. */
 void instance_reply_ready(struct instance *in, int r, const struct ph_error *err, void *data);

@@ -3,7 +3,10 @@
  * delete. */
 #include <errno.h>
 
+#include <libwebsockets.h>
+
 #include "http.h"
+#include "params.h"
 #include "instance.h"
 
 struct instance *instance_lookup(struct instances *reg, const struct instance_kind *kind,
@@ -83,4 +86,39 @@ void instance_reply_power(struct instance *in, int r, const struct ph_error *err
 void instance_reply_deleted(void *data, const char *id)
 {
     http_reply_json(data, 200, json_pack("{s:s, s:s}", "id", id, "status", "deleted"));
+}
+
+void instance_power_req(struct instance *in, struct http_req *req, enum instance_power_op op)
+{
+    static int (*const fns[])(struct instance *, instance_ready_fn, void *, struct ph_error *) = {
+        [INSTANCE_POWER_STOP] = instance_power_off,
+        [INSTANCE_POWER_START] = instance_power_on,
+        [INSTANCE_POWER_PAUSE] = instance_pause,
+        [INSTANCE_POWER_RESUME] = instance_resume,
+    };
+    static const char *const names[] = {"stop", "start", "pause", "resume"};
+    static const char *const allowed[] = {NULL}, *const allowed_pause[] = {"to_disk", NULL};
+    struct ph_error err = {0};
+    json_t *body = NULL, *to_disk;
+
+    /* An empty body or {} (what SmolVM's clients send); a pause may say
+     * {"to_disk": true}. */
+    if (req->body_len > 0 &&
+        (!(body = http_json_body(req, &err)) ||
+         params_only(body, op == INSTANCE_POWER_PAUSE ? allowed_pause : allowed, &err) < 0)) {
+        json_decref(body);
+        http_reply_error(req, &err);
+        return;
+    }
+    if ((to_disk = json_object_get(body, "to_disk")) && !json_is_boolean(to_disk)) {
+        json_decref(body);
+        http_reply_errorf(req, PH_ERR_INVALID, "to_disk must be true or false");
+        return;
+    }
+    bool disk = json_is_true(to_disk);
+    json_decref(body);
+    lwsl_user("%s %s: %s%s for %s\n", in->kind->name, in->id, names[op], disk ? " to disk" : "",
+              req->actor);
+    if ((disk ? instance_pause_to_disk : fns[op])(in, instance_reply_power, req, &err) < 0)
+        http_reply_error(req, &err);
 }

@@ -86,7 +86,7 @@ static void pool_job_run(void *data)
     _cleanup_free_ char *image = vm_image_dir(instances_cache_dir(reg), "browser");
     _cleanup_free_ char *egress_cmd = instances_egress_cmd(reg, j->id);
     struct vm_spec spec;
-    templates_default_spec(reg, VM_KIND_BROWSER, image, egress_cmd, &spec);
+    templates_default_spec(reg, VM_KIND_BROWSER, false, image, egress_cmd, &spec);
     if (!image || (!egress_cmd && instances_egress_enabled(reg))) {
         j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         return;

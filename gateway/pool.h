@@ -28,6 +28,9 @@ struct vm;
 #define POOL_HEIGHT 720
 #define POOL_CONFIG                                                                                \
     "browser.mode=live\nbrowser.width=1280\nbrowser.height=720\nbrowser.downloads=1\n"
+/* The headless template's (templates.c): the pool's, without a screen. */
+#define POOL_CONFIG_HEADLESS                                                                       \
+    "browser.mode=headless\nbrowser.width=1280\nbrowser.height=720\nbrowser.downloads=1\n"
 #define BROWSER_READY_MARKER "PORTHOLE_READY browser"
 
 int pool_new(struct instances *reg, int target, struct pool **out);

@@ -119,65 +119,31 @@ static void api_sandbox_delete(struct http_req *req, void *data)
         http_reply_errorf(req, PH_ERR_INTERNAL, "out of memory");
 }
 
-enum power_op { POWER_STOP, POWER_START, POWER_PAUSE, POWER_RESUME };
-
-/* POST .../stop and .../start: power off with the disk kept, boot again;
- * .../pause and .../resume: the vCPUs stop, memory kept, and run again. */
-static void sandbox_power(struct http_req *req, struct gateway *gw, enum power_op op)
+static void sandbox_power(struct http_req *req, struct gateway *gw, enum instance_power_op op)
 {
-    static int (*const fns[])(struct instance *, instance_ready_fn, void *, struct ph_error *) = {
-        [POWER_STOP] = instance_power_off,
-        [POWER_START] = instance_power_on,
-        [POWER_PAUSE] = instance_pause,
-        [POWER_RESUME] = instance_resume,
-    };
-    static const char *const names[] = {"stop", "start", "pause", "resume"};
-    static const char *const allowed[] = {NULL}, *const allowed_pause[] = {"to_disk", NULL};
-    struct ph_error err = {0};
     struct instance *sb = sandbox_for_req(gw, req, false);
-    json_t *body = NULL, *to_disk;
-
-    if (!sb)
-        return;
-    /* An empty body or {} (what SmolVM's clients send); a pause may say
-     * {"to_disk": true}. */
-    if (req->body_len > 0 &&
-        (!(body = http_json_body(req, &err)) ||
-         params_only(body, op == POWER_PAUSE ? allowed_pause : allowed, &err) < 0)) {
-        json_decref(body);
-        http_reply_error(req, &err);
-        return;
-    }
-    if ((to_disk = json_object_get(body, "to_disk")) && !json_is_boolean(to_disk)) {
-        json_decref(body);
-        http_reply_errorf(req, PH_ERR_INVALID, "to_disk must be true or false");
-        return;
-    }
-    bool disk = json_is_true(to_disk);
-    json_decref(body);
-    lwsl_user("sandbox %s: %s%s for %s\n", sb->id, names[op], disk ? " to disk" : "", req->actor);
-    if ((disk ? instance_pause_to_disk : fns[op])(sb, instance_reply_power, req, &err) < 0)
-        http_reply_error(req, &err);
+    if (sb)
+        instance_power_req(sb, req, op);
 }
 
 static void api_sandbox_stop(struct http_req *req, void *data)
 {
-    sandbox_power(req, data, POWER_STOP);
+    sandbox_power(req, data, INSTANCE_POWER_STOP);
 }
 
 static void api_sandbox_start(struct http_req *req, void *data)
 {
-    sandbox_power(req, data, POWER_START);
+    sandbox_power(req, data, INSTANCE_POWER_START);
 }
 
 static void api_sandbox_pause(struct http_req *req, void *data)
 {
-    sandbox_power(req, data, POWER_PAUSE);
+    sandbox_power(req, data, INSTANCE_POWER_PAUSE);
 }
 
 static void api_sandbox_resume(struct http_req *req, void *data)
 {
-    sandbox_power(req, data, POWER_RESUME);
+    sandbox_power(req, data, INSTANCE_POWER_RESUME);
 }
 
 /* ---- exec ---------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 
 struct template_slot {
     enum vm_kind kind;
+    bool headless;
     const char *marker;
     char name[40];       /* the template it wants (empty: not known yet) */
     bool ready;          /* that template is built */
@@ -32,7 +33,7 @@ struct templates {
     bool enabled, stopped;
     struct template_slot *building; /* the one a worker builds, or NULL */
     int64_t checked_ms;
-    struct template_slot slots[2];
+    struct template_slot slots[3];
 };
 
 struct template_job {
@@ -43,14 +44,20 @@ struct template_job {
     int r;
 };
 
-void templates_default_spec(const struct instances *reg, enum vm_kind kind, const char *image,
-                            const char *egress_cmd, struct vm_spec *out)
+void templates_default_spec(const struct instances *reg, enum vm_kind kind, bool headless,
+                            const char *image, const char *egress_cmd, struct vm_spec *out)
 {
+    bool browser = kind == VM_KIND_BROWSER;
     *out = (struct vm_spec){
         .kind = kind,
-        .vcpus = kind == VM_KIND_BROWSER ? POOL_VCPUS : SANDBOX_DEFAULT_VCPUS,
-        .mem_mib = kind == VM_KIND_BROWSER ? POOL_MEM_MIB : SANDBOX_DEFAULT_MEM_MIB,
-        .extra_config = kind == VM_KIND_BROWSER ? POOL_CONFIG : NULL,
+        .vcpus = browser ? POOL_VCPUS : SANDBOX_DEFAULT_VCPUS,
+        .mem_mib = browser ? POOL_MEM_MIB : SANDBOX_DEFAULT_MEM_MIB,
+        .extra_config = !browser   ? NULL
+                        : headless ? POOL_CONFIG_HEADLESS
+                                   : POOL_CONFIG,
+        .template_variant = !browser   ? NULL
+                            : headless ? "headless"
+                                       : "live",
         .accel = instances_accel(reg),
         .image_dir = image,
         .screen_width = kind == VM_KIND_BROWSER ? POOL_WIDTH : 0,
@@ -68,7 +75,10 @@ int templates_new(struct instances *reg, bool enabled, struct templates **out)
     t->enabled = enabled;
     /* Sandboxes first: theirs is built in seconds. */
     t->slots[0] = (struct template_slot){.kind = VM_KIND_SANDBOX, .marker = "PORTHOLE_READY ssh"};
-    t->slots[1] = (struct template_slot){.kind = VM_KIND_BROWSER, .marker = BROWSER_READY_MARKER};
+    /* Then the API's default session (headless), then live ones. */
+    t->slots[1] = (struct template_slot){
+        .kind = VM_KIND_BROWSER, .headless = true, .marker = BROWSER_READY_MARKER};
+    t->slots[2] = (struct template_slot){.kind = VM_KIND_BROWSER, .marker = BROWSER_READY_MARKER};
     if (enabled)
         vm_template_sweep(instances_cache_dir(reg));
     *out = t;
@@ -92,7 +102,8 @@ static int slot_spec(const struct templates *t, const struct template_slot *slot
         free(out->egress_cmd);
         return -ENOMEM;
     }
-    templates_default_spec(t->reg, slot->kind, out->image, out->egress_cmd, &out->spec);
+    templates_default_spec(t->reg, slot->kind, slot->headless, out->image, out->egress_cmd,
+                           &out->spec);
     return 0;
 }
 
@@ -132,8 +143,8 @@ static void template_job_done(void *data)
     if (j->r == 0) {
         slot->error[0] = '\0';
         slot->built_ms = j->took_ms;
-        lwsl_user("templates: %s template built in %lld ms\n", vm_kind_flavour(slot->kind),
-                  (long long)j->took_ms);
+        lwsl_user("templates: %s template %s built in %lld ms\n", vm_kind_flavour(slot->kind),
+                  slot->name, (long long)j->took_ms);
     } else if (j->err.kind == PH_ERR_CONFLICT) {
         slot->retry_at_ms = now_ms() + 5000; /* another gateway builds it */
     } else {
@@ -192,9 +203,12 @@ json_t *templates_status(const struct templates *t)
                             : t->building == slot ? "building"
                             : slot->error[0]      ? "failed"
                                                   : "missing";
-        json_t *o = json_pack("{s:s, s:s, s:s}", "kind",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s?}", "kind",
                               slot->kind == VM_KIND_BROWSER ? "browser" : "sandbox", "name",
-                              slot->name, "state", state);
+                              slot->name, "state", state, "mode",
+                              slot->kind != VM_KIND_BROWSER ? NULL
+                              : slot->headless              ? "headless"
+                                                            : "live");
         if (o && slot->error[0])
             json_object_set_new(o, "error", json_string(slot->error));
         if (o && slot->built_ms)

@@ -27,9 +27,10 @@ struct templates;
 #define TEMPLATES_RETRY_S 300
 
 /* What the kind's default VM is: a sandbox with the API's default size, or
- * a browser with the pool's settings. image and egress_cmd are weak. */
-void templates_default_spec(const struct instances *reg, enum vm_kind kind, const char *image,
-                            const char *egress_cmd, struct vm_spec *out);
+ * a browser with the pool's settings, live or headless. image and
+ * egress_cmd are weak. */
+void templates_default_spec(const struct instances *reg, enum vm_kind kind, bool headless,
+                            const char *image, const char *egress_cmd, struct vm_spec *out);
 
 int templates_new(struct instances *reg, bool enabled, struct templates **out);
 void templates_fill(struct templates *t);

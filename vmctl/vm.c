@@ -691,21 +691,56 @@ int vm_resume(struct vm *vm, struct ph_error *err)
     return 0;
 }
 
+static int64_t wall_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+#define VM_CLOCK_SLACK_NS (100 * 1000000LL)
+
+/* out holds "clock=SEC.NSEC", the guest's clock right after it was set to
+ * the host's time of sending, read back at recv_ns. The difference is how
+ * long the command took to start (seconds, under software emulation with
+ * a busy host): the guest's clock moves on by it. */
+static void vm_clock_fix(struct vm *vm, const char *out, int64_t recv_ns)
+{
+    const char *p = out ? strstr(out, "clock=") : NULL;
+    struct run_result res = {0};
+    struct ph_error err = {0};
+    char cmd[96];
+    long long sec = 0, nsec = 0;
+
+    if (!p || sscanf(p, "clock=%lld.%9lld", &sec, &nsec) != 2)
+        return;
+    int64_t delta = recv_ns - (sec * 1000000000LL + nsec);
+    if (delta < VM_CLOCK_SLACK_NS && delta > -VM_CLOCK_SLACK_NS)
+        return;
+    snprintf(cmd, sizeof(cmd), "/sbin/porthole-init clock-shift %lld", (long long)delta);
+    if (vm_guest_run(vm, cmd, NULL, 0, 30, &res, &err) == 0)
+        run_result_done(&res);
+    else
+        fprintf(stderr, "vm %s: shifting the clock by %lld ms: %s\n", vm->id,
+                (long long)(delta / 1000000), err.message);
+}
+
 /* The guest's clock stood still with its vCPUs: set it to the host's. */
 static void vm_step_clock(struct vm *vm)
 {
     struct run_result res = {0};
     struct ph_error clock_err = {0};
-    struct timespec now;
-    char cmd[64];
+    char cmd[96];
+    int64_t now = wall_ns();
 
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(cmd, sizeof(cmd), "date -u -s @%lld.%09ld >/dev/null", (long long)now.tv_sec,
-             now.tv_nsec);
-    if (vm_guest_run(vm, cmd, NULL, 0, 30, &res, &clock_err) == 0)
+    snprintf(cmd, sizeof(cmd), "/sbin/porthole-init clock-set %lld.%09lld",
+             (long long)(now / 1000000000LL), (long long)(now % 1000000000LL));
+    if (vm_guest_run(vm, cmd, NULL, 0, 30, &res, &clock_err) == 0) {
+        vm_clock_fix(vm, res.out, wall_ns());
         run_result_done(&res);
-    else
+    } else {
         fprintf(stderr, "vm %s: stepping the clock after a pause: %s\n", vm->id, clock_err.message);
+    }
 }
 
 /* "exec:cat > 'PATH'" or "exec:cat 'PATH'": QEMU runs it with /bin/sh. */
@@ -928,6 +963,7 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
         return r;
     unlink(path);
     vm_step_clock(vm);
+    vm->resumed = true;
     return 0;
 }
 
@@ -974,10 +1010,10 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
         if (asprintf(&state, "%s/" VM_STATE_FILE, vm->template_dir) < 0)
             return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
-    int64_t T0 = now_ms();
+    int64_t t0 = now_ms(), t_load, t_ssh;
     if ((r = vm_load_from(vm, state, template, timeout_ms, err)) < 0)
         return r;
-    fprintf(stderr, "TIMING load %lld\n", (long long)(now_ms() - T0));
+    t_load = now_ms();
     /* The guest takes the template's key until clone-refresh gives it ours;
      * the session opened with it stays, every later one uses ours. */
     vm_ssh_free(vm->ssh);
@@ -985,7 +1021,7 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if ((r = vm_ssh_connect(vm->ssh, timeout_ms, err)) < 0)
         return r;
-    fprintf(stderr, "TIMING ssh %lld\n", (long long)(now_ms() - T0));
+    t_ssh = now_ms();
     if (!(identity = clone_identity(vm)))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "cannot make the clone's identity");
     r = vm_guest_run(vm, "/sbin/porthole-init clone-refresh", identity, strlen(identity), 30, &res,
@@ -995,13 +1031,16 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
         ph_error_prefix(err, "refreshing the clone's identity");
         return r;
     }
+    vm_clock_fix(vm, res.out, wall_ns());
     run_result_done(&res);
-    fprintf(stderr, "TIMING refresh %lld\n", (long long)(now_ms() - T0));
     if ((r = vm_ssh_set_key(vm->ssh, own)) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, r, "out of memory");
     if ((r = vm_open_devtools(vm, err)) < 0)
         return r;
     vm->cloned = true;
+    fprintf(stderr, "vm %s: restored in %lld ms (state %lld, ssh %lld, identity and rest %lld)\n",
+            vm->id, (long long)(now_ms() - t0), (long long)(t_load - t0),
+            (long long)(t_ssh - t_load), (long long)(now_ms() - t_ssh));
     return 0;
 }
 

@@ -90,6 +90,10 @@ struct vm_spec {
      * its memory file, and QEMU waits for its device state;
      * vm_restore_clone brings it up. */
     const char *template_dir;
+    /* Names the template among those of one image and size ("live",
+     * "headless"; weak, NULL: none): a browser's differ by how Chromium
+     * runs. */
+    const char *template_variant;
 };
 
 #define VM_SCREEN_WIDTH 1280
@@ -142,6 +146,9 @@ struct vm {
     /* Restored from a template (vm_restore_clone) rather than booted: its
      * guest runs with the template's settings until told others. */
     bool cloned;
+    /* Its guest carries on from a pause to disk (vm_restore_state): what
+     * ran in it before runs on, nothing needs setting up again. */
+    bool resumed;
     char *template_dir; /* owned: the template a clone came from, or NULL */
     /* Browser VMs: the screen QEMU was started with (0 when attached). */
     int screen_width, screen_height;

@@ -50,9 +50,9 @@ static int template_name(const struct vm_spec *spec, char *name, size_t len, cha
     char real[PATH_MAX], key[PATH_MAX + 256];
     if (!realpath(spec->image_dir, real))
         return -errno;
-    snprintf(key, sizeof(key), "recipe=%s image=%s vcpus=%d mem=%d accel=%d egress=%d",
+    snprintf(key, sizeof(key), "recipe=%s image=%s vcpus=%d mem=%d accel=%d egress=%d variant=%s",
              VM_TEMPLATE_RECIPE, real, spec->vcpus, spec->mem_mib, (int)spec->accel,
-             spec->egress_cmd != NULL);
+             spec->egress_cmd != NULL, spec->template_variant ? spec->template_variant : "");
     snprintf(name, len, "%s-%016llx", vm_kind_flavour(spec->kind), (unsigned long long)fnv1a(key));
     snprintf(image, image_len, "%s", real);
     return 0;

@@ -18,7 +18,7 @@
  * NAME is FLAVOUR-HASH, the hash taken over everything a clone must share
  * with its template: the resolved image dir (a rebuilt image gets a new
  * template), the vCPUs, the RAM size, the accelerator, whether the guest
- * has the egress address, and VM_TEMPLATE_RECIPE. What a session or sandbox
+ * has the egress address, spec.template_variant and VM_TEMPLATE_RECIPE. What a session or sandbox
  * sets on top (env vars, the browser's settings) is applied to the clone.
  *
  * Usage (worker threads: everything here blocks):

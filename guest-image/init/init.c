@@ -52,6 +52,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/timex.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -2442,6 +2443,51 @@ static int rng_reseed(const char *hex)
     return r;
 }
 
+/* Sets the clock to "SEC.NSEC" (the host's, when it sent it) and prints
+ * "clock=SEC.NSEC" as read right after: the host compares that with its
+ * own clock when the line arrives, and shifts the guest's by what the
+ * command took to start (clock-shift). */
+static int clock_set_main(const char *when)
+{
+    char *end = NULL;
+    struct timespec ts = {.tv_sec = (time_t)strtoll(when, &end, 10)};
+    if (end && *end == '.')
+        ts.tv_nsec = strtol(end + 1, NULL, 10);
+    if (ts.tv_sec <= 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L ||
+        clock_settime(CLOCK_REALTIME, &ts) < 0) {
+        fprintf(stderr, "setting the clock: %s\n", strerror(errno ? errno : EINVAL));
+        return 1;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    printf("clock=%lld.%09ld\n", (long long)ts.tv_sec, ts.tv_nsec);
+    fflush(stdout);
+    return 0;
+}
+
+/* Moves the clock by NS nanoseconds (may be negative), however long this
+ * command took to start. */
+static int clock_shift_main(const char *arg)
+{
+    char *end = NULL;
+    long long ns = strtoll(arg, &end, 10);
+    if (!end || *end || ns <= -86400000000000LL || ns >= 86400000000000LL) {
+        fprintf(stderr, "clock-shift: not a shift in nanoseconds: %s\n", arg);
+        return 2;
+    }
+    struct timex tx = {.modes = ADJ_SETOFFSET | ADJ_NANO};
+    tx.time.tv_sec = ns / 1000000000LL;
+    tx.time.tv_usec = ns % 1000000000LL;
+    if (tx.time.tv_usec < 0) {
+        tx.time.tv_sec -= 1;
+        tx.time.tv_usec += 1000000000L;
+    }
+    if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
+        fprintf(stderr, "clock-shift: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 /* stdin: the clone's identity, "authorized_key=LINE", "seed=HEX" (at most
  * 64 bytes), "time=SEC.NSEC" (the host's clock) and "machine_id=HEX32",
  * one per line, then a line "--" and the VM's config as at boot (its host
@@ -2490,15 +2536,6 @@ static int clone_refresh_main(void)
         fprintf(stderr, "clone-refresh: reseeding the RNG: %s\n", strerror(-r));
         return 1;
     }
-    char *end = NULL;
-    struct timespec ts = {.tv_sec = (time_t)strtoll(when, &end, 10)};
-    if (end && *end == '.')
-        ts.tv_nsec = strtol(end + 1, NULL, 10);
-    if (ts.tv_sec <= 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L ||
-        clock_settime(CLOCK_REALTIME, &ts) < 0) {
-        fprintf(stderr, "clone-refresh: setting the clock: %s\n", strerror(errno));
-        return 1;
-    }
     hostname_apply(&cfg);
     env_install(&cfg);
     char line[64];
@@ -2512,7 +2549,8 @@ static int clone_refresh_main(void)
         fprintf(stderr, "clone-refresh: authorized_keys: %s\n", strerror(r < 0 ? -r : E2BIG));
         return 1;
     }
-    return 0;
+    /* Last, so that what the host measures is only the way back. */
+    return clock_set_main(when);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2555,6 +2593,10 @@ static int test_main(int argc, char **argv)
         return browser_stop_main();
     if (argc == 2 && strcmp(argv[1], "clone-refresh") == 0)
         return clone_refresh_main();
+    if (argc == 3 && strcmp(argv[1], "clock-set") == 0)
+        return clock_set_main(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "clock-shift") == 0)
+        return clock_shift_main(argv[2]);
     if (argc == 4 && strcmp(argv[1], "relay") == 0) {
         unsigned long lp = strtoul(argv[2], NULL, 10), tp = strtoul(argv[3], NULL, 10);
         if (lp == 0 || lp > 65535 || tp == 0 || tp > 65535)
@@ -2567,7 +2609,7 @@ static int test_main(int argc, char **argv)
     fprintf(stderr,
             "porthole-init is the guest's PID 1.\n"
             "browser control (root): %s browser-configure < CONFIG | browser-stop\n"
-            "clones (root): %s clone-refresh < IDENTITY\n"
+            "clones (root): %s clone-refresh < IDENTITY | clock-set SEC.NSEC | clock-shift NS\n"
             "test modes: %s relay LISTEN_PORT TARGET_PORT | check-config FILE\n",
             argv[0], argv[0], argv[0]);
     return 2;

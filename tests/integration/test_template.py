@@ -145,6 +145,7 @@ def identity(gw, sid):
 
 def test_clones(gw):
     tpl = gw.wait_template()
+    check_eq(gw.template("browser")["state"], "missing", "browser template without an image")
     tdir = os.path.join(gw.cache, "templates", tpl["name"])
     for f in ("memory.ram", "device.state", "disk.qcow2", "template.json"):
         check(os.path.exists(os.path.join(tdir, f)), "template lacks %s", f)
@@ -190,6 +191,54 @@ def test_clones(gw):
     return tpl
 
 
+def test_snapshot(gw):
+    """A snapshot keeps the disk and the running processes of its instant;
+    what starts from it has an identity of its own; it cannot go while a
+    sandbox's disk is on it, and leaves nothing once deleted."""
+    src = gw.sandbox()
+    try:
+        gw.run(src["id"], "echo written-before > /root/before.txt; sleep 100000 >/dev/null "
+                          "2>&1 </dev/null & echo $! > /root/sleeper.pid; sync")
+        snap = gw.api("POST", "/v1/sandboxes/%s/snapshot" % src["id"], {}, expect=201,
+                      timeout=300)
+        sid = snap["snapshot_id"]
+        fixture.log("snapshot %s: %s MiB in %s ms" % (sid, snap["size_bytes"] >> 20,
+                                                      snap["took_ms"]))
+        check_eq(gw.run(src["id"], "cat /root/before.txt").strip(), "written-before",
+                 "the source runs on after its snapshot")
+        gw.run(src["id"], "echo written-after > /root/after.txt")
+        check_eq(gw.req("POST", "/v1/sandboxes", {"from_snapshot": sid, "vcpus": 1}).status, 400,
+                 "a size next to from_snapshot")
+        check_eq(gw.req("POST", "/v1/sandboxes", {"from_snapshot": "snap-nope"}).status, 404,
+                 "an unknown snapshot")
+        r = gw.sandbox(from_snapshot=sid)
+        try:
+            check_eq(r["served_from"], "snapshot", "served_from")
+            check_eq(r["from_snapshot"], sid, "from_snapshot")
+            check_eq(gw.run(r["id"], "cat /root/before.txt").strip(), "written-before",
+                     "a file written before the snapshot")
+            check_eq(gw.run(r["id"], "cat /root/after.txt 2>/dev/null || echo absent").strip(),
+                     "absent", "a file written after it")
+            check_eq(gw.run(r["id"], "kill -0 $(cat /root/sleeper.pid) && echo alive").strip(),
+                     "alive", "a process of the snapshot's instant")
+            ia, ib = identity(gw, src["id"]), identity(gw, r["id"])
+            check_eq(ib["hostname"], r["id"], "hostname of the restored sandbox")
+            check(ia["machine_id"] != ib["machine_id"], "restored sandbox kept the machine id")
+            check(ia["key"] != ib["key"], "restored sandbox kept the source's SSH key")
+            check_eq(gw.req("DELETE", "/v1/snapshots/" + sid).status, 409,
+                     "deleting a snapshot a sandbox's disk is on")
+        finally:
+            check_eq(gw.req("DELETE", "/v1/sandboxes/" + r["id"]).status, 200, "delete restored")
+        listed = [s["snapshot_id"] for s in gw.api("GET", "/v1/snapshots")["snapshots"]]
+        check(sid in listed, "snapshot %s not listed: %r", sid, listed)
+        check_eq(gw.req("DELETE", "/v1/snapshots/" + sid).status, 200, "delete snapshot")
+        check(fixture.wait_until(lambda: not os.path.exists(
+            os.path.join(gw.state, "snapshots", sid)), 30), "snapshot files left behind")
+        check_eq(gw.req("GET", "/v1/snapshots/" + sid).status, 404, "a deleted snapshot")
+    finally:
+        gw.req("DELETE", "/v1/sandboxes/" + src["id"])
+
+
 def test_image_change(gw, old):
     """A new image gets a new template; the old template goes with its image."""
     old_image = os.path.realpath(os.path.join(gw.images, "base"))
@@ -213,6 +262,7 @@ def main():
     gw = Gateway()
     try:
         tpl = test_clones(gw)
+        test_snapshot(gw)
         test_image_change(gw, tpl)
     except BaseException:
         fixture.log("--- gateway.log:\n" + fixture.tail(gw.log, 60))
