@@ -131,7 +131,7 @@ int vm_template_build(const char *cache_dir, const struct vm_spec *spec, const c
 {
     struct vm_template t;
     char image[PATH_MAX];
-    _cleanup_free_ char *root = templates_root(cache_dir), *build = NULL;
+    _cleanup_free_ char *root = templates_root(cache_dir);
     struct vm_spec with = *spec;
     struct vm *vm = NULL;
     int lock = -1, r;
