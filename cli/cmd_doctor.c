@@ -161,6 +161,10 @@ static json_t *check_gateway(struct cli_ctx *c)
     bool up = discover_probe(api.url, 2000, version, sizeof(version)) == 0;
     o = json_pack("{s:s, s:b, s:o}", "url", api.url, "answering", up, "version",
                   up ? json_string(version) : json_null());
+    /* What it holds ready: the pool and the templates. */
+    json_t *status = NULL;
+    if (up && o && api_call(&api, "GET", "/v1/status", NULL, 5000, NULL, &status, &err) == 0)
+        json_object_set_new(o, "status", status);
     api_done(&api);
     return o;
 }
@@ -205,10 +209,26 @@ static void print_text(const json_t *d)
            !json_is_true(json_object_get(state, "exists"))     ? " (not created yet)"
            : !json_is_true(json_object_get(state, "writable")) ? " (not writable)"
                                                                : "");
-    if (json_is_true(json_object_get(gw, "answering")))
+    if (json_is_true(json_object_get(gw, "answering"))) {
+        const json_t *st = json_object_get(gw, "status"), *pool = json_object_get(st, "pool"), *t;
         printf("gateway       answering at %s (version %s)\n", json_str(gw, "url"),
                json_str(gw, "version"));
-    else if (json_str(gw, "url"))
+        if (pool)
+            printf("pool          %lld of %lld pre-booted browser VMs ready\n",
+                   (long long)json_integer_value(json_object_get(pool, "ready")),
+                   (long long)json_integer_value(json_object_get(pool, "target")));
+        json_array_foreach(json_object_get(st, "templates"), i, t)
+        {
+            printf("template      %s%s%s %s%s%s", json_str(t, "kind"),
+                   json_str(t, "mode") ? " " : "", json_str(t, "mode") ? json_str(t, "mode") : "",
+                   json_str(t, "state"), json_str(t, "error") ? ": " : "",
+                   json_str(t, "error") ? json_str(t, "error") : "");
+            if (json_object_get(t, "memory_mib"))
+                printf(" (%lld MiB of memory its clones share)",
+                       (long long)json_integer_value(json_object_get(t, "memory_mib")));
+            printf("\n");
+        }
+    } else if (json_str(gw, "url"))
         printf("gateway       not answering at %s\n", json_str(gw, "url"));
     else
         printf("gateway       not running (clients start one on demand)\n");

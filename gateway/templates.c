@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libwebsockets.h>
 
@@ -213,6 +214,13 @@ json_t *templates_status(const struct templates *t)
             json_object_set_new(o, "error", json_string(slot->error));
         if (o && slot->built_ms)
             json_object_set_new(o, "build_ms", json_integer(slot->built_ms));
+        /* What its clones share: the pages of its memory file in use. */
+        struct stat st;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/templates/%s/" VM_TEMPLATE_MEMORY,
+                 instances_cache_dir(t->reg), slot->name);
+        if (o && slot->ready && stat(path, &st) == 0)
+            json_object_set_new(o, "memory_mib", json_integer((json_int_t)st.st_blocks / 2048));
         json_array_append_new(list, o);
     }
     return list;

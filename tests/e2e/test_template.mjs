@@ -118,6 +118,24 @@ e2eTest('a fork carries on from its parent, and forks do not see each other', as
     for (const c of conns)
       await disconnect(c.browser);
   }
+  // The fork's snapshot stays while a fork's disk is on it, and goes with
+  // the last of them: no overlay, memory file or process is left.
+  const forkSnaps = async () => (await gw.api('GET', '/v1/snapshots')).body.snapshots
+    .filter((x) => x.internal && x.source === parent.session_id);
+  const snaps = await forkSnaps();
+  assert.equal(snaps.length, 1, `fork snapshots of the parent: ${JSON.stringify(snaps)}`);
+  for (const k of kids)
+    await sessions.stop(k.session_id);
+  const t1 = Date.now();
+  while ((await forkSnaps()).length && Date.now() - t1 < 120_000)
+    await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(await forkSnaps(), [], 'the fork snapshot outlived its forks');
+  if (gw.stateDir) {
+    assert.ok(!existsSync(path.join(gw.stateDir, 'snapshots', snaps[0].snapshot_id)),
+              'the fork snapshot\'s files are left');
+    for (const k of kids)
+      assert.ok(!existsSync(gw.vmRunDir(k.vm_id)), `run dir of fork ${k.session_id} is left`);
+  }
 });
 
 e2eTest('a paused session stands still and answers after resume', async ({ gw, sessions }) => {
