@@ -600,7 +600,8 @@ static void fork_snapshot_done(struct instance *parent, const char *snap_id, int
     struct ph_error e = {0};
     int count = f->pending;
 
-    if (r < 0 || snapshots_lookup(f->gw->snapshots, snap_id, parent->kind, &snap, &e) < 0) {
+    if (r < 0 ||
+        snapshots_lookup(f->gw->snapshots, snap_id, parent->kind, &snap, NULL, 0, &e) < 0) {
         http_reply_error(f->req, r < 0 ? err : &e);
         json_decref(f->sessions);
         free(f);

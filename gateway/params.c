@@ -139,10 +139,13 @@ static bool name_ok(const char *s, size_t max, bool end_alnum)
 
 int instance_id_check(const char *id, const char *field, struct ph_error *err)
 {
-    if (!name_ok(id, 39, true) || strncmp(id, "vm-", 3) == 0)
+    /* vm-: the pool's VMs; snap- and fork-: snapshots, whose records
+     * share the state's id space. */
+    if (!name_ok(id, 39, true) || strncmp(id, "vm-", 3) == 0 || strncmp(id, "snap-", 5) == 0 ||
+        strncmp(id, "fork-", 5) == 0)
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
                             "%s must be 1 to 39 of a-z, 0-9, '-' and '_', start and end with a "
-                            "letter or digit, and not start with \"vm-\"",
+                            "letter or digit, and not start with \"vm-\", \"snap-\" or \"fork-\"",
                             field);
     return 0;
 }

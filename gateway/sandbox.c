@@ -61,8 +61,8 @@ static void api_sandbox_create(struct http_req *req, void *data)
             sandbox_params_done(&p);
             return;
         }
-        if (snapshots_lookup(gw->snapshots, p.from_snapshot, &gw->sandboxes->kind, &snap, &err) <
-            0) {
+        if (snapshots_lookup(gw->snapshots, p.from_snapshot, &gw->sandboxes->kind, &snap, p.image,
+                             sizeof(p.image), &err) < 0) {
             http_reply_error(req, &err);
             sandbox_params_done(&p);
             return;

@@ -121,11 +121,14 @@ static void snap_job_done(void *data)
 
     busy_set(j->s, in, false);
     if (j->r == 0) {
-        json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:b, s:I, s:s, s:I}", "id", j->id,
-                                "kind", in->kind->name, "source", in->id, "created_at",
+        /* parent: the snapshot the source started from, which this one's
+         * disk is an overlay on (it stays while this one does). */
+        json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:b, s:I, s:s, s:I, s:s?}", "id",
+                                j->id, "kind", in->kind->name, "source", in->id, "created_at",
                                 (json_int_t)wall_ms(), "vcpus", j->vcpus, "mem_mib", j->mem_mib,
                                 "internal", j->internal, "size_bytes", (json_int_t)j->bytes,
-                                "image", in->image, "took_ms", (json_int_t)j->took_ms);
+                                "image", in->image, "took_ms", (json_int_t)j->took_ms, "parent",
+                                in->from_snapshot[0] ? in->from_snapshot : NULL);
         if (!rec || state_put(j->s->gw->db, j->id, SNAPSHOT_KIND, rec) < 0) {
             j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -EIO, "cannot record snapshot %s", j->id);
             rm_rf(j->dir);
@@ -210,7 +213,7 @@ static json_t *snapshot_json(const json_t *rec)
 }
 
 int snapshots_lookup(struct snapshots *s, const char *id, const struct instance_kind *kind,
-                     struct vm_template *info, struct ph_error *err)
+                     struct vm_template *info, char *image, size_t image_len, struct ph_error *err)
 {
     json_t *rec = vm_id_valid(id) ? snapshot_record(s->gw->db, id) : NULL;
     const char *rkind = json_string_value(json_object_get(rec, "kind"));
@@ -219,11 +222,34 @@ int snapshots_lookup(struct snapshots *s, const char *id, const struct instance_
     memset(info, 0, sizeof(*info));
     bool ok =
         rec && rkind && strcmp(rkind, kind->name) == 0 && dir && vm_template_open(dir, info) == 0;
+    const char *rimage = json_string_value(json_object_get(rec, "image"));
+    if (ok && image)
+        snprintf(image, image_len, "%s", rimage ? rimage : "");
     json_decref(rec);
     if (!ok)
         return ph_error_set(err, PH_ERR_NOT_FOUND, -ENOENT, "no %s snapshot with id \"%s\"",
                             kind->label, id);
     return 0;
+}
+
+/* A snapshot whose disk is an overlay on id's, or NULL. */
+static const char *snapshot_child(struct snapshots *s, const char *id, char *out, size_t len)
+{
+    json_t *all = NULL, *rec;
+    size_t i;
+    const char *found = NULL;
+    if (state_list(s->gw->db, SNAPSHOT_KIND, &all) < 0)
+        return NULL;
+    json_array_foreach(all, i, rec)
+    {
+        const char *parent = json_string_value(json_object_get(rec, "parent"));
+        if (!found && parent && strcmp(parent, id) == 0) {
+            snprintf(out, len, "%s", json_string_value(json_object_get(rec, "id")));
+            found = out;
+        }
+    }
+    json_decref(all);
+    return found;
 }
 
 /* ---- the API ------------------------------------------------------------- */
@@ -326,7 +352,9 @@ static void api_snapshot_delete(struct http_req *req, void *data)
         return;
     }
     json_decref(rec);
-    if (dir && (user = instances_using(s->gw->instances, id, dir))) {
+    char child[40];
+    if (dir && ((user = instances_using(s->gw->instances, id, dir)) ||
+                (user = snapshot_child(s, id, child, sizeof(child))))) {
         http_reply_errorf(req, PH_ERR_CONFLICT,
                           "snapshot %s is in use by %s (its disk is an overlay on the snapshot's); "
                           "delete that first",
@@ -352,8 +380,10 @@ void snapshots_sweep(struct snapshots *s)
     {
         const char *id = json_string_value(json_object_get(rec, "id"));
         _cleanup_free_ char *dir = id ? snapshot_dir(s, id) : NULL;
+        char child[40];
         if (!json_is_true(json_object_get(rec, "internal")) || !dir ||
-            instances_using(s->gw->instances, id, dir))
+            instances_using(s->gw->instances, id, dir) ||
+            snapshot_child(s, id, child, sizeof(child)))
             continue;
         lwsl_user("snapshot %s: no instance uses it any more; removed\n", id);
         snapshot_remove(s, id, NULL);

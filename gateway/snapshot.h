@@ -6,7 +6,8 @@
  *   POST   /v1/sandboxes/{id}/snapshot   -> 201 {snapshot_id, source, ...}
  *   POST   /v1/sandboxes {"from_snapshot": ID, ...}   (sandbox.c)
  *   GET    /v1/snapshots, GET /v1/snapshots/{id}
- *   DELETE /v1/snapshots/{id}             409 while an instance's disk uses it
+ *   DELETE /v1/snapshots/{id}             409 while an instance's or another
+ *                                         snapshot's disk is on it
  * A fork (browser.c) takes an internal snapshot, which goes by itself once
  * no instance uses it (snapshots_sweep).
  *
@@ -31,10 +32,11 @@ void snapshots_free(struct snapshots *s);
 /* Every tick: removes internal snapshots nothing uses any more. */
 void snapshots_sweep(struct snapshots *s);
 
-/* Snapshot id of kind: its dir and info. PH_ERR_NOT_FOUND when there is
- * none (or it is another kind's). */
+/* Snapshot id of kind: its dir and info, and (image may be NULL) the
+ * custom image its source ran ("" for the kind's own). PH_ERR_NOT_FOUND
+ * when there is none (or it is another kind's). */
 int snapshots_lookup(struct snapshots *s, const char *id, const struct instance_kind *kind,
-                     struct vm_template *info, struct ph_error *err);
+                     struct vm_template *info, char *image, size_t image_len, struct ph_error *err);
 
 /* Takes a snapshot of a ready instance on a worker; done gets its id (r <
  * 0: err). internal: a fork's, swept once unused. */

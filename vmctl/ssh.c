@@ -31,6 +31,7 @@ struct vm_ssh {
     char *host, *user, *privkey_path, *hostkey_path; /* owned */
     int port;
     ssh_key pinned;        /* owned: the guest host key we accept, and no other */
+    ssh_key retired;       /* owned: the one pinned before vm_ssh_set_keys */
     struct ssh_conn *idle; /* owned list of connections nobody uses now */
     int n_conns;           /* idle + in use */
 };
@@ -70,14 +71,25 @@ static void conn_drop_session(struct ssh_conn *c)
     c->session = NULL;
 }
 
-int vm_ssh_set_key(struct vm_ssh *s, const char *privkey_path)
+int vm_ssh_set_keys(struct vm_ssh *s, const char *privkey_path, const char *hostkey_pub_path)
 {
-    char *copy = strdup(privkey_path);
-    if (!copy)
+    char *key = strdup(privkey_path), *host = strdup(hostkey_pub_path);
+    if (!key || !host) {
+        free(key);
+        free(host);
         return -ENOMEM;
+    }
     pthread_mutex_lock(&s->lock);
     free(s->privkey_path);
-    s->privkey_path = copy;
+    free(s->hostkey_path);
+    s->privkey_path = key;
+    s->hostkey_path = host;
+    /* Read again at the next connect; the old key stays allocated for a
+     * connect that may still compare against it. Once per session. */
+    if (s->retired)
+        ssh_key_free(s->retired);
+    s->retired = s->pinned;
+    s->pinned = NULL;
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
@@ -95,6 +107,8 @@ void vm_ssh_free(struct vm_ssh *s)
     }
     if (s->pinned)
         ssh_key_free(s->pinned);
+    if (s->retired)
+        ssh_key_free(s->retired);
     free(s->host);
     free(s->user);
     free(s->privkey_path);
@@ -177,6 +191,7 @@ static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, st
                             s->hostkey_path);
     }
     _cleanup_free_ char *keypath = strdup(s->privkey_path);
+    ssh_key pinned = s->pinned;
     pthread_mutex_unlock(&s->lock);
     if (!keypath)
         return -ENOMEM;
@@ -203,9 +218,10 @@ static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, st
                          s->host, s->port, ssh_get_error(sess));
         goto fail;
     }
-    /* s->pinned is written once, above, and only read from then on. */
+    /* The key pinned when this connect began (vm_ssh_set_keys keeps it
+     * allocated). */
     if (ssh_get_server_publickey(sess, &server_key) != SSH_OK ||
-        ssh_key_cmp(server_key, s->pinned, SSH_KEY_CMP_PUBLIC) != 0) {
+        ssh_key_cmp(server_key, pinned, SSH_KEY_CMP_PUBLIC) != 0) {
         r = ph_error_set(err, PH_ERR_TRANSPORT, -EPERM,
                          "guest host key does not match the key pinned for this VM");
         goto fail;

@@ -19,9 +19,9 @@ struct vm_ssh;
 struct vm_ssh *vm_ssh_new(const char *host, int port, const char *user, const char *privkey_path,
                           const char *hostkey_pub_path);
 void vm_ssh_free(struct vm_ssh *s);
-/* The client key for every later connection (the session that is up
- * stays). 0 or -ENOMEM. */
-int vm_ssh_set_key(struct vm_ssh *s, const char *privkey_path);
+/* The client key and the pinned host key of every later connection (the
+ * session that is up stays). 0 or -ENOMEM. */
+int vm_ssh_set_keys(struct vm_ssh *s, const char *privkey_path, const char *hostkey_pub_path);
 
 int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err);
 

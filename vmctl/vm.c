@@ -305,10 +305,8 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
         r = gen_keypair(ck, ckp, &pub, err);
         if (r < 0)
             goto fail;
-        /* A clone's sshd runs with its template's host key: that one
-         * stays pinned (DESIGN.md, templates). */
-        r = spec->template_dir ? vm_template_copy_host_key(spec->template_dir, hk, hkp, err)
-                               : gen_keypair(hk, hkp, &hostpub, err);
+        /* A clone's sshd gets this one from clone-refresh. */
+        r = gen_keypair(hk, hkp, &hostpub, err);
         if (r < 0)
             goto fail;
         r = write_file(ak, pub, strlen(pub), 0600);
@@ -712,7 +710,8 @@ static void vm_clock_fix(struct vm *vm, const char *out, int64_t recv_ns)
     char cmd[96];
     long long sec = 0, nsec = 0;
 
-    if (!p || sscanf(p, "clock=%lld.%9lld", &sec, &nsec) != 2)
+    if (!p || sscanf(p, "clock=%lld.%9lld", &sec, &nsec) != 2 || sec <= 0 || sec > 1LL << 34 ||
+        nsec < 0)
         return;
     int64_t delta = recv_ns - (sec * 1000000000LL + nsec);
     if (delta < VM_CLOCK_SLACK_NS && delta > -VM_CLOCK_SLACK_NS)
@@ -799,6 +798,17 @@ static int vm_set_ignore_shared(struct vm *vm, bool on, struct ph_error *err)
     return r;
 }
 
+/* A migration that failed or timed out: cancelled, waited for, and the
+ * guest run again (it was stopped for it). */
+static void vm_migrate_abort(struct vm *vm)
+{
+    static const char *const busy[] = {"setup",  "active",     "pre-switchover",
+                                       "device", "cancelling", NULL};
+    vm_qmp(vm, "migrate_cancel", NULL);
+    json_decref(qmp_wait_status(vm, "query-migrate", busy, 10000, NULL));
+    vm_qmp(vm, "cont", NULL);
+}
+
 /* Stops the vCPUs, writes the VM's state to run_dir/NAME and ends QEMU;
  * on failure the guest runs again. */
 static int vm_save_to(struct vm *vm, const char *name, bool ignore_shared, struct ph_error *err)
@@ -812,13 +822,18 @@ static int vm_save_to(struct vm *vm, const char *name, bool ignore_shared, struc
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     unlink(tmp);
     r = vm_set_ignore_shared(vm, ignore_shared, err);
-    if (r == 0 && (r = vm_qmp(vm, "stop", err)) == 0)
+    bool stopped = r == 0 && (r = vm_qmp(vm, "stop", err)) == 0;
+    if (stopped)
         r = vm_qmp_args(vm, "migrate", args, NULL, err);
     json_decref(args);
-    if (r < 0)
+    if (r == 0 && !(ret = qmp_wait_status(vm, "query-migrate", busy, VM_STATE_TIMEOUT_MS, err)))
+        r = -ETIMEDOUT;
+    if (r < 0) {
+        if (stopped)
+            vm_migrate_abort(vm);
+        unlink(tmp);
         return r;
-    if (!(ret = qmp_wait_status(vm, "query-migrate", busy, VM_STATE_TIMEOUT_MS, err)))
-        return -ETIMEDOUT;
+    }
     const char *st = json_string_value(json_object_get(ret, "status"));
     if (strcmp(st, "completed") != 0) {
         const char *why = json_string_value(json_object_get(ret, "error-desc"));
@@ -888,11 +903,19 @@ int vm_snapshot(struct vm *vm, const char *dir, struct ph_error *err)
     /* Memory and disk at one instant: the vCPUs stop for the migration,
      * and the disk is copied once QEMU flushed it (migration completed)
      * and before they run again. */
-    if ((r = vm_set_ignore_shared(vm, false, err)) == 0 && (r = vm_qmp(vm, "stop", err)) == 0)
+    bool stopped =
+        (r = vm_set_ignore_shared(vm, false, err)) == 0 && (r = vm_qmp(vm, "stop", err)) == 0;
+    if (stopped)
         r = vm_qmp_args(vm, "migrate", args, NULL, err);
     json_decref(args);
     if (r == 0 && !(ret = qmp_wait_status(vm, "query-migrate", busy, VM_STATE_TIMEOUT_MS, err)))
         r = -ETIMEDOUT;
+    if (r < 0 && stopped) {
+        /* Nothing may still write into dir when it goes. */
+        vm_migrate_abort(vm);
+        rm_rf(dir);
+        return r;
+    }
     if (r == 0 && strcmp(json_string_value(json_object_get(ret, "status")), "completed") != 0) {
         const char *why = json_string_value(json_object_get(ret, "error-desc"));
         r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "saving the memory: %s",
@@ -972,7 +995,9 @@ int vm_restore_state(struct vm *vm, int timeout_ms, struct ph_error *err)
 static char *clone_identity(struct vm *vm)
 {
     _cleanup_free_ char *pubpath = run_path(vm, "client_key.pub"), *pub = NULL,
-                        *cfgpath = run_path(vm, "config"), *cfg = NULL;
+                        *cfgpath = run_path(vm, "config"), *cfg = NULL,
+                        *hkpath = run_path(vm, "host_key"), *hk = NULL, *hkhex = NULL;
+    size_t hk_len = 0;
     char seed[129], mid[33];
     struct timespec now;
     char *out = NULL;
@@ -982,25 +1007,37 @@ static char *clone_identity(struct vm *vm)
         random_hex(mid, 16) < 0)
         return NULL;
     pub[strcspn(pub, "\n")] = '\0';
+    /* The guest's own sshd host key, hex (the private key file's text). */
+    if (!hkpath || read_file(hkpath, &hk, &hk_len, 16 * 1024) < 0 ||
+        !(hkhex = malloc(hk_len * 2 + 1)))
+        return NULL;
+    for (size_t i = 0; i < hk_len; i++)
+        snprintf(hkhex + 2 * i, 3, "%02x", (unsigned char)hk[i]);
+    hkhex[2 * hk_len] = '\0';
     clock_gettime(CLOCK_REALTIME, &now);
-    if (asprintf(&out, "authorized_key=%s\nseed=%s\nmachine_id=%s\ntime=%lld.%09ld\n--\n%s", pub,
-                 seed, mid, (long long)now.tv_sec, now.tv_nsec, cfg) < 0)
+    if (asprintf(&out,
+                 "authorized_key=%s\nhost_key=%s\nseed=%s\nmachine_id=%s\ntime=%lld.%09ld\n--\n%s",
+                 pub, hkhex, seed, mid, (long long)now.tv_sec, now.tv_nsec, cfg) < 0)
         out = NULL;
     explicit_bzero(seed, sizeof(seed));
+    explicit_bzero(hk, hk_len);
+    explicit_bzero(hkhex, hk_len * 2);
     return out;
 }
 
 int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
 {
-    _cleanup_free_ char *state = NULL, *tkey = NULL, *own = run_path(vm, "client_key"),
-                        *hkp = run_path(vm, "host_key.pub"), *identity = NULL;
+    _cleanup_free_ char *state = NULL, *tkey = NULL, *thkp = NULL,
+                        *own = run_path(vm, "client_key"), *hkp = run_path(vm, "host_key.pub"),
+                        *identity = NULL;
     struct run_result res = {0};
     int r;
 
     if (!vm->template_dir)
         return ph_error_set(err, PH_ERR_INTERNAL, -EINVAL, "VM %s is not a clone", vm->id);
     if (!own || !hkp || asprintf(&state, "%s/" VM_TEMPLATE_DEVICE_STATE, vm->template_dir) < 0 ||
-        asprintf(&tkey, "%s/client_key", vm->template_dir) < 0)
+        asprintf(&tkey, "%s/client_key", vm->template_dir) < 0 ||
+        asprintf(&thkp, "%s/host_key.pub", vm->template_dir) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     /* A template holds only the device state (its RAM is the memory file
      * QEMU maps); a snapshot holds all of it. */
@@ -1014,10 +1051,11 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
     if ((r = vm_load_from(vm, state, template, timeout_ms, err)) < 0)
         return r;
     t_load = now_ms();
-    /* The guest takes the template's key until clone-refresh gives it ours;
-     * the session opened with it stays, every later one uses ours. */
+    /* The guest has the template's keys until clone-refresh gives it its
+     * own: the one session opened with them (to a QEMU started just now
+     * on a port it holds) stays, every later one pins and uses ours. */
     vm_ssh_free(vm->ssh);
-    if (!(vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", tkey, hkp)))
+    if (!(vm->ssh = vm_ssh_new("127.0.0.1", vm->ssh_port, "root", tkey, thkp)))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if ((r = vm_ssh_connect(vm->ssh, timeout_ms, err)) < 0)
         return r;
@@ -1033,7 +1071,7 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err)
     }
     vm_clock_fix(vm, res.out, wall_ns());
     run_result_done(&res);
-    if ((r = vm_ssh_set_key(vm->ssh, own)) < 0)
+    if ((r = vm_ssh_set_keys(vm->ssh, own, hkp)) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, r, "out of memory");
     if ((r = vm_open_devtools(vm, err)) < 0)
         return r;

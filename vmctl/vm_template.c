@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -43,16 +44,46 @@ static bool spec_clonable(const struct vm_spec *spec)
            !spec->template_build && !spec->template_dir;
 }
 
+/* Which QEMU runs VMs (as qemu_build_argv picks it): its size and mtime,
+ * so that an upgraded QEMU, whose device state may not load, gets new
+ * templates. "" when it is not found. */
+static void qemu_identity(char *out, size_t len)
+{
+    const char *bin = getenv("PORTHOLE_QEMU");
+    char path[PATH_MAX] = "";
+    struct stat st;
+
+    out[0] = '\0';
+    if (bin && *bin) {
+        snprintf(path, sizeof(path), "%s", bin);
+    } else {
+        const char *p = getenv("PATH");
+        for (const char *dir = p ? p : "/usr/bin"; dir && *dir;) {
+            const char *colon = strchr(dir, ':');
+            size_t n = colon ? (size_t)(colon - dir) : strlen(dir);
+            snprintf(path, sizeof(path), "%.*s/qemu-system-x86_64", (int)n, dir);
+            if (access(path, X_OK) == 0)
+                break;
+            path[0] = '\0';
+            dir = colon ? colon + 1 : NULL;
+        }
+    }
+    if (path[0] && stat(path, &st) == 0)
+        snprintf(out, len, "%lld:%lld", (long long)st.st_size, (long long)st.st_mtime);
+}
+
 /* The template's name for spec, and the image it resolves to. */
 static int template_name(const struct vm_spec *spec, char *name, size_t len, char *image,
                          size_t image_len)
 {
-    char real[PATH_MAX], key[PATH_MAX + 256];
+    char real[PATH_MAX], key[PATH_MAX + 512], qemu[64];
     if (!realpath(spec->image_dir, real))
         return -errno;
-    snprintf(key, sizeof(key), "recipe=%s image=%s vcpus=%d mem=%d accel=%d egress=%d variant=%s",
+    qemu_identity(qemu, sizeof(qemu));
+    snprintf(key, sizeof(key),
+             "recipe=%s image=%s vcpus=%d mem=%d accel=%d egress=%d variant=%s qemu=%s",
              VM_TEMPLATE_RECIPE, real, spec->vcpus, spec->mem_mib, (int)spec->accel,
-             spec->egress_cmd != NULL, spec->template_variant ? spec->template_variant : "");
+             spec->egress_cmd != NULL, spec->template_variant ? spec->template_variant : "", qemu);
     snprintf(name, len, "%s-%016llx", vm_kind_flavour(spec->kind), (unsigned long long)fnv1a(key));
     snprintf(image, image_len, "%s", real);
     return 0;
@@ -151,7 +182,15 @@ int vm_template_build(const char *cache_dir, const struct vm_spec *spec, const c
     /* It may have been finished while we waited for nothing. */
     if (vm_template_find(cache_dir, spec, &t))
         goto done;
-    /* What a builder killed midway left. */
+    /* What a builder killed midway left; a template whose info is there
+     * but cannot be read now is left alone (its clones' disks are on it). */
+    char info[PATH_MAX];
+    snprintf(info, sizeof(info), "%s/template.json", t.dir);
+    if (access(info, F_OK) == 0 || errno != ENOENT) {
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "template %s is there but unreadable",
+                         t.dir);
+        goto out;
+    }
     vm_kill_orphan(root, t.name);
     vm_remove_run_dir(root, t.name);
     rm_rf(t.dir);
@@ -232,29 +271,4 @@ void vm_template_sweep(const char *cache_dir)
         close(lock);
     }
     closedir(d);
-}
-
-int vm_template_copy_host_key(const char *template_dir, const char *priv_path, const char *pub_path,
-                              struct ph_error *err)
-{
-    char path[PATH_MAX];
-    _cleanup_free_ char *key = NULL, *pub = NULL;
-    size_t key_len = 0, pub_len = 0;
-
-    snprintf(path, sizeof(path), "%s/host_key", template_dir);
-    if (read_file(path, &key, &key_len, 64 * 1024) < 0)
-        return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOENT, "template %s has no host key",
-                            template_dir);
-    snprintf(path, sizeof(path), "%s/host_key.pub", template_dir);
-    if (read_file(path, &pub, &pub_len, 64 * 1024) < 0)
-        return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOENT, "template %s has no host key",
-                            template_dir);
-    int r = write_file(priv_path, key, key_len, 0600);
-    if (r == 0)
-        r = write_file(pub_path, pub, pub_len, 0644);
-    explicit_bzero(key, key_len);
-    if (r < 0)
-        return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot copy the template's host key: %s",
-                            strerror(-r));
-    return 0;
 }

@@ -18,7 +18,9 @@
  * NAME is FLAVOUR-HASH, the hash taken over everything a clone must share
  * with its template: the resolved image dir (a rebuilt image gets a new
  * template), the vCPUs, the RAM size, the accelerator, whether the guest
- * has the egress address, spec.template_variant and VM_TEMPLATE_RECIPE. What a session or sandbox
+ * has the egress address, spec.template_variant, the QEMU binary (its size
+ * and mtime: an upgraded QEMU may not load an older one's device state)
+ * and VM_TEMPLATE_RECIPE. What a session or sandbox
  * sets on top (env vars, the browser's settings) is applied to the clone.
  *
  * Usage (worker threads: everything here blocks):
@@ -69,7 +71,3 @@ int vm_template_build(const char *cache_dir, const struct vm_spec *spec, const c
 /* Removes templates whose image is gone and builds that nobody runs any
  * more (a builder killed midway). */
 void vm_template_sweep(const char *cache_dir);
-
-/* vm_new's part for a clone: the template's host key pair, copied. */
-int vm_template_copy_host_key(const char *template_dir, const char *priv_path, const char *pub_path,
-                              struct ph_error *err);

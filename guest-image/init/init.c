@@ -2488,8 +2488,9 @@ static int clock_shift_main(const char *arg)
     return 0;
 }
 
-/* stdin: the clone's identity, "authorized_key=LINE", "seed=HEX" (at most
- * 64 bytes), "time=SEC.NSEC" (the host's clock) and "machine_id=HEX32",
+/* stdin: the clone's identity, "authorized_key=LINE", "host_key=HEX" (its
+ * sshd's private key file), "seed=HEX" (at most 64 bytes), "time=SEC.NSEC"
+ * (the host's clock) and "machine_id=HEX32",
  * one per line, then a line "--" and the VM's config as at boot (its host
  * name, env vars and proxy are applied as boot applies them). */
 static int clone_refresh_main(void)
@@ -2500,7 +2501,7 @@ static int clone_refresh_main(void)
         fprintf(stderr, "clone-refresh: stdin: %s\n", strerror((int)-n));
         return 1;
     }
-    const char *key = NULL, *seed = NULL, *when = NULL, *mid = NULL;
+    const char *key = NULL, *seed = NULL, *when = NULL, *mid = NULL, *hostkey = NULL;
     char *config = NULL;
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -2523,11 +2524,14 @@ static int clone_refresh_main(void)
             when = val;
         else if (strcmp(line, "machine_id") == 0)
             mid = val;
+        else if (strcmp(line, "host_key") == 0)
+            hostkey = val;
     }
     static struct config cfg;
     config_defaults(&cfg);
     if (!config || config_parse(&cfg, config) > 0 || !key || strncmp(key, "ssh-", 4) != 0 ||
-        !seed || !when || !mid || strlen(mid) != 32) {
+        !seed || !when || !mid || strlen(mid) != 32 || !hostkey || strlen(hostkey) % 2 ||
+        strlen(hostkey) / 2 > HOST_KEY_MAX) {
         fprintf(stderr, "clone-refresh: incomplete or invalid input\n");
         return 1;
     }
@@ -2541,6 +2545,24 @@ static int clone_refresh_main(void)
     char line[64];
     snprintf(line, sizeof(line), "%s\n", mid);
     write_string("/etc/machine-id", line, 0444);
+    /* Its own host key: sshd reads it for every new connection. */
+    static char hk[HOST_KEY_MAX];
+    size_t hk_len = strlen(hostkey) / 2;
+    for (size_t i = 0; i < hk_len; i++) {
+        int hi = hex_nibble(hostkey[2 * i]), lo = hex_nibble(hostkey[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            fprintf(stderr, "clone-refresh: host_key is not hex\n");
+            return 1;
+        }
+        hk[i] = (char)(hi << 4 | lo);
+    }
+    r = write_file(HOST_KEY_PATH, hk, hk_len, 0600);
+    explicit_bzero(hk, hk_len);
+    if (r < 0) {
+        fprintf(stderr, "clone-refresh: " HOST_KEY_PATH ": %s\n", strerror(-r));
+        return 1;
+    }
+    unlink(HOST_KEY_PATH ".pub");
     /* The template's key stops working here: only this clone's opens a
      * new session (the one running this command stays). */
     char keys[4096];

@@ -137,10 +137,12 @@ class Gateway:
 
 def identity(gw, sid):
     out = gw.run(sid, "hostname; cat /etc/machine-id; head -c 16 /dev/urandom | od -An -tx1 | "
-                      "tr -d ' \\n'; echo; date +%s.%N; cat /root/.ssh/authorized_keys")
-    host, mid, rnd, now, key = out.split("\n", 4)
+                      "tr -d ' \\n'; echo; date +%s.%N; "
+                      "ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key | cut -d' ' -f2; "
+                      "cat /root/.ssh/authorized_keys")
+    host, mid, rnd, now, hostkey, key = out.split("\n", 5)
     return {"hostname": host, "machine_id": mid, "random": rnd, "clock": float(now),
-            "key": key.strip()}
+            "host_key": hostkey.strip(), "key": key.strip()}
 
 
 def test_clones(gw):
@@ -163,12 +165,15 @@ def test_clones(gw):
             check(abs(i["clock"] - now) < 2, "clone clock %.3f, host %.3f", i["clock"], now)
             with open(os.path.join(gw.state, "vms", sb["id"], "client_key.pub")) as f:
                 check_eq(i["key"], f.read().strip(), "the only key sshd takes")
+            with open(os.path.join(gw.state, "vms", sb["id"], "host_key.pub")) as f:
+                check_eq(i["host_key"], f.read().split()[1], "the host key sshd offers")
         check(ia["machine_id"] != ib["machine_id"], "two clones share machine id %s",
               ia["machine_id"])
         check(len(ia["random"]) == 32 and ia["random"] != ib["random"],
               "RNG output of two clones: %s and %s", ia["random"], ib["random"])
         with open(os.path.join(tdir, "client_key.pub")) as f:
             check(f.read().strip() != ia["key"], "a clone still takes the template's key")
+        check(ia["host_key"] != ib["host_key"], "two clones offer one host key")
         # Env vars, and the disk: each clone's own.
         check_eq(gw.run(a["id"], "echo $PH_CLONE").strip(), "first clone", "env var")
         check_eq(gw.run(b["id"], "echo \"[$PH_CLONE]\"").strip(), "[]", "env var of the other")
@@ -225,6 +230,7 @@ def test_snapshot(gw):
             check_eq(ib["hostname"], r["id"], "hostname of the restored sandbox")
             check(ia["machine_id"] != ib["machine_id"], "restored sandbox kept the machine id")
             check(ia["key"] != ib["key"], "restored sandbox kept the source's SSH key")
+            check(ia["host_key"] != ib["host_key"], "restored sandbox kept the source's host key")
             check_eq(gw.req("DELETE", "/v1/snapshots/" + sid).status, 409,
                      "deleting a snapshot a sandbox's disk is on")
         finally:

@@ -179,6 +179,9 @@ int main(void)
     bad_sandbox("{\"id\": \"x-\"}", "id must be 1 to 39");
     bad_sandbox("{\"id\": \"a/b\"}", "id must be 1 to 39");
     bad_sandbox("{\"id\": \"vm-123\"}", "not start with \"vm-\"");
+    bad_sandbox("{\"id\": \"snap-123\"}", "\"snap-\"");
+    bad_sandbox("{\"id\": \"fork-123\"}", "\"fork-\"");
+    bad_sandbox("{\"from_snapshot\": 7}", "from_snapshot");
     bad_sandbox("{\"id\": \"\"}", "id must be 1 to 39");
     bad_sandbox("{\"id\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "id is longer than 39");
     bad_sandbox("{\"id\": 7}", "id must be a string");
