@@ -806,7 +806,8 @@ static void vm_migrate_abort(struct vm *vm)
                                        "device", "cancelling", NULL};
     vm_qmp(vm, "migrate_cancel", NULL);
     json_decref(qmp_wait_status(vm, "query-migrate", busy, 10000, NULL));
-    vm_qmp(vm, "cont", NULL);
+    if (vm_qmp(vm, "cont", NULL) == 0)
+        vm_step_clock(vm);
 }
 
 /* Stops the vCPUs, writes the VM's state to run_dir/NAME and ends QEMU;
@@ -931,10 +932,12 @@ int vm_snapshot(struct vm *vm, const char *dir, struct ph_error *err)
         else
             r = copy_file(from, to, err);
     }
-    /* Whatever happened, the guest runs on. */
+    /* Whatever happened, the guest runs on, its clock set over the stop. */
     struct ph_error cont_err = {0};
     if (vm_qmp(vm, "cont", &cont_err) < 0 && r == 0)
         r = ph_error_set(err, cont_err.kind, -EIO, "%s", cont_err.message);
+    else
+        vm_step_clock(vm);
     if (r < 0)
         rm_rf(dir);
     return r;
