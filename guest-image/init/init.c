@@ -1587,6 +1587,16 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
         logmsg("profile dir %s: %s", cfg->profile_dir, strerror(-r));
     if (cfg->downloads && (r = mkdir_p(cfg->download_dir, 0755)) < 0)
         logmsg("download dir %s: %s", cfg->download_dir, strerror(-r));
+    /* No Chromium runs on this profile now (the caller stopped it): a lock
+     * left by one that was killed, or that names the host name a clone
+     * had before it got its own, would make this one exit at once (code
+     * 21, profile in use). */
+    static const char *const locks[] = {"SingletonLock", "SingletonSocket", "SingletonCookie"};
+    for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {
+        char lock[PATH_MAX];
+        snprintf(lock, sizeof(lock), "%s/%s", cfg->profile_dir, locks[i]);
+        unlink(lock);
+    }
 
     static char user_data[300], window_size[48];
     snprintf(user_data, sizeof(user_data), "--user-data-dir=%s", cfg->profile_dir);
