@@ -235,9 +235,11 @@ root=$build/root
 include=$(IFS=,; echo "${packages[*]}")
 # The dpkg excludes stay in the image, so packages installed later inside a
 # guest skip docs too. INITRD=No keeps the kernel's postinst from building
-# an initramfs we would throw away.
+# an initramfs we would throw away. A mirror that drops connections now and
+# then (seen here: "Unable to connect" for a few seconds) gets retries.
 run_logged "$build/mmdebstrap.log" env INITRD=No mmdebstrap \
     --variant=minbase \
+    --aptopt='Acquire::Retries "8"' \
     --include="$include" \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,8 +37,9 @@ def real_cache():
 
 class Gateway:
     def __init__(self):
-        self.tmp = os.path.join(fixture.SCRATCH, "template")
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        # A short path: QEMU's sockets in run dirs under it must fit in
+        # sun_path (108 bytes), and the build tree's scratch dir is deep.
+        self.tmp = tempfile.mkdtemp(prefix="ph-tpl-")
         self.state = os.path.join(self.tmp, "state")
         self.cache = os.path.join(self.tmp, "cache")
         self.images = os.path.join(self.cache, "images")
