@@ -255,6 +255,22 @@ static int vm_allocate_ports(struct vm *vm, const struct vm_spec *spec)
     return 0;
 }
 
+/* A clone never boots: its console log starts as the one of the boot it
+ * carries on from (the template's or the snapshot's), and says so. */
+static void vm_seed_console(struct vm *vm, const char *from_dir)
+{
+    _cleanup_free_ char *to = run_path(vm, "serial.log"), *data = NULL, *text = NULL;
+    char from[PATH_MAX];
+    size_t len = 0;
+
+    snprintf(from, sizeof(from), "%s/serial.log", from_dir);
+    if (!to || read_file(from, &data, &len, 4 * 1024 * 1024) < 0)
+        len = 0;
+    if (to && asprintf(&text, "%.*s\r\n[porthole] %s: restored from %s, not booted\r\n", (int)len,
+                       data ? data : "", vm->id, from_dir) >= 0)
+        write_file(to, text, strlen(text), 0640);
+}
+
 int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, struct vm **out,
            struct ph_error *err)
 {
@@ -356,6 +372,7 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
             r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "cannot record the VM's template");
             goto fail;
         }
+        vm_seed_console(vm, spec->template_dir);
     }
     *out = vm;
     return 0;
@@ -888,8 +905,8 @@ static int copy_file(const char *from, const char *to, struct ph_error *err)
 int vm_snapshot(struct vm *vm, const char *dir, struct ph_error *err)
 {
     static const char *const busy[] = {"setup", "active", "pre-switchover", "device", NULL};
-    static const char *const files[] = {"client_key", "client_key.pub", "host_key", "host_key.pub",
-                                        "config"};
+    static const char *const files[] = {"client_key",   "client_key.pub", "host_key",
+                                        "host_key.pub", "config",         "serial.log"};
     _cleanup_free_ char *state = NULL, *disk = run_path(vm, "disk.qcow2"), *copy = NULL;
     json_t *args = NULL, *ret = NULL;
     int r;
