@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { findPortholeBin, withTempGateway } from '../e2e/lib/gateway.mjs';
 import { CdpClient, devtoolsUrl, getJson } from '../e2e/lib/cdp_raw.mjs';
-import { sleep } from '../e2e/lib/util.mjs';
+import { percentile, sleep } from '../e2e/lib/util.mjs';
 
 const SESSION_BODY = { mode: 'live' };   // what the pool holds: live, 1280x720, 2 GiB
 const POOL_WAIT_MS = 15 * 60_000;
@@ -57,12 +57,6 @@ const say = (...a) => console.error(...a);
 
 // ---- statistics -------------------------------------------------------------
 
-function percentile(values, p) {
-  const s = [...values].sort((a, b) => a - b);
-  if (!s.length)
-    return NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 
 const fmtS = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const fmtMs = (ms) => `${ms.toFixed(3)} ms`;

@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { findPortholeBin, withTempGateway } from '../e2e/lib/gateway.mjs';
 import { CdpClient, devtoolsUrl, getJson } from '../e2e/lib/cdp_raw.mjs';
-import { sleep } from '../e2e/lib/util.mjs';
+import { percentile, sleep } from '../e2e/lib/util.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -51,12 +51,6 @@ const TEMPLATE_WAIT_MS = 20 * 60_000;
 const IDLE_MS = 60_000;
 const say = (...a) => console.error(...a);
 
-function percentile(values, p) {
-  const s = [...values].sort((a, b) => a - b);
-  if (!s.length)
-    return NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 const fmtS = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : '-');
 const stats = (xs) => ({ p50_ms: percentile(xs, 50), p95_ms: percentile(xs, 95), n: xs.length });
 

@@ -4,6 +4,14 @@ import { decodePng } from './png.mjs';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The nearest-rank p-th percentile of values (NaN for none). */
+export function percentile(values, p) {
+  const s = [...values].sort((a, b) => a - b);
+  if (!s.length)
+    return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
 export function randomId(prefix = '', bytes = 6) {
   return prefix + randomBytes(bytes).toString('hex');
 }
