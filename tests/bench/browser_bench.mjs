@@ -57,7 +57,6 @@ const say = (...a) => console.error(...a);
 
 // ---- statistics -------------------------------------------------------------
 
-
 const fmtS = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const fmtMs = (ms) => `${ms.toFixed(3)} ms`;
 
