@@ -159,7 +159,10 @@ e2eTest('computer use: click, type, key combos, double/right click, drag, scroll
     // ---- double and right clicks ----------------------------------------------------
     const before = await js(() => window.log.clicks);
     await act(gw, id, { action: 'double_click', x: btn.cx, y: btn.cy });
-    await until(() => window.log.dbl === 1, 'a dblclick');
+    await until(() => window.log.dbl === 1, 'a dblclick').catch(async (e) => {
+      const seen = await js(() => ({ clicks: window.log.clicks, last: window.log.lastClick }));
+      throw new Error(`${e.message}; clicks before: ${before}, the page then: ${JSON.stringify(seen)}`);
+    });
     assert.equal(await js(() => window.log.clicks), before + 2, 'a double click is two clicks');
     assert.equal((await js(() => window.log.lastClick)).detail, 2);
     await act(gw, id, { action: 'right_click', x: btn.cx, y: btn.cy });
