@@ -136,8 +136,8 @@ static int browser_prepare(struct instance *sb, struct vm *vm, struct ph_error *
     }
     /* A pooled VM or a clone runs its template's settings (a clone's is
      * of the session's mode); a fork's, its parent's. */
-    if (b->persistent || (b->from_pool && !browser_is_pool_default(b, sb->env_vars)) ||
-        (vm->cloned && !b->from_pool && !b->forked &&
+    if (b->persistent || (vm->pooled && !browser_is_pool_default(b, sb->env_vars)) ||
+        (vm->cloned && !vm->pooled && !b->forked &&
          !browser_is_template_default(b, sb->env_vars))) {
         _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
         if (!cfg)
@@ -191,6 +191,12 @@ static void browser_before_stop(struct instance *sb, struct vm *vm)
 
 /* ---- JSON ---------------------------------------------------------------- */
 
+/* The pool's VM serves it (it did not fail to take its settings). */
+static bool served_by_pool(const struct instance *sb)
+{
+    return browser_of(sb)->from_pool && !sb->booted_afresh;
+}
+
 static json_t *url_or_null(const char *base, const char *fmt, const char *a, const char *b,
                            bool present)
 {
@@ -227,9 +233,9 @@ static json_t *browser_to_json(const struct instance *sb)
         url_or_null(gateway_base, "/live/%s/%s", sb->id, b->live_token, b->live), "control_url",
         url_or_null(gateway_base, "/live/%s/%s?control=1", sb->id, b->control_token, b->live),
         "served_from",
-        b->from_pool ? "pool"
-        : b->forked  ? "fork"
-                     : instance_served_from(sb));
+        served_by_pool(sb) ? "pool"
+        : b->forked        ? "fork"
+                           : instance_served_from(sb));
     if (!o)
         return NULL;
     json_object_set(o, "allowed_domains", b->allowed_domains ? b->allowed_domains : json_null());
@@ -250,7 +256,7 @@ static json_t *browser_record(const struct instance *sb)
                           "allow_downloads", b->allow_downloads, "width", b->width, "height",
                           b->height, "profile_id", b->profile_id, "cdp_token", b->cdp_token,
                           "live_token", b->live_token, "control_token", b->control_token,
-                          "cdp_base", b->cdp_base, "from_pool", b->from_pool);
+                          "cdp_base", b->cdp_base, "from_pool", served_by_pool(sb));
     if (o && b->allowed_domains)
         json_object_set(o, "allowed_domains", b->allowed_domains);
     return o;
@@ -501,9 +507,10 @@ static void api_browser_create(struct http_req *req, void *data)
         (browser_is_pool_default(b, p.env_vars) || !gw->use_templates))
         l.pooled = pool_take(gw->pool);
     b->from_pool = l.pooled != NULL;
-    if (!l.pooled)
-        l.extra_config = browser_config_text(b, p.env_vars,
-                                             b->persistent ? GUEST_PERSIST_DIR : GUEST_PROFILE_DIR);
+    /* Also for a pooled VM: should it not take the settings, a fresh boot
+     * starts with them. */
+    l.extra_config =
+        browser_config_text(b, p.env_vars, b->persistent ? GUEST_PERSIST_DIR : GUEST_PROFILE_DIR);
     l.kind_data = b;
     struct instance *sb = instance_launch(gw->instances, &l, &err);
     browser_params_done(&p);

@@ -59,8 +59,9 @@ static int vmctl_clone(struct instances *reg, const char *id, const struct vm_sp
     int r;
 
     /* A snapshot named by the launch, or the spec's template. */
-    if (spec->template_dir ? vm_template_open(spec->template_dir, &t) < 0
-                           : !reg->cfg.templates || !vm_template_find(reg->cfg.cache_dir, spec, &t))
+    if (spec->template_dir
+            ? vm_template_open(spec->template_dir, &t) < 0
+            : spec->cold || !reg->cfg.templates || !vm_template_find(reg->cfg.cache_dir, spec, &t))
         return -ENOENT;
     struct vm_spec clone = *spec;
     clone.template_dir = t.dir;
@@ -649,15 +650,15 @@ struct boot_job {
     struct vm *vm; /* owned until handed to in; preset when pooled */
     bool restart;  /* a stopped instance booting again from its run dir */
     bool incoming; /* with restart: loading the memory a pause to disk saved */
+    bool afresh;   /* the VM handed over failed prepare: a cold boot replaced it */
     instance_ready_fn ready;
     void *ready_data;
     struct ph_error err;
     int r;
 };
 
-static void boot_job_run(void *data)
+static int boot_job_boot(struct boot_job *j, bool cold)
 {
-    struct boot_job *j = data;
     struct instance *in = j->in;
     struct instances *reg = in->reg;
     _cleanup_free_ char *image = vm_image_dir(reg->cfg.cache_dir, instance_image(in));
@@ -667,41 +668,70 @@ static void boot_job_run(void *data)
     const char *key;
     json_t *val;
 
-    if (!image || !env || (instances_egress_enabled(reg) && !egress_cmd)) {
-        j->r = ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
-        return;
-    }
-    if (!j->vm) {
-        /* env_vars does not change while the instance starts: PUT /env
-         * needs a ready one. */
-        json_object_foreach(in->env_vars, key, val) env[i++] =
-            (struct vm_env_var){key, json_string_value(val)};
-        struct vm_spec spec = {
-            .kind = in->kind->vm_kind,
-            .vcpus = in->vcpus,
-            .mem_mib = in->mem_mib,
-            .disk_mib = in->disk_mib,
-            .env = env,
-            .n_env = n_env,
-            .extra_config = j->extra_config,
-            .accel = reg->cfg.accel,
-            .image_dir = image,
-            .screen_width = j->screen_width,
-            .screen_height = j->screen_height,
-            .egress_cmd = egress_cmd,
-            .reuse_run_dir = j->restart,
-            .incoming_state = j->incoming,
-            .template_dir = j->restart ? NULL : j->from_dir,
-            .template_variant = j->template_variant,
-        };
-        j->r = instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
-    }
+    if (!image || !env || (instances_egress_enabled(reg) && !egress_cmd))
+        return ph_error_set(&j->err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    /* env_vars does not change while the instance starts: PUT /env needs
+     * a ready one. */
+    json_object_foreach(in->env_vars, key, val) env[i++] =
+        (struct vm_env_var){key, json_string_value(val)};
+    struct vm_spec spec = {
+        .kind = in->kind->vm_kind,
+        .vcpus = in->vcpus,
+        .mem_mib = in->mem_mib,
+        .disk_mib = in->disk_mib,
+        .env = env,
+        .n_env = n_env,
+        .extra_config = j->extra_config,
+        .accel = reg->cfg.accel,
+        .image_dir = image,
+        .screen_width = j->screen_width,
+        .screen_height = j->screen_height,
+        .egress_cmd = egress_cmd,
+        .reuse_run_dir = j->restart,
+        .incoming_state = j->incoming,
+        .cold = cold,
+        .template_dir = j->restart ? NULL : j->from_dir,
+        .template_variant = j->template_variant,
+    };
+    return instances_boot_vm(reg, in->vm_id, &spec, in->kind->ready_marker, &j->vm, &j->err);
+}
+
+static void boot_job_drop_vm(struct boot_job *j)
+{
+    struct instances *reg = j->in->reg;
+    reg->cfg.vm_ops->stop(j->vm, 1000, NULL);
+    reg->cfg.vm_ops->free(TAKE_PTR(j->vm));
+}
+
+static void boot_job_run(void *data)
+{
+    struct boot_job *j = data;
+    struct instance *in = j->in;
+    struct instances *reg = in->reg;
+    bool handed = j->vm != NULL; /* a pooled VM */
+
+    if (!j->vm)
+        j->r = boot_job_boot(j, false);
     if (j->r == 0)
         j->r = notify_prepare(in, j->vm, &j->err);
-    if (j->r < 0 && j->vm) {
-        reg->cfg.vm_ops->stop(j->vm, 1000, NULL);
-        reg->cfg.vm_ops->free(TAKE_PTR(j->vm));
+    /* A pooled VM or a template's clone that does not take the instance's
+     * settings (a browser that will not restart on a busy machine) is the
+     * VM's failure, not the request's: a fresh boot with the settings
+     * from the start serves it, slower. A snapshot's or a fork's state
+     * has no stand-in. */
+    if (j->r < 0 && j->vm && !j->restart && !j->from_dir && (handed || j->vm->cloned)) {
+        lwsl_warn("%s %s: the %s VM did not take its settings (%s); booting a fresh one\n",
+                  in->kind->name, in->id, handed ? "pooled" : "cloned", j->err.message);
+        boot_job_drop_vm(j);
+        reg->cfg.vm_ops->discard(reg, in->vm_id);
+        j->err = (struct ph_error){0};
+        j->afresh = true;
+        j->r = boot_job_boot(j, true);
+        if (j->r == 0)
+            j->r = notify_prepare(in, j->vm, &j->err);
     }
+    if (j->r < 0 && j->vm)
+        boot_job_drop_vm(j);
     /* A failed restart keeps the disk: the instance stays stopped. */
     if (j->r < 0 && !j->restart)
         reg->cfg.vm_ops->discard(reg, in->vm_id);
@@ -714,6 +744,7 @@ static void boot_job_done(void *data)
     struct boot_job *j = data;
     struct instance *in = j->in;
 
+    in->booted_afresh |= j->afresh;
     if (j->r == 0) {
         in->vm = TAKE_PTR(j->vm);
         in->ready_ms = now_ms();

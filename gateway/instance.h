@@ -171,15 +171,18 @@ struct instance {
     int64_t start_ms;   /* monotonic: launched */
     int64_t ready_ms;   /* monotonic: ready, 0 before */
     int vcpus, mem_mib, disk_mib, timeout_minutes;
-    json_t *env_vars;                /* owned: object NAME -> value */
-    enum net_mode net_mode;          /* the egress policy */
-    json_t *allowed_domains;         /* owned: NET_ALLOWLIST's patterns, else NULL */
-    struct vm *vm;                   /* owned; NULL until ready and once stopping */
-    struct run_hooks *hooks;         /* owned: this instance's own callbacks */
-    int jobs;                        /* worker jobs using vm right now */
-    bool deleting;                   /* ending has begun */
-    bool paused_to_disk;             /* paused with its memory in the run dir, no QEMU */
-    bool stop_queued;                /* the stop job is submitted */
+    json_t *env_vars;        /* owned: object NAME -> value */
+    enum net_mode net_mode;  /* the egress policy */
+    json_t *allowed_domains; /* owned: NET_ALLOWLIST's patterns, else NULL */
+    struct vm *vm;           /* owned; NULL until ready and once stopping */
+    struct run_hooks *hooks; /* owned: this instance's own callbacks */
+    int jobs;                /* worker jobs using vm right now */
+    bool deleting;           /* ending has begun */
+    bool paused_to_disk;     /* paused with its memory in the run dir, no QEMU */
+    bool stop_queued;        /* the stop job is submitted */
+    /* The VM it was handed (pooled or cloned) did not take its settings,
+     * and a fresh boot serves it instead. */
+    bool booted_afresh;
     struct instance_waiter *waiters; /* owned: told when deleted */
     struct instance *next;           /* the registry's list */
 };

@@ -92,6 +92,8 @@ static void pool_job_run(void *data)
         return;
     }
     j->r = instances_boot_vm(reg, j->id, &spec, BROWSER_READY_MARKER, &j->vm, &j->err);
+    if (j->r == 0)
+        j->vm->pooled = true;
 }
 
 static void pool_job_done(void *data)

@@ -81,6 +81,9 @@ struct vm_spec {
     /* With reuse_run_dir: QEMU waits for the memory vm_save_state wrote
      * (-incoming defer); vm_restore_state loads it. */
     bool incoming_state;
+    /* Boot from the image even when a template is ready (the gateway's
+     * choice: a clone that did not take its settings). */
+    bool cold;
     /* Boot a template (see vm_template.h): the guest's RAM is the file
      * run_dir/memory.ram mapped shared, so that vm_save_template writes
      * only the device state. */
@@ -149,6 +152,8 @@ struct vm {
     /* Its guest carries on from a pause to disk (vm_restore_state): what
      * ran in it before runs on, nothing needs setting up again. */
     bool resumed;
+    /* Pre-booted by the gateway's pool, with the pool's settings. */
+    bool pooled;
     char *template_dir; /* owned: the template a clone came from, or NULL */
     /* Browser VMs: the screen QEMU was started with (0 when attached). */
     int screen_width, screen_height;

@@ -27,6 +27,8 @@ static atomic_int vms_stopped; /* stop calls */
 static atomic_int discards;
 static atomic_bool boot_fails, vm_dead;
 static atomic_int boots_reusing; /* boots from a kept run dir */
+static atomic_bool boots_clone;  /* boots give clones of a template unless spec.cold */
+static atomic_int boots_cold;    /* boots with spec.cold */
 
 static struct vm *fake_vm(const char *id)
 {
@@ -48,7 +50,11 @@ static int fake_boot(struct instances *reg, const char *id, const struct vm_spec
         return ph_error_set(err, PH_ERR_TIMEOUT, -ETIMEDOUT, "guest never printed %s", marker);
     if (spec->reuse_run_dir)
         atomic_fetch_add(&boots_reusing, 1);
+    if (spec->cold)
+        atomic_fetch_add(&boots_cold, 1);
     *out = fake_vm(id);
+    if (*out)
+        (*out)->cloned = (atomic_load(&boots_clone) || spec->template_dir) && !spec->cold;
     return *out ? 0 : -ENOMEM;
 }
 
@@ -172,6 +178,7 @@ struct counter {
     atomic_int n[EV_N];
     atomic_int stopping_without_vm;
     bool refuse_setup, refuse_prepare;
+    bool refuse_handed; /* refuse a pooled or cloned VM */
 };
 
 static int obs_setup(struct instance_observer *o, struct instance *in, struct ph_error *err)
@@ -189,7 +196,7 @@ static int obs_prepare(struct instance_observer *o, struct instance *in, struct 
     struct counter *c = container_of(o, struct counter, o);
     atomic_fetch_add(&c->n[EV_PREPARE], 1);
     CHECK(vm != NULL);
-    if (c->refuse_prepare)
+    if (c->refuse_prepare || (c->refuse_handed && vm && (vm->cloned || vm->pooled)))
         return ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO, "prepare refused by the test");
     return 0;
 }
@@ -439,6 +446,104 @@ static void test_prepare_refused(void)
     CHECK_COUNTS(&w.counter, 1, 1, 1, 1, 1);
     world_done(&w);
     atomic_store(&vms_stopped, 0);
+}
+
+/* A pooled VM or a clone that refuses its settings is replaced by a cold
+ * boot: the request gets a slower start, not an error. A snapshot's
+ * state has no stand-in, and a cold VM that refuses them fails. */
+static void test_prepare_fallback(void)
+{
+    struct world w;
+    struct ph_error err = {0};
+    int deleted = 0;
+
+    world_init(&w, "fallback.db");
+    w.counter.refuse_handed = true;
+    atomic_store(&boots_clone, true);
+
+    /* A clone of the template. */
+    struct ready_result rr = {0};
+    struct instance *in = launch(&w, &kind_a, 1, &rr, &err);
+    CHECK(in != NULL);
+    SPIN_UNTIL(&w, rr.calls == 1);
+    CHECK(rr.r == 0);
+    CHECK(in->status == INSTANCE_READY);
+    CHECK(in->booted_afresh);
+    CHECK(in->vm && !in->vm->cloned);
+    CHECK(atomic_load(&boots_cold) == 1);
+    CHECK(atomic_load(&vms_stopped) == 1); /* the clone */
+    CHECK(atomic_load(&discards) >= 1);    /* and its run dir */
+    CHECK(atomic_load(&vms_live) == 1);
+    CHECK_COUNTS(&w.counter, 1, 2, 0, 0, 0);
+    CHECK(instance_delete(in, on_deleted, &deleted) == 0);
+    SPIN_UNTIL(&w, deleted == 1);
+
+    /* A pooled VM: the fresh boot keeps its id. */
+    struct ready_result rr2 = {0};
+    struct vm *pooled = fake_vm("vm-pool1");
+    pooled->pooled = true;
+    struct instance_launch l = {
+        .kind = &kind_a,
+        .vcpus = 1,
+        .mem_mib = 256,
+        .timeout_minutes = 5,
+        .kind_data = kind_data_new(2),
+        .extra_config = strdup("x=1\n"),
+        .pooled = pooled,
+        .ready = on_ready,
+        .ready_data = &rr2,
+    };
+    atomic_store(&boots_clone, false);
+    in = instance_launch(w.reg, &l, &err);
+    CHECK(in != NULL);
+    SPIN_UNTIL(&w, rr2.calls == 1);
+    CHECK(rr2.r == 0);
+    CHECK(in->booted_afresh);
+    CHECK_STR(in->vm_id, "vm-pool1");
+    CHECK(in->vm && !in->vm->pooled);
+    CHECK_STR(in->vm->id, "vm-pool1");
+    CHECK(atomic_load(&boots_cold) == 2);
+    CHECK(atomic_load(&vms_live) == 1);
+    deleted = 0;
+    CHECK(instance_delete(in, on_deleted, &deleted) == 0);
+    SPIN_UNTIL(&w, deleted == 1);
+
+    /* A snapshot's clone is not replaced. */
+    struct ready_result rr3 = {0};
+    struct instance_launch ls = {
+        .kind = &kind_a,
+        .vcpus = 1,
+        .mem_mib = 256,
+        .timeout_minutes = 5,
+        .kind_data = kind_data_new(3),
+        .from_dir = dir,
+        .from_snapshot = "snap-test",
+        .ready = on_ready,
+        .ready_data = &rr3,
+    };
+    CHECK(instance_launch(w.reg, &ls, &err) != NULL);
+    SPIN_UNTIL(&w, rr3.calls == 1 && instances_first(w.reg) == NULL);
+    CHECK(rr3.r < 0);
+    CHECK(strstr(rr3.message, "prepare refused") != NULL);
+    CHECK(atomic_load(&boots_cold) == 2);
+
+    /* A cold boot that refuses them too fails, after two tries. */
+    w.counter.refuse_prepare = true;
+    atomic_store(&boots_clone, true);
+    struct ready_result rr4 = {0};
+    CHECK(launch(&w, &kind_a, 4, &rr4, &err) != NULL);
+    SPIN_UNTIL(&w, rr4.calls == 1 && instances_first(w.reg) == NULL);
+    CHECK(rr4.r < 0);
+    CHECK(strstr(rr4.message, "prepare refused") != NULL);
+    CHECK(atomic_load(&boots_cold) == 3);
+    CHECK(atomic_load(&vms_live) == 0);
+    CHECK(atomic_load(&data_live) == 0);
+    CHECK(records(&w) == 0);
+
+    atomic_store(&boots_clone, false);
+    atomic_store(&boots_cold, 0);
+    atomic_store(&vms_stopped, 0);
+    world_done(&w);
 }
 
 static void test_setup_refused_and_limit(void)
@@ -775,6 +880,7 @@ int main(void)
     test_create_ready_delete();
     test_boot_failure();
     test_prepare_refused();
+    test_prepare_fallback();
     test_setup_refused_and_limit();
     test_expiry_and_dead_vm();
     test_delete_waits_for_jobs();
