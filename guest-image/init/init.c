@@ -2039,11 +2039,35 @@ static void cdp_warm_up(void)
         logmsg("browser warm-up took %.1f s", monotonic_s() - t0);
 }
 
+/* Waits until none of Chromium's own processes is left, or timeout_ms.
+ * Each gets a pidfd, readable once it has exited; the scan after each exit
+ * also finds processes started meanwhile. */
 static void chromium_wait_exit(struct chromium_proc *procs, size_t *n, int timeout_ms)
 {
     double deadline = monotonic_s() + timeout_ms / 1000.0;
-    while (chromium_count(procs, *n, true) > 0 && monotonic_s() < deadline) {
-        sleep_ms(50);
+    struct pollfd fds[CHROMIUM_PROCS_MAX];
+
+    while (chromium_count(procs, *n, true) > 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < *n; i++) {
+            int fd = procs[i].main_binary ? (int)syscall(SYS_pidfd_open, procs[i].pid, 0) : -1;
+            if (fd >= 0)
+                fds[k++] = (struct pollfd){.fd = fd, .events = POLLIN};
+        }
+        int left = ms_until(deadline);
+        if (left == 0) {
+            for (size_t i = 0; i < k; i++)
+                close(fds[i].fd);
+            return;
+        }
+        /* None opened: each had just exited (ESRCH), or a kernel without
+         * pidfds; look again soon. */
+        if (k == 0)
+            sleep_ms(left < 50 ? left : 50);
+        else if (poll(fds, k, left) < 0 && errno != EINTR)
+            sleep_ms(left < 50 ? left : 50);
+        for (size_t i = 0; i < k; i++)
+            close(fds[i].fd);
         *n = chromium_scan(procs, CHROMIUM_PROCS_MAX);
     }
 }
