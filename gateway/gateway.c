@@ -125,6 +125,29 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
         gw->recording_fps = 15;
     v = json_object_get(cfg, "recording_retention_hours");
     gw->recording_retention_hours = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+    /* Bounds on what can grow: 0 turns one off. */
+    static const struct {
+        const char *key;
+        int def;
+    } limits[] = {
+        {"recording_max_mib", 2048},
+        {"recording_max_minutes", 120},
+        {"recording_total_mib", 10240},
+        {"console_log_max_mib", 16},
+    };
+    int *limit_fields[] = {&gw->recording_max_mib, &gw->recording_max_minutes,
+                           &gw->recording_total_mib, &gw->console_log_max_mib};
+    for (size_t i = 0; i < ARRAY_SIZE(limits); i++) {
+        v = json_object_get(cfg, limits[i].key);
+        if (v &&
+            (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1 << 24)) {
+            json_decref(cfg);
+            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                                "config: %s must be a whole number from 0 (no limit) to %d",
+                                limits[i].key, 1 << 24);
+        }
+        *limit_fields[i] = v ? (int)json_integer_value(v) : limits[i].def;
+    }
     v = json_object_get(cfg, "boot_timeout_s");
     gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 150;
     v = json_object_get(cfg, "ports_bind_address");
@@ -389,6 +412,7 @@ int gateway_main(const struct gateway_opts *o)
         .egress_relay = gw.relay,
         .cdp_host_forward = gw.cdp_host_forward,
         .templates = gw.use_templates,
+        .console_log_max_bytes = (int64_t)gw.console_log_max_mib << 20,
     };
     /* Kinds first, then the observers, in the order they set up. */
     if (instances_new(&icfg, &gw.instances) < 0 ||

@@ -94,6 +94,10 @@ struct gateway {
     bool use_templates;    /* clone new VMs from templates ("templates", default true) */
     char web_root[512];    /* static files: live view, dashboard, noVNC */
     int recording_fps;
-    int recording_retention_hours; /* 0: keep until deleted */
+    int recording_retention_hours; /* 0: keep until deleted (or the budget is full) */
+    int recording_max_mib;         /* one recording's size limit, 0: none */
+    int recording_max_minutes;     /* one recording's duration limit, 0: none */
+    int recording_total_mib;       /* all recordings' budget, 0: none */
+    int console_log_max_mib;       /* a guest's console log, 0: no limit */
     lws_sorted_usec_list_t sweep;  /* the 1 s tick */
 };

@@ -31,6 +31,7 @@ struct instances {
     struct instance_kind *kinds;         /* weak list */
     struct instance_observer *observers; /* weak list, in registration order */
     struct instance *list;               /* owned, newest first */
+    unsigned sweeps;                     /* instances_sweep calls */
 };
 
 /* Per-instance flags the lifecycle keeps for itself: each observer call
@@ -179,6 +180,7 @@ const struct instance_vm_ops instance_vmctl_ops = {
     .save = vm_save_state,
     .discard = vmctl_discard,
     .alive = vm_alive,
+    .console_cap = vm_console_cap,
     .free = vm_free,
 };
 
@@ -1307,7 +1309,15 @@ void instances_sweep(struct instances *reg)
             lwsl_err("%s %s: %s\n", in->kind->name, in->id, in->error);
             instance_save(in);
         }
+        /* A guest writes its console as fast as it likes: every 10 s,
+         * its log is cut back to its limit. */
+        if (in->vm && reg->cfg.vm_ops->console_cap && reg->cfg.console_log_max_bytes > 0 &&
+            reg->sweeps % 10 == 0 &&
+            reg->cfg.vm_ops->console_cap(in->vm, reg->cfg.console_log_max_bytes) == 1)
+            lwsl_warn("%s %s: console log over %lld MiB; its oldest part was dropped\n",
+                      in->kind->name, in->id, (long long)(reg->cfg.console_log_max_bytes >> 20));
     }
+    reg->sweeps++;
 }
 
 void instances_shutdown(struct instances *reg)

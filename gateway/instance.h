@@ -128,6 +128,8 @@ struct instance_vm_ops {
     /* Ends what is left of a VM nobody holds (pid file) and removes its run dir. */
     void (*discard)(struct instances *reg, const char *id);
     bool (*alive)(const struct vm *vm);
+    /* Trims the guest's console log to at most max_bytes (NULL: none). */
+    int (*console_cap)(const struct vm *vm, int64_t max_bytes);
     void (*free)(struct vm *vm);
 };
 extern const struct instance_vm_ops instance_vmctl_ops;
@@ -154,6 +156,8 @@ struct instances_config {
     /* New VMs are clones of their spec's template where one is built
      * (vm_template.h); templates.c builds them. */
     bool templates;
+    /* A guest's console log is kept at most this long (0: no limit). */
+    int64_t console_log_max_bytes;
 };
 
 struct instance {

@@ -30,6 +30,7 @@ struct session_media {
     struct rec_recording *rec; /* owned: the active recording, or NULL */
     char rec_id[40];
     char rec_meta[600];              /* sidecar path of the active recording */
+    bool rec_budget_capped;          /* its size limit is what the budget had left */
     struct computer_pointer pointer; /* what the computer-use API did to the pointer */
 };
 
@@ -98,6 +99,67 @@ static int rec_meta_save(const char *path, json_t *meta)
     return write_file_atomic(path, text, strlen(text), 0600);
 }
 
+/* One recording on disk, as rec_walk finds it. */
+struct rec_file {
+    const char *session_id;
+    const char *meta_path, *mp4_path;
+    json_t *meta; /* borrowed; NULL when the sidecar does not parse */
+    int64_t ended_ms;
+    int64_t bytes; /* the MP4's size */
+};
+
+/* Calls fn for every recording of the state dir (fn may delete it), and
+ * with remove_tmp removes what a finalize cut short left
+ * (NAME.mp4.faststart.tmp: only when none can be running). Empty session
+ * dirs are removed. */
+static void rec_walk(struct gateway *gw, bool remove_tmp,
+                     void (*fn)(struct rec_file *f, void *data), void *data)
+{
+    _cleanup_free_ char *root = NULL;
+    DIR *top;
+    struct dirent *s;
+
+    if (asprintf(&root, "%s/recordings", gw->state_dir) < 0 || !(top = opendir(root)))
+        return;
+    while ((s = readdir(top))) {
+        char dir[800];
+        DIR *d;
+        struct dirent *e;
+        if (s->d_name[0] == '.')
+            continue;
+        snprintf(dir, sizeof(dir), "%s/%s", root, s->d_name);
+        if (!(d = opendir(dir)))
+            continue;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            char path[1100], mp4[1100];
+            struct stat st;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            if (remove_tmp && n > 14 && strcmp(e->d_name + n - 14, ".faststart.tmp") == 0) {
+                unlink(path);
+                continue;
+            }
+            if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
+                continue;
+            snprintf(mp4, sizeof(mp4), "%.*s.mp4", (int)(strlen(path) - 5), path);
+            json_t *meta = rec_meta_load(path);
+            struct rec_file f = {
+                .session_id = s->d_name,
+                .meta_path = path,
+                .mp4_path = mp4,
+                .meta = meta,
+                .ended_ms = meta ? json_integer_value(json_object_get(meta, "ended_ms")) : 0,
+                .bytes = stat(mp4, &st) == 0 ? st.st_size : 0,
+            };
+            fn(&f, data);
+            json_decref(meta);
+        }
+        closedir(d);
+        rmdir(dir); /* only succeeds once empty */
+    }
+    closedir(top);
+}
+
 static json_t *time_or_null(int64_t ms)
 {
     char buf[40];
@@ -119,12 +181,35 @@ static json_t *rec_public(struct gateway *gw, const char *session_id, json_t *me
         return NULL;
     snprintf(path, sizeof(path), "%s/recordings/%s/%s.mp4", gw->state_dir, session_id, id);
     snprintf(url, sizeof(url), "%s/v1/browser/sessions/%s/recordings/%s", gw->url, session_id, id);
-    return json_pack(
-        "{s:s, s:s, s:s, s:I, s:o, s:o, s:b}", "id", id, "session_id", session_id, "url", url,
+    bool active = json_integer_value(json_object_get(meta, "ended_ms")) == 0;
+    const char *error = json_string_value(json_object_get(meta, "error"));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:I, s:o, s:o, s:b, s:s}", "id", id, "session_id", session_id, "url", url,
         "bytes", (json_int_t)(stat(path, &st) == 0 ? st.st_size : 0), "started_at",
         time_or_null(json_integer_value(json_object_get(meta, "started_ms"))), "ended_at",
-        time_or_null(json_integer_value(json_object_get(meta, "ended_ms"))), "active",
-        json_integer_value(json_object_get(meta, "ended_ms")) == 0);
+        time_or_null(json_integer_value(json_object_get(meta, "ended_ms"))), "active", active,
+        "status",
+        active  ? "recording"
+        : error ? "failed"
+                : "finished");
+    if (o && json_is_string(json_object_get(meta, "end_reason")))
+        json_object_set(o, "end_reason", json_object_get(meta, "end_reason"));
+    if (o && error)
+        json_object_set(o, "error", json_object_get(meta, "error"));
+    return o;
+}
+
+/* What the recordings of the state dir hold, in bytes. */
+static void rec_add_bytes(struct rec_file *f, void *data)
+{
+    *(int64_t *)data += f->bytes;
+}
+
+static int64_t rec_total_bytes(struct gateway *gw)
+{
+    int64_t total = 0;
+    rec_walk(gw, false, rec_add_bytes, &total);
+    return total;
 }
 
 /* Lock held. */
@@ -143,11 +228,29 @@ static int media_rec_start(struct gateway *gw, struct instance *sb, struct vm *v
         return -ENOTCONN;
     if (!dir || random_id(id, sizeof(id), "rec-", 6) < 0)
         return -ENOMEM;
+    /* Recordings are never deleted to make room: a full budget refuses
+     * new ones until some are deleted (or expire, with a retention). */
+    int64_t budget = (int64_t)gw->recording_total_mib << 20;
+    int64_t used = budget > 0 ? rec_total_bytes(gw) : 0;
+    if (budget > 0 && used >= budget)
+        return ph_error_set(err, PH_ERR_LIMIT, -ENOSPC,
+                            "the recordings' budget is full: they hold %lld MiB of "
+                            "recording_total_mib %d; delete some first",
+                            (long long)(used >> 20), gw->recording_total_mib);
     if ((r = mkdir_p(dir, 0700)) < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot create %s", dir);
     snprintf(mp4, sizeof(mp4), "%s/%s.mp4", dir, id);
     snprintf(m->rec_meta, sizeof(m->rec_meta), "%s/%s.json", dir, id);
-    r = rec_recording_start(vnc, mp4, gw->recording_fps, &m->rec, err);
+    /* What is left of the budget caps this one too. */
+    struct rec_limits limits = {
+        .max_bytes = (int64_t)gw->recording_max_mib << 20,
+        .max_ms = (int64_t)gw->recording_max_minutes * 60000,
+    };
+    m->rec_budget_capped =
+        budget > 0 && (limits.max_bytes == 0 || budget - used < limits.max_bytes);
+    if (m->rec_budget_capped)
+        limits.max_bytes = budget - used;
+    r = rec_recording_start(vnc, mp4, gw->recording_fps, &limits, &m->rec, err);
     if (r < 0)
         return r;
     snprintf(m->rec_id, sizeof(m->rec_id), "%s", id);
@@ -161,19 +264,28 @@ static int media_rec_start(struct gateway *gw, struct instance *sb, struct vm *v
     return 0;
 }
 
-/* Lock held. Finalizes the active recording (file index first). */
+/* Lock held. Finalizes the active recording (file index first); why is
+ * what ended it, unless it ended itself (a limit, an error). */
 static int media_rec_stop(struct gateway *gw, struct instance *sb, struct session_media *m,
-                          json_t **out, struct ph_error *err)
+                          const char *why, json_t **out, struct ph_error *err)
 {
     struct ph_error e = {0};
+    char itself[sizeof(e.message)];
     int r;
 
     if (!m->rec)
         return ph_error_set(err, PH_ERR_CONFLICT, -EINVAL, "no recording is running");
+    if (rec_recording_ended_itself(m->rec, itself, sizeof(itself))) {
+        why = itself;
+        if (m->rec_budget_capped && strncmp(itself, "size limit", 10) == 0)
+            why = "the recordings' budget was full (recording_total_mib)";
+    }
     r = rec_recording_stop(m->rec, &e);
     json_t *meta = rec_meta_load(m->rec_meta);
     if (meta) {
-        json_object_set_new(meta, "ended_ms", json_integer(wall_ms()));
+        int64_t ended = rec_recording_ended_ms(m->rec);
+        json_object_set_new(meta, "ended_ms", json_integer(ended > 0 ? ended : wall_ms()));
+        json_object_set_new(meta, "end_reason", json_string(r < 0 ? "error" : why));
         json_object_set_new(meta, "frames", json_integer(rec_recording_frames(m->rec)));
         json_object_set_new(meta, "late_slots", json_integer(rec_recording_late(m->rec)));
         if (r < 0)
@@ -225,7 +337,7 @@ static int media_prepare(struct instance_observer *o, struct instance *in, struc
     /* A fresh boot standing in for a VM that failed to prepare: nothing of
      * that VM's screen carries over. */
     if (m->rec)
-        media_rec_stop(md->gw, in, m, NULL, NULL);
+        media_rec_stop(md->gw, in, m, "its VM was replaced", NULL, NULL);
     vnc_client_free(TAKE_PTR(m->vnc));
     r = media_rec_start(md->gw, in, vm, m, NULL, err);
     pthread_mutex_unlock(&m->lock);
@@ -244,7 +356,7 @@ static void media_stopping(struct instance_observer *o, struct instance *in, str
         return;
     pthread_mutex_lock(&m->lock);
     if (m->rec)
-        media_rec_stop(md->gw, in, m, NULL, NULL);
+        media_rec_stop(md->gw, in, m, vm ? "the session ended" : "the gateway stopped", NULL, NULL);
     vnc_client_free(TAKE_PTR(m->vnc));
     pthread_mutex_unlock(&m->lock);
 }
@@ -332,7 +444,7 @@ static void media_job_run(void *data)
             j->r = ph_error_set(&j->err, PH_ERR_CONFLICT, -EINVAL, "recording %s is not running",
                                 j->rid);
         else
-            j->r = media_rec_stop(j->gw, j->sb, m, &j->reply, &j->err);
+            j->r = media_rec_stop(j->gw, j->sb, m, "stopped", &j->reply, &j->err);
         break;
     }
     pthread_mutex_unlock(&m->lock);
@@ -529,49 +641,62 @@ static void api_rec_delete(struct http_req *req, void *data)
     http_reply_json(req, 200, json_pack("{s:s, s:s}", "id", req->params[1], "status", "deleted"));
 }
 
+static void rec_expire(struct rec_file *f, void *data)
+{
+    struct gateway *gw = data;
+    int64_t cutoff = wall_ms() - (int64_t)gw->recording_retention_hours * 3600 * 1000;
+    if (f->ended_ms <= 0 || f->ended_ms > cutoff)
+        return;
+    unlink(f->mp4_path);
+    unlink(f->meta_path);
+    lwsl_user("recording %s expired (retention %d h)\n", f->meta_path,
+              gw->recording_retention_hours);
+}
+
+/* Loop thread, every second: recordings that ended by themselves (a
+ * limit, an encoder error such as a full disk) are finalized, so the API
+ * stops calling them active; their thread is done, so this does not
+ * block. A session whose media lock a job holds is looked at next time.
+ * Every minute: retention. */
 void media_sweep(struct media *md)
 {
     struct gateway *gw = md->gw;
-    _cleanup_free_ char *root = NULL;
-    DIR *top;
-    struct dirent *s;
-    int64_t cutoff;
 
+    for (struct instance *in = instances_first(gw->instances); in; in = in->next) {
+        struct browser_session *b = browser_of(in);
+        struct session_media *m = b ? b->media : NULL;
+        if (!m || pthread_mutex_trylock(&m->lock) != 0)
+            continue;
+        if (m->rec && rec_recording_ended_itself(m->rec, NULL, 0)) {
+            lwsl_user("session %s: recording %s ended by itself\n", in->id, m->rec_id);
+            media_rec_stop(gw, in, m, NULL, NULL, NULL);
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
     if (gw->recording_retention_hours <= 0 || ++md->sweep_ticks % 60 != 0)
         return;
-    cutoff = wall_ms() - (int64_t)gw->recording_retention_hours * 3600 * 1000;
-    if (asprintf(&root, "%s/recordings", gw->state_dir) < 0 || !(top = opendir(root)))
+    rec_walk(gw, false, rec_expire, gw);
+}
+
+/* At start, before any recording can run: a recording still marked active
+ * was cut short by a gateway that was killed. Its file holds the fragments
+ * written until then (it plays up to the cut). */
+static void rec_mark_cut(struct rec_file *f, void *data)
+{
+    struct stat st;
+    if (!f->meta || f->ended_ms != 0)
         return;
-    while ((s = readdir(top))) {
-        char dir[800];
-        DIR *d;
-        struct dirent *e;
-        if (s->d_name[0] == '.')
-            continue;
-        snprintf(dir, sizeof(dir), "%s/%s", root, s->d_name);
-        if (!(d = opendir(dir)))
-            continue;
-        while ((e = readdir(d))) {
-            size_t n = strlen(e->d_name);
-            char path[1100], mp4[1100];
-            if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            json_t *meta = rec_meta_load(path);
-            int64_t ended = meta ? json_integer_value(json_object_get(meta, "ended_ms")) : 0;
-            json_decref(meta);
-            if (ended <= 0 || ended > cutoff)
-                continue;
-            snprintf(mp4, sizeof(mp4), "%.*s.mp4", (int)(strlen(path) - 5), path);
-            unlink(mp4);
-            unlink(path);
-            lwsl_user("recording %s expired (retention %d h)\n", path,
-                      gw->recording_retention_hours);
-        }
-        closedir(d);
-        rmdir(dir); /* only succeeds once empty */
-    }
-    closedir(top);
+    json_object_set_new(
+        f->meta, "ended_ms",
+        json_integer(stat(f->mp4_path, &st) == 0
+                         ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000
+                         : wall_ms()));
+    json_object_set_new(f->meta, "end_reason", json_string("error"));
+    json_object_set_new(f->meta, "error",
+                        json_string("cut short: the gateway was killed while recording (the "
+                                    "file plays up to the cut, without its index first)"));
+    if (rec_meta_save(f->meta_path, f->meta) == 0)
+        lwsl_warn("recording %s was cut short by a killed gateway; marked failed\n", f->meta_path);
 }
 
 static void media_api_register(struct gateway *gw)
@@ -603,6 +728,7 @@ int media_new(struct gateway *gw, struct media **out)
         .destroy = media_destroy,
     };
     instances_observe(gw->instances, &md->observer);
+    rec_walk(gw, true, rec_mark_cut, NULL);
     media_api_register(gw);
     *out = md;
     return 0;

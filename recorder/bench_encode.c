@@ -156,7 +156,7 @@ static int run_vnc(int port, int seconds, int fps)
     struct rec_recording *rec;
     double c0 = cpu_seconds();
     if (vnc_client_new("127.0.0.1", port, 10000, &c, &err) < 0 ||
-        rec_recording_start(c, path, fps, &rec, &err) < 0) {
+        rec_recording_start(c, path, fps, NULL, &rec, &err) < 0) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }

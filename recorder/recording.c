@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +27,9 @@ struct rec_recording {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled by stop */
     bool stop;
+    bool ended_itself; /* the thread ended before any stop: limit or error */
+    char limit[64];    /* the limit that ended it, "" if none */
+    struct rec_limits limits;
     int result;            /* rec_recording_stop()'s answer once the thread ended */
     struct ph_error error; /* the failure, when result < 0 or fragmented */
     int64_t bytes;
@@ -113,9 +117,20 @@ static void *recording_main(void *arg)
         rec->late += late;
         rec->frames = rec_encoder_frames(rec->enc);
         rec->bytes = rec_encoder_bytes(rec->enc);
+        if (rec->limits.max_bytes > 0 && rec->bytes >= rec->limits.max_bytes)
+            snprintf(rec->limit, sizeof(rec->limit), "size limit (%lld %s)",
+                     (long long)(rec->limits.max_bytes >= 1 << 20 ? rec->limits.max_bytes >> 20
+                                                                  : rec->limits.max_bytes),
+                     rec->limits.max_bytes >= 1 << 20 ? "MiB" : "bytes");
+        else if (rec->limits.max_ms > 0 && (idx + 1) * 1000 / rec->fps >= rec->limits.max_ms)
+            snprintf(rec->limit, sizeof(rec->limit), "duration limit (%lld %s)",
+                     (long long)(rec->limits.max_ms % 60000 ? rec->limits.max_ms
+                                                            : rec->limits.max_ms / 60000),
+                     rec->limits.max_ms % 60000 ? "ms" : "min");
+        bool limited = rec->limit[0] != '\0';
         pthread_mutex_unlock(&rec->lock);
         next = idx + 1;
-        if (stopping)
+        if (stopping || limited)
             break;
     }
 
@@ -139,6 +154,7 @@ static void *recording_main(void *arg)
         rec->bytes = st.st_size;
     rec->result = r;
     rec->error = err;
+    rec->ended_itself = !rec->stop;
     pthread_mutex_unlock(&rec->lock);
     return NULL;
 }
@@ -154,7 +170,8 @@ static void recording_destroy(struct rec_recording *rec)
 }
 
 int rec_recording_start(struct vnc_client *vnc, const char *path, int fps,
-                        struct rec_recording **out, struct ph_error *err)
+                        const struct rec_limits *limits, struct rec_recording **out,
+                        struct ph_error *err)
 {
     struct rec_recording *rec;
     pthread_condattr_t ca;
@@ -171,6 +188,8 @@ int rec_recording_start(struct vnc_client *vnc, const char *path, int fps,
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     rec->vnc = vnc;
     rec->fps = fps;
+    if (limits)
+        rec->limits = *limits;
     rec->path = strdup(path);
     pthread_mutex_init(&rec->lock, NULL);
     pthread_condattr_init(&ca);
@@ -235,6 +254,16 @@ int rec_recording_stop(struct rec_recording *rec, struct ph_error *err)
     if (rec->result != 0 && err)
         *err = rec->error;
     return rec->result;
+}
+
+bool rec_recording_ended_itself(struct rec_recording *rec, char *why, size_t why_size)
+{
+    pthread_mutex_lock(&rec->lock);
+    bool itself = rec->ended_itself;
+    if (why && why_size)
+        snprintf(why, why_size, "%s", itself && rec->result < 0 ? rec->error.message : rec->limit);
+    pthread_mutex_unlock(&rec->lock);
+    return itself;
 }
 
 void rec_recording_free(struct rec_recording *rec)

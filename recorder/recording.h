@@ -25,6 +25,8 @@
  * owner); the accessors are safe from any thread. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "encoder.h"
@@ -35,10 +37,24 @@
 
 struct rec_recording;
 
-/* fps: 1..60, 0 for REC_DEFAULT_FPS. Fails when no frame is available or
- * the file cannot be created; on success the first frame is taken now. */
+/* Where a recording ends by itself (0: no limit). The file is finalized
+ * as at a stop; max_bytes counts what the encoder wrote so far, so the
+ * file ends up to one frame's fragment past it. */
+struct rec_limits {
+    int64_t max_bytes;
+    int64_t max_ms;
+};
+
+/* fps: 1..60, 0 for REC_DEFAULT_FPS; limits may be NULL. Fails when no
+ * frame is available or the file cannot be created; on success the first
+ * frame is taken now. */
 int rec_recording_start(struct vnc_client *vnc, const char *path, int fps,
-                        struct rec_recording **out, struct ph_error *err);
+                        const struct rec_limits *limits, struct rec_recording **out,
+                        struct ph_error *err);
+/* The thread has ended without a stop: a limit was reached (the result is
+ * 0 and why names it), or encoding failed (the result is <0; see
+ * rec_recording_stop). Safe from any thread; why may be NULL. */
+bool rec_recording_ended_itself(struct rec_recording *rec, char *why, size_t why_size);
 /* Stops sampling, finalizes the file and joins the thread. 0 when the file
  * is a regular MP4 with its index first; REC_ENCODER_FRAGMENTED when it is
  * complete but stayed fragmented; <0 when encoding failed during the

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -508,6 +509,35 @@ int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err)
     r = qmp_connect(qmp_path, 10000, &q, err);
     qmp_free(q);
     return r;
+}
+
+int vm_console_cap(const struct vm *vm, int64_t max_bytes)
+{
+    _cleanup_free_ char *path = run_path(vm, "serial.log");
+    _cleanup_close_ int fd = path ? open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
+    struct stat st;
+
+    if (!path)
+        return -ENOMEM;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return -errno;
+    if (max_bytes <= 0 || st.st_size <= max_bytes)
+        return 0;
+    /* QEMU opened it O_APPEND (logappend=on), so its writes land at the
+     * end whatever happens before it. Collapsing works in whole blocks,
+     * on the filesystems that have it (ext4, XFS); elsewhere the log
+     * starts over. */
+    int64_t block = st.st_blksize > 0 ? st.st_blksize : 4096;
+    int64_t cut = (st.st_size - max_bytes / 2) / block * block;
+    if (cut > 0 && fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, cut) == 0)
+        return 1;
+    static const char note[] = "[porthole: the console log passed its size limit; earlier "
+                               "output was dropped]\n";
+    if (ftruncate(fd, 0) < 0)
+        return -errno;
+    if (pwrite(fd, note, sizeof(note) - 1, 0) < 0)
+        return -errno;
+    return 1;
 }
 
 bool vm_alive(const struct vm *vm)

@@ -215,6 +215,11 @@ int vm_restore_clone(struct vm *vm, int timeout_ms, struct ph_error *err);
 
 /* True while the QEMU process exists (checks the pidfd without blocking). */
 bool vm_alive(const struct vm *vm);
+/* Keeps the console log (serial.log, which the guest writes) at most
+ * max_bytes long: past that, its oldest part goes, leaving half of
+ * max_bytes. QEMU appends to it meanwhile. 1 when it cut, 0 when the log
+ * was short enough, else -errno. */
+int vm_console_cap(const struct vm *vm, int64_t max_bytes);
 int vm_stop(struct vm *vm, int grace_ms, struct ph_error *err);
 int vm_remove_run_dir(const char *state_dir, const char *id);
 /* Ends the QEMU of a run dir that nobody holds a struct vm for (a VM whose

@@ -7,11 +7,9 @@
 // session is deleted so no QEMU is left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import {
-  Gateway, e2eStateDir, ensureToken, pidAlive, qemuPids, startGateway, stopPid,
-} from './lib/gateway.mjs';
+import { OwnGateway, e2eStateDir, killLeftovers, stopPid } from './lib/gateway.mjs';
 import { connectPlaywright, disconnect } from './lib/cdp.mjs';
 import {
   colourName, ffprobe, png, recordings, runsOf, sampleColours, screenshot, topLevelBoxes, videoStream,
@@ -19,27 +17,6 @@ import {
 import { sleep, waitFor } from './lib/util.mjs';
 
 const CONFIG = { browser_pool: 0, max_sandboxes: 2 };
-
-async function killLeftovers(stateDir) {
-  const vms = path.join(stateDir, 'vms');
-  const pids = new Set(qemuPids(vms));
-  // The run dirs' pid files as well, in case a command line does not name the dir.
-  if (existsSync(vms)) {
-    for (const vm of readdirSync(vms)) {
-      try {
-        const pid = Number(readFileSync(path.join(vms, vm, 'qemu.pid'), 'utf8').trim());
-        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        if (pid > 0 && cmd.includes('qemu') && cmd.includes(stateDir))
-          pids.add(pid);
-      } catch {
-        // no pid file or no such process
-      }
-    }
-  }
-  for (const pid of pids)
-    await stopPid(pid, 10_000);
-  return [...pids];
-}
 
 test('SIGTERM to the gateway finalizes a running recording', { timeout: 1_500_000 }, async () => {
   const bin = process.env.PORTHOLE_BIN;
@@ -49,9 +26,9 @@ test('SIGTERM to the gateway finalizes a running recording', { timeout: 1_500_00
   await killLeftovers(stateDir);
   rmSync(stateDir, { recursive: true, force: true });
 
-  let gwProc = await startGateway({ bin, stateDir, config: CONFIG });
-  let gw = new Gateway({ url: gwProc.url, token: ensureToken(stateDir), stateDir, pid: gwProc.pid });
-  console.error(`own gateway ${gw.url} (pid ${gwProc.pid}, state ${stateDir})`);
+  const own = new OwnGateway({ bin, stateDir, config: CONFIG });
+  let gw = await own.start();
+  console.error(`own gateway ${gw.url} (pid ${own.pid}, state ${stateDir})`);
   let sessionId = null;
   let passed = false;
   try {
@@ -82,7 +59,7 @@ test('SIGTERM to the gateway finalizes a running recording', { timeout: 1_500_00
     const redSeen = Date.now();
     await sleep(5000);
     const t0 = Date.now();
-    const exited = await stopPid(gwProc.pid, 120_000);
+    const exited = await stopPid(own.pid, 120_000);
     assert.ok(exited, 'the gateway exited on SIGTERM within 120 s (it had to be killed)');
     console.error(`gateway exited ${Date.now() - t0} ms after SIGTERM`);
 
@@ -114,8 +91,7 @@ test('SIGTERM to the gateway finalizes a running recording', { timeout: 1_500_00
 
     // A new gateway on the same state dir re-attaches to the session's VM and
     // still lists the recording as finished.
-    gwProc = await startGateway({ bin, stateDir, config: CONFIG });
-    gw = new Gateway({ url: gwProc.url, token: ensureToken(stateDir), stateDir, pid: gwProc.pid });
+    gw = await own.start();
     const after = await recordings(gw, sessionId);
     console.error(`after the restart: ${JSON.stringify(after)}`);
     const same = after.find((r) => r.id === rid);
@@ -126,22 +102,7 @@ test('SIGTERM to the gateway finalizes a running recording', { timeout: 1_500_00
   } finally {
     // Leave nothing running: delete the session through a live gateway (it
     // stops the VM), stop that gateway, and kill whatever QEMU remains.
-    try {
-      if (!pidAlive(gwProc.pid)) {
-        gwProc = await startGateway({ bin, stateDir, config: CONFIG });
-        gw = new Gateway({ url: gwProc.url, token: ensureToken(stateDir), stateDir, pid: gwProc.pid });
-      }
-      if (sessionId)
-        await gw.deleteSession(sessionId);
-      await waitFor(() => qemuPids(path.join(stateDir, 'vms')).length === 0,
-                    { timeoutMs: 60_000, intervalMs: 500, message: 'the session\'s QEMU to exit' });
-    } catch (e) {
-      console.error(`cleanup through the gateway failed: ${e.message}`);
-    }
-    await stopPid(gwProc.pid, 60_000);
-    const killed = await killLeftovers(stateDir);
-    if (killed.length)
-      console.error(`QEMU processes outlived the cleanup (killed now): ${killed}`);
+    const killed = await own.cleanup([sessionId]);
     if (passed)
       assert.deepEqual(killed, [], 'QEMU processes outlived the cleanup (killed now)');
   }

@@ -126,13 +126,14 @@ e2eTest('a fork carries on from its parent, and forks do not see each other', as
   assert.equal(snaps.length, 1, `fork snapshots of the parent: ${JSON.stringify(snaps)}`);
   for (const k of kids)
     await sessions.stop(k.session_id);
+  // Its record goes first, its files on a worker after: wait for both.
+  const snapDir = gw.stateDir && path.join(gw.stateDir, 'snapshots', snaps[0].snapshot_id);
   const t1 = Date.now();
-  while ((await forkSnaps()).length && Date.now() - t1 < 120_000)
+  while (((await forkSnaps()).length || (snapDir && existsSync(snapDir))) && Date.now() - t1 < 120_000)
     await new Promise((r) => setTimeout(r, 1000));
   assert.deepEqual(await forkSnaps(), [], 'the fork snapshot outlived its forks');
   if (gw.stateDir) {
-    assert.ok(!existsSync(path.join(gw.stateDir, 'snapshots', snaps[0].snapshot_id)),
-              'the fork snapshot\'s files are left');
+    assert.ok(!existsSync(snapDir), 'the fork snapshot\'s files are left');
     for (const k of kids)
       assert.ok(!existsSync(gw.vmRunDir(k.vm_id)), `run dir of fork ${k.session_id} is left`);
   }

@@ -39,6 +39,7 @@ DENY_RULES = ["rm -rf /", "mkfs"]
 HOOK_WORD = "forbidden-by-hook"
 HOOK_REASON = "integration hook refuses: the command mentions forbidden-by-hook"
 BOOT_TIMEOUT_S = 300
+CONSOLE_LOG_MAX_MIB = 1
 GATEWAY_START_TIMEOUT_S = 60
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -275,6 +276,8 @@ exit 0
         # Nothing leaves this machine: the egress proxy's resolver is not
         # there (loopback's discard port), so no name resolves.
         "egress_dns": "127.0.0.1:9",
+        # Small enough for test_console to cross it in seconds.
+        "console_log_max_mib": CONSOLE_LOG_MAX_MIB,
     }
     write_atomic(CONFIG_PATH, json.dumps(config, indent=2) + "\n")
 

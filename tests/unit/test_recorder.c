@@ -564,7 +564,7 @@ static void test_recording(struct vnc_client *c)
     CHECK(wait_color(c, W / 2, H / 2, 'R', 5000));
 
     double t0 = mono_s();
-    CHECK(rec_recording_start(c, path, 15, &rec, &err) == 0);
+    CHECK(rec_recording_start(c, path, 15, NULL, &rec, &err) == 0);
     if (!rec) {
         fprintf(stderr, "recording: %s\n", err.message);
         return;
@@ -660,7 +660,7 @@ static int record_child(int port, const char *path)
     struct rec_recording *rec;
 
     if (vnc_client_new("127.0.0.1", port, 10000, &c, &err) < 0 ||
-        rec_recording_start(c, path, 15, &rec, &err) < 0) {
+        rec_recording_start(c, path, 15, NULL, &rec, &err) < 0) {
         fprintf(stderr, "child: %s\n", err.message);
         return 1;
     }
@@ -671,6 +671,63 @@ static int record_child(int port, const char *path)
     fflush(stdout);
     for (;;)
         pause();
+}
+
+/* A recording ends by itself at its duration or size limit, with a
+ * finished file, and says which limit it was. */
+static void test_recording_limits(struct vnc_client *c)
+{
+    char path[512], why[128];
+    struct ph_error err = {0};
+    struct rec_recording *rec = NULL;
+
+    snprintf(path, sizeof(path), "%s/limit-time.mp4", workdir);
+    struct rec_limits by_time = {.max_ms = 1500};
+    CHECK(rec_recording_start(c, path, 15, &by_time, &rec, &err) == 0);
+    if (!rec) {
+        fprintf(stderr, "recording: %s\n", err.message);
+        return;
+    }
+    double t0 = mono_s();
+    while (!rec_recording_ended_itself(rec, why, sizeof(why)) && mono_s() < t0 + 20)
+        sleep_until(mono_s() + 0.1);
+    CHECK(rec_recording_ended_itself(rec, why, sizeof(why)));
+    CHECK_STR(why, "duration limit (1500 ms)");
+    CHECK(rec_recording_stop(rec, &err) == 0);
+    CHECK(rec_recording_ended_itself(rec, NULL, 0)); /* a stop afterwards changes nothing */
+    json_t *probe = ffprobe(path, false);
+    double dur = probe ? json_double_str(json_object_get(probe, "format"), "duration") : 0;
+    fprintf(stderr, "duration-limited recording: %.2f s, %lld frames\n", dur,
+            (long long)rec_recording_frames(rec));
+    CHECK(dur > 1.3 && dur < 1.8);
+    CHECK(rec_recording_frames(rec) >= 20 && rec_recording_frames(rec) <= 25);
+    json_decref(probe);
+    rec_recording_free(TAKE_PTR(rec));
+
+    snprintf(path, sizeof(path), "%s/limit-size.mp4", workdir);
+    struct rec_limits by_size = {.max_bytes = 1, .max_ms = 60000};
+    CHECK(rec_recording_start(c, path, 15, &by_size, &rec, &err) == 0);
+    if (!rec)
+        return;
+    t0 = mono_s();
+    while (!rec_recording_ended_itself(rec, why, sizeof(why)) && mono_s() < t0 + 20)
+        sleep_until(mono_s() + 0.1);
+    CHECK_STR(why, "size limit (1 bytes)");
+    CHECK(mono_s() < t0 + 10); /* long before the duration limit */
+    CHECK(rec_recording_stop(rec, &err) == 0);
+    probe = ffprobe(path, false);
+    CHECK(probe && video_stream(probe) != NULL);
+    json_decref(probe);
+    rec_recording_free(TAKE_PTR(rec));
+
+    /* A stopped recording did not end by itself. */
+    snprintf(path, sizeof(path), "%s/limit-none.mp4", workdir);
+    CHECK(rec_recording_start(c, path, 15, &by_time, &rec, &err) == 0);
+    if (!rec)
+        return;
+    CHECK(rec_recording_stop(rec, &err) == 0);
+    CHECK(!rec_recording_ended_itself(rec, why, sizeof(why)));
+    rec_recording_free(TAKE_PTR(rec));
 }
 
 static void test_killed_recording(int port)
@@ -737,7 +794,7 @@ static void test_resize(struct vnc_client *c)
 
     snprintf(path, sizeof(path), "%s/resize.mp4", workdir);
     double t0 = mono_s();
-    CHECK(rec_recording_start(c, path, 15, &rec, &err) == 0);
+    CHECK(rec_recording_start(c, path, 15, NULL, &rec, &err) == 0);
     if (!rec)
         return;
     sleep_until(t0 + 1.0);
@@ -900,6 +957,7 @@ int main(int argc, char **argv)
     test_snapshot_and_input(c);
     test_paced_requests(c);
     test_recording(c);
+    test_recording_limits(c);
     test_killed_recording(port);
     test_resize(c);
     vnc_client_free(c);

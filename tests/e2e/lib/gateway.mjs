@@ -342,6 +342,66 @@ export function e2eStateDir() {
   return path.resolve(process.env.PORTHOLE_E2E_STATE || path.join(os.tmpdir(), `porthole-e2e-${process.getuid()}`));
 }
 
+/** Kills the QEMU processes of a state dir's VMs (after its gateway has gone); returns their pids. */
+export async function killLeftovers(stateDir) {
+  const vms = path.join(stateDir, 'vms');
+  const pids = new Set(qemuPids(vms));
+  // The run dirs' pid files as well, in case a command line does not name the dir.
+  if (existsSync(vms)) {
+    for (const vm of readdirSync(vms)) {
+      try {
+        const pid = Number(readFileSync(path.join(vms, vm, 'qemu.pid'), 'utf8').trim());
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        if (pid > 0 && cmd.includes('qemu') && cmd.includes(stateDir))
+          pids.add(pid);
+      } catch {
+        // no pid file or no such process
+      }
+    }
+  }
+  for (const pid of pids)
+    await stopPid(pid, 10_000);
+  return [...pids];
+}
+
+/**
+ * A gateway of a test's own on stateDir, for tests that stop, kill and
+ * restart it: start() (again) gives a Gateway for it; cleanup() deletes
+ * the given sessions through a live one, stops it and kills any QEMU of
+ * the state dir that is left, returning those pids.
+ */
+export class OwnGateway {
+  constructor({ bin, stateDir, config }) {
+    Object.assign(this, { bin, stateDir, config, pid: null, gw: null });
+  }
+
+  async start() {
+    const p = await startGateway({ bin: this.bin, stateDir: this.stateDir, config: this.config });
+    this.pid = p.pid;
+    this.gw = new Gateway({ url: p.url, token: ensureToken(this.stateDir), stateDir: this.stateDir, pid: p.pid });
+    return this.gw;
+  }
+
+  async cleanup(sessionIds) {
+    try {
+      if (!this.pid || !pidAlive(this.pid))
+        await this.start();
+      for (const id of sessionIds.filter(Boolean))
+        await this.gw.deleteSession(id);
+      const vms = path.join(this.stateDir, 'vms');
+      for (const t0 = Date.now(); qemuPids(vms).length && Date.now() - t0 < 60_000;)
+        await sleep(500);
+    } catch (e) {
+      console.error(`cleanup through the gateway failed: ${e.message}`);
+    }
+    await stopPid(this.pid, 60_000);
+    const killed = await killLeftovers(this.stateDir);
+    if (killed.length)
+      console.error(`QEMU processes outlived the cleanup (killed now): ${killed}`);
+    return killed;
+  }
+}
+
 /** The gateway configuration the tests run with. */
 export function e2eConfig() {
   const pool = Number(process.env.PORTHOLE_E2E_POOL ?? 1);
