@@ -28,7 +28,10 @@ struct session_media {
     pthread_mutex_t lock;
     struct vnc_client *vnc;    /* owned, NULL until first use */
     struct rec_recording *rec; /* owned: the active recording, or NULL */
+    /* Its id: written with lock and id_lock held, read with either (the
+     * loop takes only id_lock, which nobody holds for long). */
     char rec_id[40];
+    pthread_mutex_t id_lock;
     char rec_meta[600];              /* sidecar path of the active recording */
     bool rec_budget_capped;          /* its size limit is what the budget had left */
     struct computer_pointer pointer; /* what the computer-use API did to the pointer */
@@ -50,6 +53,7 @@ static void session_media_free(struct session_media *m)
     }
     vnc_client_free(m->vnc);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->id_lock);
     free(m);
 }
 
@@ -253,7 +257,9 @@ static int media_rec_start(struct gateway *gw, struct instance *sb, struct vm *v
     r = rec_recording_start(vnc, mp4, gw->recording_fps, &limits, &m->rec, err);
     if (r < 0)
         return r;
+    pthread_mutex_lock(&m->id_lock);
     snprintf(m->rec_id, sizeof(m->rec_id), "%s", id);
+    pthread_mutex_unlock(&m->id_lock);
     json_t *meta =
         json_pack("{s:s, s:s, s:I, s:I, s:i}", "id", id, "session_id", sb->id, "started_ms",
                   (json_int_t)wall_ms(), "ended_ms", (json_int_t)0, "fps", gw->recording_fps);
@@ -298,7 +304,9 @@ static int media_rec_stop(struct gateway *gw, struct instance *sb, struct sessio
     if (r < 0)
         lwsl_warn("session %s: recording %s: %s\n", sb->id, m->rec_id, e.message);
     rec_recording_free(TAKE_PTR(m->rec));
+    pthread_mutex_lock(&m->id_lock);
     m->rec_id[0] = '\0';
+    pthread_mutex_unlock(&m->id_lock);
     return 0;
 }
 
@@ -315,6 +323,7 @@ static int media_setup(struct instance_observer *o, struct instance *in, struct 
     if (!(m = calloc(1, sizeof(*m))))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->id_lock, NULL);
     b->media = m;
     return 0;
 }
@@ -624,10 +633,15 @@ static void api_rec_delete(struct http_req *req, void *data)
 
     if (!rec_session_known(gw, req))
         return;
-    if (b && b->media && strcmp(b->media->rec_id, req->params[1]) == 0) {
-        http_reply_errorf(req, PH_ERR_CONFLICT, "recording %s is running; stop it first",
-                          req->params[1]);
-        return;
+    if (b && b->media) {
+        pthread_mutex_lock(&b->media->id_lock);
+        bool running = strcmp(b->media->rec_id, req->params[1]) == 0;
+        pthread_mutex_unlock(&b->media->id_lock);
+        if (running) {
+            http_reply_errorf(req, PH_ERR_CONFLICT, "recording %s is running; stop it first",
+                              req->params[1]);
+            return;
+        }
     }
     snprintf(mp4, sizeof(mp4), "%s/recordings/%s/%s.mp4", gw->state_dir, req->params[0],
              req->params[1]);

@@ -349,6 +349,9 @@ static int hook_spawn(struct policy *p, struct hook_run *h, struct ph_error *err
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_pipe[0], STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
+    /* Only those: no descriptor of the gateway's (a client's socket, one a
+     * library opened without O_CLOEXEC) reaches the hook. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     posix_spawnattr_init(&attr);
     /* Worker threads block every signal and the gateway ignores SIGPIPE;
      * the hook must start with neither. Its own process group lets a

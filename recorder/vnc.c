@@ -540,8 +540,9 @@ int vnc_client_new(const char *host, int port, int timeout_ms, struct vnc_client
     vnc_gate_requests(rfb);
     c->inflight = true;
     c->last_request_ms = now_ms();
-    /* libvncclient opens its socket without O_CLOEXEC; QEMU children must
-     * not inherit it. */
+    /* libvncclient opens its socket without O_CLOEXEC. The gateway's own
+     * spawns close everything past stderr (so the moment before this
+     * cannot leak it there); this covers any other exec. */
     fcntl(rfb->sock, F_SETFD, FD_CLOEXEC);
 
     r = pthread_create(&c->thread, NULL, vnc_session_main, c);

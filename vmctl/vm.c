@@ -74,6 +74,10 @@ static int spawn_wait(char *const argv[], const char *log_path)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    /* Nothing else: a descriptor some library opened without O_CLOEXEC
+     * (libvncclient's socket, until it is marked) must not outlive it in
+     * QEMU. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     /* The caller may block signals in its threads (the gateway takes
      * SIGTERM in one thread of its own): the child starts with none
      * blocked and every signal at its default. */

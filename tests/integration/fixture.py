@@ -258,11 +258,13 @@ def write_policy_files():
 # logs the run context it gets and refuses commands that mention the word.
 input=$(cat)
 printf '%%s\\n' "$input" >> '%s'
+# What the hook was handed besides its pipes, for test_hook.
+ls -l /proc/$$/fd > '%s.fds' 2>&1
 case $input in
 *%s*) echo '%s'; exit 1 ;;
 esac
 exit 0
-""" % (HOOK_LOG, HOOK_WORD, HOOK_REASON)
+""" % (HOOK_LOG, HOOK_LOG, HOOK_WORD, HOOK_REASON)
     write_atomic(HOOK_PATH, hook, 0o755)
     config = {
         "deny": DENY_RULES,

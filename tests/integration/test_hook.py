@@ -67,6 +67,17 @@ def test_hook_sees_context():
     check(isinstance(ctx.get("actor"), str) and ctx["actor"], "hook ctx actor: %r", ctx)
 
 
+def test_hook_gets_no_gateway_descriptors():
+    # Its stdin and stdout are pipes and its stderr the gateway's log;
+    # none of the gateway's sockets (clients, guests' SSH) reaches it.
+    fx.exec("echo hook-fds-%d" % os.getpid())
+    with open(fixture.HOOK_LOG + ".fds") as f:
+        fds = f.read()
+    fixture.log("the hook's descriptors:\n" + fds)
+    check("pipe:" in fds, "the hook's stdin and stdout are pipes: %s", fds)
+    check("socket:" not in fds, "a gateway socket reached the hook: %s", fds)
+
+
 def test_tricky_command_reaches_hook_intact():
     # Quotes, backslashes, newlines and non-ASCII are JSON-encoded for the
     # hook; it decodes exactly the command that was asked for.
@@ -78,4 +89,4 @@ def test_tricky_command_reaches_hook_intact():
 
 
 fixture.run([test_hook_blocks, test_hook_blocks_raw, test_hook_sees_context,
-             test_tricky_command_reaches_hook_intact])
+             test_hook_gets_no_gateway_descriptors, test_tricky_command_reaches_hook_intact])
