@@ -304,6 +304,33 @@ def test_computer_use_example():
     check_eq(model.requests[1]["input"][0]["acknowledged_safety_checks"], checks, "ack sent")
 
 
+def test_pause_resume_fork():
+    s = session()
+    s.evaluate("window.forkMark = 'set before the fork'")
+    s.pause()
+    check_eq(s.status, "paused", "status after pause")
+    s.resume()
+    check_eq(s.status, "ready", "status after resume")
+    check_eq(s.evaluate("window.forkMark"), "set before the fork", "the page after resume")
+    kids = s.fork(1)
+    check_eq(len(kids), 1, "forks")
+    kid = kids[0]
+    try:
+        check(kid.session_id != s.session_id, "the fork has its own id")
+        check_eq(kid.info.get("served_from"), "fork", "the fork's served_from")
+        check(kid.cdp_url != s.cdp_url, "the fork has its own CDP URL")
+        check_eq(kid.evaluate("window.forkMark"), "set before the fork", "the fork's page")
+        kid.evaluate("window.forkMark = 'changed in the fork'")
+        check_eq(s.evaluate("window.forkMark"), "set before the fork", "the parent after the fork")
+    finally:
+        kid.stop()
+    try:
+        s.fork(9)
+        raise TestFailure("fork(9) was accepted")
+    except porthole.ValidationError:
+        pass
+
+
 def test_stop_finalizes():
     s = session()
     sid = s.session_id
@@ -330,6 +357,7 @@ if __name__ == "__main__":
             test_connect_playwright,
             test_tools_on_a_session,
             test_computer_use_example,
+            test_pause_resume_fork,
             test_stop_finalizes,
         ])
     finally:

@@ -293,6 +293,69 @@ def test_stop_start_keeps_disk():
         check_eq(sb.read_file("/root/kept.txt"), b"kept across stop\n", "disk kept")
 
 
+class Lifecycle(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_start(self, ctx):
+        self.events.append(("start", ctx.event, ctx.status))
+
+    def on_stop(self, ctx):
+        self.events.append(("stop", ctx.event, ctx.status))
+
+    def on_snapshot(self, ctx):
+        self.events.append(("snapshot", ctx.event, ctx.snapshot_id))
+
+
+def test_pause_resume_snapshot():
+    sdkfixture.skip_unless(gateway_has("pause") and gateway_has("snapshot"),
+                           "the gateway has no POST /v1/sandboxes/{id}/pause and /snapshot")
+    life = Lifecycle()
+    client = FX.client()
+    # One at a time beside the shared sandbox: the gateway takes two VMs.
+    with Sandbox(client=client, callbacks=[life]) as sb:
+        sb.run("nohup sleep 600 >/dev/null 2>&1 & echo $! > /root/bg.pid; "
+               "echo before > /root/f.txt")
+        sb.pause()
+        check_eq(sb.status, "paused", "status after pause")
+        try:
+            sb.run("true")
+            raise TestFailure("a command ran in a paused sandbox")
+        except porthole.PortholeError as e:
+            sdkfixture.log("run while paused: %s: %s" % (type(e).__name__, e))
+        sb.resume()
+        check_eq(sb.status, "ready", "status after resume")
+        check_eq(sb.run("kill -0 $(cat /root/bg.pid) && echo alive").stdout, "alive\n",
+                 "the process after resume")
+        snap = sb.snapshot()
+        snap_id = snap["snapshot_id"]
+        check(snap_id.startswith("snap-"), "snapshot id %r", snap_id)
+        sb.write_file("/root/f.txt", "after\n")
+        vm_id = sb.id
+    # The source is gone: the snapshot alone carries that instant.
+    with Sandbox(from_snapshot=snap_id, client=client) as clone:
+        check_eq(clone.info.get("served_from"), "snapshot", "served_from")
+        check_eq(clone.read_file("/root/f.txt"), b"before\n", "the file as it was")
+        check_eq(clone.run("kill -0 $(cat /root/bg.pid) && echo alive").stdout, "alive\n",
+                 "the process carries on in the new sandbox")
+    check_eq(life.events, [("start", "start", "ready"), ("stop", "pause", "paused"),
+                           ("start", "resume", "ready"), ("snapshot", "snapshot", snap_id),
+                           ("stop", "delete", "deleted")], "lifecycle hooks")
+    client.json("DELETE", "/v1/snapshots/" + snap_id)
+    check(vm_id, "sandbox id")
+    check(not [x for x in client.json("GET", "/v1/snapshots")["snapshots"]
+               if x["snapshot_id"] == snap_id], "the snapshot is deleted")
+
+    # The async path: the same calls, awaited.
+    async def go():
+        async with AsyncSandbox(url=FX.url, token=FX.token) as asb:
+            await asb.pause()
+            check_eq(asb.info.get("status"), "paused", "async pause")
+            await asb.resume()
+            check_eq((await asb.run("echo back")).stdout, "back\n", "async resume")
+    asyncio.run(go())
+
+
 def test_custom_image():
     sdkfixture.skip_unless(gateway_has_images(), 'the gateway has no custom images (POST '
                            '/v1/sandboxes answers 400 unknown field "image")')
@@ -371,6 +434,7 @@ if __name__ == "__main__":
         test_user_chosen_id,
         test_network_none,
         test_stop_start_keeps_disk,
+        test_pause_resume_snapshot,
         test_custom_image,
         test_expose_local,
         test_missing_features_raise_typed_errors,

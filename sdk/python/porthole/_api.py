@@ -5,7 +5,7 @@ import json
 import re
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .callbacks import CommandResult
+from .callbacks import CommandResult, LifecycleContext
 from .client import error_is_missing_route, error_is_unknown_field, path_part
 from .errors import (CommandBlockedError, CommandExecutionUnavailableError,
                      CommandTimeoutError, ConflictError, FeatureUnavailableError, NotFoundError,
@@ -25,9 +25,36 @@ FEATURE_IMAGE = ("custom images", 'POST /v1/sandboxes {"image": ...}')
 FEATURE_STOP = ("stopping a sandbox (power off, disk kept)", "POST /v1/sandboxes/{id}/stop")
 FEATURE_START = ("starting a stopped sandbox", "POST /v1/sandboxes/{id}/start")
 FEATURE_PORTS = ("exposing a guest port on the host", "POST /v1/sandboxes/{id}/ports")
+FEATURE_PAUSE = ("pausing a sandbox", "POST /v1/sandboxes/{id}/pause")
+FEATURE_RESUME = ("resuming a paused sandbox", "POST /v1/sandboxes/{id}/resume")
+FEATURE_SNAPSHOT = ("snapshots", "POST /v1/sandboxes/{id}/snapshot")
+FEATURE_FROM_SNAPSHOT = ("sandboxes from snapshots", 'POST /v1/sandboxes {"from_snapshot": ...}')
+
+
+class PowerCall:
+    """One of pause, resume, snapshot: the request, what an unknown route
+    means, and the lifecycle hook it is reported to."""
+
+    def __init__(self, vm_id: str, op: str, to_disk: bool = False) -> None:
+        if op not in ("pause", "resume", "snapshot"):
+            raise ValueError(op)
+        self.path = sandbox_path(vm_id, "/" + op)
+        self.body: Dict[str, Any] = {"to_disk": True} if op == "pause" and to_disk else {}
+        self.what = op + " sandbox"
+        self.feature = {"pause": FEATURE_PAUSE, "resume": FEATURE_RESUME,
+                        "snapshot": FEATURE_SNAPSHOT}[op]
+        self.hook = {"pause": "on_stop", "resume": "on_start", "snapshot": "on_snapshot"}[op]
+        self.op = op
+        self.vm_id = vm_id
+
+    def context(self, answer: Dict[str, Any]) -> LifecycleContext:
+        if self.op == "snapshot":
+            return LifecycleContext(self.vm_id, "snapshot", "ready",
+                                    snapshot_id=answer.get("snapshot_id"))
+        return LifecycleContext(self.vm_id, self.op, answer.get("status"))
 
 REMEDIATION = ("wait until the sandbox is ready (Sandbox.wait_for_ssh()), or check its status "
-               "with Sandbox.info; a stopped sandbox needs start()")
+               "with Sandbox.info; a stopped sandbox needs start(), a paused one resume()")
 
 
 def sandbox_path(vm_id: str, suffix: str = "") -> str:
@@ -82,8 +109,11 @@ def check_network(network: Optional[str],
 def create_body(vm_id: Optional[str], vcpus: Optional[int], mem_mib: Optional[int],
                 disk_mib: Optional[int], env_vars: Dict[str, str],
                 timeout_minutes: Optional[int], image: Optional[str],
-                network: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                network: Optional[Dict[str, Any]] = None,
+                from_snapshot: Optional[str] = None) -> Dict[str, Any]:
     body: Dict[str, Any] = {"wait": True}
+    if from_snapshot is not None:
+        body["from_snapshot"] = str(from_snapshot)
     body.update(network or {})
     if vm_id is not None:
         body["id"] = vm_id
@@ -107,6 +137,8 @@ def create_error(err: PortholeError, body: Dict[str, Any]) -> PortholeError:
         return FeatureUnavailableError(*FEATURE_ID, answer=err.message)
     if "image" in body and error_is_unknown_field(err, "image"):
         return FeatureUnavailableError(*FEATURE_IMAGE, answer=err.message)
+    if "from_snapshot" in body and error_is_unknown_field(err, "from_snapshot"):
+        return FeatureUnavailableError(*FEATURE_FROM_SNAPSHOT, answer=err.message)
     if "id" in body and isinstance(err, ConflictError):
         return SandboxExistsError(body["id"], err.message)
     return err

@@ -149,7 +149,7 @@ class AsyncSandbox:
                  client: Optional[AsyncClient] = None, url: Optional[str] = None,
                  token: Optional[str] = None, state_dir: Optional[str] = None,
                  network: Optional[str] = None, allowed_domains: Optional[List[str]] = None,
-                 **kw: Any) -> None:
+                 from_snapshot: Optional[str] = None, **kw: Any) -> None:
         if "id" in kw:
             if vm_id is not None:
                 raise ValidationError("give vm_id or id, not both")
@@ -163,6 +163,7 @@ class AsyncSandbox:
         self._network = _api.check_network(network, allowed_domains)
         self._timeout_minutes = timeout_minutes
         self._image = image
+        self._from_snapshot = from_snapshot
         self._callbacks = CallbackList(callbacks)
         self._client = client or AsyncClient(url, token, state_dir=state_dir)
         self._id: Optional[str] = None
@@ -227,7 +228,8 @@ class AsyncSandbox:
         if self._id is None:
             body = _api.create_body(self._wanted_id, self._sizes["vcpus"],
                                     self._sizes["mem_mib"], self._sizes["disk_mib"], self._env,
-                                    self._timeout_minutes, self._image, self._network)
+                                    self._timeout_minutes, self._image, self._network,
+                                    self._from_snapshot)
             try:
                 self._info = await self._client.json("POST", "/v1/sandboxes", body,
                                                      timeout=BOOT_TIMEOUT_S,
@@ -248,6 +250,31 @@ class AsyncSandbox:
         await self._callbacks.aobserve("on_start", LifecycleContext(
             self._id, "start", self._info.get("status")))
         return self
+
+    async def _power(self, call: "_api.PowerCall") -> Dict[str, Any]:
+        try:
+            answer = await self._client.json("POST", call.path, call.body,
+                                             timeout=BOOT_TIMEOUT_S, what=call.what)
+        except PortholeError as e:
+            raise _api.feature_error(e, call.feature, call.vm_id) from None
+        if call.op != "snapshot":
+            self._info = answer
+        await self._callbacks.aobserve(call.hook, call.context(answer))
+        return answer
+
+    async def pause(self, to_disk: bool = False) -> "AsyncSandbox":
+        """As Sandbox.pause."""
+        await self._power(_api.PowerCall(self._require_id(), "pause", to_disk))
+        return self
+
+    async def resume(self) -> "AsyncSandbox":
+        """As Sandbox.resume."""
+        await self._power(_api.PowerCall(self._require_id(), "resume"))
+        return self
+
+    async def snapshot(self) -> Dict[str, Any]:
+        """As Sandbox.snapshot."""
+        return await self._power(_api.PowerCall(self._require_id(), "snapshot"))
 
     async def stop(self) -> "AsyncSandbox":
         vm_id = self._require_id()

@@ -245,6 +245,41 @@ class BrowserSession:
 
     delete = stop
 
+    def pause(self, to_disk: bool = False) -> "BrowserSession":
+        """Stops the browser VM's vCPUs: pages stand still (and CDP does not
+        answer) until resume(). With to_disk its memory goes to disk and its
+        QEMU ends."""
+        sid = self._require()
+        body = {"to_disk": True} if to_disk else {}
+        self._info = self._client.json("POST", _sessions_path(sid, "/pause"), body,
+                                       timeout=BOOT_TIMEOUT_S, what="pause browser session")
+        return self
+
+    def resume(self) -> "BrowserSession":
+        """Runs a paused session again; its pages carry on."""
+        sid = self._require()
+        self._info = self._client.json("POST", _sessions_path(sid, "/resume"), {},
+                                       timeout=BOOT_TIMEOUT_S, what="resume browser session")
+        return self
+
+    def fork(self, count: int = 1) -> List["BrowserSession"]:
+        """count (1..8) new sessions that carry on from this one as it is now:
+        the same open pages, cookies, storage and logins, each with its own
+        tokens, URLs, timeout and recordings from then on. They are this
+        caller's: stop() them (or use each in a `with` block)."""
+        sid = self._require()
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 8:
+            raise ValidationError("count must be a whole number from 1 to 8")
+        answer = self._client.json("POST", _sessions_path(sid, "/fork"), {"count": count},
+                                   timeout=BOOT_TIMEOUT_S * 2, what="fork browser session")
+        kids = []
+        for info in answer.get("sessions", []):
+            kid = BrowserSession(self.config, client=self._client)
+            kid._id = info["session_id"]
+            kid._info = info
+            kids.append(kid)
+        return kids
+
     def close(self) -> None:
         """Releases local resources (Playwright); the session keeps running."""
         self._close_playwright()

@@ -11,7 +11,7 @@
   still reaches the caller. An exception in either observer is logged and
   swallowed.
 
-Beyond SmolVM's command hooks: on_start/on_stop observe a sandbox's
+Beyond SmolVM's command hooks: on_start/on_stop/on_snapshot observe a sandbox's
 lifecycle, and on_pre_file (veto), on_post_file and on_file_error frame
 every file transfer, with the same rules. With AsyncSandbox any hook may be
 a coroutine function; it is awaited.
@@ -62,11 +62,13 @@ class RunContext:
 
 @dataclass
 class LifecycleContext:
-    """on_start / on_stop: event is "start", "stop" or "delete"."""
+    """on_start: event "start" or "resume"; on_stop: "stop", "pause" or
+    "delete"; on_snapshot: "snapshot", with the new snapshot's id."""
 
     vm_id: str
     event: str
     status: Optional[str] = None
+    snapshot_id: Optional[str] = None
 
 
 @dataclass
@@ -94,10 +96,13 @@ class Callback:
         """After a failed run; ctx.error is set and is re-raised after."""
 
     def on_start(self, ctx: LifecycleContext) -> None:
-        """After the sandbox was created or started and is ready."""
+        """After the sandbox was created, started or resumed and is ready."""
 
     def on_stop(self, ctx: LifecycleContext) -> None:
-        """After the sandbox was stopped or deleted."""
+        """After the sandbox was stopped, paused or deleted."""
+
+    def on_snapshot(self, ctx: LifecycleContext) -> None:
+        """After a snapshot of the sandbox was taken (ctx.snapshot_id)."""
 
     def on_pre_file(self, ctx: FileContext) -> None:
         """Before a file transfer. Raise to veto it."""

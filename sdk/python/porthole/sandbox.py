@@ -32,7 +32,7 @@ class Sandbox:
                  client: Optional[Client] = None, url: Optional[str] = None,
                  token: Optional[str] = None, state_dir: Optional[str] = None,
                  network: Optional[str] = None, allowed_domains: Optional[List[str]] = None,
-                 **kw: Any) -> None:
+                 from_snapshot: Optional[str] = None, **kw: Any) -> None:
         if "id" in kw:
             if vm_id is not None:
                 raise ValidationError("give vm_id or id, not both")
@@ -46,6 +46,7 @@ class Sandbox:
         self._network = _api.check_network(network, allowed_domains)
         self._timeout_minutes = timeout_minutes
         self._image = image
+        self._from_snapshot = from_snapshot
         self._callbacks = CallbackList(callbacks)
         self._client = client or Client(url, token, state_dir=state_dir)
         self._id: Optional[str] = None
@@ -135,7 +136,8 @@ class Sandbox:
             raise ValidationError("sandbox %s exists already" % self._id)
         body = _api.create_body(self._wanted_id, self._sizes["vcpus"], self._sizes["mem_mib"],
                                 self._sizes["disk_mib"], self._env, self._timeout_minutes,
-                                self._image, self._network)
+                                self._image, self._network,
+                                self._from_snapshot)
         try:
             self._info = self._client.json("POST", "/v1/sandboxes", body,
                                            timeout=BOOT_TIMEOUT_S, what="create sandbox")
@@ -175,6 +177,36 @@ class Sandbox:
         self._callbacks.observe("on_stop", LifecycleContext(vm_id, "stop",
                                                             self._info.get("status")))
         return self
+
+    def _power(self, call: "_api.PowerCall") -> Dict[str, Any]:
+        try:
+            answer = self._client.json("POST", call.path, call.body, timeout=BOOT_TIMEOUT_S,
+                                       what=call.what)
+        except PortholeError as e:
+            raise _api.feature_error(e, call.feature, call.vm_id) from None
+        if call.op != "snapshot":
+            self._info = answer
+        self._callbacks.observe(call.hook, call.context(answer))
+        return answer
+
+    def pause(self, to_disk: bool = False) -> "Sandbox":
+        """Stops its vCPUs: no CPU used, memory and processes kept, commands
+        refused until resume(). With to_disk its memory goes to disk and its
+        QEMU ends, so it holds no RAM either."""
+        self._power(_api.PowerCall(self._require_id(), "pause", to_disk))
+        return self
+
+    def resume(self) -> "Sandbox":
+        """Runs a paused sandbox again (from disk if it was paused to disk)."""
+        self._power(_api.PowerCall(self._require_id(), "resume"))
+        return self
+
+    def snapshot(self) -> Dict[str, Any]:
+        """Saves its memory and disk as they are now (it runs on after) and
+        returns the snapshot ({"snapshot_id", "size_bytes", ...}):
+        Sandbox(from_snapshot=id) starts a new sandbox that carries on from
+        that instant."""
+        return self._power(_api.PowerCall(self._require_id(), "snapshot"))
 
     def delete(self) -> None:
         """Deletes the sandbox and its disk."""
