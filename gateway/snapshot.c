@@ -233,21 +233,28 @@ int snapshots_lookup(struct snapshots *s, const char *id, const struct instance_
 }
 
 /* A snapshot whose disk is an overlay on id's, or NULL. */
-static const char *snapshot_child(struct snapshots *s, const char *id, char *out, size_t len)
+/* A snapshot among the records all whose parent is id (into out), else NULL. */
+static const char *child_in(json_t *all, const char *id, char *out, size_t len)
 {
-    json_t *all = NULL, *rec;
+    json_t *rec;
     size_t i;
-    const char *found = NULL;
-    if (state_list(s->gw->db, SNAPSHOT_KIND, &all) < 0)
-        return NULL;
     json_array_foreach(all, i, rec)
     {
         const char *parent = json_string_value(json_object_get(rec, "parent"));
-        if (!found && parent && strcmp(parent, id) == 0) {
+        if (parent && strcmp(parent, id) == 0) {
             snprintf(out, len, "%s", json_string_value(json_object_get(rec, "id")));
-            found = out;
+            return out;
         }
     }
+    return NULL;
+}
+
+static const char *snapshot_child(struct snapshots *s, const char *id, char *out, size_t len)
+{
+    json_t *all = NULL;
+    if (state_list(s->gw->db, SNAPSHOT_KIND, &all) < 0)
+        return NULL;
+    const char *found = child_in(all, id, out, len);
     json_decref(all);
     return found;
 }
@@ -381,9 +388,9 @@ void snapshots_sweep(struct snapshots *s)
         const char *id = json_string_value(json_object_get(rec, "id"));
         _cleanup_free_ char *dir = id ? snapshot_dir(s, id) : NULL;
         char child[40];
+        /* One read of the records serves the whole pass. */
         if (!json_is_true(json_object_get(rec, "internal")) || !dir ||
-            instances_using(s->gw->instances, id, dir) ||
-            snapshot_child(s, id, child, sizeof(child)))
+            instances_using(s->gw->instances, id, dir) || child_in(all, id, child, sizeof(child)))
             continue;
         lwsl_user("snapshot %s: no instance uses it any more; removed\n", id);
         snapshot_remove(s, id, NULL);
