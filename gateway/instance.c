@@ -329,11 +329,17 @@ static int notify_setup(struct instance *in, struct ph_error *err)
     return 0;
 }
 
-/* Worker thread. */
-static int notify_prepare(struct instance *in, struct vm *vm, struct ph_error *err)
+/* Worker thread. *by_kind: the kind's own prepare refused (the guest did
+ * not take the instance's settings), not an observer. */
+static int notify_prepare(struct instance *in, struct vm *vm, struct ph_error *err, bool *by_kind)
 {
-    if (in->kind->prepare && in->kind->prepare(in, vm, err) < 0)
+    if (by_kind)
+        *by_kind = false;
+    if (in->kind->prepare && in->kind->prepare(in, vm, err) < 0) {
+        if (by_kind)
+            *by_kind = true;
         return -EIO;
+    }
     for (struct instance_observer *o = in->reg->observers; o; o = o->next)
         if (o->prepare && o->prepare(o, in, vm, err) < 0)
             return -EIO;
@@ -712,16 +718,24 @@ static void boot_job_run(void *data)
     struct instances *reg = in->reg;
     bool handed = j->vm != NULL; /* a pooled VM */
 
+    bool by_kind = false;
+
     if (!j->vm)
         j->r = boot_job_boot(j, false);
     if (j->r == 0)
-        j->r = notify_prepare(in, j->vm, &j->err);
+        j->r = notify_prepare(in, j->vm, &j->err, &by_kind);
     /* A pooled VM or a template's clone that does not take the instance's
      * settings (a browser that will not restart on a busy machine) is the
      * VM's failure, not the request's: a fresh boot with the settings
-     * from the start serves it, slower. A snapshot's or a fork's state
-     * has no stand-in. */
-    if (j->r < 0 && j->vm && !j->restart && !j->from_dir && (handed || j->vm->cloned)) {
+     * from the start serves it, slower. Not when the request itself is
+     * refused (a limit, a bad value), nor when an observer refused: a
+     * fresh boot would be refused the same way. A snapshot's or a fork's
+     * state has no stand-in. */
+    bool request_refused = j->err.kind == PH_ERR_LIMIT || j->err.kind == PH_ERR_INVALID ||
+                           j->err.kind == PH_ERR_CONFLICT || j->err.kind == PH_ERR_BLOCKED ||
+                           j->err.kind == PH_ERR_NOT_FOUND || j->err.kind == PH_ERR_TOO_LARGE;
+    if (j->r < 0 && j->vm && by_kind && !request_refused && !j->restart && !j->from_dir &&
+        (handed || j->vm->cloned)) {
         lwsl_warn("%s %s: the %s VM did not take its settings (%s); booting a fresh one\n",
                   in->kind->name, in->id, handed ? "pooled" : "cloned", j->err.message);
         boot_job_drop_vm(j);
@@ -730,7 +744,7 @@ static void boot_job_run(void *data)
         j->afresh = true;
         j->r = boot_job_boot(j, true);
         if (j->r == 0)
-            j->r = notify_prepare(in, j->vm, &j->err);
+            j->r = notify_prepare(in, j->vm, &j->err, NULL);
     }
     if (j->r < 0 && j->vm)
         boot_job_drop_vm(j);

@@ -115,7 +115,7 @@ struct rec_file {
 /* Calls fn for every recording of the state dir (fn may delete it), and
  * with remove_tmp removes what a finalize cut short left
  * (NAME.mp4.faststart.tmp: only when none can be running). Empty session
- * dirs are removed. */
+ * dirs are removed (at the start; later, once a minute old). */
 static void rec_walk(struct gateway *gw, bool remove_tmp,
                      void (*fn)(struct rec_file *f, void *data), void *data)
 {
@@ -159,7 +159,11 @@ static void rec_walk(struct gateway *gw, bool remove_tmp,
             json_decref(meta);
         }
         closedir(d);
-        rmdir(dir); /* only succeeds once empty */
+        /* Only succeeds once empty. Outside the start, a dir made in the
+         * last minute is left: a recording may be about to start in it. */
+        struct stat dst;
+        if (remove_tmp || (stat(dir, &dst) == 0 && dst.st_mtime < time(NULL) - 60))
+            rmdir(dir);
     }
     closedir(top);
 }
@@ -668,10 +672,10 @@ static void rec_expire(struct rec_file *f, void *data)
 }
 
 /* Loop thread, every second: recordings that ended by themselves (a
- * limit, an encoder error such as a full disk) are finalized, so the API
- * stops calling them active; their thread is done, so this does not
- * block. A session whose media lock a job holds is looked at next time.
- * Every minute: retention. */
+ * limit, an encoder error such as a full disk) and whose file is
+ * finalized are closed, so the API stops calling them active; their
+ * thread is done, so this does not block. A session whose media lock a job holds is looked at next
+ * time. Every minute: retention. */
 void media_sweep(struct media *md)
 {
     struct gateway *gw = md->gw;
@@ -681,7 +685,8 @@ void media_sweep(struct media *md)
         struct session_media *m = b ? b->media : NULL;
         if (!m || pthread_mutex_trylock(&m->lock) != 0)
             continue;
-        if (m->rec && rec_recording_ended_itself(m->rec, NULL, 0)) {
+        if (m->rec && rec_recording_ended_itself(m->rec, NULL, 0) &&
+            rec_recording_finished(m->rec)) {
             lwsl_user("session %s: recording %s ended by itself\n", in->id, m->rec_id);
             media_rec_stop(gw, in, m, NULL, NULL, NULL);
         }

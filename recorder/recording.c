@@ -27,7 +27,8 @@ struct rec_recording {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled by stop */
     bool stop;
-    bool ended_itself; /* the thread ended before any stop: limit or error */
+    bool ended_itself; /* it stopped recording before any stop: limit or error */
+    bool finished;     /* the thread is done, the file finalized */
     char limit[64];    /* the limit that ended it, "" if none */
     struct rec_limits limits;
     int result;            /* rec_recording_stop()'s answer once the thread ended */
@@ -134,10 +135,14 @@ static void *recording_main(void *arg)
             break;
     }
 
-    /* The video ends here; finalizing the file is not recording. */
+    /* The video ends here; finalizing the file is not recording. Whether
+     * it ended by itself is known now, before the (long) finalize. */
     vnc_client_set_rate(rec->vnc, 0);
     pthread_mutex_lock(&rec->lock);
     rec->ended_ms = wall_ms();
+    rec->ended_itself = !rec->stop;
+    if (r < 0)
+        rec->error = err;
     pthread_mutex_unlock(&rec->lock);
 
     struct ph_error close_err = {0};
@@ -154,7 +159,7 @@ static void *recording_main(void *arg)
         rec->bytes = st.st_size;
     rec->result = r;
     rec->error = err;
-    rec->ended_itself = !rec->stop;
+    rec->finished = true;
     pthread_mutex_unlock(&rec->lock);
     return NULL;
 }
@@ -261,9 +266,17 @@ bool rec_recording_ended_itself(struct rec_recording *rec, char *why, size_t why
     pthread_mutex_lock(&rec->lock);
     bool itself = rec->ended_itself;
     if (why && why_size)
-        snprintf(why, why_size, "%s", itself && rec->result < 0 ? rec->error.message : rec->limit);
+        snprintf(why, why_size, "%s", rec->limit[0] ? rec->limit : rec->error.message);
     pthread_mutex_unlock(&rec->lock);
     return itself;
+}
+
+bool rec_recording_finished(struct rec_recording *rec)
+{
+    pthread_mutex_lock(&rec->lock);
+    bool done = rec->finished;
+    pthread_mutex_unlock(&rec->lock);
+    return done;
 }
 
 void rec_recording_free(struct rec_recording *rec)

@@ -51,10 +51,14 @@ struct rec_limits {
 int rec_recording_start(struct vnc_client *vnc, const char *path, int fps,
                         const struct rec_limits *limits, struct rec_recording **out,
                         struct ph_error *err);
-/* The thread has ended without a stop: a limit was reached (the result is
- * 0 and why names it), or encoding failed (the result is <0; see
- * rec_recording_stop). Safe from any thread; why may be NULL. */
+/* It stopped recording without a stop: a limit was reached (why names it)
+ * or encoding failed (why is the error; rec_recording_stop returns <0).
+ * True from that moment, while the file may still be being finalized.
+ * Safe from any thread; why may be NULL. */
 bool rec_recording_ended_itself(struct rec_recording *rec, char *why, size_t why_size);
+/* The thread is done and the file finalized: rec_recording_stop returns
+ * at once. */
+bool rec_recording_finished(struct rec_recording *rec);
 /* Stops sampling, finalizes the file and joins the thread. 0 when the file
  * is a regular MP4 with its index first; REC_ENCODER_FRAGMENTED when it is
  * complete but stayed fragmented; <0 when encoding failed during the

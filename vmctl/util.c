@@ -135,7 +135,7 @@ int read_file(const char *path, char **data, size_t *len, size_t max)
     return 0;
 }
 
-static int write_all_fd(int fd, const void *data, size_t len)
+int write_all_fd(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {

@@ -58,6 +58,8 @@ bool secret_equal(const char *a, const char *b);
  * past max. write_file_atomic writes DIR/.tmp then renames, with mode. */
 int read_file(const char *path, char **data, size_t *len, size_t max);
 int write_file(const char *path, const void *data, size_t len, int mode);
+/* Writes all of data to fd (retrying short writes and EINTR): 0 or -errno. */
+int write_all_fd(int fd, const void *data, size_t len);
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 int mkdir_p(const char *path, int mode);
 int rm_rf(const char *path);

@@ -535,12 +535,22 @@ int vm_console_cap(const struct vm *vm, int64_t max_bytes)
     int64_t cut = (st.st_size - max_bytes / 2) / block * block;
     if (cut > 0 && fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, cut) == 0)
         return 1;
+    /* Elsewhere the newest half is kept by copying: read it, empty the
+     * file, and append a note and that half (what QEMU appends meanwhile
+     * lands just before them). */
     static const char note[] = "[porthole: the console log passed its size limit; earlier "
                                "output was dropped]\n";
-    if (ftruncate(fd, 0) < 0)
+    size_t keep = (size_t)(max_bytes / 2);
+    _cleanup_free_ char *tail = malloc(keep ? keep : 1);
+    if (!tail)
+        return -ENOMEM;
+    ssize_t n = pread(fd, tail, keep, st.st_size - (off_t)keep);
+    if (n < 0)
         return -errno;
-    if (pwrite(fd, note, sizeof(note) - 1, 0) < 0)
+    if (ftruncate(fd, 0) < 0 || fcntl(fd, F_SETFL, O_APPEND) < 0)
         return -errno;
+    if (write_all_fd(fd, note, sizeof(note) - 1) < 0 || write_all_fd(fd, tail, (size_t)n) < 0)
+        return -EIO;
     return 1;
 }
 

@@ -152,8 +152,24 @@ static void *kind_restore(const struct instance_kind *kind, json_t *extra)
     return kind_data_new((int)json_integer_value(json_object_get(extra, "tag")));
 }
 
+/* kind_a's own prepare: refuses a pooled or cloned VM with this error
+ * kind while it is not PH_ERR_NONE (a guest that does not take the
+ * instance's settings, or a request the kind turns down). */
+static _Atomic enum ph_error_kind kind_refuses_handed;
+static atomic_int kind_prepares;
+
+static int kind_prepare(struct instance *in, struct vm *vm, struct ph_error *err)
+{
+    atomic_fetch_add(&kind_prepares, 1);
+    enum ph_error_kind k = atomic_load(&kind_refuses_handed);
+    if (k != PH_ERR_NONE && (vm->cloned || vm->pooled))
+        return ph_error_set(err, k, -EIO, "the kind refuses this VM");
+    return 0;
+}
+
 static struct instance_kind kind_a = {
     .name = "testa",
+    .prepare = kind_prepare,
     .label = "test instance",
     .id_prefix = "ta-",
     .ready_marker = "READY a",
@@ -458,7 +474,8 @@ static void test_prepare_fallback(void)
     int deleted = 0;
 
     world_init(&w, "fallback.db");
-    w.counter.refuse_handed = true;
+    atomic_store(&kind_prepares, 0);
+    atomic_store(&kind_refuses_handed, PH_ERR_UNAVAILABLE);
     atomic_store(&boots_clone, true);
 
     /* A clone of the template. */
@@ -474,7 +491,9 @@ static void test_prepare_fallback(void)
     CHECK(atomic_load(&vms_stopped) == 1); /* the clone */
     CHECK(atomic_load(&discards) >= 1);    /* and its run dir */
     CHECK(atomic_load(&vms_live) == 1);
-    CHECK_COUNTS(&w.counter, 1, 2, 0, 0, 0);
+    /* The kind refused the clone, so the observers prepared the fresh VM only. */
+    CHECK(atomic_load(&kind_prepares) == 2);
+    CHECK_COUNTS(&w.counter, 1, 1, 0, 0, 0);
     CHECK(instance_delete(in, on_deleted, &deleted) == 0);
     SPIN_UNTIL(&w, deleted == 1);
 
@@ -524,10 +543,31 @@ static void test_prepare_fallback(void)
     CHECK(instance_launch(w.reg, &ls, &err) != NULL);
     SPIN_UNTIL(&w, rr3.calls == 1 && instances_first(w.reg) == NULL);
     CHECK(rr3.r < 0);
-    CHECK(strstr(rr3.message, "prepare refused") != NULL);
+    CHECK(strstr(rr3.message, "the kind refuses") != NULL);
     CHECK(atomic_load(&boots_cold) == 2);
 
+    /* A request the kind turns down (a limit) is not retried cold. */
+    atomic_store(&boots_clone, true);
+    atomic_store(&kind_refuses_handed, PH_ERR_LIMIT);
+    struct ready_result rr5 = {0};
+    CHECK(launch(&w, &kind_a, 5, &rr5, &err) != NULL);
+    SPIN_UNTIL(&w, rr5.calls == 1 && instances_first(w.reg) == NULL);
+    CHECK(rr5.r < 0);
+    CHECK(atomic_load(&boots_cold) == 2);
+
+    /* Nor is an observer's refusal: a fresh boot would meet it again. */
+    atomic_store(&kind_refuses_handed, PH_ERR_NONE);
+    w.counter.refuse_handed = true;
+    struct ready_result rr6 = {0};
+    CHECK(launch(&w, &kind_a, 6, &rr6, &err) != NULL);
+    SPIN_UNTIL(&w, rr6.calls == 1 && instances_first(w.reg) == NULL);
+    CHECK(rr6.r < 0);
+    CHECK(strstr(rr6.message, "prepare refused") != NULL);
+    CHECK(atomic_load(&boots_cold) == 2);
+    w.counter.refuse_handed = false;
+
     /* A cold boot that refuses them too fails, after two tries. */
+    atomic_store(&kind_refuses_handed, PH_ERR_UNAVAILABLE);
     w.counter.refuse_prepare = true;
     atomic_store(&boots_clone, true);
     struct ready_result rr4 = {0};
@@ -540,6 +580,7 @@ static void test_prepare_fallback(void)
     CHECK(atomic_load(&data_live) == 0);
     CHECK(records(&w) == 0);
 
+    atomic_store(&kind_refuses_handed, PH_ERR_NONE);
     atomic_store(&boots_clone, false);
     atomic_store(&boots_cold, 0);
     atomic_store(&vms_stopped, 0);

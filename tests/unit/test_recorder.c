@@ -694,6 +694,7 @@ static void test_recording_limits(struct vnc_client *c)
     CHECK(rec_recording_ended_itself(rec, why, sizeof(why)));
     CHECK_STR(why, "duration limit (1500 ms)");
     CHECK(rec_recording_stop(rec, &err) == 0);
+    CHECK(rec_recording_finished(rec));
     CHECK(rec_recording_ended_itself(rec, NULL, 0)); /* a stop afterwards changes nothing */
     json_t *probe = ffprobe(path, false);
     double dur = probe ? json_double_str(json_object_get(probe, "format"), "duration") : 0;

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 from .cdp import CDPSession, first_page
-from .client import BOOT_TIMEOUT_S, Client, path_part
-from .errors import (BrowserSessionNotFoundError, ConflictError, NotFoundError,
-                     PlaywrightNotInstalledError, PortholeError,
+from .client import BOOT_TIMEOUT_S, Client, error_is_missing_route, path_part
+from .errors import (BrowserSessionNotFoundError, ConflictError, FeatureUnavailableError,
+                     NotFoundError, PlaywrightNotInstalledError, PortholeError,
                      UnsupportedOptionError, ValidationError)
 
 _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$")
@@ -249,17 +249,23 @@ class BrowserSession:
         """Stops the browser VM's vCPUs: pages stand still (and CDP does not
         answer) until resume(). With to_disk its memory goes to disk and its
         QEMU ends."""
-        sid = self._require()
-        body = {"to_disk": True} if to_disk else {}
-        self._info = self._client.json("POST", _sessions_path(sid, "/pause"), body,
-                                       timeout=BOOT_TIMEOUT_S, what="pause browser session")
-        return self
+        return self._power("pause", {"to_disk": True} if to_disk else {})
 
     def resume(self) -> "BrowserSession":
         """Runs a paused session again; its pages carry on."""
+        return self._power("resume", {})
+
+    def _power(self, op: str, body: Dict[str, Any]) -> "BrowserSession":
         sid = self._require()
-        self._info = self._client.json("POST", _sessions_path(sid, "/resume"), {},
-                                       timeout=BOOT_TIMEOUT_S, what="resume browser session")
+        try:
+            self._info = self._client.json("POST", _sessions_path(sid, "/" + op), body,
+                                           timeout=BOOT_TIMEOUT_S, what=op + " browser session")
+        except NotFoundError as e:
+            if error_is_missing_route(e):
+                raise FeatureUnavailableError("%sing a browser session" % op.rstrip("e"),
+                                              "POST /v1/browser/sessions/{id}/" + op,
+                                              answer=e.message) from None
+            raise BrowserSessionNotFoundError(sid, e.message) from None
         return self
 
     def fork(self, count: int = 1) -> List["BrowserSession"]:
@@ -272,12 +278,21 @@ class BrowserSession:
             raise ValidationError("count must be a whole number from 1 to 8")
         answer = self._client.json("POST", _sessions_path(sid, "/fork"), {"count": count},
                                    timeout=BOOT_TIMEOUT_S * 2, what="fork browser session")
-        kids = []
+        kids, failed = [], []
         for info in answer.get("sessions", []):
+            if not info.get("session_id") or info.get("status") == "error":
+                failed.append(info.get("error") or "no session")
+                continue
             kid = BrowserSession(self.config, client=self._client)
             kid._id = info["session_id"]
             kid._info = info
             kids.append(kid)
+        if failed and not kids:
+            raise PortholeError("no fork of %s started: %s" % (sid, "; ".join(map(str, failed))),
+                                {"errors": failed})
+        if failed:
+            warnings.warn("%d of %d forks of %s did not start: %s" %
+                          (len(failed), count, sid, "; ".join(map(str, failed))))
         return kids
 
     def close(self) -> None:
