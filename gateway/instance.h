@@ -35,8 +35,9 @@
  *   setup     loop, once it exists (created or restored), before its VM
  *             is used; may refuse (the instance fails to start)
  *   prepare   worker, once a new guest is up, before it is handed out;
- *             may refuse. When a pooled or cloned guest is refused, a
- *             fresh boot replaces it and prepare runs again on that one
+ *             may refuse. When the kind refuses a pooled or cloned guest,
+ *             a fresh boot replaces it and the kind's prepare runs again
+ *             on that one; observers prepare only the guest kept
  *   stopping  worker (loop at shutdown), once, before the VM stops; vm
  *             is NULL when the gateway leaves it running (shutdown)
  *   ending    loop, exactly once, when the instance starts ending

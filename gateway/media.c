@@ -347,11 +347,6 @@ static int media_prepare(struct instance_observer *o, struct instance *in, struc
     if (!m)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     pthread_mutex_lock(&m->lock);
-    /* A fresh boot standing in for a VM that failed to prepare: nothing of
-     * that VM's screen carries over. */
-    if (m->rec)
-        media_rec_stop(md->gw, in, m, "its VM was replaced", NULL, NULL);
-    vnc_client_free(TAKE_PTR(m->vnc));
     r = media_rec_start(md->gw, in, vm, m, NULL, err);
     pthread_mutex_unlock(&m->lock);
     return r;

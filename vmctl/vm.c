@@ -529,8 +529,7 @@ int vm_console_cap(const struct vm *vm, int64_t max_bytes)
         return 0;
     /* QEMU opened it O_APPEND (logappend=on), so its writes land at the
      * end whatever happens before it. Collapsing works in whole blocks,
-     * on the filesystems that have it (ext4, XFS); elsewhere the log
-     * starts over. */
+     * on the filesystems that have it (ext4, XFS). */
     int64_t block = st.st_blksize > 0 ? st.st_blksize : 4096;
     int64_t cut = (st.st_size - max_bytes / 2) / block * block;
     if (cut > 0 && fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, cut) == 0)
