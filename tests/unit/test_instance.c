@@ -348,12 +348,11 @@ static void on_deleted(void *data, const char *id)
     (*(int *)data)++;
 }
 
-static struct instance *launch_id(struct world *w, struct instance_kind *kind, const char *id,
-                                  int tag, struct ready_result *rr, struct ph_error *err)
+/* What every test launch asks for: a small instance of kind_a, told to rr. */
+static struct instance_launch test_launch(int tag, struct ready_result *rr)
 {
-    struct instance_launch l = {
-        .kind = kind,
-        .id = id,
+    return (struct instance_launch){
+        .kind = &kind_a,
         .vcpus = 1,
         .mem_mib = 256,
         .timeout_minutes = 5,
@@ -362,7 +361,27 @@ static struct instance *launch_id(struct world *w, struct instance_kind *kind, c
         .ready = on_ready,
         .ready_data = rr,
     };
+}
+
+static struct instance *launch_id(struct world *w, struct instance_kind *kind, const char *id,
+                                  int tag, struct ready_result *rr, struct ph_error *err)
+{
+    struct instance_launch l = test_launch(tag, rr);
+    l.kind = kind;
+    l.id = id;
     return instance_launch(w->reg, &l, err);
+}
+
+/* Launches l, waits until it has failed and is gone, and checks that the
+ * failure says want. */
+static void launch_fails(struct world *w, struct instance_launch *l, const char *want)
+{
+    struct ready_result *rr = l->ready_data;
+    struct ph_error err = {0};
+    CHECK(instance_launch(w->reg, l, &err) != NULL);
+    SPIN_UNTIL(w, rr->calls == 1 && instances_first(w->reg) == NULL);
+    CHECK(rr->r < 0);
+    CHECK(strstr(rr->message, want) != NULL);
 }
 
 static struct instance *launch(struct world *w, struct instance_kind *kind, int tag,
@@ -427,15 +446,11 @@ static void test_boot_failure(void)
 {
     struct world w;
     struct ready_result rr = {0};
-    struct ph_error err = {0};
 
     world_init(&w, "bootfail.db");
     atomic_store(&boot_fails, true);
-    struct instance *in = launch(&w, &kind_a, 1, &rr, &err);
-    CHECK(in != NULL);
-    SPIN_UNTIL(&w, rr.calls == 1 && instances_first(w.reg) == NULL);
-    CHECK(rr.r < 0);
-    CHECK(strstr(rr.message, "never printed READY a") != NULL);
+    struct instance_launch l = test_launch(1, &rr);
+    launch_fails(&w, &l, "never printed READY a");
     /* It never had a guest to prepare or a VM to stop, but it ended once. */
     CHECK_COUNTS(&w.counter, 1, 0, 1, 1, 1);
     CHECK(atomic_load(&vms_live) == 0);
@@ -449,14 +464,11 @@ static void test_prepare_refused(void)
 {
     struct world w;
     struct ready_result rr = {0};
-    struct ph_error err = {0};
 
     world_init(&w, "prepare.db");
     w.counter.refuse_prepare = true;
-    CHECK(launch(&w, &kind_a, 1, &rr, &err) != NULL);
-    SPIN_UNTIL(&w, rr.calls == 1 && instances_first(w.reg) == NULL);
-    CHECK(rr.r < 0);
-    CHECK(strstr(rr.message, "prepare refused") != NULL);
+    struct instance_launch l = test_launch(1, &rr);
+    launch_fails(&w, &l, "prepare refused");
     CHECK(atomic_load(&vms_stopped) == 1); /* the guest that booted was stopped */
     CHECK(atomic_load(&vms_live) == 0);
     CHECK_COUNTS(&w.counter, 1, 1, 1, 1, 1);
@@ -501,17 +513,8 @@ static void test_prepare_fallback(void)
     struct ready_result rr2 = {0};
     struct vm *pooled = fake_vm("vm-pool1");
     pooled->pooled = true;
-    struct instance_launch l = {
-        .kind = &kind_a,
-        .vcpus = 1,
-        .mem_mib = 256,
-        .timeout_minutes = 5,
-        .kind_data = kind_data_new(2),
-        .extra_config = strdup("x=1\n"),
-        .pooled = pooled,
-        .ready = on_ready,
-        .ready_data = &rr2,
-    };
+    struct instance_launch l = test_launch(2, &rr2);
+    l.pooled = pooled;
     atomic_store(&boots_clone, false);
     in = instance_launch(w.reg, &l, &err);
     CHECK(in != NULL);
@@ -529,40 +532,26 @@ static void test_prepare_fallback(void)
 
     /* A snapshot's clone is not replaced. */
     struct ready_result rr3 = {0};
-    struct instance_launch ls = {
-        .kind = &kind_a,
-        .vcpus = 1,
-        .mem_mib = 256,
-        .timeout_minutes = 5,
-        .kind_data = kind_data_new(3),
-        .from_dir = dir,
-        .from_snapshot = "snap-test",
-        .ready = on_ready,
-        .ready_data = &rr3,
-    };
-    CHECK(instance_launch(w.reg, &ls, &err) != NULL);
-    SPIN_UNTIL(&w, rr3.calls == 1 && instances_first(w.reg) == NULL);
-    CHECK(rr3.r < 0);
-    CHECK(strstr(rr3.message, "the kind refuses") != NULL);
+    struct instance_launch ls = test_launch(3, &rr3);
+    ls.from_dir = dir;
+    ls.from_snapshot = "snap-test";
+    launch_fails(&w, &ls, "the kind refuses");
     CHECK(atomic_load(&boots_cold) == 2);
 
     /* A request the kind turns down (a limit) is not retried cold. */
     atomic_store(&boots_clone, true);
     atomic_store(&kind_refuses_handed, PH_ERR_LIMIT);
     struct ready_result rr5 = {0};
-    CHECK(launch(&w, &kind_a, 5, &rr5, &err) != NULL);
-    SPIN_UNTIL(&w, rr5.calls == 1 && instances_first(w.reg) == NULL);
-    CHECK(rr5.r < 0);
+    struct instance_launch l5 = test_launch(5, &rr5);
+    launch_fails(&w, &l5, "the kind refuses");
     CHECK(atomic_load(&boots_cold) == 2);
 
     /* Nor is an observer's refusal: a fresh boot would meet it again. */
     atomic_store(&kind_refuses_handed, PH_ERR_NONE);
     w.counter.refuse_handed = true;
     struct ready_result rr6 = {0};
-    CHECK(launch(&w, &kind_a, 6, &rr6, &err) != NULL);
-    SPIN_UNTIL(&w, rr6.calls == 1 && instances_first(w.reg) == NULL);
-    CHECK(rr6.r < 0);
-    CHECK(strstr(rr6.message, "prepare refused") != NULL);
+    struct instance_launch l6 = test_launch(6, &rr6);
+    launch_fails(&w, &l6, "prepare refused");
     CHECK(atomic_load(&boots_cold) == 2);
     w.counter.refuse_handed = false;
 
@@ -571,10 +560,8 @@ static void test_prepare_fallback(void)
     w.counter.refuse_prepare = true;
     atomic_store(&boots_clone, true);
     struct ready_result rr4 = {0};
-    CHECK(launch(&w, &kind_a, 4, &rr4, &err) != NULL);
-    SPIN_UNTIL(&w, rr4.calls == 1 && instances_first(w.reg) == NULL);
-    CHECK(rr4.r < 0);
-    CHECK(strstr(rr4.message, "prepare refused") != NULL);
+    struct instance_launch l4 = test_launch(4, &rr4);
+    launch_fails(&w, &l4, "prepare refused");
     CHECK(atomic_load(&boots_cold) == 3);
     CHECK(atomic_load(&vms_live) == 0);
     CHECK(atomic_load(&data_live) == 0);
