@@ -7,9 +7,9 @@
 // forever, and its file still plays up to the cut.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { OwnGateway, e2eStateDir, killLeftovers, pidAlive } from './lib/gateway.mjs';
+import { OwnGateway, pidAlive } from './lib/gateway.mjs';
 import { connectPlaywright, disconnect } from './lib/cdp.mjs';
 import { ffprobe, recordings, videoStream } from './lib/media.mjs';
 import { sleep, waitFor } from './lib/util.mjs';
@@ -45,13 +45,7 @@ const recPath = (gw, sid, rid) => path.join(gw.stateDir, 'recordings', sid, `${r
 
 test('recordings: the budget ends one and refuses the next; one cut by SIGKILL is marked failed',
      { timeout: 1_500_000 }, async () => {
-  const bin = process.env.PORTHOLE_BIN;
-  assert.ok(bin && existsSync(bin), 'PORTHOLE_BIN must name the porthole executable (meson test sets it)');
-  const stateDir = path.join(path.dirname(e2eStateDir()), 'state-reclimits');
-  await killLeftovers(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-
-  const own = new OwnGateway({ bin, stateDir, config: CONFIG });
+  const own = await OwnGateway.fresh('state-reclimits', CONFIG);
   let gw = await own.start();
   let sessionId = null;
   let passed = false;

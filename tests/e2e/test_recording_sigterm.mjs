@@ -7,9 +7,9 @@
 // session is deleted so no QEMU is left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { OwnGateway, e2eStateDir, killLeftovers, stopPid } from './lib/gateway.mjs';
+import { OwnGateway, stopPid } from './lib/gateway.mjs';
 import { connectPlaywright, disconnect } from './lib/cdp.mjs';
 import {
   colourName, ffprobe, png, recordings, runsOf, sampleColours, screenshot, topLevelBoxes, videoStream,
@@ -19,14 +19,8 @@ import { sleep, waitFor } from './lib/util.mjs';
 const CONFIG = { browser_pool: 0, max_sandboxes: 2 };
 
 test('SIGTERM to the gateway finalizes a running recording', { timeout: 1_500_000 }, async () => {
-  const bin = process.env.PORTHOLE_BIN;
-  assert.ok(bin && existsSync(bin), 'PORTHOLE_BIN must name the porthole executable (meson test sets it)');
-  const stateDir = path.join(path.dirname(e2eStateDir()), 'state-sigterm');
-  // A previous run that died half-way leaves its VMs; never its files.
-  await killLeftovers(stateDir);
-  rmSync(stateDir, { recursive: true, force: true });
-
-  const own = new OwnGateway({ bin, stateDir, config: CONFIG });
+  const own = await OwnGateway.fresh('state-sigterm', CONFIG);
+  const { stateDir } = own;
   let gw = await own.start();
   console.error(`own gateway ${gw.url} (pid ${own.pid}, state ${stateDir})`);
   let sessionId = null;

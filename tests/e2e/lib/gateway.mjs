@@ -375,6 +375,21 @@ export class OwnGateway {
     Object.assign(this, { bin, stateDir, config, pid: null, gw: null });
   }
 
+  /**
+   * One on the state dir dirName beside the shared test gateway's, fresh:
+   * QEMUs a run that died half-way left are killed, its files removed.
+   * The binary is $PORTHOLE_BIN (meson test sets it).
+   */
+  static async fresh(dirName, config) {
+    const bin = process.env.PORTHOLE_BIN;
+    if (!bin || !existsSync(bin))
+      throw new Error('PORTHOLE_BIN must name the porthole executable (meson test sets it)');
+    const stateDir = path.join(path.dirname(e2eStateDir()), dirName);
+    await killLeftovers(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+    return new OwnGateway({ bin, stateDir, config });
+  }
+
   async start() {
     const p = await startGateway({ bin: this.bin, stateDir: this.stateDir, config: this.config });
     this.pid = p.pid;
