@@ -33,7 +33,6 @@ struct session_media {
     char rec_id[40];
     pthread_mutex_t id_lock;
     char rec_meta[600];              /* sidecar path of the active recording */
-    bool rec_budget_capped;          /* its size limit is what the budget had left */
     struct computer_pointer pointer; /* what the computer-use API did to the pointer */
 };
 
@@ -254,10 +253,10 @@ static int media_rec_start(struct gateway *gw, struct instance *sb, struct vm *v
         .max_bytes = (int64_t)gw->recording_max_mib << 20,
         .max_ms = (int64_t)gw->recording_max_minutes * 60000,
     };
-    m->rec_budget_capped =
-        budget > 0 && (limits.max_bytes == 0 || budget - used < limits.max_bytes);
-    if (m->rec_budget_capped)
+    if (budget > 0 && (limits.max_bytes == 0 || budget - used < limits.max_bytes)) {
         limits.max_bytes = budget - used;
+        limits.max_bytes_name = "the recordings' budget was full (recording_total_mib)";
+    }
     r = rec_recording_start(vnc, mp4, gw->recording_fps, &limits, &m->rec, err);
     if (r < 0)
         return r;
@@ -285,11 +284,8 @@ static int media_rec_stop(struct gateway *gw, struct instance *sb, struct sessio
 
     if (!m->rec)
         return ph_error_set(err, PH_ERR_CONFLICT, -EINVAL, "no recording is running");
-    if (rec_recording_ended_itself(m->rec, itself, sizeof(itself))) {
+    if (rec_recording_ended_itself(m->rec, itself, sizeof(itself)))
         why = itself;
-        if (m->rec_budget_capped && strncmp(itself, "size limit", 10) == 0)
-            why = "the recordings' budget was full (recording_total_mib)";
-    }
     r = rec_recording_stop(m->rec, &e);
     json_t *meta = rec_meta_load(m->rec_meta);
     if (meta) {

@@ -29,7 +29,7 @@ struct rec_recording {
     bool stop;
     bool ended_itself; /* it stopped recording before any stop: limit or error */
     bool finished;     /* the thread is done, the file finalized */
-    char limit[64];    /* the limit that ended it, "" if none */
+    char limit[96];    /* the limit that ended it, "" if none */
     struct rec_limits limits;
     int result;            /* rec_recording_stop()'s answer once the thread ended */
     struct ph_error error; /* the failure, when result < 0 or fragmented */
@@ -118,7 +118,10 @@ static void *recording_main(void *arg)
         rec->late += late;
         rec->frames = rec_encoder_frames(rec->enc);
         rec->bytes = rec_encoder_bytes(rec->enc);
-        if (rec->limits.max_bytes > 0 && rec->bytes >= rec->limits.max_bytes)
+        if (rec->limits.max_bytes > 0 && rec->bytes >= rec->limits.max_bytes &&
+            rec->limits.max_bytes_name)
+            snprintf(rec->limit, sizeof(rec->limit), "%s", rec->limits.max_bytes_name);
+        else if (rec->limits.max_bytes > 0 && rec->bytes >= rec->limits.max_bytes)
             snprintf(rec->limit, sizeof(rec->limit), "size limit (%lld %s)",
                      (long long)(rec->limits.max_bytes >= 1 << 20 ? rec->limits.max_bytes >> 20
                                                                   : rec->limits.max_bytes),

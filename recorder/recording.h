@@ -43,6 +43,8 @@ struct rec_recording;
 struct rec_limits {
     int64_t max_bytes;
     int64_t max_ms;
+    /* What reaching max_bytes is called (static; NULL: "size limit (N MiB)"). */
+    const char *max_bytes_name;
 };
 
 /* fps: 1..60, 0 for REC_DEFAULT_FPS; limits may be NULL. Fails when no
