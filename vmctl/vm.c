@@ -876,7 +876,7 @@ static int vm_save_to(struct vm *vm, const char *name, bool ignore_shared, struc
 {
     static const char *const busy[] = {"setup", "active", "pre-switchover", "device", NULL};
     _cleanup_free_ char *path = run_path(vm, name), *tmp = NULL;
-    json_t *args = NULL, *ret;
+    json_t *args = NULL, *ret = NULL;
     int r;
 
     if (!path || asprintf(&tmp, "%s.tmp", path) < 0 || migrate_uri(tmp, true, &args) < 0)
@@ -896,10 +896,10 @@ static int vm_save_to(struct vm *vm, const char *name, bool ignore_shared, struc
         return r;
     }
     const char *st = json_string_value(json_object_get(ret, "status"));
-    if (strcmp(st, "completed") != 0) {
+    if (!st || strcmp(st, "completed") != 0) {
         const char *why = json_string_value(json_object_get(ret, "error-desc"));
-        r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "saving the VM's state: %s%s%s", st,
-                         why ? ": " : "", why ? why : "");
+        r = ph_error_set(err, PH_ERR_INTERNAL, -EIO, "saving the VM's state: %s%s%s",
+                         st ? st : "no status", why ? ": " : "", why ? why : "");
         json_decref(ret);
         unlink(tmp);
         /* The guest goes on running rather than stay half saved. */
