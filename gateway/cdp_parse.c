@@ -191,7 +191,7 @@ int cdp_rewrite_json(const char *body, size_t len, const char *ws_base, char **o
 
 /* Could this message navigate? Cheap: most messages never get parsed. A
  * \u escape could spell a method name or key the plain search misses. */
-static bool may_navigate(const char *msg, size_t len)
+bool cdp_may_navigate(const char *msg, size_t len)
 {
     return memmem(msg, len, "Page.navigate", 13) || memmem(msg, len, "Target.createTarget", 19) ||
            memmem(msg, len, "\\u", 2);
@@ -234,7 +234,7 @@ static int inspect_level(const char *msg, size_t len, struct cdp_call *call, int
     if (strcmp(method, "Target.sendMessageToTarget") == 0) {
         json_t *inner = json_object_get(params, "message");
         if (!json_is_string(inner) ||
-            !may_navigate(json_string_value(inner), json_string_length(inner)))
+            !cdp_may_navigate(json_string_value(inner), json_string_length(inner)))
             return CDP_PASS;
         if (depth + 1 >= CDP_MAX_NESTING)
             return -EINVAL;
@@ -246,7 +246,7 @@ static int inspect_level(const char *msg, size_t len, struct cdp_call *call, int
 int cdp_inspect(const char *msg, size_t len, struct cdp_call *call)
 {
     memset(call, 0, sizeof(*call));
-    if (!may_navigate(msg, len))
+    if (!cdp_may_navigate(msg, len))
         return CDP_PASS;
     return inspect_level(msg, len, call, 0);
 }

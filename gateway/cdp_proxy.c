@@ -70,6 +70,12 @@ static struct cdp_session *session_find(struct cdp_proxy *cp, const struct insta
     return NULL;
 }
 
+/* Where the proxy's short work runs. */
+static struct work_pool *fast_pool(struct gateway *gw)
+{
+    return gw->fast_work ? gw->fast_work : http_server_work(gw->http);
+}
+
 /* ---- a small blocking HTTP client for the guest's /json ------------- */
 
 static int wait_fd(int fd, short events, int64_t deadline)
@@ -295,8 +301,9 @@ struct cdp_job {
     struct ws_link *link; /* held (ws_link_hold): a browser WebSocket waiting for its guid */
     char *socket;         /* owned: the VM's DevTools socket */
     char method[8];
-    char *path;   /* owned: upstream path and query */
-    bool rewrite; /* rewrite the answer's URLs */
+    char *path;      /* owned: upstream path and query */
+    char *check_url; /* owned: /json/new's URL for browser_check_cdp first, or NULL */
+    bool rewrite;    /* rewrite the answer's URLs */
     char ws_base[512];
     /* results */
     int status; /* HTTP status, or -errno */
@@ -311,6 +318,7 @@ static void job_free(struct cdp_job *j)
 {
     free(j->socket);
     free(j->path);
+    free(j->check_url);
     free(j->body);
     free(j);
 }
@@ -319,6 +327,12 @@ static void cdp_job_run(void *data)
 {
     struct cdp_job *j = data;
 
+    /* Here, not on the loop: the checks may run the policy's hook program. */
+    if (j->check_url && browser_check_cdp(j->gw->browsers, j->sb, "Target.createTarget",
+                                          j->check_url, j->why, sizeof(j->why)) < 0) {
+        j->status = -EPERM;
+        return;
+    }
     j->status =
         cdp_fetch(j->socket, j->method, j->path, &j->body, &j->body_len, j->why, sizeof(j->why));
     if (j->status != 200)
@@ -363,7 +377,10 @@ static void cdp_job_done(void *data)
     struct cdp_job *j = data;
 
     if (j->req) {
-        if (j->status < 0)
+        if (j->status == -EPERM)
+            http_reply_errorf(j->req, PH_ERR_BLOCKED, "%s",
+                              j->why[0] ? j->why : "blocked by policy");
+        else if (j->status < 0)
             http_reply_errorf(j->req, j->status == -ETIMEDOUT ? PH_ERR_TIMEOUT : PH_ERR_TRANSPORT,
                               "%s", j->why);
         else
@@ -398,8 +415,7 @@ static void cdp_job_done(void *data)
 
 static int job_start(struct cdp_job *j, struct cdp_session *cs, struct ph_error *err)
 {
-    int r = work_submit(j->gw->fast_work ? j->gw->fast_work : http_server_work(j->gw->http),
-                        cdp_job_run, cdp_job_done, j);
+    int r = work_submit(fast_pool(j->gw), cdp_job_run, cdp_job_done, j);
     if (r < 0)
         return ph_error_set(err, r == -EAGAIN ? PH_ERR_LIMIT : PH_ERR_UNAVAILABLE, r,
                             "the gateway is too busy; try again");
@@ -537,24 +553,17 @@ static void cdp_http_json(struct http_req *req, void *data)
         r = asprintf(&j->path, "/json/close/%s", target);
         break;
     case CDP_JSON_NEW: {
-        char reason[256] = "";
         if (http_query_string(req, query, sizeof(query)) < 0) {
             job_free(j);
             http_reply_errorf(req, PH_ERR_TOO_LARGE, "URL too long");
             return;
         }
         /* Chromium opens about:blank for an empty /json/new. */
-        const char *url = query[0] ? query : "about:blank";
-        if (browser_check_cdp(gw->browsers, sb, "Target.createTarget", url, reason,
-                              sizeof(reason)) < 0) {
-            job_free(j);
-            http_reply_errorf(req, PH_ERR_BLOCKED, "%s", reason[0] ? reason : "blocked by policy");
-            return;
-        }
+        j->check_url = strdup(query[0] ? query : "about:blank");
         _cleanup_free_ char *enc = encode_query_url(query);
         /* Current Chromium refuses GET here; clients may still use it. */
         snprintf(j->method, sizeof(j->method), "PUT");
-        r = enc ? asprintf(&j->path, "/json/new%s%s", enc[0] ? "?" : "", enc) : -1;
+        r = enc && j->check_url ? asprintf(&j->path, "/json/new%s%s", enc[0] ? "?" : "", enc) : -1;
         break;
     }
     }
@@ -630,25 +639,25 @@ static int cdp_rewrite_downloads(struct instance *sb, struct ws_msg **pm)
     return r;
 }
 
-static int cdp_from_client(struct ws_link *l, struct ws_msg **pm)
+/* Decides on one client message: 0 to forward *pm (perhaps rewritten or
+ * replaced), 1 to answer with *reply instead, -1 to close the link. On a
+ * worker: a navigation's checks may run the policy's hook program, and a
+ * message with a \u escape is parsed whole (up to CDP_MAX_MESSAGE, once
+ * per nesting level). What it reads of the session is fixed for the
+ * session's life; the hooks run on workers for exec as well. */
+static int cdp_screen(struct gateway *gw, struct instance *sb, struct ws_msg **pm, char **reply)
 {
-    struct instance *sb = ws_link_owner(l);
-    struct cdp_proxy *cp = ws_link_data(l);
     struct cdp_call call;
     char reason[256] = "";
 
-    /* Chromium would take a binary message as CBOR, which this policy
-     * does not read. */
-    if ((*pm)->binary)
-        return -1;
     if (memmem((*pm)->data, (*pm)->len, "setDownloadBehavior", 19) &&
         cdp_rewrite_downloads(sb, pm) < 0)
         return -1;
     struct ws_msg *m = *pm;
     int r = cdp_inspect((const char *)m->data, m->len, &call);
     if (r == CDP_PASS ||
-        (r == CDP_NAVIGATES && browser_check_cdp(cp->gw->browsers, sb, call.method, call.url,
-                                                 reason, sizeof(reason)) == 0)) {
+        (r == CDP_NAVIGATES &&
+         browser_check_cdp(gw->browsers, sb, call.method, call.url, reason, sizeof(reason)) == 0)) {
         cdp_call_done(&call);
         return 0;
     }
@@ -656,15 +665,79 @@ static int cdp_from_client(struct ws_link *l, struct ws_msg **pm)
         snprintf(reason, sizeof(reason),
                  "refused by the gateway: a navigation in a message that is not valid, "
                  "unambiguous JSON");
-    char *reply = cdp_error_reply(call.id, call.session_id, CDP_ERROR_CODE,
-                                  reason[0] ? reason : "blocked by policy");
+    *reply = cdp_error_reply(call.id, call.session_id, CDP_ERROR_CODE,
+                             reason[0] ? reason : "blocked by policy");
     cdp_call_done(&call);
-    if (!reply)
+    return *reply ? 1 : -1;
+}
+
+struct cdp_screen_job {
+    struct gateway *gw;   /* weak */
+    struct instance *sb;  /* held */
+    struct ws_link *link; /* held; deferred (WS_DEFERRED) until the job is done */
+    struct ws_msg *m;     /* owned */
+    char *reply;          /* owned: the answer, when the message is refused */
+    int verdict;          /* cdp_screen's */
+};
+
+static void screen_run(void *data)
+{
+    struct cdp_screen_job *j = data;
+    j->verdict = cdp_screen(j->gw, j->sb, &j->m, &j->reply);
+}
+
+static void screen_done(void *data)
+{
+    struct cdp_screen_job *j = data;
+    struct ws_link *l = j->link;
+
+    if (ws_link_closing(l)) {
+        /* the client or the session went away meanwhile */
+    } else if (j->verdict < 0) {
+        ws_link_close(l, LWS_CLOSE_STATUS_POLICY_VIOLATION, "refused by the gateway");
+    } else if (j->verdict > 0) {
+        ws_link_send_client(l, j->reply, strlen(j->reply), false);
+        ws_link_resume(l, NULL);
+    } else {
+        ws_link_resume(l, TAKE_PTR(j->m));
+    }
+    ws_msg_free(j->m);
+    free(j->reply);
+    ws_link_release(l);
+    instance_release(j->sb);
+    free(j);
+}
+
+/* Most messages pass on the loop after a plain scan; the few that need a
+ * decision get it on a worker, and the client's next messages wait for
+ * it (ws.h), so their order holds. */
+static int cdp_from_client(struct ws_link *l, struct ws_msg **pm)
+{
+    struct instance *sb = ws_link_owner(l);
+    struct cdp_proxy *cp = ws_link_data(l);
+    struct ws_msg *m = *pm;
+    struct cdp_screen_job *j;
+
+    /* Chromium would take a binary message as CBOR, which this policy
+     * does not read. */
+    if (m->binary)
         return -1;
-    ws_msg_free(m);
-    ws_link_send_client(l, reply, strlen(reply), false);
-    free(reply);
-    return 1;
+    if (!memmem(m->data, m->len, "setDownloadBehavior", 19) &&
+        !cdp_may_navigate((const char *)m->data, m->len))
+        return 0;
+    if (!(j = calloc(1, sizeof(*j))))
+        return -1;
+    *j = (struct cdp_screen_job){.gw = cp->gw, .sb = sb, .link = l, .m = m};
+    instance_hold(sb);
+    ws_link_hold(l);
+    if (work_submit(fast_pool(cp->gw), screen_run, screen_done, j) < 0) {
+        ws_link_close(l, WS_CLOSE_TRY_AGAIN, "the gateway is busy; try again");
+        ws_link_release(l);
+        instance_release(sb);
+        free(j);
+        return -1;
+    }
+    return WS_DEFERRED;
 }
 
 /* Parses and resolves a CDP WebSocket path; the same for check and start. */
@@ -711,6 +784,8 @@ static int cdp_ws_start(void *data, struct lws *wsi, const char *path, struct ph
         return -ENOENT;
     if (!(l = ws_link_new(wsi, &cdp_link_ops, sb, cp, CDP_MAX_MESSAGE)))
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    ws_link_set_budget(l, (size_t)gw->cdp_session_max_mib << 20,
+                       "the session's CDP connections hold too much (cdp_session_max_mib)");
     if (upstream[0]) {
         ws_link_connect_ws(l, sb->vm->devtools_socket, upstream);
         return 0;

@@ -95,6 +95,8 @@ enum {
  * keys, nesting too deep): refuse it (call->id is set when readable).
  * Call cdp_call_done() in every case. */
 int cdp_inspect(const char *msg, size_t len, struct cdp_call *call);
+/* Whether cdp_inspect would parse msg: a plain scan, cheap. */
+bool cdp_may_navigate(const char *msg, size_t len);
 void cdp_call_done(struct cdp_call *call);
 /* {"id":ID,"error":{"code":code,"message":message},"sessionId":S}, id and
  * sessionId only when given. malloc'd, NULL on out-of-memory. */

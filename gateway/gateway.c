@@ -130,13 +130,12 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
         const char *key;
         int def;
     } limits[] = {
-        {"recording_max_mib", 2048},
-        {"recording_max_minutes", 120},
-        {"recording_total_mib", 10240},
-        {"console_log_max_mib", 16},
+        {"recording_max_mib", 2048}, {"recording_max_minutes", 120}, {"recording_total_mib", 10240},
+        {"console_log_max_mib", 16}, {"cdp_session_max_mib", 512},
     };
     int *limit_fields[] = {&gw->recording_max_mib, &gw->recording_max_minutes,
-                           &gw->recording_total_mib, &gw->console_log_max_mib};
+                           &gw->recording_total_mib, &gw->console_log_max_mib,
+                           &gw->cdp_session_max_mib};
     for (size_t i = 0; i < ARRAY_SIZE(limits); i++) {
         v = json_object_get(cfg, limits[i].key);
         if (v &&
@@ -203,12 +202,15 @@ static void api_healthz(struct http_req *req, void *data)
 static void api_status(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
+    char why[256];
+    bool failing = state_write_failing(gw->db, why, sizeof(why));
     http_reply_json(req, 200,
-                    json_pack("{s:s, s:s, s:{s:i, s:i}, s:o, s:i}", "version", PORTHOLE_VERSION,
-                              "accel", accel_name(gw->accel.accel), "pool", "target",
-                              gw->pool_target, "ready", pool_ready_count(gw->pool), "templates",
-                              templates_status(gw->templates), "instances",
-                              instances_count(gw->instances)));
+                    json_pack("{s:s, s:s, s:{s:i, s:i}, s:o, s:i, s:{s:s, s:s?}}", "version",
+                              PORTHOLE_VERSION, "accel", accel_name(gw->accel.accel), "pool",
+                              "target", gw->pool_target, "ready", pool_ready_count(gw->pool),
+                              "templates", templates_status(gw->templates), "instances",
+                              instances_count(gw->instances), "state_db", "status",
+                              failing ? "failing" : "ok", "error", failing ? why : NULL));
 }
 
 static void gateway_tick(lws_sorted_usec_list_t *sul)

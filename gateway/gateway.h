@@ -99,5 +99,6 @@ struct gateway {
     int recording_max_minutes;     /* one recording's duration limit, 0: none */
     int recording_total_mib;       /* all recordings' budget, 0: none */
     int console_log_max_mib;       /* a guest's console log, 0: no limit */
+    int cdp_session_max_mib;       /* what one session's CDP clients hold in the gateway, 0: none */
     lws_sorted_usec_list_t sweep;  /* the 1 s tick */
 };

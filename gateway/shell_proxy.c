@@ -20,7 +20,6 @@
 #define SHELL_MAX_MESSAGE (64u * 1024)
 #define SHELL_PREFIX "/v1/sandboxes/"
 #define SHELL_SUFFIX "/shell"
-#define WS_CLOSE_TRY_AGAIN 1013 /* RFC 6455's registry: "Try Again Later" */
 
 static const struct ws_link_ops shell_link_ops;
 

@@ -29,6 +29,7 @@ struct ws_side {
     bool paused;                /* its reads are off: the other side's queue is full */
     bool close_now;             /* close at the next WRITEABLE, dropping the queue */
     bool close_when_empty;      /* close once the queue is written */
+    bool discarding;            /* dropping the rest of a message, then closing */
     struct ws_msg *rx;          /* owned: message being assembled from this side */
     struct ws_msg *head, *tail; /* owned: queue of what to write to this side */
     size_t queued;              /* bytes in the queue */
@@ -44,6 +45,13 @@ struct ws_link {
     int close_status;
     char close_reason[100];
     int holds;
+    /* A from_client decision under way (WS_DEFERRED), and the client
+     * messages that arrived meanwhile, in order. */
+    bool deferred;
+    struct ws_msg *held_head, *held_tail; /* owned */
+    size_t held;                          /* bytes in the held queue */
+    size_t budget;                        /* bound on the owner's links' bytes; 0 = none */
+    char budget_reason[100];
     struct ws_hub *hub;          /* weak */
     struct ws_link *prev, *next; /* the hub's list */
 };
@@ -70,13 +78,19 @@ static struct ws_hub *hub_of(struct lws *wsi)
     return srv ? http_server_ws_data(srv) : NULL;
 }
 
+static void msgs_free(struct ws_msg *m)
+{
+    while (m) {
+        struct ws_msg *next = m->next;
+        ws_msg_free(m);
+        m = next;
+    }
+}
+
 static void queue_free(struct ws_side *s)
 {
-    while (s->head) {
-        struct ws_msg *m = s->head;
-        s->head = m->next;
-        ws_msg_free(m);
-    }
+    msgs_free(s->head);
+    s->head = NULL;
     s->tail = NULL;
     s->queued = 0;
     ws_msg_free(s->rx);
@@ -102,6 +116,7 @@ static void link_maybe_free(struct ws_link *l)
         l->next->prev = l->prev;
     queue_free(&l->client);
     queue_free(&l->upstream);
+    msgs_free(l->held_head);
     if (l->ops->destroy)
         l->ops->destroy(l);
     free(l);
@@ -167,6 +182,8 @@ void ws_link_set_close(struct ws_link *l, int status, const char *reason)
 /* Starts closing side s: at once (drop its queue) or after its queue. */
 static void side_close(struct ws_link *l, struct ws_side *s, bool flush)
 {
+    if (s->discarding)
+        return; /* once the message being dropped has ended (over_budget) */
     switch (s->state) {
     case SIDE_IDLE:
         s->state = SIDE_GONE;
@@ -238,6 +255,50 @@ static void side_gone(struct ws_link *l, struct ws_side *s)
     link_maybe_free(l);
 }
 
+/* ---- the owner's budget --------------------------------------------- */
+
+static size_t link_bytes(const struct ws_link *l)
+{
+    return l->client.queued + l->upstream.queued + l->held +
+           (l->client.rx ? l->client.rx->cap : 0) + (l->upstream.rx ? l->upstream.rx->cap : 0);
+}
+
+void ws_link_set_budget(struct ws_link *l, size_t max_bytes, const char *reason)
+{
+    l->budget = max_bytes;
+    snprintf(l->budget_reason, sizeof(l->budget_reason), "%s", reason ? reason : "");
+}
+
+/* Closes l when its owner's links hold more than l's budget; true then.
+ * A walk of the hub's links (at most the gateway's connections) per
+ * message or piece read: cheap beside the copy that brought the bytes.
+ * reading: a side in the middle of a message, whose current frame is read
+ * to its end and dropped before the close frame goes (discarding): a peer
+ * blocked writing that frame would not read the close frame, and a socket
+ * closed with bytes unread is reset, close frame and all. */
+static bool over_budget(struct ws_link *l, struct ws_side *reading)
+{
+    size_t total = 0;
+
+    if (!l->budget || l->closing)
+        return false;
+    for (const struct ws_link *o = l->hub->links; o; o = o->next)
+        if (o->owner == l->owner && o->ops == l->ops)
+            total += link_bytes(o);
+    if (total <= l->budget)
+        return false;
+    lwsl_warn("ws %s: the owner's links hold %zu bytes, over %zu: closing one\n", l->ops->name,
+              total, l->budget);
+    if (reading && reading->state == SIDE_UP && !reading->raw) {
+        ws_msg_free(reading->rx);
+        reading->rx = NULL;
+        reading->discarding = true;
+        lws_set_timeout(reading->wsi, PENDING_TIMEOUT_USER_OK, 2 * WS_CLOSE_GRACE_S);
+    }
+    ws_link_close(l, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, l->budget_reason);
+    return true;
+}
+
 /* ---- the pump ------------------------------------------------------- */
 
 static void enqueue(struct ws_link *l, struct ws_side *to, struct ws_side *from, struct ws_msg *m)
@@ -263,25 +324,85 @@ static void enqueue(struct ws_link *l, struct ws_side *to, struct ws_side *from,
         ws_link_close(l, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "queue overflow");
         return;
     }
+    if (over_budget(l, NULL))
+        return;
     if (from && to->queued > WS_QUEUE_HIGH && !from->paused && from->state == SIDE_UP) {
         lws_rx_flow_control(from->wsi, 0);
         from->paused = true;
     }
 }
 
+/* A client message that arrived while a decision on an earlier one is
+ * under way waits behind it, under the same bounds as a queue. */
+static void hold(struct ws_link *l, struct ws_msg *m)
+{
+    struct ws_side *c = &l->client;
+
+    m->next = NULL;
+    if (l->held_tail)
+        l->held_tail->next = m;
+    else
+        l->held_head = m;
+    l->held_tail = m;
+    l->held += m->len;
+    if (l->held > WS_QUEUE_HIGH + 2 * l->max_message) {
+        lwsl_notice("ws %s: %zu bytes wait on a decision, closing\n", l->ops->name, l->held);
+        ws_link_close(l, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "queue overflow");
+        return;
+    }
+    if (over_budget(l, NULL))
+        return;
+    if (l->held > WS_QUEUE_HIGH && !c->paused && c->state == SIDE_UP) {
+        lws_rx_flow_control(c->wsi, 0);
+        c->paused = true;
+    }
+}
+
 static void deliver(struct ws_link *l, struct ws_side *from, struct ws_msg *m)
 {
     if (from == &l->client && l->ops->from_client) {
+        if (l->deferred) {
+            hold(l, m);
+            return;
+        }
         int r = l->ops->from_client(l, &m);
         if (r < 0) {
             ws_msg_free(m);
             ws_link_close(l, LWS_CLOSE_STATUS_POLICY_VIOLATION, "refused by the gateway");
             return;
         }
+        if (r == WS_DEFERRED)
+            l->deferred = true;
         if (r > 0)
             return;
     }
     enqueue(l, peer_of(l, from), from, m);
+}
+
+void ws_link_resume(struct ws_link *l, struct ws_msg *m)
+{
+    struct ws_side *c = &l->client;
+
+    l->deferred = false;
+    if (ws_link_closing(l)) {
+        ws_msg_free(m);
+        return;
+    }
+    if (m)
+        enqueue(l, &l->upstream, c, m);
+    while (!l->deferred && l->held_head && !ws_link_closing(l)) {
+        struct ws_msg *next = l->held_head;
+        if (!(l->held_head = next->next))
+            l->held_tail = NULL;
+        l->held -= next->len;
+        next->next = NULL;
+        deliver(l, c, next);
+    }
+    if (c->paused && c->state == SIDE_UP && l->held <= WS_QUEUE_LOW &&
+        l->upstream.queued <= WS_QUEUE_LOW) {
+        lws_rx_flow_control(c->wsi, 1);
+        c->paused = false;
+    }
 }
 
 int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool binary)
@@ -299,6 +420,14 @@ int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool bi
 static int on_receive(struct ws_link *l, struct ws_side *s, struct lws *wsi, const void *in,
                       size_t len)
 {
+    if (s->discarding) {
+        /* The end of the frame: its sender is no longer held up writing. */
+        if (!lws_remaining_packet_payload(wsi)) {
+            s->discarding = false;
+            side_close(l, s, false);
+        }
+        return 0;
+    }
     if (s->state != SIDE_UP || s->close_now || l->closing)
         return 0;
     if (s->raw) {
@@ -317,6 +446,8 @@ static int on_receive(struct ws_link *l, struct ws_side *s, struct lws *wsi, con
     }
     if (r < 0)
         return -1;
+    if (over_budget(l, r == 0 ? s : NULL))
+        return 0;
     if (r == 1) {
         struct ws_msg *m = s->rx;
         s->rx = NULL;
@@ -360,7 +491,8 @@ static int on_writeable(struct ws_link *l, struct ws_side *s)
             s->tail = NULL;
         s->queued -= m->len;
         ws_msg_free(m);
-        if (o->paused && s->queued <= WS_QUEUE_LOW && o->state == SIDE_UP) {
+        if (o->paused && s->queued <= WS_QUEUE_LOW && o->state == SIDE_UP &&
+            (o != &l->client || l->held <= WS_QUEUE_LOW)) {
             lws_rx_flow_control(o->wsi, 1);
             o->paused = false;
         }

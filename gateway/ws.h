@@ -23,7 +23,12 @@
  * destination queue passes WS_QUEUE_HIGH is paused (lws_rx_flow_control)
  * until the queue drains below WS_QUEUE_LOW. Client messages go through
  * ops->from_client first, which may forward, rewrite in place, drop or
- * answer them. When one side closes, what is queued for the other is sent
+ * answer them, or defer the decision to a worker (WS_DEFERRED): the
+ * client's later messages then wait, in order and under the same bounds,
+ * until ws_link_resume(). A link may also be given a memory budget shared
+ * by every link of its owner (ws_link_set_budget): what they hold, being
+ * assembled, queued or waiting, stays under it, or the link that would
+ * pass it is closed with 1009. When one side closes, what is queued for the other is sent
  * and the other closes too; ws_link_close() and ws_links_close() close both
  * sides at once, the client with a WebSocket close frame.
  *
@@ -46,6 +51,7 @@ struct ws_link;
 #define WS_QUEUE_LOW (1u * 1024 * 1024)  /* resume it below this */
 #define WS_WRITE_CHUNK (64u * 1024)      /* bytes per lws_write */
 #define WS_CLOSE_GRACE_S 5               /* a side that will not take its close */
+#define WS_CLOSE_TRY_AGAIN 1013          /* RFC 6455's registry: "Try Again Later" */
 
 struct ws_endpoint {
     const char *prefix; /* "/cdp/": matched against the decoded path */
@@ -59,14 +65,17 @@ struct ws_endpoint {
     void *data; /* weak: the endpoint owner's context */
 };
 
+#define WS_DEFERRED 2 /* from_client: the decision comes later (ws_link_resume) */
+
 struct ws_link_ops {
     const char *name; /* "cdp", "vnc": for logs */
     /* A message from the client, before it is queued upstream. Return 0 to
      * forward *m as it is now: changed in place, or replaced by another
      * message (the hook frees the old one and stores the new one in *m);
-     * 1 when the hook took *m (freed it or kept it), < 0 to close the link
-     * (status 1008 "policy violation"), *m then still the hook's to leave.
-     * May be NULL. */
+     * 1 when the hook took *m (freed it or kept it), WS_DEFERRED when it
+     * took *m and will hand it back through ws_link_resume() (the link
+     * must be held meanwhile), < 0 to close the link (status 1008 "policy
+     * violation"), *m then still the hook's to leave. May be NULL. */
     int (*from_client)(struct ws_link *l, struct ws_msg **m);
     /* The upstream connection is over, before the client is told: the
      * hook may pick the close status and reason (ws_link_set_close).
@@ -101,6 +110,15 @@ int ws_link_connect_unix(struct ws_link *l, const char *socket_path);
 /* The upstream is a connected socket of the caller's (stolen, closed on
  * failure too), carrying raw bytes. Returns 0 or -EIO. */
 int ws_link_adopt_fd(struct ws_link *l, int fd);
+/* Ends a WS_DEFERRED decision: m (NULL: nothing) goes upstream, then the
+ * client messages that arrived meanwhile go through from_client in turn.
+ * On a closing link m is freed and nothing more happens. */
+void ws_link_resume(struct ws_link *l, struct ws_msg *m);
+/* Bounds what the links of l's owner made with l's ops hold together
+ * (messages being assembled, queued either way, waiting on a deferred
+ * decision) to max_bytes; 0 = no bound. A link whose bytes would pass it
+ * is closed with 1009 and reason, which names the bound. */
+void ws_link_set_budget(struct ws_link *l, size_t max_bytes, const char *reason);
 /* Queues a message to the client (an answer the proxy makes itself).
  * Returns 0, -ENOMEM, or -EPIPE when the client is gone or closing. */
 int ws_link_send_client(struct ws_link *l, const void *data, size_t len, bool binary);
