@@ -214,8 +214,13 @@ static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, st
     ssh_options_set(sess, SSH_OPTIONS_NODELAY, &yes);
 
     if (ssh_connect(sess) != SSH_OK) {
-        r = ph_error_set(err, PH_ERR_UNAVAILABLE, -ECONNREFUSED, "ssh connect to %s:%d: %s",
-                         s->host, s->port, ssh_get_error(sess));
+        /* libssh reports refused, reset and closed connections only as
+         * text. What tells them from a real failure is that no SSH server
+         * spoke: QEMU's user-mode forward accepts on the host port at once
+         * and resets the connection while the guest's sshd is not up. */
+        bool spoke = ssh_get_serverbanner(sess) != NULL;
+        r = ph_error_set(err, PH_ERR_UNAVAILABLE, spoke ? -EPROTO : -ECONNREFUSED,
+                         "ssh connect to %s:%d: %s", s->host, s->port, ssh_get_error(sess));
         goto fail;
     }
     /* The key pinned when this connect began (vm_ssh_set_keys keeps it
@@ -257,6 +262,39 @@ int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err)
         return r;
     r = conn_connect(s, c, timeout_ms, err);
     conn_release(s, c);
+    return r;
+}
+
+/* Pauses between connects to a guest whose sshd is not up yet: short at
+ * first (a KVM guest is up within a second), at most a second (a TCG
+ * guest may take a minute). */
+#define SSH_RETRY_FIRST_MS 100
+#define SSH_RETRY_MAX_MS 1000
+
+int vm_ssh_connect_until(struct vm_ssh *s, int64_t deadline_ms, int abort_fd, struct ph_error *err)
+{
+    int pause_ms = SSH_RETRY_FIRST_MS, attempts = 0, r;
+
+    for (;;) {
+        int64_t left = deadline_ms - now_ms();
+        attempts++;
+        r = vm_ssh_connect(s, left > 1000 ? (int)left : 1000, err);
+        if (r != -ECONNREFUSED)
+            return r;
+        left = deadline_ms - now_ms();
+        if (left <= 0)
+            break;
+        /* There is no readiness signal to wait for beyond the guest's
+         * marker, which may be stale or early: a bounded pause, cut short
+         * when abort_fd (QEMU's pidfd) says there is nothing to wait for. */
+        struct pollfd p = {.fd = abort_fd, .events = POLLIN};
+        int n = poll(&p, 1, left < pause_ms ? (int)left : pause_ms);
+        if (n > 0)
+            return ph_error_set(err, PH_ERR_UNAVAILABLE, -ECONNREFUSED,
+                                "ssh connect to %s:%d: QEMU exited", s->host, s->port);
+        pause_ms = pause_ms * 2 < SSH_RETRY_MAX_MS ? pause_ms * 2 : SSH_RETRY_MAX_MS;
+    }
+    ph_error_prefix(err, "no SSH server answered in %d attempts", attempts);
     return r;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "run.h"
@@ -23,7 +24,16 @@ void vm_ssh_free(struct vm_ssh *s);
  * session that is up stays). 0 or -ENOMEM. */
 int vm_ssh_set_keys(struct vm_ssh *s, const char *privkey_path, const char *hostkey_pub_path);
 
+/* One connect, at most timeout_ms. -ECONNREFUSED (PH_ERR_UNAVAILABLE) when
+ * no SSH server answered: the port refused or reset the connection, or
+ * closed it before a banner. Anything else (host key not the pinned one,
+ * authentication refused, a handshake that failed) is another code. */
 int vm_ssh_connect(struct vm_ssh *s, int timeout_ms, struct ph_error *err);
+/* vm_ssh_connect again, with a pause of at most a second between tries,
+ * while no SSH server answers and deadline_ms (now_ms clock) has not
+ * passed; stops once abort_fd (-1 for none) turns readable. Returns at
+ * once on any other failure. */
+int vm_ssh_connect_until(struct vm_ssh *s, int64_t deadline_ms, int abort_fd, struct ph_error *err);
 
 /* A new authenticated session of the caller's own (host key pinned as for
  * every other), for a thread that keeps channels open on it, such as a

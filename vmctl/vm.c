@@ -470,6 +470,8 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
     unlink(qmp);
     unlink(ser);
     unlink(pidf);
+    struct stat log_st;
+    vm->console_boot_offset = stat(serlog, &log_st) == 0 ? (size_t)log_st.st_size : 0;
     /* -daemonize: the process we start exits once QEMU is initialised and
      * its sockets listen, which is our readiness signal. */
     int st = spawn_wait(argv, log);
@@ -561,12 +563,20 @@ bool vm_alive(const struct vm *vm)
     return poll(&p, 1, 0) == 0;
 }
 
+/* Only what this QEMU printed counts: the log of a VM started again holds
+ * the markers of its earlier boots, and a clone's the template's. */
 static bool serial_log_has(const struct vm *vm, const char *marker)
 {
     _cleanup_free_ char *path = run_path(vm, "serial.log"), *data = NULL;
-    if (!path || read_file(path, &data, NULL, 64 * 1024 * 1024) < 0)
+    size_t len = 0;
+    if (!path || read_file(path, &data, &len, 64 * 1024 * 1024) < 0)
         return false;
-    return strstr(data, marker) != NULL;
+    /* Shorter than when QEMU started: vm_console_cap cut the log since,
+     * keeping its newest half, which may still hold older boots. Then only
+     * the serial socket can tell. */
+    if (len < vm->console_boot_offset)
+        return false;
+    return strstr(data + vm->console_boot_offset, marker) != NULL;
 }
 
 static int serial_connect(const struct vm *vm)
@@ -619,10 +629,11 @@ static int vm_ssh_ensure(struct vm *vm)
 
 #define VM_ATTACH_CONNECT_MS 15000
 
-/* What a guest that answers gets: SSH, DevTools, the saved ports. */
+/* What a guest that answers gets: SSH, DevTools, the saved ports. A
+ * guest's sshd that does not answer yet is tried again until timeout_ms. */
 static int vm_connect_guest(struct vm *vm, int timeout_ms, struct ph_error *err)
 {
-    int r = vm_ssh_connect(vm->ssh, timeout_ms, err);
+    int r = vm_ssh_connect_until(vm->ssh, now_ms() + timeout_ms, vm->pidfd, err);
     if (r < 0 || (r = vm_open_devtools(vm, err)) < 0)
         return r;
     vm_ports_reopen(vm);

@@ -124,6 +124,9 @@ struct vm {
     pid_t pid;     /* QEMU daemon, 0 if not started */
     int pidfd;     /* owned, -1 if unused */
     int ssh_port;  /* host side of the forward to guest :22 */
+    /* Size of serial.log when this QEMU started: its console output, and
+     * the ready marker vm_wait_ready looks for, come after it. */
+    size_t console_boot_offset;
     /* Browser VMs: QEMU's VNC server for the VM's screen, on a Unix socket
      * in the run dir (NULL for sandboxes; owned). The guest draws into a
      * virtio-gpu device and never encodes a frame itself. */
