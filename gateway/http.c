@@ -96,14 +96,15 @@ static bool on_loop_thread(const struct http_server *s)
     return s->loop_started && pthread_equal(pthread_self(), s->loop_thread);
 }
 
-/* A streamed reply the handler has ended, and no kick pending for it: the
- * server may free it. */
-static bool stream_done(struct http_req_full *r)
+/* The handler is done with r (its reply is attached, or its stream ended)
+ * and no kick for it is pending: nothing but the loop refers to r any more,
+ * and the server may free it. */
+static bool req_released(struct http_req_full *r)
 {
     pthread_mutex_lock(&r->server->handoff_lock);
-    bool done = r->resp.stream_end && !r->in_handoff;
+    bool released = (!r->resp.streaming || r->resp.stream_end) && !r->in_handoff;
     pthread_mutex_unlock(&r->server->handoff_lock);
-    return done;
+    return released;
 }
 
 /* Loop thread: the reply is attached (or a streamed one has more), send it,
@@ -117,7 +118,8 @@ static void req_kick(struct http_req_full *r)
             r->resp.gone = true;
             pthread_mutex_unlock(&r->server->handoff_lock);
         }
-        if (!r->resp.streaming || stream_done(r))
+        /* A kick still pending frees it instead. */
+        if (req_released(r))
             req_free(r);
         return;
     }
@@ -126,24 +128,30 @@ static void req_kick(struct http_req_full *r)
     lws_callback_on_writable(r->wsi);
 }
 
-static void req_reply_ready(struct http_req_full *r)
+/* Hands r to the loop; stream_end marks the handler's last touch of r. */
+static void req_reply_ready(struct http_req_full *r, bool stream_end)
 {
     struct http_server *s = r->server;
+    bool on_loop = on_loop_thread(s);
 
-    if (on_loop_thread(s)) {
-        req_kick(r);
-        return;
-    }
     pthread_mutex_lock(&s->handoff_lock);
+    /* The end and its kick are one step: the loop frees a stream that has
+     * ended with no kick pending, so a kick pushed after the end was marked
+     * could land on a freed request, or between the loop's check and its
+     * free. Past this unlock the handler does not touch r. */
+    if (stream_end)
+        r->resp.stream_end = true;
     /* A streamed reply is kicked once however many writes came meanwhile. */
-    bool queue = !r->in_handoff;
+    bool queue = !on_loop && !r->in_handoff;
     if (queue) {
         r->in_handoff = true;
         r->next_handoff = s->handoff;
         s->handoff = r;
     }
     pthread_mutex_unlock(&s->handoff_lock);
-    if (queue)
+    if (on_loop)
+        req_kick(r);
+    else if (queue)
         lws_cancel_service(s->ctx);
 }
 
@@ -185,17 +193,17 @@ void http_stream_begin(struct http_req *req, int status, const char *content_typ
     r->resp.chunks_tail = &r->resp.chunks;
     /* No Content-Length: the connection ends with the stream. */
     r->resp.close_after = true;
-    req_reply_ready(r);
+    req_reply_ready(r, false);
 }
 
 /* Queues one framed chunk ("0" with no data is the last); false when the
  * client is gone or memory is out. */
-static bool stream_queue(struct http_req_full *r, const void *data, size_t len, bool end)
+static bool stream_queue(struct http_req_full *r, const void *data, size_t len, bool last)
 {
     struct http_server *s = r->server;
     struct http_chunk *c = NULL;
 
-    if (len > 0 || end) {
+    if (len > 0 || last) {
         if (!(c = malloc(sizeof(*c) + len + 16)))
             return false;
         c->next = NULL;
@@ -213,8 +221,6 @@ static bool stream_queue(struct http_req_full *r, const void *data, size_t len, 
         r->resp.queued += c->len;
         c = NULL;
     }
-    if (end)
-        r->resp.stream_end = true;
     pthread_mutex_unlock(&s->handoff_lock);
     free(c);
     return ok;
@@ -235,7 +241,7 @@ bool http_stream_write(struct http_req *req, const void *data, size_t len)
         p += n;
         len -= n;
     }
-    req_reply_ready(r);
+    req_reply_ready(r, false);
     return ok;
 }
 
@@ -257,7 +263,7 @@ void http_stream_end(struct http_req *req)
     if (!r->resp.streaming)
         return;
     stream_queue(r, NULL, 0, true);
-    req_reply_ready(r);
+    req_reply_ready(r, true);
 }
 
 /* The connection of r is gone: free r unless its handler still holds it
@@ -269,7 +275,7 @@ static void req_orphan(struct http_req_full *r)
         r->resp.gone = true;
         pthread_mutex_unlock(&r->server->handoff_lock);
         r->wsi = NULL;
-        if (stream_done(r))
+        if (req_released(r))
             req_free(r);
         return;
     }
@@ -315,7 +321,7 @@ static void req_set_reply(struct http_req_full *r, int status, const char *conte
             r->resp.close_after = true;
         }
     }
-    req_reply_ready(r);
+    req_reply_ready(r, false);
 }
 
 static char *error_body(const char *code, const char *message, size_t *len)

@@ -60,7 +60,7 @@ struct http_resp {
     /* A streamed reply (http_stream_*). Under the server's handoff_lock:
      * chunks, stream_end, gone. */
     bool streaming;
-    bool stream_end;           /* the handler is done with req */
+    bool stream_end;           /* the handler is done with req (set with its last kick) */
     bool gone;                 /* the client left: writes are dropped */
     bool final_sent;           /* loop thread: the last chunk went out */
     struct http_chunk *chunks; /* owned FIFO, each framed */

@@ -323,6 +323,41 @@ static void h_stream(struct http_req *req, void *data)
         http_reply_errorf(req, PH_ERR_LIMIT, "busy");
 }
 
+/* A streamed reply written as fast as the worker can, ending as soon as a
+ * write finds the client gone: its last kick and its end race the loop
+ * handling that kick. The work a handler does before it ends (an exit
+ * status, a cleanup) varies per request, which moves the end across the
+ * loop's handling. */
+static atomic_int floods_started, floods_ended;
+static atomic_uint flood_seq;
+
+static void worker_flood(void *data)
+{
+    struct http_req *req = data;
+    int n = atoi(req->params[0]);
+
+    http_stream_begin(req, 200, "text/plain");
+    for (int i = 0; i < n; i++) {
+        char line[32];
+        int len = snprintf(line, sizeof(line), "%d\n", i);
+        if (!http_stream_write(req, line, (size_t)len))
+            break;
+    }
+    unsigned work = (atomic_fetch_add(&flood_seq, 1) * 2654435761u) >> 20;
+    for (volatile unsigned k = 0; k < work; k++)
+        ;
+    http_stream_end(req);
+    atomic_fetch_add(&floods_ended, 1);
+}
+
+static void h_flood(struct http_req *req, void *data)
+{
+    if (work_submit(http_server_work(srv), worker_flood, NULL, req) < 0)
+        http_reply_errorf(req, PH_ERR_LIMIT, "busy");
+    else
+        atomic_fetch_add(&floods_started, 1);
+}
+
 static void *serve(void *arg)
 {
     (void)arg;
@@ -412,6 +447,89 @@ static void expect(const char *request, int status, const char *needle)
 
 #define AUTH "Authorization: Bearer " TOKEN "\r\n"
 
+/* Waits until at most n streams are running or queued. */
+static void wait_floods(int n)
+{
+    for (int i = 0; i < 50000 && atomic_load(&floods_started) - atomic_load(&floods_ended) > n; i++)
+        usleep(100);
+}
+
+/* Streamed and deferred replies from workers whose clients leave at every
+ * point: before the handler runs, mid-stream, at its end, or never. The
+ * server must free each request once, after both sides let go of it (ASan
+ * sees the rest). */
+static void test_churn(void)
+{
+    static const char *const paths[] = {"/v1/flood/1", "/v1/flood/50", "/v1/flood/3000",
+                                        "/v1/deferred/worker"};
+    unsigned seed = 1;
+    int complete = 0;
+
+    for (int round = 0; round < 40; round++) {
+        int fds[4];
+        const char *path[4];
+        for (int k = 0; k < 4; k++) {
+            char req[128];
+            path[k] = paths[rand_r(&seed) % 4];
+            snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" AUTH "\r\n", path[k]);
+            fds[k] = connect_server();
+            if (fds[k] >= 0 && write(fds[k], req, strlen(req)) < 0) {
+                close(fds[k]);
+                fds[k] = -1;
+            }
+        }
+        for (int k = 0; k < 4; k++) {
+            if (fds[k] < 0)
+                continue;
+            char buf[4096];
+            int reads = (int)(rand_r(&seed) % 4);
+            if (reads == 3) {
+                /* To the end: a stream's last chunk, then the close. */
+                size_t len = 0;
+                char tail[6] = "";
+                ssize_t n;
+                while ((n = read(fds[k], buf, sizeof(buf))) > 0) {
+                    size_t keep = n >= 5 ? 5 : (size_t)n;
+                    memmove(tail, tail + keep, 5 - keep);
+                    memcpy(tail + 5 - keep, buf + n - keep, keep);
+                    len += (size_t)n;
+                }
+                if (strncmp(path[k], "/v1/flood/", 10) == 0 && len > 0) {
+                    complete++;
+                    CHECKF(strcmp(tail, "0\r\n\r\n") == 0, "%s ends with \"%s\"", path[k], tail);
+                }
+            }
+            for (int i = 0; i < reads && i < 3; i++)
+                if (read(fds[k], buf, (size_t)1 + rand_r(&seed) % sizeof(buf)) <= 0)
+                    break;
+            close(fds[k]);
+        }
+        wait_floods(0);
+    }
+
+    /* Many short streams whose clients leave right after asking, or after
+     * the first bytes: the worker's last write finds them gone. */
+    for (int i = 0; i < 4000; i++) {
+        char req[128], buf[256];
+        wait_floods(6);
+        int fd = connect_server();
+        if (fd < 0)
+            continue;
+        snprintf(req, sizeof(req), "GET /v1/flood/%u HTTP/1.1\r\nHost: t\r\n\r\n",
+                 rand_r(&seed) % 64);
+        if (write(fd, req, strlen(req)) > 0 && i % 2)
+            (void)!read(fd, buf, sizeof(buf));
+        close(fd);
+    }
+    wait_floods(0);
+    CHECKF(atomic_load(&floods_ended) == atomic_load(&floods_started) &&
+               atomic_load(&floods_started) > 0,
+           "churn: %d streams started, %d ended", atomic_load(&floods_started),
+           atomic_load(&floods_ended));
+    CHECKF(complete > 0, "churn: no stream read to its end");
+}
+
 static void test_server(void)
 {
     struct http_server_opts o = {
@@ -433,6 +551,8 @@ static void test_server(void)
     CHECKF(http_route(srv, HTTP_PUT, "/v1/big", HTTP_ROUTE_BIG_BODY, 0, h_echo, NULL) == 0, "big");
     CHECKF(http_route(srv, HTTP_GET, "/v1/deferred/{how}", 0, 0, h_deferred, NULL) == 0, "route");
     CHECKF(http_route(srv, HTTP_GET, "/v1/stream/{n}", HTTP_ROUTE_PUBLIC, 0, h_stream, NULL) == 0,
+           "route");
+    CHECKF(http_route(srv, HTTP_GET, "/v1/flood/{n}", HTTP_ROUTE_PUBLIC, 0, h_flood, NULL) == 0,
            "route");
     port = http_server_port(srv);
     CHECKF(port > 0, "port %d", port);
@@ -537,6 +657,9 @@ static void test_server(void)
            "the writer of a left stream: ended %d, refused %d", atomic_load(&streams_ended),
            atomic_load(&stream_refused));
     expect("GET /v1/echo/after HTTP/1.1\r\nHost: t\r\n\r\n", 200, "\"params\":[\"after\"]");
+
+    test_churn();
+    expect("GET /v1/echo/churned HTTP/1.1\r\nHost: t\r\n\r\n", 200, "\"params\":[\"churned\"]");
 
     http_server_stop(srv);
     pthread_join(t, NULL);
