@@ -17,7 +17,11 @@
 #include "ssh.h"
 #include "util.h"
 
-#define TUNNEL_CONNECT_MS 10000
+/* The tunnel's own SSH session to the guest, made at its first client.
+ * A guest under software emulation on a loaded host has taken over 10 s
+ * to answer it (e2e_template, load average about 10); clients such as
+ * Playwright's connectOverCDP wait 30 s by default. */
+#define TUNNEL_CONNECT_MS 30000
 /* How long poll sleeps with nothing to do: the session's liveness is
  * looked at this often. */
 #define TUNNEL_IDLE_MS 1000
