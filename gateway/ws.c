@@ -301,61 +301,51 @@ static bool over_budget(struct ws_link *l, struct ws_side *reading)
 
 /* ---- the pump ------------------------------------------------------- */
 
+/* Appends m to one of l's queues (head, tail and its byte count) under the
+ * queues' bounds: past the hard one, or the owner's budget, l is closed
+ * (false); past WS_QUEUE_HIGH, sender (NULL: none) stops being read. lws
+ * may deliver what it has already read after the pause; the hard bound
+ * only trips on a peer that ignores it altogether. */
+static bool queue_append(struct ws_link *l, struct ws_msg **head, struct ws_msg **tail,
+                         size_t *bytes, struct ws_msg *m, struct ws_side *sender)
+{
+    m->next = NULL;
+    if (*tail)
+        (*tail)->next = m;
+    else
+        *head = m;
+    *tail = m;
+    *bytes += m->len;
+    if (*bytes > WS_QUEUE_HIGH + 2 * l->max_message) {
+        lwsl_notice("ws %s: %zu bytes queued, closing\n", l->ops->name, *bytes);
+        ws_link_close(l, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "queue overflow");
+        return false;
+    }
+    if (over_budget(l, NULL))
+        return false;
+    if (sender && *bytes > WS_QUEUE_HIGH && !sender->paused && sender->state == SIDE_UP) {
+        lws_rx_flow_control(sender->wsi, 0);
+        sender->paused = true;
+    }
+    return true;
+}
+
 static void enqueue(struct ws_link *l, struct ws_side *to, struct ws_side *from, struct ws_msg *m)
 {
     if (to->state == SIDE_GONE || to->close_now || to->close_when_empty || l->closing) {
         ws_msg_free(m);
         return;
     }
-    m->next = NULL;
     m->off = 0;
-    if (to->tail)
-        to->tail->next = m;
-    else
-        to->head = m;
-    to->tail = m;
-    to->queued += m->len;
-    if (to->state == SIDE_UP)
+    if (queue_append(l, &to->head, &to->tail, &to->queued, m, from) && to->state == SIDE_UP)
         lws_callback_on_writable(to->wsi);
-    /* lws may deliver what it has already read after the pause; the
-     * hard bound only trips on a peer that ignores it altogether. */
-    if (to->queued > WS_QUEUE_HIGH + 2 * l->max_message) {
-        lwsl_notice("ws %s: queue over %zu bytes, closing\n", l->ops->name, to->queued);
-        ws_link_close(l, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "queue overflow");
-        return;
-    }
-    if (over_budget(l, NULL))
-        return;
-    if (from && to->queued > WS_QUEUE_HIGH && !from->paused && from->state == SIDE_UP) {
-        lws_rx_flow_control(from->wsi, 0);
-        from->paused = true;
-    }
 }
 
 /* A client message that arrived while a decision on an earlier one is
  * under way waits behind it, under the same bounds as a queue. */
 static void hold(struct ws_link *l, struct ws_msg *m)
 {
-    struct ws_side *c = &l->client;
-
-    m->next = NULL;
-    if (l->held_tail)
-        l->held_tail->next = m;
-    else
-        l->held_head = m;
-    l->held_tail = m;
-    l->held += m->len;
-    if (l->held > WS_QUEUE_HIGH + 2 * l->max_message) {
-        lwsl_notice("ws %s: %zu bytes wait on a decision, closing\n", l->ops->name, l->held);
-        ws_link_close(l, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "queue overflow");
-        return;
-    }
-    if (over_budget(l, NULL))
-        return;
-    if (l->held > WS_QUEUE_HIGH && !c->paused && c->state == SIDE_UP) {
-        lws_rx_flow_control(c->wsi, 0);
-        c->paused = true;
-    }
+    queue_append(l, &l->held_head, &l->held_tail, &l->held, m, &l->client);
 }
 
 static void deliver(struct ws_link *l, struct ws_side *from, struct ws_msg *m)

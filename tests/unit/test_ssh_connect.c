@@ -90,6 +90,18 @@ static void *server_run(void *arg)
     }
 }
 
+static char client_key[64], pinned_pub[64], other_host_key[64];
+
+/* Starts sv's thread on a loopback port; a client of it, pinned to the
+ * expected host key. */
+static struct vm_ssh *server_start(struct server *sv, pthread_t *th)
+{
+    sv->listen_fd = listen_local(&sv->port);
+    CHECK(sv->listen_fd >= 0);
+    CHECK(pthread_create(th, NULL, server_run, sv) == 0);
+    return vm_ssh_new("127.0.0.1", sv->port, "root", client_key, pinned_pub);
+}
+
 static void server_stop(struct server *sv, pthread_t th)
 {
     pthread_mutex_lock(&sv->lock);
@@ -117,7 +129,6 @@ static int accepted(struct server *sv)
 }
 
 static char dir[] = "/tmp/test_ssh_connect.XXXXXX";
-static char client_key[64], pinned_pub[64], other_host_key[64];
 
 static void make_keys(void)
 {
@@ -164,10 +175,7 @@ static void test_reset_until_deadline(void)
 {
     struct server sv = {.lock = PTHREAD_MUTEX_INITIALIZER};
     pthread_t th;
-    sv.listen_fd = listen_local(&sv.port);
-    CHECK(sv.listen_fd >= 0);
-    CHECK(pthread_create(&th, NULL, server_run, &sv) == 0);
-    struct vm_ssh *s = vm_ssh_new("127.0.0.1", sv.port, "root", client_key, pinned_pub);
+    struct vm_ssh *s = server_start(&sv, &th);
     struct ph_error err = {0};
 
     int64_t t0 = now_ms();
@@ -190,10 +198,7 @@ static void test_reset_then_wrong_host_key(void)
 {
     struct server sv = {.lock = PTHREAD_MUTEX_INITIALIZER, .resets = 3, .host_key = other_host_key};
     pthread_t th;
-    sv.listen_fd = listen_local(&sv.port);
-    CHECK(sv.listen_fd >= 0);
-    CHECK(pthread_create(&th, NULL, server_run, &sv) == 0);
-    struct vm_ssh *s = vm_ssh_new("127.0.0.1", sv.port, "root", client_key, pinned_pub);
+    struct vm_ssh *s = server_start(&sv, &th);
     struct ph_error err = {0};
 
     int64_t t0 = now_ms();
