@@ -639,6 +639,12 @@ static int cdp_rewrite_downloads(struct instance *sb, struct ws_msg **pm)
     return r;
 }
 
+/* Whether m may set where downloads go (cdp_rewrite_downloads). */
+static bool asks_downloads(const struct ws_msg *m)
+{
+    return memmem(m->data, m->len, "setDownloadBehavior", 19) != NULL;
+}
+
 /* Decides on one client message: 0 to forward *pm (perhaps rewritten or
  * replaced), 1 to answer with *reply instead, -1 to close the link. On a
  * worker: a navigation's checks may run the policy's hook program, and a
@@ -650,8 +656,7 @@ static int cdp_screen(struct gateway *gw, struct instance *sb, struct ws_msg **p
     struct cdp_call call;
     char reason[256] = "";
 
-    if (memmem((*pm)->data, (*pm)->len, "setDownloadBehavior", 19) &&
-        cdp_rewrite_downloads(sb, pm) < 0)
+    if (asks_downloads(*pm) && cdp_rewrite_downloads(sb, pm) < 0)
         return -1;
     struct ws_msg *m = *pm;
     int r = cdp_inspect((const char *)m->data, m->len, &call);
@@ -722,8 +727,7 @@ static int cdp_from_client(struct ws_link *l, struct ws_msg **pm)
      * does not read. */
     if (m->binary)
         return -1;
-    if (!memmem(m->data, m->len, "setDownloadBehavior", 19) &&
-        !cdp_may_navigate((const char *)m->data, m->len))
+    if (!asks_downloads(m) && !cdp_may_navigate((const char *)m->data, m->len))
         return 0;
     if (!(j = calloc(1, sizeof(*j))))
         return -1;
