@@ -1,0 +1,116 @@
+/* What the files of porthole-init share: paths and limits used in more
+ * than one place, and each file's entry points. main.c says what the
+ * program does; each file opens with the concept it holds. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "guest_config.h"
+
+#define ROOT_DEVICE "/dev/vda"
+#define FWCFG_DIR "/sys/firmware/qemu_fw_cfg/by_name/opt/porthole"
+#define HOST_KEY_MAX (16 * 1024)
+#define HOST_KEY_PATH "/etc/ssh/ssh_host_ed25519_key"
+#define ENV_SCRIPT "/etc/profile.d/porthole-env.sh"
+#define POLICY_DIR "/etc/chromium/policies/managed"
+#define POLICY_PATH POLICY_DIR "/porthole.json"
+#define X_SOCKET "/tmp/.X11-unix/X0"
+#define RUN_DIR "/run/porthole"
+#define XORG_LOG "/var/log/porthole-xorg.log"
+#define X_START_MS 30000
+#define CDP_PORT 9222
+#define SYSTEM_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* util.c: the log, markers, clocks, files */
+void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void emit_marker(const char *line);
+void console_setup(void);
+int write_all(int fd, const void *buf, size_t len);
+double monotonic_s(void);
+int ms_until(double deadline);
+void sleep_ms(long ms);
+bool path_exists(const char *path);
+ssize_t read_fd_all(int fd, char *buf, size_t max);
+ssize_t read_file(const char *path, char *buf, size_t max);
+int write_file(const char *path, const void *data, size_t len, mode_t mode);
+int write_string(const char *path, const char *s, mode_t mode);
+int mkdir_p(const char *path, mode_t mode);
+
+/* supervise.c: signals, children, bounded waits, shutdown */
+struct child {
+    pid_t pid; /* 0 if the slot is free */
+    char name[24];
+    bool exited;
+    int status;
+};
+
+struct spawn_opts {
+    const char *log_path; /* stdout+stderr appended here; NULL = console */
+    char *const *envp;    /* NULL = the default environment */
+    /* The child must outlive its caller (browser-configure run over ssh):
+     * no fd of the caller may stay open in it, or the ssh channel would
+     * never see EOF. */
+    bool detach;
+};
+
+extern char *default_env[];
+
+void signals_setup(void);
+void child_reset_signals(void);
+/* The returned slot is weak: it belongs to the child table. */
+struct child *child_track(pid_t pid, const char *name);
+struct child *spawn(const char *name, char *const argv[], const struct spawn_opts *opts);
+void describe_status(int status, char *buf, size_t size);
+void service_signals(int timeout_ms);
+void run_and_wait(const char *name, char *const argv[]);
+
+typedef bool (*wait_cond)(const void *arg);
+
+bool wait_for(wait_cond cond, const void *arg, int timeout_ms, int step_ms,
+              const struct child *needed);
+bool cond_path_exists(const void *arg);
+bool cond_port_listening(const void *arg);
+
+/* boot.c: stage 1 and the mounts */
+_Noreturn void stage1(void);
+void mounts_setup(void);
+
+/* net.c: network, host name, listening ports */
+void network_setup(void);
+void hostname_apply(const struct config *cfg);
+bool tcp_listening(uint16_t port);
+
+/* services.c: sshd, keys, env script, root resize */
+struct child *sshd_start(void);
+void keys_install(void);
+void env_install(const struct config *cfg);
+void resize_root_start(void);
+
+/* relay.c: the CDP relay */
+_Noreturn void relay_run(uint16_t listen_port, uint16_t target_port);
+struct child *relay_start(void);
+void relay_ensure(void);
+
+/* x.c: the X server and its clients */
+struct child *xorg_start(bool detach);
+void wm_start(bool detach);
+void x_pointer_home(void);
+int x_screen_resize(unsigned width, unsigned height);
+int x_server_ensure(void);
+
+/* cdp.c: the CDP client */
+int cdp_get_version(char *buf, size_t size, int timeout_ms);
+int cdp_browser_close(double deadline);
+void cdp_warm_up(void);
+
+/* browser.c: Chromium, at boot and for the host's commands */
+void browser_start(const struct config *cfg, struct child *xorg);
+int browser_configure_main(void);
+int browser_stop_main(void);
+
+/* clone.c: a clone's identity */
+int clone_refresh_main(void);
+int clock_set_main(const char *when);
+int clock_shift_main(const char *arg);
