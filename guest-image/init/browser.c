@@ -382,7 +382,7 @@ int browser_configure_main(void)
     static struct config cfg;
     config_defaults(&cfg);
     cfg.kind = KIND_BROWSER;
-    if (config_parse(&cfg, text) > 0)
+    if (config_parse(&cfg, text, config_reject_log, NULL) > 0)
         return browser_fail(cmd, "invalid config (lines named above)");
     if (access(CHROMIUM_BIN, X_OK) < 0)
         return browser_fail(cmd, CHROMIUM_BIN ": %s (not a browser image?)", strerror(errno));

@@ -143,9 +143,9 @@ int clone_refresh_main(void)
     }
     static struct config cfg;
     config_defaults(&cfg);
-    if (!config || config_parse(&cfg, config) > 0 || !key || strncmp(key, "ssh-", 4) != 0 ||
-        !seed || !when || !mid || strlen(mid) != 32 || !hostkey || strlen(hostkey) % 2 ||
-        strlen(hostkey) / 2 > HOST_KEY_MAX) {
+    if (!config || config_parse(&cfg, config, config_reject_log, NULL) > 0 || !key ||
+        strncmp(key, "ssh-", 4) != 0 || !seed || !when || !mid || strlen(mid) != 32 || !hostkey ||
+        strlen(hostkey) % 2 || strlen(hostkey) / 2 > HOST_KEY_MAX) {
         fprintf(stderr, "clone-refresh: incomplete or invalid input\n");
         return 1;
     }

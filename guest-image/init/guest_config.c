@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "init.h"
+#include "guest_config.h"
 
 void config_defaults(struct config *cfg)
 {
@@ -102,13 +102,15 @@ static bool parse_dimension(const char *s, unsigned lo, unsigned hi, unsigned *o
     return true;
 }
 
-/* Parses "key=value" lines in place: env entries keep pointers into text.
- * Returns how many lines were rejected (each one logged). */
-int config_parse(struct config *cfg, char *text)
+int config_parse(struct config *cfg, char *text, config_reject_fn *reject, void *ctx)
 {
     int rejected = 0;
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
+    size_t line_no = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        line_no++;
         size_t len = strlen(line);
         if (len > 0 && line[len - 1] == '\r')
             line[--len] = '\0';
@@ -116,7 +118,8 @@ int config_parse(struct config *cfg, char *text)
             continue;
         char *eq = strchr(line, '=');
         if (!eq) {
-            logmsg("config: ignoring line without '='");
+            if (reject)
+                reject(ctx, line_no, NULL);
             rejected++;
             continue;
         }
@@ -174,7 +177,8 @@ int config_parse(struct config *cfg, char *text)
         }
         /* Unknown keys are ignored: a newer host may send more. */
         if (!ok) {
-            logmsg("config: ignoring invalid %s", key);
+            if (reject)
+                reject(ctx, line_no, key);
             rejected++;
         }
     }

@@ -4,7 +4,7 @@
  *
  *   struct config cfg;
  *   config_defaults(&cfg);
- *   config_parse(&cfg, text);        text stays alive: cfg points into it
+ *   config_parse(&cfg, text, reject, ctx);   text stays alive: cfg points into it
  *   env_script_build(&cfg, &sb);     the env script login shells source
  *   policy_build(&cfg, &sb);         Chromium's managed policy (JSON)
  *
@@ -50,7 +50,14 @@ struct config {
 };
 
 void config_defaults(struct config *cfg);
-int config_parse(struct config *cfg, char *text);
+/* Told of each line config_parse refuses: its number (from 1) and its key,
+ * NULL for a line without '='. */
+typedef void config_reject_fn(void *ctx, size_t line_no, const char *key);
+/* Parses "key=value" lines in place: cfg keeps pointers into text. Empty
+ * lines, '#' comments and unknown keys are skipped; an invalid value
+ * leaves the default. Returns how many lines were refused (each one told
+ * to reject, which may be NULL). */
+int config_parse(struct config *cfg, char *text, config_reject_fn *reject, void *ctx);
 
 /* What config_parse accepts, one value at a time. */
 bool valid_proxy(const char *s, size_t cap);

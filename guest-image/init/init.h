@@ -25,6 +25,8 @@
 
 /* util.c: the log, markers, clocks, files */
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A config_reject_fn that logs the line (ctx unused). */
+void config_reject_log(void *ctx, size_t line_no, const char *key);
 void emit_marker(const char *line);
 void console_setup(void);
 int write_all(int fd, const void *buf, size_t len);

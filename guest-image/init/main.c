@@ -52,7 +52,7 @@ static void config_load(struct config *cfg)
         logmsg("no config from fw_cfg (%s); using defaults", strerror((int)-n));
         return;
     }
-    config_parse(cfg, text);
+    config_parse(cfg, text, config_reject_log, NULL);
 }
 
 static _Noreturn void stage2(void)
@@ -106,7 +106,7 @@ static int check_config(const char *path)
     }
     static struct config cfg;
     config_defaults(&cfg);
-    config_parse(&cfg, text);
+    config_parse(&cfg, text, config_reject_log, NULL);
     /* The buffers of env_install and policy_install: what fits here fits
      * in the guest. */
     static char env[ENV_SCRIPT_MAX], policy[POLICY_MAX];

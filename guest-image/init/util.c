@@ -43,6 +43,15 @@ void logmsg(const char *fmt, ...)
     (void)w;
 }
 
+void config_reject_log(void *ctx, size_t line_no, const char *key)
+{
+    (void)ctx;
+    if (key)
+        logmsg("config line %zu: ignoring invalid %s", line_no, key);
+    else
+        logmsg("config line %zu: ignoring line without '='", line_no);
+}
+
 int write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
