@@ -94,9 +94,12 @@ bool valid_dir(const char *s, size_t max)
 static bool parse_dimension(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
     char *end;
+    /* Digits only: strtoul would also take spaces, a sign and "-1". */
+    if (!isdigit((unsigned char)s[0]))
+        return false;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
+    if (errno || *end || v < lo || v > hi)
         return false;
     *out = (unsigned)v;
     return true;
