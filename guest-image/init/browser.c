@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cdp_wire.h"
 #include "init.h"
 
 /* Whoever starts Chromium (PID 1 at boot, browser-configure later) records
@@ -412,7 +413,7 @@ int browser_configure_main(void)
     /* "ready" promises that a CDP client is served now: Chromium answers
      * /json/version only once its DevTools handler runs, which under TCG can
      * be many seconds after the port is bound. */
-    static char version[16 * 1024];
+    char devtools_path[CDP_PATH_MAX];
     int last_error = -ECONNREFUSED;
     double deadline = monotonic_s() + CHROMIUM_READY_MS / 1000.0;
     for (;;) {
@@ -424,7 +425,8 @@ int browser_configure_main(void)
                                 why);
         }
         if (tcp_listening(CDP_PORT) &&
-            (last_error = cdp_get_version(version, sizeof(version), CDP_VERSION_WAIT_MS)) == 0)
+            (last_error =
+                 cdp_get_version(devtools_path, sizeof(devtools_path), CDP_VERSION_WAIT_MS)) == 0)
             break;
         if (monotonic_s() >= deadline)
             return browser_fail(cmd, "chromium not serving CDP on port %d after %d s: %s", CDP_PORT,

@@ -1,6 +1,6 @@
 /* A minimal CDP client over Chromium's loopback debugging port: HTTP GET
  * of /json/..., one command over a WebSocket, Browser.close and the
- * warm-up script. */
+ * warm-up script. What it reads is parsed in cdp_wire.c. */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,9 +13,12 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "cdp_wire.h"
 #include "init.h"
 
 #define CDP_REPLY_WAIT_MS 2000
+/* /json/version is about 500 bytes, /json/list about 700 a target. */
+#define CDP_REPLY_MAX (64 * 1024)
 
 /* A blocking loopback connection to Chromium's debugging port, with every
  * send and recv bounded by timeout_ms. */
@@ -39,105 +42,132 @@ static int cdp_connect(int timeout_ms)
     return fd;
 }
 
-/* Reads until needle shows up in what came so far, EOF, a timeout or a full
- * buffer. Returns the length read, or -errno. */
-static ssize_t recv_until(int fd, char *buf, size_t size, const char *needle)
+/* Reads an HTTP reply into buf (NUL-terminated) until it is whole. Returns
+ * 0 with reply filled in, -EMSGSIZE when it does not fit, or -errno (a
+ * timeout is -EAGAIN). Bytes after a 101's head stay in buf: frames. */
+static int http_read_reply(int fd, char *buf, size_t size, struct http_reply *reply, size_t *len)
 {
-    size_t len = 0;
+    bool eof = false;
+    *len = 0;
     buf[0] = '\0';
-    while (len + 1 < size && !memmem(buf, len, needle, strlen(needle))) {
-        ssize_t r = recv(fd, buf + len, size - 1 - len, 0);
-        if (r < 0 && errno == EINTR)
+    for (;;) {
+        int r = http_reply_parse(buf, *len, eof, reply);
+        if (r != 0)
+            return r < 0 ? r : 0;
+        if (*len + 1 >= size)
+            return -EMSGSIZE;
+        ssize_t n = recv(fd, buf + *len, size - 1 - *len, 0);
+        if (n < 0 && errno == EINTR)
             continue;
-        if (r < 0)
+        if (n < 0)
             return -errno;
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        buf[len] = '\0';
+        if (n == 0)
+            eof = true;
+        *len += (size_t)n;
+        buf[*len] = '\0';
     }
-    return (ssize_t)len;
 }
 
-/* GET /json/version: Chromium answers it only once its DevTools handler
- * runs, which under TCG can be well after the port listens. Returns 0 when
- * the answer names the browser's WebSocket URL, else -errno. */
-static int cdp_get(const char *what, const char *needle, char *buf, size_t size, int timeout_ms)
+/* GETs a /json/... page and takes from it the first debugger path that
+ * starts with prefix. Chromium answers only once its DevTools handler
+ * runs, which under TCG can be well after the port listens. Returns 0, or
+ * -EPROTO when the answer has no such path, or -errno. */
+static int cdp_get(const char *what, const char *prefix, char *path, size_t path_size,
+                   int timeout_ms)
 {
+    static char buf[CDP_REPLY_MAX];
     char req[160];
+    struct http_reply reply;
+    size_t len;
     int fd = cdp_connect(timeout_ms);
     if (fd < 0)
         return fd;
     int rl = snprintf(req, sizeof(req),
                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", what);
     int r = write_all(fd, req, (size_t)rl);
-    ssize_t n = r < 0 ? r : recv_until(fd, buf, size, "\n}");
+    if (r == 0)
+        r = http_read_reply(fd, buf, sizeof(buf), &reply, &len);
     close(fd);
-    if (n < 0)
-        return (int)n;
-    return strstr(buf, needle) ? 0 : -EPROTO;
+    if (r < 0)
+        return r;
+    if (reply.status != 200)
+        return -EPROTO;
+    r = cdp_debugger_path(buf + reply.head_len, reply.body_len, prefix, path, path_size);
+    return r == -ENOENT ? -EPROTO : r;
 }
 
-int cdp_get_version(char *buf, size_t size, int timeout_ms)
+int cdp_get_version(char *path, size_t path_size, int timeout_ms)
 {
-    return cdp_get("/json/version", "/devtools/browser/", buf, size, timeout_ms);
+    return cdp_get("/json/version", "/devtools/browser/", path, path_size, timeout_ms);
 }
 
 #define CDP_MSG_MAX 512 /* the longest command cdp_ws_call sends */
 
-/* Sends one CDP command (msg, with "id":1) on the WebSocket at the
- * /devtools/... path named in buf's JSON after prefix, and waits until
- * deadline at most for its reply. Returns 0 once the command is sent (a
- * reply that does not come in time is no failure), else -errno. */
-static int cdp_ws_call(char *buf, size_t size, const char *prefix, const char *msg, double deadline)
+/* Reads frames into buf[*len..size) until the reply to command 1 came, the
+ * peer closed or failed, or the socket's timeout ran out. Frames before it
+ * (events) are dropped. */
+static void ws_await_reply(int fd, char *buf, size_t size, size_t len)
 {
-    char path[128];
-    const char *p = strstr(buf, prefix);
-    size_t plen = p ? strcspn(p, "\"") : 0;
-    if (!p || plen == 0 || plen >= sizeof(path))
-        return -EPROTO;
-    memcpy(path, p, plen);
-    path[plen] = '\0';
+    for (;;) {
+        struct ws_frame f;
+        int r = ws_frame_parse((const unsigned char *)buf, len, &f);
+        if (r < 0)
+            return;
+        if (r > 0 && f.payload_len <= len - f.head_len) {
+            const char *payload = buf + f.head_len;
+            size_t n = (size_t)f.payload_len;
+            if (f.opcode == WS_OP_CLOSE ||
+                (f.opcode == WS_OP_TEXT && f.fin && cdp_reply_id(payload, n) == 1))
+                return;
+            len -= f.head_len + n;
+            memmove(buf, payload + n, len);
+            continue;
+        }
+        /* A frame larger than the buffer is nothing this client waits for. */
+        if (len == size)
+            return;
+        ssize_t k = recv(fd, buf + len, size - len, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return;
+        len += (size_t)k;
+    }
+}
+
+/* Sends one CDP command (msg, with "id":1) on the WebSocket at path and
+ * waits until deadline at most for its reply. Returns 0 once the command is
+ * sent (a reply that does not come in time is no failure), else -errno. */
+static int cdp_ws_call(const char *path, const char *msg, double deadline)
+{
+    static char buf[CDP_REPLY_MAX];
+    char frame[10 + 4 + CDP_MSG_MAX];
+    struct http_reply reply;
+    size_t len;
 
     int left = ms_until(deadline);
     if (left == 0)
         return -ETIMEDOUT;
+    ssize_t fl = ws_text_frame(frame, sizeof(frame), msg, strlen(msg));
+    if (fl < 0)
+        return (int)fl;
     int fd = cdp_connect(left);
     if (fd < 0)
         return fd;
     /* The key only has to be well-formed: this client checks nothing
      * against it, and the peer is loopback. */
-    int hn = snprintf(buf, size,
+    int hn = snprintf(buf, sizeof(buf),
                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n",
                       path);
     int r = write_all(fd, buf, (size_t)hn);
-    ssize_t n = r < 0 ? r : recv_until(fd, buf, size, "\r\n\r\n");
-    if (n < 0 || strncmp(buf, "HTTP/1.1 101", 12) != 0) {
-        close(fd);
-        return n < 0 ? (int)n : -EPROTO;
-    }
-    /* One masked text frame (7- or 16-bit length); a zero mask key is legal
-     * and leaves the payload as is. */
-    size_t ml = strlen(msg), hl = 2;
-    char frame[4 + 4 + CDP_MSG_MAX];
-    if (ml > CDP_MSG_MAX) {
-        close(fd);
-        return -EMSGSIZE;
-    }
-    frame[0] = (char)0x81;
-    if (ml < 126) {
-        frame[1] = (char)(0x80 | ml);
-    } else {
-        frame[1] = (char)(0x80 | 126);
-        frame[2] = (char)(ml >> 8);
-        frame[3] = (char)(ml & 0xff);
-        hl = 4;
-    }
-    memset(frame + hl, 0, 4);
-    memcpy(frame + hl + 4, msg, ml);
-    r = write_all(fd, frame, hl + 4 + ml);
+    if (r == 0)
+        r = http_read_reply(fd, buf, sizeof(buf), &reply, &len);
+    if (r == 0 && reply.status != 101)
+        r = -EPROTO;
+    if (r == 0)
+        r = write_all(fd, frame, (size_t)fl);
     if (r < 0) {
         close(fd);
         return r;
@@ -147,7 +177,8 @@ static int cdp_ws_call(char *buf, size_t size, const char *prefix, const char *m
     if ((left = ms_until(deadline)) > 0) {
         struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        recv_until(fd, buf, size, "\"id\":1");
+        memmove(buf, buf + reply.head_len, len - reply.head_len);
+        ws_await_reply(fd, buf, sizeof(buf), len - reply.head_len);
     }
     close(fd);
     return 0;
@@ -160,18 +191,17 @@ static int cdp_ws_call(char *buf, size_t size, const char *prefix, const char *m
  * Browser.close. Returns 0 once the command is sent, else -errno. */
 int cdp_browser_close(double deadline)
 {
-    static char buf[16 * 1024];
+    char path[CDP_PATH_MAX];
     /* Every step gets what is left; 0 would mean "no timeout" to
      * SO_RCVTIMEO. */
     int left = ms_until(deadline);
     if (left == 0)
         return -ETIMEDOUT;
-    int r = cdp_get_version(buf, sizeof(buf), left);
+    int r = cdp_get_version(path, sizeof(path), left);
     if (r < 0)
         return r;
     double reply_by = monotonic_s() + CDP_REPLY_WAIT_MS / 1000.0;
-    return cdp_ws_call(buf, sizeof(buf), "/devtools/browser/",
-                       "{\"id\":1,\"method\":\"Browser.close\"}",
+    return cdp_ws_call(path, "{\"id\":1,\"method\":\"Browser.close\"}",
                        reply_by < deadline ? reply_by : deadline);
 }
 
@@ -183,19 +213,20 @@ int cdp_browser_close(double deadline)
  * Best effort: a browser that does not answer is still handed out. */
 void cdp_warm_up(void)
 {
-    static char buf[16 * 1024];
+    char path[CDP_PATH_MAX];
     double deadline = monotonic_s() + 90.0;
     double t0 = monotonic_s();
-    int r = -ETIMEDOUT;
+    int r = -ETIMEDOUT, tries = 0;
 
     while (monotonic_s() < deadline) {
-        r = cdp_get("/json/list", "/devtools/page/", buf, sizeof(buf), ms_until(deadline));
+        tries++;
+        r = cdp_get("/json/list", "/devtools/page/", path, sizeof(path), ms_until(deadline));
         if (r == 0)
             break;
         sleep_ms(200);
     }
     if (r == 0)
-        r = cdp_ws_call(buf, sizeof(buf), "/devtools/page/",
+        r = cdp_ws_call(path,
                         "{\"id\":1,\"method\":\"Runtime.evaluate\",\"params\":{"
                         "\"expression\":\"new Promise(r => requestAnimationFrame("
                         "() => requestAnimationFrame(() => r(1))))\",\"awaitPromise\":true}}",
@@ -203,5 +234,5 @@ void cdp_warm_up(void)
     if (r < 0)
         logmsg("browser warm-up: %s", strerror(-r));
     else
-        logmsg("browser warm-up took %.1f s", monotonic_s() - t0);
+        logmsg("browser warm-up took %.1f s (page target on try %d)", monotonic_s() - t0, tries);
 }

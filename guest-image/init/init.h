@@ -103,7 +103,9 @@ int x_screen_resize(unsigned width, unsigned height);
 int x_server_ensure(void);
 
 /* cdp.c: the CDP client */
-int cdp_get_version(char *buf, size_t size, int timeout_ms);
+/* 0 once Chromium answers /json/version; path gets the browser's
+ * WebSocket path. */
+int cdp_get_version(char *path, size_t path_size, int timeout_ms);
 int cdp_browser_close(double deadline);
 void cdp_warm_up(void);
 
