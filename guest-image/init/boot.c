@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -97,8 +98,15 @@ _Noreturn void stage1(void)
     load_modules();
 
     /* virtio_blk usually probes synchronously, but give a slow (TCG) guest
-     * a bounded grace period. */
-    if (!wait_for(cond_path_exists, ROOT_DEVICE, 10000, 10, NULL))
+     * a bounded grace period. devtmpfs makes its nodes with vfs_mknod, so
+     * inotify on /dev sees the disk appear. */
+    int dev_watch = inotify_watch("/dev", IN_CREATE | IN_MOVED_TO);
+    if (dev_watch < 0)
+        logmsg("inotify on /dev: %s", strerror(-dev_watch));
+    bool root = wait_watched(dev_watch, cond_path_exists, (void *)ROOT_DEVICE, 10000, NULL);
+    if (dev_watch >= 0)
+        close(dev_watch);
+    if (!root)
         fatal(ROOT_DEVICE " did not appear");
     mkdir(NEWROOT, 0755);
     if (mount(ROOT_DEVICE, NEWROOT, "ext4", MS_NOATIME, NULL) < 0) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -141,11 +142,26 @@ static struct child *chromium_start(const struct config *cfg, bool detach)
     return c;
 }
 
-void browser_start(const struct config *cfg, struct child *xorg)
+/* Chromium prints "DevTools listening on ws://..." right after it binds
+ * its debugging port, so a write to its log is when to look at the port:
+ * an inotify fd on the log (made first, so the watch exists before
+ * Chromium starts), or -1. */
+static int chromium_log_watch(void)
+{
+    int fd = open(CHROMIUM_LOG, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd >= 0)
+        close(fd);
+    int w = inotify_watch(CHROMIUM_LOG, IN_MODIFY);
+    if (w < 0)
+        logmsg("inotify on " CHROMIUM_LOG ": %s", strerror(-w));
+    return w;
+}
+
+void browser_start(const struct config *cfg, struct child *xorg, int xorg_ready)
 {
     if (!cfg->headless) {
-        /* Chromium started before the X socket exists exits at once. */
-        if (!xorg || !wait_for(cond_path_exists, X_SOCKET, X_START_MS, 20, xorg)) {
+        /* Chromium started before the X server serves exits at once. */
+        if (!xorg || x_wait_ready(xorg, xorg_ready, X_START_MS) < 0) {
             emit_marker("PORTHOLE_ERROR browser: Xorg did not start (see " XORG_LOG ")");
             return;
         }
@@ -154,15 +170,22 @@ void browser_start(const struct config *cfg, struct child *xorg)
         wm_start(false);
     }
     policy_install(cfg);
+    int log_watch = chromium_log_watch();
     struct child *chromium = chromium_start(cfg, false);
     if (!chromium) {
+        if (log_watch >= 0)
+            if (log_watch >= 0)
+                close(log_watch);
         emit_marker("PORTHOLE_ERROR browser: cannot start chromium");
         return;
     }
     relay_start();
-    const uint16_t port = CDP_PORT;
+    uint16_t port = CDP_PORT;
     /* First start in a fresh guest under TCG takes tens of seconds. */
-    if (!wait_for(cond_port_listening, &port, 180000, 50, chromium)) {
+    bool listening = wait_watched(log_watch, cond_port_listening, &port, 180000, chromium);
+    if (log_watch >= 0)
+        close(log_watch);
+    if (!listening) {
         char why[32] = "timeout";
         if (chromium->exited)
             describe_status(chromium->status, why, sizeof(why));
@@ -407,32 +430,47 @@ int browser_configure_main(void)
     env_install(&cfg);
     relay_ensure();
 
+    int log_watch = chromium_log_watch();
     struct child *chromium = chromium_start(&cfg, true);
-    if (!chromium)
+    if (!chromium) {
+        if (log_watch >= 0)
+            if (log_watch >= 0)
+                close(log_watch);
         return browser_fail(cmd, "cannot start chromium");
+    }
     /* "ready" promises that a CDP client is served now: Chromium answers
      * /json/version only once its DevTools handler runs, which under TCG can
-     * be many seconds after the port is bound. */
+     * be many seconds after the port is bound. A request sent meanwhile is
+     * answered then, so after the port each try blocks on Chromium, not on
+     * a timer; the pause is for one that failed at once. */
     char devtools_path[CDP_PATH_MAX];
     int last_error = -ECONNREFUSED;
     double deadline = monotonic_s() + CHROMIUM_READY_MS / 1000.0;
+    uint16_t port = CDP_PORT;
     for (;;) {
-        int status;
-        if (waitpid(chromium->pid, &status, WNOHANG) == chromium->pid) {
+        bool listening =
+            wait_watched(log_watch, cond_port_listening, &port, ms_until(deadline), chromium);
+        if (listening && (last_error = cdp_get_version(devtools_path, sizeof(devtools_path),
+                                                       CDP_VERSION_WAIT_MS)) == 0)
+            break;
+        if (chromium->exited) {
             char why[32];
-            describe_status(status, why, sizeof(why));
+            describe_status(chromium->status, why, sizeof(why));
+            if (log_watch >= 0)
+                close(log_watch);
             return browser_fail(cmd, "chromium exited (%s) before serving CDP; see " CHROMIUM_LOG,
                                 why);
         }
-        if (tcp_listening(CDP_PORT) &&
-            (last_error =
-                 cdp_get_version(devtools_path, sizeof(devtools_path), CDP_VERSION_WAIT_MS)) == 0)
-            break;
-        if (monotonic_s() >= deadline)
+        if (ms_until(deadline) == 0) {
+            if (log_watch >= 0)
+                close(log_watch);
             return browser_fail(cmd, "chromium not serving CDP on port %d after %d s: %s", CDP_PORT,
                                 CHROMIUM_READY_MS / 1000, strerror(-last_error));
+        }
         sleep_ms(50);
     }
+    if (log_watch >= 0)
+        close(log_watch);
     cdp_warm_up();
     printf("ready\n");
     return 0;

@@ -55,6 +55,7 @@ struct spawn_opts {
      * no fd of the caller may stay open in it, or the ssh channel would
      * never see EOF. */
     bool detach;
+    const int *pass_fd; /* NULL, or an fd the child gets as its fd 3 */
 };
 
 extern char *default_env[];
@@ -68,12 +69,29 @@ void describe_status(int status, char *buf, size_t size);
 void service_signals(int timeout_ms);
 void run_and_wait(const char *name, char *const argv[]);
 
-typedef bool (*wait_cond)(const void *arg);
+/* Every wait for something to be ready is an event and a deadline: PID 1
+ * waits on the event's fd and its signals together (so it keeps reaping);
+ * other callers on the event and the pidfd of the child they need. */
+typedef bool (*wait_cond)(void *arg);
 
-bool wait_for(wait_cond cond, const void *arg, int timeout_ms, int step_ms,
-              const struct child *needed);
-bool cond_path_exists(const void *arg);
-bool cond_port_listening(const void *arg);
+/* Waits until cond(arg) holds, timeout_ms at most. cond is looked at first,
+ * then each time wake_fd (-1 for none) polls readable or hung up, a signal
+ * came, and at least once a second; it must read what wake_fd has. So that
+ * no change is missed, wake_fd is set up before what it reports can happen.
+ * The death of needed (NULL for none) ends the wait. Returns whether cond
+ * held. */
+bool wait_until(int wake_fd, wait_cond cond, void *arg, int timeout_ms, const struct child *needed);
+/* wait_until for a notification fd (inotify, netlink, a datagram socket):
+ * what it has is read and dropped, then check(arg) says whether it is
+ * time. */
+bool wait_watched(int fd, wait_cond check, void *arg, int timeout_ms, const struct child *needed);
+/* Reads a non-blocking fd until it has nothing more. */
+void fd_drain(int fd);
+bool cond_path_exists(void *arg);
+bool cond_port_listening(void *arg);
+bool cond_child_exited(void *arg);
+/* An inotify fd (O_NONBLOCK) watching path for mask, or -errno. */
+int inotify_watch(const char *path, uint32_t mask);
 
 /* boot.c: stage 1 and the mounts */
 _Noreturn void stage1(void);
@@ -85,7 +103,12 @@ void hostname_apply(const struct config *cfg);
 bool tcp_listening(uint16_t port);
 
 /* services.c: sshd, keys, env script, root resize */
-struct child *sshd_start(void);
+/* The socket sshd_start(true) has sshd report its readiness on: a wake fd
+ * for the wait on port 22 (sd_notify's protocol, which Debian's sshd
+ * speaks: READY=1 after it listens). -errno when it cannot be made. */
+int sshd_notify_open(void);
+void sshd_notify_close(int fd);
+struct child *sshd_start(bool notify);
 void keys_install(void);
 void env_install(const struct config *cfg);
 void resize_root_start(void);
@@ -96,7 +119,10 @@ struct child *relay_start(void);
 void relay_ensure(void);
 
 /* x.c: the X server and its clients */
-struct child *xorg_start(bool detach);
+struct child *xorg_start(bool detach, int *ready_fd);
+/* Waits for the Xorg that xorg_start gave ready_fd for (and closes it): 0,
+ * -ECHILD when it exited, -ETIMEDOUT. */
+int x_wait_ready(const struct child *xorg, int ready_fd, int timeout_ms);
 void wm_start(bool detach);
 void x_pointer_home(void);
 int x_screen_resize(unsigned width, unsigned height);
@@ -110,7 +136,7 @@ int cdp_browser_close(double deadline);
 void cdp_warm_up(void);
 
 /* browser.c: Chromium, at boot and for the host's commands */
-void browser_start(const struct config *cfg, struct child *xorg);
+void browser_start(const struct config *cfg, struct child *xorg, int xorg_ready);
 int browser_configure_main(void);
 int browser_stop_main(void);
 

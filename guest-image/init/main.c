@@ -68,17 +68,23 @@ static _Noreturn void stage2(void)
     if (cfg.resize_root)
         resize_root_start();
 
-    struct child *sshd = sshd_start();
-    struct child *xorg = cfg.kind == KIND_BROWSER && !cfg.headless ? xorg_start(false) : NULL;
+    int sshd_ready = sshd_notify_open();
+    if (sshd_ready < 0)
+        logmsg("sshd readiness socket: %s", strerror(-sshd_ready));
+    struct child *sshd = sshd_start(sshd_ready >= 0);
+    int xorg_ready = -1;
+    struct child *xorg =
+        cfg.kind == KIND_BROWSER && !cfg.headless ? xorg_start(false, &xorg_ready) : NULL;
 
-    const uint16_t ssh_port = SSH_PORT;
-    if (sshd && wait_for(cond_port_listening, &ssh_port, 30000, 10, sshd))
+    uint16_t ssh_port = SSH_PORT;
+    if (sshd && wait_watched(sshd_ready, cond_port_listening, &ssh_port, 30000, sshd))
         emit_marker("PORTHOLE_READY ssh");
     else
         emit_marker("PORTHOLE_ERROR ssh: sshd did not start");
+    sshd_notify_close(sshd_ready);
 
     if (cfg.kind == KIND_BROWSER)
-        browser_start(&cfg, xorg);
+        browser_start(&cfg, xorg, xorg_ready);
 
     /* sshd is the guest's only way in; bring it back if it dies, within
      * reason. Chromium is deliberately not restarted: browser-configure and
@@ -91,7 +97,7 @@ static _Noreturn void stage2(void)
         if (sshd && sshd->exited && sshd_restarts < 5) {
             sshd_restarts++;
             logmsg("restarting sshd");
-            sshd = sshd_start();
+            sshd = sshd_start(false);
         }
     }
 }

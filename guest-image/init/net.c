@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -109,6 +111,21 @@ static int route_add_default(int sock, const char *gateway)
     return 0;
 }
 
+/* A netlink socket that hears of every new network link, or -errno. */
+static int link_watch(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
 /* The legacy ioctls cover a static address and one route with no exec of
  * `ip`, which costs real time under TCG. */
 void network_setup(void)
@@ -121,7 +138,15 @@ void network_setup(void)
     int r = if_set_flags_up(sock, "lo");
     if (r < 0)
         logmsg("network: lo up: %s", strerror(-r));
-    if (!wait_for(cond_path_exists, "/sys/class/net/eth0", 5000, 10, NULL)) {
+    /* sysfs makes no inotify events; the kernel announces a new link on
+     * rtnetlink (after its sysfs entry exists). */
+    int links = link_watch();
+    if (links < 0)
+        logmsg("network: rtnetlink: %s", strerror(-links));
+    bool up = wait_watched(links, cond_path_exists, (void *)"/sys/class/net/eth0", 5000, NULL);
+    if (links >= 0)
+        close(links);
+    if (!up) {
         logmsg("network: no eth0");
         close(sock);
         return;

@@ -4,11 +4,17 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "init.h"
+
+/* Debian's sshd says READY=1 here (sd_notify) once it listens. */
+#define SSHD_NOTIFY_SOCKET RUN_DIR "/sshd.notify"
 
 #define FWCFG_HOST_KEY FWCFG_DIR "/host_key/raw"
 #define FWCFG_AUTH_KEYS FWCFG_DIR "/authorized_keys/raw"
@@ -63,10 +69,44 @@ void env_install(const struct config *cfg)
         logmsg("%s: %s", ENV_SCRIPT, strerror(-r));
 }
 
-struct child *sshd_start(void)
+int sshd_notify_open(void)
 {
+    int r = mkdir_p(RUN_DIR, 0755);
+    if (r < 0)
+        return r;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", SSHD_NOTIFY_SOCKET);
+    unlink(SSHD_NOTIFY_SOCKET);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+void sshd_notify_close(int fd)
+{
+    if (fd < 0)
+        return;
+    close(fd);
+    unlink(SSHD_NOTIFY_SOCKET);
+}
+
+struct child *sshd_start(bool notify)
+{
+    static char *notify_env[] = {"PATH=" SYSTEM_PATH,
+                                 "HOME=/root",
+                                 "LANG=C.UTF-8",
+                                 "TERM=linux",
+                                 "NOTIFY_SOCKET=" SSHD_NOTIFY_SOCKET,
+                                 NULL};
     char *argv[] = {(char *)"/usr/sbin/sshd", (char *)"-D", (char *)"-e", NULL};
-    struct spawn_opts opts = {.log_path = "/var/log/porthole-sshd.log"};
+    struct spawn_opts opts = {.log_path = "/var/log/porthole-sshd.log",
+                              .envp = notify ? notify_env : NULL};
     return spawn("sshd", argv, &opts);
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,17 +24,26 @@
 
 #define CHILDREN_MAX 16
 
+/* An event source can go quiet for reasons of its own (Chromium's log on
+ * a full disk takes no writes): every wait also looks at its condition
+ * this often. A backstop, not the mechanism. */
+#define WAIT_RECHECK_MS 1000
+#define RUN_AND_WAIT_MS 60000
+
 static struct child children[CHILDREN_MAX];
 static sigset_t handled_signals;
+/* PID 1's handled signals as an fd, so waits poll them beside their event;
+ * -1 when not PID 1 (or signalfd failed: sigtimedwait then). */
+static int signal_fd = -1;
 
 static void noop_handler(int sig)
 {
     (void)sig;
 }
 
-/* Signals stay blocked and are taken with sigtimedwait(), so PID 1 never
- * runs code from a handler. The handlers exist because the kernel drops
- * signals to init whose disposition is SIG_DFL. */
+/* Signals stay blocked and are taken from a signalfd (or sigtimedwait()),
+ * so PID 1 never runs code from a handler. The handlers exist because the
+ * kernel drops signals to init whose disposition is SIG_DFL. */
 void signals_setup(void)
 {
     sigemptyset(&handled_signals);
@@ -46,6 +58,10 @@ void signals_setup(void)
     }
     sigprocmask(SIG_BLOCK, &handled_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal_fd = signalfd(-1, &handled_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0)
+        logmsg("signalfd: %s; waits fall back to looking every %d ms", strerror(errno),
+               WAIT_RECHECK_MS);
 }
 
 void child_reset_signals(void)
@@ -128,8 +144,15 @@ struct child *spawn(const char *name, char *const argv[], const struct spawn_opt
             dup2(out, STDOUT_FILENO);
             dup2(out, STDERR_FILENO);
         }
+        if (opts && opts->pass_fd) {
+            /* dup2 clears FD_CLOEXEC on the copy; onto itself it would not. */
+            if (*opts->pass_fd == 3)
+                fcntl(3, F_SETFD, 0);
+            else
+                dup2(*opts->pass_fd, 3);
+        }
         if (opts && opts->detach)
-            close_range(3, ~0U, 0);
+            close_range(opts->pass_fd ? 4 : 3, ~0U, 0);
         execve(argv[0], argv, opts && opts->envp ? opts->envp : default_env);
         logmsg("exec %s: %s", argv[0], strerror(errno));
         _exit(127);
@@ -142,46 +165,131 @@ struct child *spawn(const char *name, char *const argv[], const struct spawn_opt
 
 static _Noreturn void shutdown_system(const char *why);
 
-/* Waits up to timeout_ms for one handled signal and acts on it: reaps on
- * SIGCHLD, shuts down on the power signals. */
-void service_signals(int timeout_ms)
+static void signal_act(int sig)
 {
-    struct timespec ts = {.tv_sec = timeout_ms / 1000,
-                          .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
-    siginfo_t info;
-    int sig = sigtimedwait(&handled_signals, &info, &ts);
     if (sig == SIGTERM)
         shutdown_system("SIGTERM");
     if (sig == SIGINT)
         shutdown_system("SIGINT (ctrl-alt-del)");
     if (sig == SIGPWR)
         shutdown_system("SIGPWR");
+}
+
+/* Waits up to timeout_ms for handled signals and acts on them: reaps on
+ * SIGCHLD, shuts down on the power signals. */
+void service_signals(int timeout_ms)
+{
+    if (signal_fd >= 0) {
+        struct pollfd p = {.fd = signal_fd, .events = POLLIN};
+        struct signalfd_siginfo si;
+        if (timeout_ms > 0)
+            poll(&p, 1, timeout_ms);
+        while (read(signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+            signal_act((int)si.ssi_signo);
+    } else {
+        struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                              .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
+        siginfo_t info;
+        signal_act(sigtimedwait(&handled_signals, &info, &ts));
+    }
     reap_children();
 }
 
-/* Polls cond every step_ms while still doing PID 1's work; a child that
- * the caller depends on dying ends the wait early. */
-bool wait_for(wait_cond cond, const void *arg, int timeout_ms, int step_ms,
-              const struct child *needed)
+void fd_drain(int fd)
 {
-    double deadline = monotonic_s() + timeout_ms / 1000.0;
+    /* Big enough for any inotify event (a smaller read is EINVAL). */
+    char buf[4096] __attribute__((aligned(8)));
     for (;;) {
-        if (cond(arg))
-            return true;
-        if (needed && needed->exited)
-            return false;
-        if (monotonic_s() >= deadline)
-            return false;
-        service_signals(step_ms);
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return;
     }
 }
 
-bool cond_path_exists(const void *arg)
+bool wait_until(int wake_fd, wait_cond cond, void *arg, int timeout_ms, const struct child *needed)
+{
+    bool pid1 = getpid() == 1, held = false;
+    double deadline = monotonic_s() + timeout_ms / 1000.0;
+    /* Not PID 1, no SIGCHLD comes here: the child's pidfd says it ended. */
+    int pidfd = !pid1 && needed ? (int)syscall(SYS_pidfd_open, needed->pid, 0) : -1;
+
+    for (;;) {
+        if (cond(arg)) {
+            held = true;
+            break;
+        }
+        if (needed && needed->exited)
+            break;
+        int left = ms_until(deadline);
+        if (left == 0)
+            break;
+        if (left > WAIT_RECHECK_MS)
+            left = WAIT_RECHECK_MS;
+        struct pollfd p[3];
+        nfds_t n = 0;
+        if (wake_fd >= 0)
+            p[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
+        if (pid1 && signal_fd >= 0)
+            p[n++] = (struct pollfd){.fd = signal_fd, .events = POLLIN};
+        if (pidfd >= 0)
+            p[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        if (pid1 && signal_fd < 0 && left > 50)
+            left = 50; /* sigtimedwait below takes nothing while we sleep */
+        if (poll(p, n, left) < 0 && errno != EINTR)
+            sleep_ms(left);
+        /* A source whose writers are gone (a pipe's EOF) would poll
+         * readable forever: what it said is read by cond, then it goes. */
+        if (wake_fd >= 0 && (p[0].revents & (POLLHUP | POLLERR)) && !(p[0].revents & POLLIN)) {
+            if (cond(arg)) {
+                held = true;
+                break;
+            }
+            wake_fd = -1;
+        }
+        if (pid1)
+            service_signals(0);
+        else
+            reap_children();
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return held;
+}
+
+struct watched {
+    int fd;
+    wait_cond check;
+    void *arg;
+};
+
+static bool cond_watched(void *arg)
+{
+    struct watched *w = arg;
+    if (w->fd >= 0)
+        fd_drain(w->fd);
+    return w->check(w->arg);
+}
+
+bool wait_watched(int fd, wait_cond check, void *arg, int timeout_ms, const struct child *needed)
+{
+    struct watched w = {.fd = fd, .check = check, .arg = arg};
+    return wait_until(fd, cond_watched, &w, timeout_ms, needed);
+}
+
+bool cond_path_exists(void *arg)
 {
     return path_exists(arg);
 }
 
-bool cond_port_listening(const void *arg)
+bool cond_child_exited(void *arg)
+{
+    return ((const struct child *)arg)->exited;
+}
+
+bool cond_port_listening(void *arg)
 {
     return tcp_listening(*(const uint16_t *)arg);
 }
@@ -196,9 +304,11 @@ static bool reap_all_for(int timeout_ms)
             ;
         if (pid < 0 && errno == ECHILD)
             return true;
-        if (monotonic_s() >= deadline)
+        int left = ms_until(deadline);
+        if (left == 0)
             return false;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+        /* Returns at the next SIGCHLD (or any handled signal). */
+        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (long)(left % 1000) * 1000000L};
         siginfo_t info;
         sigtimedwait(&handled_signals, &info, &ts);
     }
@@ -231,6 +341,9 @@ void run_and_wait(const char *name, char *const argv[])
     struct child *c = spawn(name, argv, NULL);
     if (!c)
         return;
-    while (!c->exited)
-        service_signals(100);
+    if (wait_until(-1, cond_child_exited, c, RUN_AND_WAIT_MS, NULL))
+        return;
+    logmsg("%s still running after %d s; killing it", name, RUN_AND_WAIT_MS / 1000);
+    kill(c->pid, SIGKILL);
+    wait_until(-1, cond_child_exited, c, 5000, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -50,6 +51,19 @@ void config_reject_log(void *ctx, size_t line_no, const char *key)
         logmsg("config line %zu: ignoring invalid %s", line_no, key);
     else
         logmsg("config line %zu: ignoring line without '='", line_no);
+}
+
+int inotify_watch(const char *path, uint32_t mask)
+{
+    int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    if (inotify_add_watch(fd, path, mask) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
 }
 
 int write_all(int fd, const void *buf, size_t len)

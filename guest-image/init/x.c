@@ -137,9 +137,13 @@ static int xorg_config_write(void)
 }
 
 /* The X server on the VM's screen. QEMU sets the screen's preferred size
- * (the session's, at boot); a pooled VM is resized later with xrandr. */
-struct child *xorg_start(bool detach)
+ * (the session's, at boot); a pooled VM is resized later with xrandr.
+ * *ready_fd gets the read end of its -displayfd pipe (-1 without one): the
+ * server writes the display number there once it serves clients, after
+ * its screens are set up, which is later than its socket appears. */
+struct child *xorg_start(bool detach, int *ready_fd)
 {
+    *ready_fd = -1;
     /* A display lock left in an image would make Xorg refuse :0. */
     unlink("/tmp/.X0-lock");
     unlink(X_SOCKET);
@@ -154,13 +158,44 @@ struct child *xorg_start(bool detach)
     /* -r: no key autorepeat in the server. Every key comes from xdotool or
      * from a VNC client, which repeats held keys itself; a server repeat
      * only adds phantom letters when a busy guest sees a key-up late. */
-    char *argv[] = {
-        (char *)XORG_BIN,   (char *)":0",          (char *)"-config",   (char *)XORG_CONFIG,
-        (char *)"-logfile", (char *)XORG_LOG,      (char *)"-nolisten", (char *)"tcp",
-        (char *)"-noreset", (char *)"-novtswitch", (char *)"-s",        (char *)"0",
-        (char *)"-dpms",    (char *)"-r",          (char *)"vt7",       NULL};
+    char *argv[] = {(char *)XORG_BIN,
+                    (char *)":0",
+                    (char *)"-config",
+                    (char *)XORG_CONFIG,
+                    (char *)"-logfile",
+                    (char *)XORG_LOG,
+                    (char *)"-nolisten",
+                    (char *)"tcp",
+                    (char *)"-noreset",
+                    (char *)"-novtswitch",
+                    (char *)"-s",
+                    (char *)"0",
+                    (char *)"-dpms",
+                    (char *)"-r",
+                    (char *)"vt7",
+                    NULL,
+                    NULL,
+                    NULL};
+    int pipe_fd[2];
     struct spawn_opts opts = {.log_path = "/var/log/porthole-xorg.out", .detach = detach};
-    return spawn("Xorg", argv, &opts);
+    if (pipe2(pipe_fd, O_CLOEXEC) == 0) {
+        fcntl(pipe_fd[0], F_SETFL, O_NONBLOCK);
+        /* The child gets the write end as its fd 3. */
+        argv[15] = (char *)"-displayfd";
+        argv[16] = (char *)"3";
+        opts.pass_fd = &pipe_fd[1];
+    } else {
+        logmsg("pipe for Xorg's -displayfd: %s; waiting for its socket", strerror(errno));
+    }
+    struct child *c = spawn("Xorg", argv, &opts);
+    if (opts.pass_fd) {
+        close(pipe_fd[1]);
+        if (c)
+            *ready_fd = pipe_fd[0];
+        else
+            close(pipe_fd[0]);
+    }
+    return c;
 }
 
 /* A window manager that gives the application window the whole screen.
@@ -343,27 +378,52 @@ static bool x_server_alive(void)
     return ok;
 }
 
+struct x_ready {
+    int fd; /* the -displayfd pipe's read end; -1: look at the socket */
+    bool said;
+};
+
+static bool cond_x_ready(void *arg)
+{
+    struct x_ready *x = arg;
+    if (x->fd < 0)
+        return x_server_alive();
+    char buf[32];
+    ssize_t n;
+    while ((n = read(x->fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && memchr(buf, '\n', (size_t)n))
+            x->said = true;
+    return x->said;
+}
+
+int x_wait_ready(const struct child *xorg, int ready_fd, int timeout_ms)
+{
+    struct x_ready x = {.fd = ready_fd};
+    bool ok = wait_until(ready_fd, cond_x_ready, &x, timeout_ms, xorg);
+    if (ready_fd >= 0)
+        close(ready_fd);
+    if (ok)
+        return 0;
+    return xorg->exited ? -ECHILD : -ETIMEDOUT;
+}
+
 /* A guest booted headless has no X server; live mode needs one. */
 int x_server_ensure(void)
 {
     if (x_server_alive())
         return 0;
-    struct child *xorg = xorg_start(true);
+    int ready_fd;
+    struct child *xorg = xorg_start(true, &ready_fd);
     if (!xorg)
         return -ECHILD;
-    double deadline = monotonic_s() + X_START_MS / 1000.0;
-    while (!x_server_alive()) {
-        int status;
-        if (waitpid(xorg->pid, &status, WNOHANG) == xorg->pid) {
-            char why[32];
-            describe_status(status, why, sizeof(why));
-            fprintf(stderr, "porthole-init: Xorg exited (%s); see " XORG_LOG "\n", why);
-            return -ECHILD;
-        }
-        if (monotonic_s() >= deadline)
-            return -ETIMEDOUT;
-        sleep_ms(20);
+    int r = x_wait_ready(xorg, ready_fd, X_START_MS);
+    if (r == -ECHILD) {
+        char why[32];
+        describe_status(xorg->status, why, sizeof(why));
+        fprintf(stderr, "porthole-init: Xorg exited (%s); see " XORG_LOG "\n", why);
     }
+    if (r < 0)
+        return r;
     x_pointer_home();
     wm_start(true);
     return 0;
