@@ -1,9 +1,18 @@
 /* Unit tests for gateway/http_conn.c's policy: which connection is admitted,
- * refused or shed, and which unauthenticated one has idled too long. A
- * real gateway is driven through the same rules in
- * tests/integration/test_conn_limits.py. */
+ * refused or shed, and which unauthenticated one has idled too long; then
+ * a real server's listener with the same-user check, which asks the
+ * kernel who is on the other end. A real gateway is driven through the
+ * rules in tests/integration/test_conn_limits.py. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "http_private.h"
 
@@ -241,6 +250,86 @@ static void test_expired(void)
     CHECK(!http_conn_expired(&e, &lim, NOW));
 }
 
+static void h_ping(struct http_req *req, void *data)
+{
+    http_reply_json(req, 200, json_pack("{s:b}", "pong", 1));
+}
+
+static void *serve(void *data)
+{
+    http_server_run(data);
+    return NULL;
+}
+
+/* Connects to port as uid (when not -1), asks GET /ping; returns 1 when
+ * answered 200, 0 when closed unanswered, -1 when it could not try. In a
+ * child, where only plain system calls are made (the server's threads
+ * live on in the parent). */
+static int ping_as(int port, int uid)
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        static const char req[] = "GET /ping HTTP/1.1\r\nHost: t\r\n\r\n";
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        struct timeval tv = {.tv_sec = 5};
+        char buf[512];
+        int fd;
+
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (uid >= 0 && (setgid((gid_t)uid) < 0 || setuid((uid_t)uid) < 0))
+            _exit(3);
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+            _exit(3);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (write(fd, req, sizeof(req) - 1) < 0)
+            _exit(0);
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        _exit(n > 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0 ? 1 : 0);
+    }
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static void test_listener_same_uid(void)
+{
+    struct http_server_opts o = {.admin_token = "t0123456789abcdef0123456789abcdef"};
+    struct http_server *srv = NULL;
+    struct http_listener *l = NULL;
+    struct ph_error err = {0};
+    pthread_t t;
+
+    lws_set_log_level(LLL_ERR, NULL);
+    if (http_server_new(&o, &srv, &err) < 0) {
+        fprintf(stderr, "http_server_new: %s\n", err.message);
+        check_failures++;
+        return;
+    }
+    CHECK(http_route(srv, HTTP_GET, "/ping", HTTP_ROUTE_PUBLIC, 0, h_ping, NULL) == 0);
+    CHECK(http_listener_open(srv, "127.0.0.1", 0, HTTP_LISTENER_SAME_UID, NULL, &l, &err) == 0);
+    pthread_create(&t, NULL, serve, srv);
+
+    CHECK(ping_as(http_server_port(srv), -1) == 1);
+    CHECK(ping_as(http_listener_port(l), -1) == 1);
+    if (geteuid() == 0) {
+        /* Another local user: the main listener answers it, the session
+         * listener does not. */
+        CHECK(ping_as(http_server_port(srv), 65534) == 1);
+        CHECK(ping_as(http_listener_port(l), 65534) == 0);
+    } else {
+        fprintf(stderr, "skipped: connecting as another user needs root\n");
+    }
+
+    http_server_stop(srv);
+    pthread_join(t, NULL);
+    http_server_free(srv);
+}
+
 int main(void)
 {
     test_room();
@@ -250,5 +339,6 @@ int main(void)
     test_probation();
     test_peek_bearer();
     test_expired();
+    test_listener_same_uid();
     CHECK_DONE();
 }
