@@ -84,6 +84,35 @@ static int gateway_load_token(struct gateway *gw, struct ph_error *err)
     return gw->token ? 0 : -ENOMEM;
 }
 
+/* An integer key of the config in [min, max] into *out, def when absent. */
+static int config_int(json_t *cfg, const char *key, int def, int min, int max, int *out,
+                      struct ph_error *err)
+{
+    json_t *v = json_object_get(cfg, key);
+
+    if (v && (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "config: %s must be a whole number from %d%s to %d", key, min,
+                            min == 0 ? " (no limit)" : "", max);
+    *out = v ? (int)json_integer_value(v) : def;
+    return 0;
+}
+
+/* The HTTP server's connection bounds (see http.h, "Connections"). None
+ * can be turned off. */
+static int gateway_connection_limits(json_t *cfg, struct http_server_opts *o, struct ph_error *err)
+{
+    int r = config_int(cfg, "max_connections", HTTP_DEFAULT_MAX_CONNECTIONS, 1, 65535,
+                       &o->max_connections, err);
+    if (r >= 0)
+        r = config_int(cfg, "max_connections_per_client", HTTP_DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+                       1, 65535, &o->max_connections_per_client, err);
+    if (r >= 0)
+        r = config_int(cfg, "unauthenticated_timeout_s", HTTP_DEFAULT_UNAUTHENTICATED_TIMEOUT_S, 1,
+                       3600, &o->unauthenticated_timeout_s, err);
+    return r;
+}
+
 static int gateway_load_config(struct gateway *gw, const char *path, json_t **out,
                                struct ph_error *err)
 {
@@ -136,17 +165,11 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     int *limit_fields[] = {&gw->recording_max_mib, &gw->recording_max_minutes,
                            &gw->recording_total_mib, &gw->console_log_max_mib,
                            &gw->cdp_session_max_mib};
-    for (size_t i = 0; i < ARRAY_SIZE(limits); i++) {
-        v = json_object_get(cfg, limits[i].key);
-        if (v &&
-            (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1 << 24)) {
+    for (size_t i = 0; i < ARRAY_SIZE(limits); i++)
+        if (config_int(cfg, limits[i].key, limits[i].def, 0, 1 << 24, limit_fields[i], err) < 0) {
             json_decref(cfg);
-            return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
-                                "config: %s must be a whole number from 0 (no limit) to %d",
-                                limits[i].key, 1 << 24);
+            return -EINVAL;
         }
-        *limit_fields[i] = v ? (int)json_integer_value(v) : limits[i].def;
-    }
     v = json_object_get(cfg, "boot_timeout_s");
     gw->boot_timeout_s = json_is_integer(v) ? (int)json_integer_value(v) : 150;
     v = json_object_get(cfg, "ports_bind_address");
@@ -386,10 +409,10 @@ int gateway_main(const struct gateway_opts *o)
         .listen_addr = host,
         .port = port,
         .admin_token = gw.token,
-        .max_connections = 256,
     };
     ws_server_opts(&hopts, gw.ws);
-    if (http_server_new(&hopts, &gw.http, &err) < 0) {
+    if (gateway_connection_limits(cfg, &hopts, &err) < 0 ||
+        http_server_new(&hopts, &gw.http, &err) < 0) {
         fprintf(stderr, "porthole gateway: %s\n", err.message);
         goto out;
     }

@@ -324,7 +324,7 @@ static void req_set_reply(struct http_req_full *r, int status, const char *conte
     req_reply_ready(r, false);
 }
 
-static char *error_body(const char *code, const char *message, size_t *len)
+char *http_error_body(const char *code, const char *message, size_t *len)
 {
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -339,7 +339,7 @@ static void reply_error_code(struct http_req_full *r, int status, const char *co
                              const char *message, const char *extra)
 {
     size_t len = 0;
-    char *body = error_body(code, message, &len);
+    char *body = http_error_body(code, message, &len);
     req_set_reply(r, status, "application/json", body, len, extra, -1, 0, 0);
 }
 
@@ -667,11 +667,22 @@ static bool token_authorize(struct http_server *s, const char *token, const char
     return false;
 }
 
-static bool req_authorize(struct http_server *s, struct http_req_full *r)
+bool http_token_valid(struct http_server *s, const char *token)
 {
-    return token_authorize(s, http_bearer_token(http_header(&r->pub, "authorization")),
-                           http_header(&r->pub, "x-porthole-actor"), r->pub.actor,
-                           sizeof(r->pub.actor));
+    char unused[sizeof(((struct http_req *)0)->actor)];
+    return token_authorize(s, token, NULL, unused, sizeof(unused));
+}
+
+/* Whether the request carries a valid bearer token. The actor is filled
+ * for routes that need one; a public route's handler sees "". */
+static bool req_authorize(struct http_server *s, struct http_req_full *r, bool fill_actor)
+{
+    char unused[sizeof(r->pub.actor)];
+    const char *authz = http_header(&r->pub, "authorization");
+
+    return authz &&
+           token_authorize(s, http_bearer_token(authz), http_header(&r->pub, "x-porthole-actor"),
+                           fill_actor ? r->pub.actor : unused, sizeof(unused));
 }
 
 int http_wsi_authorize(struct lws *wsi, char *actor, size_t actor_len)
@@ -818,6 +829,14 @@ static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *
     int hr = req_copy_headers(r, wsi);
     if (hr == -ENOMEM)
         return -1;
+    /* A valid token counts for the connection on any route: it keeps its
+     * slot from then on (http_conn.c). */
+    struct ph_error cerr = {0};
+    if (http_conn_request_begin(s, wsi, hr == 0 && req_authorize(s, r, false), &cerr) < 0) {
+        r->resp.close_after = true;
+        req_reject(r, cerr.kind, NULL, "%s", cerr.message);
+        return 0;
+    }
 
     /* Whether a body follows decides whether the connection survives an
      * early error reply, so work it out first. */
@@ -881,7 +900,7 @@ static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *
     if (!r->route)
         return 0;
 
-    if (!(r->route->flags & HTTP_ROUTE_PUBLIC) && !req_authorize(s, r)) {
+    if (!(r->route->flags & HTTP_ROUTE_PUBLIC) && !req_authorize(s, r, true)) {
         req_reject(r, PH_ERR_UNAUTHORIZED, NULL, "missing or invalid bearer token");
         return 0;
     }
@@ -977,6 +996,7 @@ static int req_finish(struct lws *wsi, struct http_conn *conn)
               r->resp.status, (long long)(now_ms() - r->started_ms), r->pub.remote,
               r->pub.actor[0] ? r->pub.actor : "-");
     conn->req = NULL;
+    http_conn_request_end(r->server, wsi);
     req_free(r);
     if (close_after)
         return -1;
@@ -1150,7 +1170,7 @@ static int write_now(struct http_server *s, struct lws *wsi, int status, const c
                      const char *message)
 {
     size_t len = 0;
-    char *body = error_body(code, message, &len);
+    char *body = http_error_body(code, message, &len);
     unsigned char *start = s->scratch + LWS_PRE, *p = start;
     unsigned char *end = s->scratch + LWS_PRE + HTTP_CHUNK - 1;
     int r = -1;
@@ -1203,34 +1223,19 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
     if (!s->ws_upgrade ||
         (!s->ws_default_protocol && lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0)) {
         ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
-    } else if (s->ws_upgrade(s->ws_data, wsi, path, &err) == 0) {
+    } else if (s->ws_upgrade(s->ws_data, wsi, path, &err) == 0 &&
+               /* Each endpoint checks its token or capability. */
+               http_conn_authenticated(s, wsi, &err) == 0) {
         return 0;
     } else if (err.kind == PH_ERR_NONE) {
         ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
     }
+    http_conn_request_end(s, wsi);
     /* > 0 tells lws the response is written and the transaction is over. */
     return write_now(s, wsi, ph_error_http_status(err.kind), ph_error_code(err.kind), err.message) <
                    0
                ? -1
                : 1;
-}
-
-void http_conn_track(struct http_server *s, struct lws *wsi, struct http_listener *via)
-{
-    for (size_t i = 0; i < s->n_conns; i++)
-        if (s->conns[i].wsi == wsi)
-            return;
-    if (s->n_conns < s->max_conns)
-        s->conns[s->n_conns++] = (struct http_conn_entry){.wsi = wsi, .via = via};
-}
-
-void http_conn_untrack(struct http_server *s, struct lws *wsi)
-{
-    for (size_t i = 0; i < s->n_conns; i++)
-        if (s->conns[i].wsi == wsi) {
-            s->conns[i] = s->conns[--s->n_conns];
-            return;
-        }
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1244,10 +1249,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        if (s->n_conns >= s->max_conns) {
-            lwsl_warn("http: refusing connection: %zu connections open\n", s->n_conns);
+        /* in is the accepted socket; lws closes it when we refuse. */
+        if (!http_conn_admit(s, (int)(intptr_t)in, NULL))
             return 1;
-        }
         s->accepting = true;
         return 0;
     case LWS_CALLBACK_WSI_CREATE:
@@ -1355,20 +1359,21 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
     if (!s)
         return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     pthread_mutex_init(&s->handoff_lock, NULL);
+    /* First: http_server_free expects what it sets up. */
+    if (http_conns_init(s, o) < 0)
+        goto oom;
+    s->tls = o->tls_cert != NULL;
     s->max_body = o->max_body ? o->max_body : HTTP_DEFAULT_MAX_BODY;
     s->max_big_body = o->max_big_body ? o->max_big_body : HTTP_DEFAULT_MAX_BIG_BODY;
     if (s->max_big_body < s->max_body)
         s->max_big_body = s->max_body;
-    s->max_conns =
-        (size_t)(o->max_connections > 0 ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS);
     s->auth = o->auth;
     s->auth_data = o->auth_data;
     s->reply_timeout_s = o->reply_timeout_s > 0 ? o->reply_timeout_s : HTTP_DEFAULT_REPLY_TIMEOUT_S;
     s->ws_upgrade = o->ws_upgrade;
     s->ws_data = o->ws_data;
-    s->conns = calloc(s->max_conns, sizeof(*s->conns));
     s->scratch = malloc(LWS_PRE + HTTP_CHUNK);
-    if (!s->conns || !s->scratch)
+    if (!s->scratch)
         goto oom;
     if (o->admin_token && *o->admin_token && !(s->admin_token = strdup(o->admin_token)))
         goto oom;
@@ -1408,8 +1413,9 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
     info.user = s;
     info.max_http_header_data = HTTP_LWS_HEADER_DATA;
     /* A request waiting for its (possibly slow) reply keeps its header
-     * table; one per allowed connection means nobody queues behind it. */
-    info.max_http_header_pool = (unsigned short)(s->max_conns > 65535 ? 65535 : s->max_conns);
+     * table; one per allowed connection means nobody queues behind it,
+     * closing ones included. */
+    info.max_http_header_pool = (unsigned short)(s->limits.room > 65535 ? 65535 : s->limits.room);
     info.pt_serv_buf_size = HTTP_RX_BUF;
     info.timeout_secs = 30;
     info.keepalive_timeout = 60;
@@ -1510,10 +1516,13 @@ int http_server_run(struct http_server *s)
 {
     s->loop_thread = pthread_self();
     s->loop_started = true;
-    while (!s->stop)
+    http_conns_sweep(s, true);
+    int r = 0;
+    while (!s->stop && r == 0)
         if (lws_service(s->ctx, 0) < 0)
-            return -EIO;
-    return 0;
+            r = -EIO;
+    http_conns_sweep(s, false);
+    return r;
 }
 
 void http_server_stop(struct http_server *s)
@@ -1559,7 +1568,7 @@ void http_server_free(struct http_server *s)
     free(s->static_dir);
     free(s->ws_default_protocol);
     free(s->protocols);
-    free(s->conns);
+    http_conns_done(s);
     free(s->scratch);
     pthread_mutex_destroy(&s->handoff_lock);
     free(s);

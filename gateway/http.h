@@ -37,6 +37,27 @@
  *    errors are {"error": {"code", "message"}}. Keep-alive works. HEAD is
  *    served as GET without the body (handlers see HTTP_GET).
  *
+ * Connections (the table's policy is argued in http_conn.c):
+ *  - At most max_connections hold a slot at once, and at most
+ *    max_connections_per_client sockets are open from one client: a
+ *    remote address, or on loopback a local user other than the gateway's
+ *    own (whose connections are not bounded per client: it can read the
+ *    token anyway).
+ *  - A connection is authenticated once a request on it carried a valid
+ *    bearer token (on any route), once a WebSocket endpoint accepted its
+ *    upgrade, or from the start when it came through an extra listener.
+ *    Authenticated connections keep their slot (lws's 60 s keep-alive).
+ *  - An unauthenticated connection with no request in progress closes
+ *    after unauthenticated_timeout_s (from its accept, or from its last
+ *    request). With the table full, the one idle longest is closed to
+ *    admit a newcomer (if idle for a second at least, unless the
+ *    newcomer's first bytes show a valid token); a newcomer that has sent
+ *    nothing yet waits for its first request, without a slot, for up to
+ *    about two seconds.
+ *  - A refused connection reads "HTTP/1.1 429" (over its client's bound)
+ *    or "503" (table full) with a JSON error body and Connection: close
+ *    (a plain close over TLS). Refusals are logged once a burst.
+ *
  * lws decodes the request line itself: "%zz"-style escapes are refused by
  * lws with 403 before any route sees them, "+" in the path becomes a space,
  * "/./" and "/../" are collapsed, and %2F becomes a '/' (so it can never
@@ -67,6 +88,8 @@ const char *http_method_name(enum http_method m);
 #define HTTP_DEFAULT_MAX_BODY (1024 * 1024)
 #define HTTP_DEFAULT_MAX_BIG_BODY (64 * 1024 * 1024)
 #define HTTP_DEFAULT_MAX_CONNECTIONS 256
+#define HTTP_DEFAULT_MAX_CONNECTIONS_PER_CLIENT 64
+#define HTTP_DEFAULT_UNAUTHENTICATED_TIMEOUT_S 10
 
 /* Allocated by the server and handed to the handler; private state follows
  * it in memory. Everything here stays valid until the reply. */
@@ -110,6 +133,12 @@ struct http_server_opts {
     const char *static_dir;  /* weak, copied; optional: files served under GET /static/ */
     const char *tls_cert;    /* weak; PEM paths, both or neither: serve HTTPS */
     const char *tls_key;
+
+    /* The other connection bounds (see "Connections" above): sockets
+     * from one client, and how long an unauthenticated one may idle; 0 =
+     * HTTP_DEFAULT_MAX_CONNECTIONS_PER_CLIENT, _UNAUTHENTICATED_TIMEOUT_S. */
+    int max_connections_per_client;
+    int unauthenticated_timeout_s;
 
     /* WebSocket extension point. extra_protocols (terminated by an entry
      * with a NULL name; copied) are appended to the vhost after the HTTP

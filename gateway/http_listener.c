@@ -13,76 +13,20 @@
 #include "http_private.h"
 #include "util.h"
 
-/* The uid owning the other end of an accepted loopback TCP connection:
- * its socket is in /proc/net/tcp with local and remote swapped. Returns
- * the uid, -ENOENT when it is not there, or -errno when the table cannot
- * be read. */
-static long loopback_peer_uid(int fd)
-{
-    struct sockaddr_in me, peer;
-    socklen_t ml = sizeof(me), pl = sizeof(peer);
-    char want_local[16], want_remote[16], line[512];
-    long uid = -ENOENT;
-    FILE *f;
-
-    if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
-        getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
-        return -errno;
-    if (me.sin_family != AF_INET || peer.sin_family != AF_INET)
-        return -EAFNOSUPPORT;
-    /* The kernel prints the address as the raw 32-bit word, the port in
-     * host order. */
-    snprintf(want_local, sizeof(want_local), "%08X:%04X", (unsigned)peer.sin_addr.s_addr,
-             (unsigned)ntohs(peer.sin_port));
-    snprintf(want_remote, sizeof(want_remote), "%08X:%04X", (unsigned)me.sin_addr.s_addr,
-             (unsigned)ntohs(me.sin_port));
-    if (!(f = fopen("/proc/net/tcp", "re")))
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        char local[32], remote[32];
-        unsigned long u;
-        if (sscanf(line, " %*d: %31s %31s %*x %*x:%*x %*x:%*x %*x %lu", local, remote, &u) == 3 &&
-            strcmp(local, want_local) == 0 && strcmp(remote, want_remote) == 0) {
-            uid = (long)u;
-            break;
-        }
-    }
-    fclose(f);
-    return uid;
-}
-
-static bool listener_peer_ok(struct http_listener *l, int fd)
-{
-    if (!(l->flags & HTTP_LISTENER_SAME_UID))
-        return true;
-    long uid = loopback_peer_uid(fd);
-    if (uid == (long)geteuid())
-        return true;
-    /* A peer that cannot be looked up (no /proc table) is refused: the
-     * check fails closed. */
-    if (uid < 0 && uid != -ENOENT && !l->peer_unknown_warned) {
-        lwsl_warn("http: cannot tell who connects to a listener (%s); refusing\n",
-                  strerror((int)-uid));
-        l->peer_unknown_warned = true;
-    }
-    return false;
-}
-
+/* What a listener accepts joins the server's connection table, whose
+ * admission also makes the same-user check (http_conn.c). */
 void http_listener_accept(struct http_server *s, struct http_listener *l)
 {
     for (;;) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or an aborted connection: nothing to do */
-        if (s->n_conns >= s->max_conns) {
-            lwsl_warn("http: refusing connection: %zu connections open\n", s->n_conns);
+        if (!http_conn_admit(s, fd, l)) {
             close(fd);
             continue;
         }
-        if (!listener_peer_ok(l, fd)) {
-            close(fd);
-            continue;
-        }
+        /* Not the main listener's accept: http_conn_track below takes it. */
+        s->accepting = false;
         /* lws closes fd itself when adoption fails. */
         struct lws *c = lws_adopt_socket_vhost(s->vhost, fd);
         if (c)

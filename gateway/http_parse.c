@@ -218,6 +218,28 @@ const char *http_bearer_token(const char *authz)
     return *authz ? authz : NULL;
 }
 
+const char *http_peek_bearer(char *buf)
+{
+    /* The first request's header block only: after its end come a body
+     * or the next request. */
+    char *end = strstr(buf, "\r\n\r\n");
+    if (end)
+        end[2] = '\0';
+    /* A line of its own: not X-Authorization, not inside another value. */
+    char *p = strcasestr(buf, "\r\nauthorization:");
+    if (!p)
+        return NULL;
+    char *v = p + strlen("\r\nauthorization:"), *eol = strstr(v, "\r\n");
+    if (!eol)
+        return NULL; /* not all there yet */
+    while (eol > v && (eol[-1] == ' ' || eol[-1] == '\t'))
+        eol--;
+    *eol = '\0';
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return http_bearer_token(v);
+}
+
 void http_admin_actor(const char *on_behalf, char *out, size_t len)
 {
     size_t n = (size_t)snprintf(out, len, "admin");

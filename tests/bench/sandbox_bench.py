@@ -99,15 +99,16 @@ class Api:
 
 
 class Gateway:
-    """A gateway of our own on a temporary state dir."""
+    """A gateway of our own on a temporary state dir; extra_config adds to
+    (or overrides) its config."""
 
-    def __init__(self, exe):
+    def __init__(self, exe, extra_config=None):
         self.dir = tempfile.mkdtemp(prefix="porthole-bench-")
         self.state = os.path.join(self.dir, "state")
         self.token = os.urandom(24).hex()
         config = os.path.join(self.dir, "config.json")
         with open(config, "w") as f:
-            json.dump({"browser_pool": 0, "max_sandboxes": 8}, f)
+            json.dump(dict({"browser_pool": 0, "max_sandboxes": 8}, **(extra_config or {})), f)
         self.log = open(os.path.join(self.dir, "gateway.log"), "wb")
         rfd, wfd = os.pipe()
         env = dict(os.environ, PORTHOLE_TOKEN=self.token)

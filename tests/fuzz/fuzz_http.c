@@ -5,6 +5,7 @@
  *   'q' NAME '\n' ITEMS      a stored query string (NUL-separated items)
  *   's' PATH                 a /static/ sub-path
  *   'a' TEXT                 an Authorization header and an actor name
+ *   'b' BYTES                what a client sent first, peeked for its token
  * Whatever the bytes: no crash, no read or write past a buffer, and what a
  * parser accepts is what its contract in http.h says. */
 #include <errno.h>
@@ -222,6 +223,19 @@ static void authorization(const char *text, size_t cut)
     free(out);
 }
 
+static void peek_bearer(char *s)
+{
+    size_t len = strlen(s);
+    const char *token = http_peek_bearer(s);
+    if (token) {
+        /* Inside the buffer, a whole non-empty value without blanks around. */
+        REQUIRE(token > s && token < s + len && *token);
+        REQUIRE(*token != ' ' && *token != '\t');
+        REQUIRE(token[strlen(token) - 1] != ' ' && token[strlen(token) - 1] != '\t');
+        REQUIRE(!strstr(token, "\r\n"));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -242,6 +256,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 'a':
         authorization(s, size % 80);
+        break;
+    case 'b':
+        peek_bearer(s);
         break;
     default:
         break;
