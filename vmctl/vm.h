@@ -44,7 +44,7 @@ const char *vm_kind_flavour(enum vm_kind kind);
 #define VM_GUEST_PORT_DEVTOOLS 9222
 
 /* The most the guest init reads as one config (its CONFIG_MAX in
- * guest-image/init/init.c): a longer one is refused here, never cut. */
+ * guest-image/init/guest_config.h): a longer one is refused here, never cut. */
 #define VM_CONFIG_MAX (64 * 1024)
 
 /* What guests use as their HTTP proxy: QEMU's guestfwd to the egress relay. */
