@@ -112,9 +112,13 @@ mirror=${MIRROR:-http://deb.debian.org/debian}
 security_mirror=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 cc_bin=${CC:-cc}
 
-# The guest init is every file in init/ (build.sh compiles them together).
-mapfile -t init_files < <(cd "$here" && printf '%s\n' init/*.c init/*.h | LC_ALL=C sort)
-recipe=(build.sh "${init_files[@]}" packages/base.list files/sshd_config)
+# The guest init is the files init/sources names (compiled together).
+mapfile -t init_files < <(grep -v '^#' "$here/init/sources" | sed 's|^|init/|')
+init_c=()
+for f in "${init_files[@]}"; do
+    if [[ $f == *.c ]]; then init_c+=("$here/$f"); fi
+done
+recipe=(build.sh init/sources "${init_files[@]}" packages/base.list files/sshd_config)
 [[ $flavour == browser ]] && recipe+=(packages/browser.list)
 
 # Names and lengths go into the hash too, so moving bytes between files
@@ -222,7 +226,7 @@ run_logged() {
 step "compiling porthole-init (static)"
 init_bin=$build/porthole-init
 "$cc_bin" -std=c11 -D_GNU_SOURCE -static -Os -Wall -Wextra -Werror -Wshadow \
-    -Wstrict-prototypes -Wmissing-prototypes -o "$init_bin" "$here"/init/*.c
+    -Wstrict-prototypes -Wmissing-prototypes -o "$init_bin" "${init_c[@]}"
 strip "$init_bin" 2>/dev/null || true
 
 # ---------------------------------------------------------------------------
