@@ -225,12 +225,15 @@ static void api_healthz(struct http_req *req, void *data)
 static void api_status(struct http_req *req, void *data)
 {
     struct gateway *gw = data;
+    char why[256];
+    bool failing = state_write_failing(gw->db, why, sizeof(why));
     http_reply_json(req, 200,
-                    json_pack("{s:s, s:s, s:{s:i, s:i}, s:o, s:i}", "version", PORTHOLE_VERSION,
-                              "accel", accel_name(gw->accel.accel), "pool", "target",
-                              gw->pool_target, "ready", pool_ready_count(gw->pool), "templates",
-                              templates_status(gw->templates), "instances",
-                              instances_count(gw->instances)));
+                    json_pack("{s:s, s:s, s:{s:i, s:i}, s:o, s:i, s:{s:s, s:s?}}", "version",
+                              PORTHOLE_VERSION, "accel", accel_name(gw->accel.accel), "pool",
+                              "target", gw->pool_target, "ready", pool_ready_count(gw->pool),
+                              "templates", templates_status(gw->templates), "instances",
+                              instances_count(gw->instances), "state_db", "status",
+                              failing ? "failing" : "ok", "error", failing ? why : NULL));
 }
 
 static void gateway_tick(lws_sorted_usec_list_t *sul)

@@ -826,6 +826,15 @@ struct instance *instance_launch(struct instances *reg, struct instance_launch *
         ph_error_set(err, PH_ERR_CONFLICT, -EEXIST, "the id %s is taken", l->id);
         goto fail;
     }
+    char why[200];
+    if (reg->cfg.db && state_write_failing(reg->cfg.db, why, sizeof(why))) {
+        /* What it would start could not be found again after a restart. */
+        ph_error_set(err, PH_ERR_UNAVAILABLE, -EIO,
+                     "the gateway cannot save its state just now (state database: %s); "
+                     "try again later",
+                     why);
+        goto fail;
+    }
     if (instances_count(reg) >= reg->cfg.max_instances) {
         ph_error_set(err, PH_ERR_LIMIT, -EAGAIN,
                      "limit of %d sandboxes and sessions reached; delete one first",

@@ -342,6 +342,25 @@ def start_gateway(port):
             sup.wait()
 
 
+def stop_own_gateway(proc, port, token, dirs):
+    """Stops a gateway a test started itself (proc: its Popen): deletes its
+    sandboxes, SIGTERM (SIGKILL after 60 s), then kills any QEMU left under
+    dirs."""
+    with contextlib.suppress(Exception):
+        listed = request(port, "GET", "/v1/sandboxes", token=token).json()
+        for s in listed.get("sandboxes", []):
+            request(port, "DELETE", "/v1/sandboxes/" + s["id"], token=token)
+    proc.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(60)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pid in [p for d in dirs for p in qemu_pids(d)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def gateway_exit_status(pid):
     """The exit status the supervisor recorded for gateway pid, or None."""
     rc = read_json_file(GATEWAY_RC)

@@ -169,14 +169,7 @@ class World:
 
     def down(self):
         if self.gateway:
-            with contextlib.suppress(Exception):
-                for s in self.api("GET", "/v1/sandboxes").get("sandboxes", []):
-                    self.req("DELETE", "/v1/sandboxes/" + s["id"])
-            self.gateway.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.gateway.wait(60)
-            if self.gateway.poll() is None:
-                self.gateway.kill()
+            fixture.stop_own_gateway(self.gateway, self.port, TOKEN, [self.state])
         for pid in fixture.qemu_pids(self.state):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -122,18 +122,7 @@ class Gateway:
         return res["stdout"]
 
     def down(self):
-        with contextlib.suppress(Exception):
-            for s in self.api("GET", "/v1/sandboxes").get("sandboxes", []):
-                self.req("DELETE", "/v1/sandboxes/" + s["id"])
-        self.proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(60)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for pid in fixture.qemu_pids(self.state) + fixture.qemu_pids(self.cache):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        fixture.stop_own_gateway(self.proc, self.port, TOKEN, [self.state, self.cache])
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
