@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -262,7 +263,15 @@ int state_open(const char *path, struct state_db **out, struct ph_error *err)
      * only covers a checkpoint or recovery in progress. */
     if ((r = open_conn(path, &s->rdb, STATE_BUSY_TIMEOUT_MS, err)) < 0)
         goto fail;
-    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+    /* The writer takes no signals: a process that waits for SIGTERM in
+     * one thread of its own must not have it delivered here (where its
+     * default action would kill the process). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int started = pthread_create(&s->writer, NULL, writer_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started != 0) {
         r = ph_error_set(err, PH_ERR_INTERNAL, -EAGAIN, "cannot start the state writer thread");
         goto fail;
     }

@@ -4,6 +4,8 @@
  * nothing is lost once the lock goes, in the order the changes were made. */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -176,6 +178,31 @@ static void test_many(const char *path)
     state_close(db);
 }
 
+/* A process that blocks SIGTERM and takes it with sigwait (the gateway's
+ * signal thread) must get it there: the writer thread must not take it,
+ * where its default action would end the process. */
+static void test_signals(const char *path)
+{
+    struct state_db *db = NULL;
+    struct ph_error err = {0};
+    sigset_t set;
+    int sig = 0;
+
+    /* In the gateway's order: the database is opened before the signal
+     * is blocked (the writer thread starts with the mask of that time). */
+    CHECK(state_open(path, &db, &err) == 0);
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    for (int i = 0; i < 20; i++) {
+        CHECK(kill(getpid(), SIGUSR1) == 0);
+        CHECK(sigwait(&set, &sig) == 0 && sig == SIGUSR1);
+        CHECK(put(db, "sig", "sandbox", i) == 0); /* the writer at work meanwhile */
+    }
+    state_close(db);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/test-state-XXXXXX", path[64];
@@ -186,6 +213,7 @@ int main(void)
     test_basic(path);
     test_locked(path);
     test_many(path);
+    test_signals(path);
     char cmd[96];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
