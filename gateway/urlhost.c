@@ -399,7 +399,7 @@ static int idna_label(const unsigned char *l, size_t n, char *out, size_t *len, 
             c += 32;
         else if (c >= 0xc0 && c <= 0xde && c != 0xd7)
             c += 0x20; /* Latin-1 capitals map to their small letters */
-        else if (c >= 0x80 && (c < 0xe0 || c == 0xf7))
+        else if (c >= 0x80 && (c < 0xe0 || c == 0xf7 || c > 0xff))
             return fail(u, -EILSEQ,
                         "a non-ASCII host beyond Latin-1 letters (write it as xn-- punycode)");
         if (ncp >= URLHOST_MAX)

@@ -270,6 +270,14 @@ static void test_hosts_and_ports(void)
             -EILSEQ); /* ideographic full stop */
     REFUSED("http://%ff/", -EILSEQ);
     DOMAIN("http://XN--ll-zda.example/", "xn--ll-zda.example");
+    /* Two-byte UTF-8 beyond Latin-1 as well: the browser maps U+03A9 to
+     * U+03C9 (xn--bya) and U+0130 to "i" and U+0307 (xn--i-9bb), so the
+     * punycode of what is written (xn--exa, xn--bfa) is not its host. */
+    REFUSED("http://\xce\xa9/", -EILSEQ);
+    REFUSED("http://\xc4\xb0.example/", -EILSEQ);
+    REFUSED("http://a\xcc\x81.example/", -EILSEQ); /* a, combining acute: NFC makes it U+00E1 */
+    REFUSED("http://\xd8\xa8.example/", -EILSEQ);  /* Arabic beh */
+    REFUSED("http://%CE%A9/", -EILSEQ);
 
     /* Length: 253 is the most, one root dot aside; beyond is refused. */
     char url[800];
