@@ -287,7 +287,6 @@ static void ipv6_serialize(const uint16_t address[8], char *out, size_t len)
 
 /* ---- hosts --------------------------------------------------------------- */
 
-/* The host parser for a special scheme, on s[0..n) (n > 0). */
 /* ---- IDNA, for Latin-1 letters ------------------------------------------
  * UTS #46 as the URL Standard uses it maps a non-ASCII domain label and
  * then writes it in punycode (RFC 3492). Its full mapping needs Unicode's
@@ -371,6 +370,114 @@ static bool puny_encode(const uint32_t *cp, size_t n, char *out, size_t *len, si
     return true;
 }
 
+static int puny_digit_value(char c)
+{
+    if (c >= 'a' && c <= 'z')
+        return c - 'a';
+    if (c >= '0' && c <= '9')
+        return c - '0' + 26;
+    return -1;
+}
+
+/* RFC 3492's decoder on s[0..n), a label's part after "xn--" (lowercase),
+ * into cp[0..*ncp) (cap code points at most). -1 when it is not punycode,
+ * would overflow, or names a code point that is not a scalar value. */
+static int puny_decode(const char *s, size_t n, uint32_t *cp, size_t *ncp, size_t cap)
+{
+    size_t basic = 0, in = 0, out = 0;
+    uint32_t next = 0x80, bias = 72, i = 0;
+
+    for (size_t k = 0; k < n; k++)
+        if (s[k] == '-')
+            basic = k;
+    if (basic > cap)
+        return -1;
+    for (; out < basic; out++)
+        cp[out] = (unsigned char)s[out];
+    /* A delimiter first is not one: the digits start at 0 and '-' is none. */
+    in = basic > 0 ? basic + 1 : 0;
+    while (in < n) {
+        uint32_t old = i, w = 1;
+        for (uint32_t k = PUNY_BASE;; k += PUNY_BASE) {
+            int digit = in < n ? puny_digit_value(s[in++]) : -1;
+            if (digit < 0 || (uint32_t)digit > (UINT32_MAX - i) / w)
+                return -1;
+            i += (uint32_t)digit * w;
+            uint32_t t = k <= bias ? PUNY_TMIN : k >= bias + PUNY_TMAX ? PUNY_TMAX : k - bias;
+            if ((uint32_t)digit < t)
+                break;
+            if (w > UINT32_MAX / (PUNY_BASE - t))
+                return -1;
+            w *= PUNY_BASE - t;
+        }
+        bias = puny_adapt(i - old, (uint32_t)(out + 1), old == 0);
+        if (i / (out + 1) > 0x10ffff - next)
+            return -1;
+        next += i / (uint32_t)(out + 1);
+        i %= (uint32_t)(out + 1);
+        if ((next >= 0xd800 && next <= 0xdfff) || out >= cap)
+            return -1;
+        memmove(cp + i + 1, cp + i, (out - i) * sizeof(cp[0]));
+        cp[i++] = next;
+        out++;
+    }
+    *ncp = out;
+    return 0;
+}
+
+/* Whether UTS #46 takes a non-ASCII Latin-1 code point as it is (status
+ * valid, or deviation for U+00DF in nontransitional processing): the small
+ * letters and some symbols. The others it maps (capitals, U+00AA, ...),
+ * ignores (U+00AD) or refuses (C1 controls). */
+static bool latin1_valid(uint32_t c)
+{
+    static const char symbols[] = "\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa9\xab\xac\xae\xb0\xb1\xb6\xb7"
+                                  "\xbb\xbf\xd7\xdf";
+
+    return c >= 0xe0 ? c <= 0xff : c >= 0xa1 && strchr(symbols, (char)c) != NULL;
+}
+
+/* A label already in punycode ("xn--" and lowercase ASCII) is kept as it
+ * is once it decodes (RFC 3492) to something UTS #46 would have written
+ * this way: ASCII, or with Latin-1 it takes as it is. Decoded Latin-1
+ * that it maps or refuses is refused: a decoded label may need no
+ * mapping. Beyond Latin-1 the label is not checked further (that takes
+ * Unicode's tables): the browser refuses the URL of an invalid one, and
+ * the host of a valid one is this very label. */
+static int punycode_check(const char *l, size_t n, struct urlhost *u)
+{
+    uint32_t cp[URLHOST_MAX];
+    size_t ncp;
+    bool latin1 = true;
+
+    if (n > URLHOST_MAX)
+        return fail(u, -ENAMETOOLONG, "a host longer than 253 characters");
+    if (puny_decode(l + 4, n - 4, cp, &ncp, sizeof(cp) / sizeof(cp[0])) < 0 || ncp == 0)
+        return fail(u, -EINVAL, "a label that starts with xn-- but is not valid punycode");
+    for (size_t i = 0; i < ncp; i++)
+        latin1 = latin1 && cp[i] <= 0xff;
+    for (size_t i = 0; i < ncp && latin1; i++)
+        if (cp[i] >= 0x80 && !latin1_valid(cp[i]))
+            return fail(u, -EINVAL, "a punycode label with a character IDNA does not allow");
+    return 0;
+}
+
+/* Every label of d[0..n) that starts with "xn--" through punycode_check. */
+static int punycode_labels_check(const char *d, size_t n, struct urlhost *u)
+{
+    for (size_t start = 0; start <= n;) {
+        const char *dot = memchr(d + start, '.', n - start);
+        size_t end = dot ? (size_t)(dot - d) : n;
+        if (end - start >= 4 && memcmp(d + start, "xn--", 4) == 0) {
+            int r = punycode_check(d + start, end - start, u);
+            if (r < 0)
+                return r;
+        }
+        start = end + 1;
+    }
+    return 0;
+}
+
 /* One label of d (percent-decoded, not yet lowercased) to ASCII: ASCII
  * labels lowercased as they are, others mapped and punycoded. */
 static int idna_label(const unsigned char *l, size_t n, char *out, size_t *len, size_t cap,
@@ -451,6 +558,32 @@ static int idna_to_ascii(char *d, size_t *dn, size_t cap, struct urlhost *u)
     return 0;
 }
 
+/* Whether each non-ASCII byte of s[0..n), before percent-decoding, is in
+ * a UTF-8 sequence of its own. A browser is given text: a stray byte is
+ * U+FFFD to it, never the end of a character that a percent-encoded byte
+ * before it starts ("%C3" and a raw 0x80 are not U+00C0). Sequences of 3
+ * or 4 bytes are only framed here: they are beyond Latin-1, refused later
+ * whatever they hold. */
+static bool raw_utf8_framed(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80                 ? 1
+                     : c >= 0xc2 && c <= 0xdf ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
+        if (len == 0 || len > n - i)
+            return false;
+        for (size_t k = 1; k < len; k++)
+            if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+                return false;
+        i += len - 1;
+    }
+    return true;
+}
+
+/* The host parser for a special scheme, on s[0..n) (n > 0). */
 static int host_parse(const char *s, size_t n, struct urlhost *out)
 {
     if (s[0] == '[') {
@@ -464,6 +597,8 @@ static int host_parse(const char *s, size_t n, struct urlhost *out)
         return 0;
     }
 
+    if (!raw_utf8_framed(s, n))
+        return fail(out, -EILSEQ, "a host that is not valid UTF-8");
     /* Percent-decoding comes first: "a%2eb" is the domain "a.b". The
      * buffer has room for the ASCII form of a host up to URLHOST_MAX. */
     size_t cap = n + URLHOST_MAX + 2;
@@ -495,6 +630,8 @@ static int host_parse(const char *s, size_t n, struct urlhost *out)
             r = fail(out, -EINVAL, "a host with a character that is not allowed in a domain");
         d[i] = to_lower(d[i]);
     }
+    if (r == 0)
+        r = punycode_labels_check(d, dn, out);
     if (r < 0) {
         free(d);
         return r;

@@ -13,7 +13,14 @@
  *  - IDNA: a non-ASCII label is written in punycode ("bücher" is
  *    "xn--bcher-kva") only when its non-ASCII characters are Latin-1
  *    letters, which UTS #46 maps by lowercasing alone; any other non-ASCII
- *    character (and U+00DF) is -EILSEQ. A host written in punycode is kept;
+ *    character (and U+00DF) is -EILSEQ;
+ *  - a label written in punycode is kept when it decodes to ASCII or to
+ *    Latin-1 that UTS #46 takes as it is, refused when it does not decode
+ *    or decodes to Latin-1 that it maps or refuses. One that decodes
+ *    beyond Latin-1 is kept unchecked, the one case where this parser
+ *    accepts more than the standard: checking it takes Unicode's tables,
+ *    and no host is misread by it, since the host of a valid one is the
+ *    label as written and the browser refuses the URL of an invalid one;
  *  - a domain with an empty label ("a..b", ".a"), apart from one trailing
  *    dot, which is removed: "a.example." is "a.example";
  *  - a domain longer than URLHOST_MAX: -ENAMETOOLONG (no DNS name is).
