@@ -583,15 +583,24 @@ static bool raw_utf8_framed(const char *s, size_t n)
     return true;
 }
 
+/* s[0..n), which starts with '[', as "[IPv6]" into address. */
+static int bracketed_ipv6(const char *s, size_t n, uint16_t address[8], struct urlhost *out)
+{
+    if (n < 2 || s[n - 1] != ']')
+        return fail(out, -EINVAL, "an IPv6 address without its closing ']'");
+    if (ipv6_parse(s + 1, n - 2, address) < 0)
+        return fail(out, -EINVAL, "an invalid IPv6 address");
+    return 0;
+}
+
 /* The host parser for a special scheme, on s[0..n) (n > 0). */
 static int host_parse(const char *s, size_t n, struct urlhost *out)
 {
     if (s[0] == '[') {
         uint16_t address[8];
-        if (n < 2 || s[n - 1] != ']')
-            return fail(out, -EINVAL, "an IPv6 address without its closing ']'");
-        if (ipv6_parse(s + 1, n - 2, address) < 0)
-            return fail(out, -EINVAL, "an invalid IPv6 address");
+        int r = bracketed_ipv6(s, n, address, out);
+        if (r < 0)
+            return r;
         ipv6_serialize(address, out->host, sizeof(out->host));
         out->kind = URLHOST_IPV6;
         return 0;
@@ -665,24 +674,39 @@ static int host_parse(const char *s, size_t n, struct urlhost *out)
     return r;
 }
 
-/* After "scheme:" of a special scheme other than file. */
-static int authority_parse(const char *s, size_t n, struct urlhost *out)
+/* The opaque host of a scheme that is not special: only a host the
+ * standard refuses matters (the host itself is not returned). */
+static int opaque_host_check(const char *s, size_t n, struct urlhost *out)
 {
-    size_t i = 0, end, start, colon;
-    bool brackets = false;
+    uint16_t address[8];
 
-    /* Any run of '/' and '\' (none, too) leads to the authority. */
-    while (i < n && (s[i] == '/' || s[i] == '\\'))
-        i++;
-    end = i;
-    while (end < n && s[end] != '/' && s[end] != '\\' && s[end] != '?' && s[end] != '#')
+    if (n > 0 && s[0] == '[')
+        return bracketed_ipv6(s, n, address, out);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0' || strchr(" #/:<>?@[\\]^|", s[i]))
+            return fail(out, -EINVAL, "a host with a character that is not allowed in a host");
+    return 0;
+}
+
+/* The authority at s[0..n), after the slashes: userinfo, host, port. For a
+ * special scheme '\' ends it like '/' and the host is a domain or an
+ * address, never empty; for the others the host is opaque, may be empty
+ * and is only checked. */
+static int authority_parse(const char *s, size_t n, bool special, struct urlhost *out)
+{
+    size_t end = 0, start = 0, colon;
+    bool brackets = false, at = false;
+
+    while (end < n && s[end] != '/' && s[end] != '?' && s[end] != '#' &&
+           !(special && s[end] == '\\'))
         end++;
     /* The userinfo ends at the last '@' of the authority. */
-    start = i;
-    for (size_t k = i; k < end; k++)
-        if (s[k] == '@')
+    for (size_t k = 0; k < end; k++)
+        if (s[k] == '@') {
             start = k + 1;
-    if (start == end)
+            at = true;
+        }
+    if (start == end && (special || at))
         return fail(out, -EINVAL, "an empty host");
     for (colon = start; colon < end; colon++) {
         if (s[colon] == '[')
@@ -692,9 +716,9 @@ static int authority_parse(const char *s, size_t n, struct urlhost *out)
         else if (s[colon] == ':' && !brackets)
             break;
     }
-    if (colon == start)
+    if (colon == start && colon < end)
         return fail(out, -EINVAL, "an empty host");
-    if (colon < end && colon + 1 < end) {
+    if (colon + 1 < end) {
         long port = 0;
         for (size_t k = colon + 1; k < end; k++) {
             if (!is_digit(s[k]))
@@ -703,9 +727,31 @@ static int authority_parse(const char *s, size_t n, struct urlhost *out)
             if (port > 65535)
                 return fail(out, -EINVAL, "a port above 65535");
         }
-        out->port = (int)port;
+        if (special)
+            out->port = (int)port;
     }
+    if (!special)
+        return opaque_host_check(s + start, colon - start, out);
     return host_parse(s + start, colon - start, out);
+}
+
+/* After "file:": a host only after two slashes ('/' or '\'), up to the
+ * path; none when empty or a drive letter ("c:", "c|"). It is parsed as
+ * a special scheme's is, for whether the standard refuses it. */
+static int file_host_check(const char *s, size_t n, struct urlhost *out)
+{
+    size_t end = 2;
+
+    if (n < 2 || (s[0] != '/' && s[0] != '\\') || (s[1] != '/' && s[1] != '\\'))
+        return 0;
+    while (end < n && s[end] != '/' && s[end] != '\\' && s[end] != '?' && s[end] != '#')
+        end++;
+    if (end == 2 || (end == 4 && is_alpha(s[2]) && (s[3] == ':' || s[3] == '|')))
+        return 0;
+    int r = host_parse(s + 2, end - 2, out);
+    out->kind = URLHOST_FILE;
+    out->host[0] = '\0';
+    return r;
 }
 
 int urlhost_parse(const char *url, size_t len, struct urlhost *out)
@@ -736,23 +782,27 @@ int urlhost_parse(const char *url, size_t len, struct urlhost *out)
     const char *rest = s + i + 1;
     size_t rest_n = n - i - 1;
     r = 0;
-    if (word_is(s, i, "file")) {
+    bool is_special = false;
+    for (size_t k = 0; special[k]; k++)
+        is_special = is_special || word_is(s, i, special[k]);
+    if (is_special) {
+        /* Any run of '/' and '\' (none, too) leads to the authority. */
+        size_t slashes = 0;
+        while (slashes < rest_n && (rest[slashes] == '/' || rest[slashes] == '\\'))
+            slashes++;
+        r = authority_parse(rest + slashes, rest_n - slashes, true, out);
+    } else if (word_is(s, i, "file")) {
         out->kind = URLHOST_FILE;
+        r = file_host_check(rest, rest_n, out);
+    } else if (rest_n >= 2 && rest[0] == '/' && rest[1] == '/') {
+        r = authority_parse(rest + 2, rest_n - 2, false, out);
     } else if (word_is(s, i, "about")) {
         /* An opaque path, up to the query or fragment. */
         size_t p = 0;
         while (p < rest_n && rest[p] != '?' && rest[p] != '#')
             p++;
-        if (rest_n > 0 && rest[0] != '/' &&
-            ((p == 5 && memcmp(rest, "blank", 5) == 0) ||
-             (p == 6 && memcmp(rest, "srcdoc", 6) == 0)))
+        if ((p == 5 && memcmp(rest, "blank", 5) == 0) || (p == 6 && memcmp(rest, "srcdoc", 6) == 0))
             out->kind = URLHOST_BLANK;
-    } else {
-        for (size_t k = 0; special[k]; k++)
-            if (word_is(s, i, special[k])) {
-                r = authority_parse(rest, rest_n, out);
-                break;
-            }
     }
     free(s);
     return r;

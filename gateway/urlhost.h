@@ -6,7 +6,10 @@
  *   switch (u.kind) ... u.host is the canonical host of DOMAIN/IPV4/IPV6
  *
  * Only the scheme and the authority are parsed; path, query and fragment
- * are not looked at. The function is pure: no I/O, no globals, no logging.
+ * are not looked at. The authority of file: and of schemes that are not
+ * special is checked as the standard checks it (a URL with a host it
+ * refuses is refused) but not returned. The function is pure: no I/O, no
+ * globals, no logging.
  *
  * Where the standard asks for more than this parser does, it refuses rather
  * than guesses:
@@ -36,9 +39,10 @@ enum urlhost_kind {
     URLHOST_DOMAIN, /* special scheme (http, https, ws, wss, ftp), a domain */
     URLHOST_IPV4,   /* special scheme, host "a.b.c.d" */
     URLHOST_IPV6,   /* special scheme, host "[...]" in compressed form */
-    URLHOST_FILE,   /* file: (its host is not parsed) */
+    URLHOST_FILE,   /* file: (its host is checked, not returned) */
     URLHOST_BLANK,  /* about:blank or about:srcdoc, any query or fragment */
-    URLHOST_OPAQUE, /* any other scheme: data:, javascript:, blob:, about:x... */
+    URLHOST_OPAQUE, /* any other scheme: data:, javascript:, blob:, about:x... (a
+                     * "//" authority is checked, not returned) */
 };
 
 struct urlhost {

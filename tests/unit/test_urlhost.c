@@ -331,6 +331,52 @@ static void test_punycode(void)
     DOMAIN("http://xn--a-ecp.ru/", "xn--a-ecp.ru");
 }
 
+/* file: and schemes that are not special have no host urlhost returns,
+ * but one the standard refuses makes the URL refused. */
+static void test_other_authorities(void)
+{
+    HOST("file://c:/x", URLHOST_FILE, "");
+    HOST("file://C|/x", URLHOST_FILE, "");
+    HOST("file://localhost/x", URLHOST_FILE, "");
+    HOST("file://[::1]/x", URLHOST_FILE, "");
+    HOST("file://b\xc3\xbc"
+         "cher/x",
+         URLHOST_FILE, "");
+    HOST("file:a b", URLHOST_FILE, "");
+    HOST("file:///a b", URLHOST_FILE, "");
+    HOST("file:/\\a/", URLHOST_FILE, "");
+    REFUSED("file://a b/", -EINVAL);
+    REFUSED("file:\\\\a b", -EINVAL);
+    REFUSED("file://a:80/", -EINVAL);
+    REFUSED("file://user@a/", -EINVAL);
+    REFUSED("file://[::1/", -EINVAL);
+    REFUSED("file://1.2.3.09/", -EINVAL);
+    REFUSED("file://xn--a/", -EINVAL);
+    expect_n("file://\0a/", 10, -EINVAL, URLHOST_OPAQUE, "", __LINE__);
+
+    HOST("foo://user:pw@[::1]:80/x", URLHOST_OPAQUE, "");
+    HOST("foo:///x", URLHOST_OPAQUE, "");
+    HOST("foo://", URLHOST_OPAQUE, "");
+    HOST("foo://a:/", URLHOST_OPAQUE, "");
+    HOST("foo://a%zz\x01\x7f\xc3\xa9/", URLHOST_OPAQUE, "");
+    HOST("foo:a b", URLHOST_OPAQUE, "");
+    HOST("blob:https://a b/", URLHOST_OPAQUE, "");
+    CHECK(port_of("foo://a:8080/") == -1);
+    REFUSED("foo://a b/", -EINVAL);
+    REFUSED("foo://user@/", -EINVAL);
+    REFUSED("foo://:80/", -EINVAL);
+    REFUSED("foo://[bad/", -EINVAL);
+    REFUSED("foo://[::1]x/", -EINVAL);
+    REFUSED("foo://a[::1]/", -EINVAL);
+    REFUSED("foo://a:99999/", -EINVAL);
+    REFUSED("foo://a:8a/", -EINVAL);
+    REFUSED("foo://a^b/", -EINVAL);
+    REFUSED("foo://a\\b/", -EINVAL);
+    REFUSED("javascript://a b", -EINVAL);
+    REFUSED("about://a b", -EINVAL);
+    expect_n("foo://a\0b/", 10, -EINVAL, URLHOST_OPAQUE, "", __LINE__);
+}
+
 static json_t *patterns(const char *json)
 {
     struct browser_params p;
@@ -442,6 +488,7 @@ int main(void)
     test_ipv6();
     test_hosts_and_ports();
     test_punycode();
+    test_other_authorities();
     test_domain_allowed();
     test_policy();
     CHECK_DONE();
