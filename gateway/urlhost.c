@@ -287,7 +287,6 @@ static void ipv6_serialize(const uint16_t address[8], char *out, size_t len)
 
 /* ---- hosts --------------------------------------------------------------- */
 
-/* The host parser for a special scheme, on s[0..n) (n > 0). */
 /* ---- IDNA, for Latin-1 letters ------------------------------------------
  * UTS #46 as the URL Standard uses it maps a non-ASCII domain label and
  * then writes it in punycode (RFC 3492). Its full mapping needs Unicode's
@@ -371,6 +370,114 @@ static bool puny_encode(const uint32_t *cp, size_t n, char *out, size_t *len, si
     return true;
 }
 
+static int puny_digit_value(char c)
+{
+    if (c >= 'a' && c <= 'z')
+        return c - 'a';
+    if (c >= '0' && c <= '9')
+        return c - '0' + 26;
+    return -1;
+}
+
+/* RFC 3492's decoder on s[0..n), a label's part after "xn--" (lowercase),
+ * into cp[0..*ncp) (cap code points at most). -1 when it is not punycode,
+ * would overflow, or names a code point that is not a scalar value. */
+static int puny_decode(const char *s, size_t n, uint32_t *cp, size_t *ncp, size_t cap)
+{
+    size_t basic = 0, in = 0, out = 0;
+    uint32_t next = 0x80, bias = 72, i = 0;
+
+    for (size_t k = 0; k < n; k++)
+        if (s[k] == '-')
+            basic = k;
+    if (basic > cap)
+        return -1;
+    for (; out < basic; out++)
+        cp[out] = (unsigned char)s[out];
+    /* A delimiter first is not one: the digits start at 0 and '-' is none. */
+    in = basic > 0 ? basic + 1 : 0;
+    while (in < n) {
+        uint32_t old = i, w = 1;
+        for (uint32_t k = PUNY_BASE;; k += PUNY_BASE) {
+            int digit = in < n ? puny_digit_value(s[in++]) : -1;
+            if (digit < 0 || (uint32_t)digit > (UINT32_MAX - i) / w)
+                return -1;
+            i += (uint32_t)digit * w;
+            uint32_t t = k <= bias ? PUNY_TMIN : k >= bias + PUNY_TMAX ? PUNY_TMAX : k - bias;
+            if ((uint32_t)digit < t)
+                break;
+            if (w > UINT32_MAX / (PUNY_BASE - t))
+                return -1;
+            w *= PUNY_BASE - t;
+        }
+        bias = puny_adapt(i - old, (uint32_t)(out + 1), old == 0);
+        if (i / (out + 1) > 0x10ffff - next)
+            return -1;
+        next += i / (uint32_t)(out + 1);
+        i %= (uint32_t)(out + 1);
+        if ((next >= 0xd800 && next <= 0xdfff) || out >= cap)
+            return -1;
+        memmove(cp + i + 1, cp + i, (out - i) * sizeof(cp[0]));
+        cp[i++] = next;
+        out++;
+    }
+    *ncp = out;
+    return 0;
+}
+
+/* Whether UTS #46 takes a non-ASCII Latin-1 code point as it is (status
+ * valid, or deviation for U+00DF in nontransitional processing): the small
+ * letters and some symbols. The others it maps (capitals, U+00AA, ...),
+ * ignores (U+00AD) or refuses (C1 controls). */
+static bool latin1_valid(uint32_t c)
+{
+    static const char symbols[] = "\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa9\xab\xac\xae\xb0\xb1\xb6\xb7"
+                                  "\xbb\xbf\xd7\xdf";
+
+    return c >= 0xe0 ? c <= 0xff : c >= 0xa1 && strchr(symbols, (char)c) != NULL;
+}
+
+/* A label already in punycode ("xn--" and lowercase ASCII) is kept as it
+ * is once it decodes (RFC 3492) to something UTS #46 would have written
+ * this way: ASCII, or with Latin-1 it takes as it is. Decoded Latin-1
+ * that it maps or refuses is refused: a decoded label may need no
+ * mapping. Beyond Latin-1 the label is not checked further (that takes
+ * Unicode's tables): the browser refuses the URL of an invalid one, and
+ * the host of a valid one is this very label. */
+static int punycode_check(const char *l, size_t n, struct urlhost *u)
+{
+    uint32_t cp[URLHOST_MAX];
+    size_t ncp;
+    bool latin1 = true;
+
+    if (n > URLHOST_MAX)
+        return fail(u, -ENAMETOOLONG, "a host longer than 253 characters");
+    if (puny_decode(l + 4, n - 4, cp, &ncp, sizeof(cp) / sizeof(cp[0])) < 0 || ncp == 0)
+        return fail(u, -EINVAL, "a label that starts with xn-- but is not valid punycode");
+    for (size_t i = 0; i < ncp; i++)
+        latin1 = latin1 && cp[i] <= 0xff;
+    for (size_t i = 0; i < ncp && latin1; i++)
+        if (cp[i] >= 0x80 && !latin1_valid(cp[i]))
+            return fail(u, -EINVAL, "a punycode label with a character IDNA does not allow");
+    return 0;
+}
+
+/* Every label of d[0..n) that starts with "xn--" through punycode_check. */
+static int punycode_labels_check(const char *d, size_t n, struct urlhost *u)
+{
+    for (size_t start = 0; start <= n;) {
+        const char *dot = memchr(d + start, '.', n - start);
+        size_t end = dot ? (size_t)(dot - d) : n;
+        if (end - start >= 4 && memcmp(d + start, "xn--", 4) == 0) {
+            int r = punycode_check(d + start, end - start, u);
+            if (r < 0)
+                return r;
+        }
+        start = end + 1;
+    }
+    return 0;
+}
+
 /* One label of d (percent-decoded, not yet lowercased) to ASCII: ASCII
  * labels lowercased as they are, others mapped and punycoded. */
 static int idna_label(const unsigned char *l, size_t n, char *out, size_t *len, size_t cap,
@@ -399,7 +506,7 @@ static int idna_label(const unsigned char *l, size_t n, char *out, size_t *len, 
             c += 32;
         else if (c >= 0xc0 && c <= 0xde && c != 0xd7)
             c += 0x20; /* Latin-1 capitals map to their small letters */
-        else if (c >= 0x80 && (c < 0xe0 || c == 0xf7))
+        else if (c >= 0x80 && (c < 0xe0 || c == 0xf7 || c > 0xff))
             return fail(u, -EILSEQ,
                         "a non-ASCII host beyond Latin-1 letters (write it as xn-- punycode)");
         if (ncp >= URLHOST_MAX)
@@ -451,19 +558,56 @@ static int idna_to_ascii(char *d, size_t *dn, size_t cap, struct urlhost *u)
     return 0;
 }
 
+/* Whether each non-ASCII byte of s[0..n), before percent-decoding, is in
+ * a UTF-8 sequence of its own. A browser is given text: a stray byte is
+ * U+FFFD to it, never the end of a character that a percent-encoded byte
+ * before it starts ("%C3" and a raw 0x80 are not U+00C0). Sequences of 3
+ * or 4 bytes are only framed here: they are beyond Latin-1, refused later
+ * whatever they hold. */
+static bool raw_utf8_framed(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80                 ? 1
+                     : c >= 0xc2 && c <= 0xdf ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
+        if (len == 0 || len > n - i)
+            return false;
+        for (size_t k = 1; k < len; k++)
+            if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+                return false;
+        i += len - 1;
+    }
+    return true;
+}
+
+/* s[0..n), which starts with '[', as "[IPv6]" into address. */
+static int bracketed_ipv6(const char *s, size_t n, uint16_t address[8], struct urlhost *out)
+{
+    if (n < 2 || s[n - 1] != ']')
+        return fail(out, -EINVAL, "an IPv6 address without its closing ']'");
+    if (ipv6_parse(s + 1, n - 2, address) < 0)
+        return fail(out, -EINVAL, "an invalid IPv6 address");
+    return 0;
+}
+
+/* The host parser for a special scheme, on s[0..n) (n > 0). */
 static int host_parse(const char *s, size_t n, struct urlhost *out)
 {
     if (s[0] == '[') {
         uint16_t address[8];
-        if (n < 2 || s[n - 1] != ']')
-            return fail(out, -EINVAL, "an IPv6 address without its closing ']'");
-        if (ipv6_parse(s + 1, n - 2, address) < 0)
-            return fail(out, -EINVAL, "an invalid IPv6 address");
+        int r = bracketed_ipv6(s, n, address, out);
+        if (r < 0)
+            return r;
         ipv6_serialize(address, out->host, sizeof(out->host));
         out->kind = URLHOST_IPV6;
         return 0;
     }
 
+    if (!raw_utf8_framed(s, n))
+        return fail(out, -EILSEQ, "a host that is not valid UTF-8");
     /* Percent-decoding comes first: "a%2eb" is the domain "a.b". The
      * buffer has room for the ASCII form of a host up to URLHOST_MAX. */
     size_t cap = n + URLHOST_MAX + 2;
@@ -495,6 +639,8 @@ static int host_parse(const char *s, size_t n, struct urlhost *out)
             r = fail(out, -EINVAL, "a host with a character that is not allowed in a domain");
         d[i] = to_lower(d[i]);
     }
+    if (r == 0)
+        r = punycode_labels_check(d, dn, out);
     if (r < 0) {
         free(d);
         return r;
@@ -528,24 +674,39 @@ static int host_parse(const char *s, size_t n, struct urlhost *out)
     return r;
 }
 
-/* After "scheme:" of a special scheme other than file. */
-static int authority_parse(const char *s, size_t n, struct urlhost *out)
+/* The opaque host of a scheme that is not special: only a host the
+ * standard refuses matters (the host itself is not returned). */
+static int opaque_host_check(const char *s, size_t n, struct urlhost *out)
 {
-    size_t i = 0, end, start, colon;
-    bool brackets = false;
+    uint16_t address[8];
 
-    /* Any run of '/' and '\' (none, too) leads to the authority. */
-    while (i < n && (s[i] == '/' || s[i] == '\\'))
-        i++;
-    end = i;
-    while (end < n && s[end] != '/' && s[end] != '\\' && s[end] != '?' && s[end] != '#')
+    if (n > 0 && s[0] == '[')
+        return bracketed_ipv6(s, n, address, out);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0' || strchr(" #/:<>?@[\\]^|", s[i]))
+            return fail(out, -EINVAL, "a host with a character that is not allowed in a host");
+    return 0;
+}
+
+/* The authority at s[0..n), after the slashes: userinfo, host, port. For a
+ * special scheme '\' ends it like '/' and the host is a domain or an
+ * address, never empty; for the others the host is opaque, may be empty
+ * and is only checked. */
+static int authority_parse(const char *s, size_t n, bool special, struct urlhost *out)
+{
+    size_t end = 0, start = 0, colon;
+    bool brackets = false, at = false;
+
+    while (end < n && s[end] != '/' && s[end] != '?' && s[end] != '#' &&
+           !(special && s[end] == '\\'))
         end++;
     /* The userinfo ends at the last '@' of the authority. */
-    start = i;
-    for (size_t k = i; k < end; k++)
-        if (s[k] == '@')
+    for (size_t k = 0; k < end; k++)
+        if (s[k] == '@') {
             start = k + 1;
-    if (start == end)
+            at = true;
+        }
+    if (start == end && (special || at))
         return fail(out, -EINVAL, "an empty host");
     for (colon = start; colon < end; colon++) {
         if (s[colon] == '[')
@@ -555,9 +716,9 @@ static int authority_parse(const char *s, size_t n, struct urlhost *out)
         else if (s[colon] == ':' && !brackets)
             break;
     }
-    if (colon == start)
+    if (colon == start && colon < end)
         return fail(out, -EINVAL, "an empty host");
-    if (colon < end && colon + 1 < end) {
+    if (colon + 1 < end) {
         long port = 0;
         for (size_t k = colon + 1; k < end; k++) {
             if (!is_digit(s[k]))
@@ -566,9 +727,31 @@ static int authority_parse(const char *s, size_t n, struct urlhost *out)
             if (port > 65535)
                 return fail(out, -EINVAL, "a port above 65535");
         }
-        out->port = (int)port;
+        if (special)
+            out->port = (int)port;
     }
+    if (!special)
+        return opaque_host_check(s + start, colon - start, out);
     return host_parse(s + start, colon - start, out);
+}
+
+/* After "file:": a host only after two slashes ('/' or '\'), up to the
+ * path; none when empty or a drive letter ("c:", "c|"). It is parsed as
+ * a special scheme's is, for whether the standard refuses it. */
+static int file_host_check(const char *s, size_t n, struct urlhost *out)
+{
+    size_t end = 2;
+
+    if (n < 2 || (s[0] != '/' && s[0] != '\\') || (s[1] != '/' && s[1] != '\\'))
+        return 0;
+    while (end < n && s[end] != '/' && s[end] != '\\' && s[end] != '?' && s[end] != '#')
+        end++;
+    if (end == 2 || (end == 4 && is_alpha(s[2]) && (s[3] == ':' || s[3] == '|')))
+        return 0;
+    int r = host_parse(s + 2, end - 2, out);
+    out->kind = URLHOST_FILE;
+    out->host[0] = '\0';
+    return r;
 }
 
 int urlhost_parse(const char *url, size_t len, struct urlhost *out)
@@ -599,23 +782,27 @@ int urlhost_parse(const char *url, size_t len, struct urlhost *out)
     const char *rest = s + i + 1;
     size_t rest_n = n - i - 1;
     r = 0;
-    if (word_is(s, i, "file")) {
+    bool is_special = false;
+    for (size_t k = 0; special[k]; k++)
+        is_special = is_special || word_is(s, i, special[k]);
+    if (is_special) {
+        /* Any run of '/' and '\' (none, too) leads to the authority. */
+        size_t slashes = 0;
+        while (slashes < rest_n && (rest[slashes] == '/' || rest[slashes] == '\\'))
+            slashes++;
+        r = authority_parse(rest + slashes, rest_n - slashes, true, out);
+    } else if (word_is(s, i, "file")) {
         out->kind = URLHOST_FILE;
+        r = file_host_check(rest, rest_n, out);
+    } else if (rest_n >= 2 && rest[0] == '/' && rest[1] == '/') {
+        r = authority_parse(rest + 2, rest_n - 2, false, out);
     } else if (word_is(s, i, "about")) {
         /* An opaque path, up to the query or fragment. */
         size_t p = 0;
         while (p < rest_n && rest[p] != '?' && rest[p] != '#')
             p++;
-        if (rest_n > 0 && rest[0] != '/' &&
-            ((p == 5 && memcmp(rest, "blank", 5) == 0) ||
-             (p == 6 && memcmp(rest, "srcdoc", 6) == 0)))
+        if ((p == 5 && memcmp(rest, "blank", 5) == 0) || (p == 6 && memcmp(rest, "srcdoc", 6) == 0))
             out->kind = URLHOST_BLANK;
-    } else {
-        for (size_t k = 0; special[k]; k++)
-            if (word_is(s, i, special[k])) {
-                r = authority_parse(rest, rest_n, out);
-                break;
-            }
     }
     free(s);
     return r;

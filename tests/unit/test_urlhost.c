@@ -270,6 +270,19 @@ static void test_hosts_and_ports(void)
             -EILSEQ); /* ideographic full stop */
     REFUSED("http://%ff/", -EILSEQ);
     DOMAIN("http://XN--ll-zda.example/", "xn--ll-zda.example");
+    /* Two-byte UTF-8 beyond Latin-1 as well: the browser maps U+03A9 to
+     * U+03C9 (xn--bya) and U+0130 to "i" and U+0307 (xn--i-9bb), so the
+     * punycode of what is written (xn--exa, xn--bfa) is not its host. */
+    REFUSED("http://\xce\xa9/", -EILSEQ);
+    REFUSED("http://\xc4\xb0.example/", -EILSEQ);
+    REFUSED("http://a\xcc\x81.example/", -EILSEQ); /* a, combining acute: NFC makes it U+00E1 */
+    REFUSED("http://\xd8\xa8.example/", -EILSEQ);  /* Arabic beh */
+    REFUSED("http://%CE%A9/", -EILSEQ);
+    /* A raw byte is its own character: to the browser a stray 0x80 is
+     * U+FFFD, not the end of the U+00C0 that "%C3" starts. */
+    REFUSED("http://%C3\x80.test/", -EILSEQ);
+    REFUSED("http://\x80.test/", -EILSEQ);
+    DOMAIN("http://%C3%83\xc3\xa0.test/", "xn--0caf.test"); /* U+00C3 U+00E0 */
 
     /* Length: 253 is the most, one root dot aside; beyond is refused. */
     char url[800];
@@ -287,6 +300,81 @@ static void test_hosts_and_ports(void)
         memcpy(url + k, "%61", 3);
     strcpy(url + k, "/");
     CHECK(urlhost_parse(url, strlen(url), &u) == 0 && strlen(u.host) == 253);
+}
+
+/* A label already in punycode is kept once it decodes to what IDNA would
+ * have written that way; the forms are node's (the WHATWG URL Standard). */
+static void test_punycode(void)
+{
+    DOMAIN("http://xn--bcher-kva.de/", "xn--bcher-kva.de");
+    DOMAIN("http://XN--BCHER-KVA.de/", "xn--bcher-kva.de");
+    DOMAIN("http://xn--0ca.test/", "xn--0ca.test");   /* U+00E0 */
+    DOMAIN("http://xn--zca.test/", "xn--zca.test");   /* U+00DF, nontransitional */
+    DOMAIN("http://xn--rca.test/", "xn--rca.test");   /* U+00D7, valid as it is */
+    DOMAIN("http://xn--abc-.test/", "xn--abc-.test"); /* decodes to ASCII "abc" */
+    /* Latin-1 that IDNA maps or refuses is no label's decoded form. */
+    REFUSED("http://xn--3ba.test/", -EINVAL);   /* U+00C0, mapped to U+00E0 */
+    REFUSED("http://xn--fca.test/", -EINVAL);   /* U+00CB */
+    REFUSED("http://xn--hba.test/", -EINVAL);   /* U+00AA, mapped to "a" */
+    REFUSED("http://xn--a-vca.test/", -EINVAL); /* U+00AD, ignored */
+    REFUSED("http://xn--a.test/", -EINVAL);     /* U+0080 */
+    /* Not punycode at all. */
+    REFUSED("http://xn--/", -EINVAL);
+    REFUSED("http://xn--zz/", -EINVAL);
+    REFUSED("http://xn---abc/", -EINVAL); /* a delimiter first is none */
+    REFUSED("http://xn--99999999/", -EINVAL);
+    REFUSED("http://a.xn--zz.example/", -EINVAL);
+    REFUSED("http://a%2exn--zz/", -EINVAL);
+    /* Beyond Latin-1 a label is kept unchecked: a valid one is its own
+     * host, and the browser refuses an invalid one (U+2488 here). */
+    DOMAIN("http://xn--wgv71a119e.jp/", "xn--wgv71a119e.jp");
+    DOMAIN("http://xn--a-ecp.ru/", "xn--a-ecp.ru");
+}
+
+/* file: and schemes that are not special have no host urlhost returns,
+ * but one the standard refuses makes the URL refused. */
+static void test_other_authorities(void)
+{
+    HOST("file://c:/x", URLHOST_FILE, "");
+    HOST("file://C|/x", URLHOST_FILE, "");
+    HOST("file://localhost/x", URLHOST_FILE, "");
+    HOST("file://[::1]/x", URLHOST_FILE, "");
+    HOST("file://b\xc3\xbc"
+         "cher/x",
+         URLHOST_FILE, "");
+    HOST("file:a b", URLHOST_FILE, "");
+    HOST("file:///a b", URLHOST_FILE, "");
+    HOST("file:/\\a/", URLHOST_FILE, "");
+    REFUSED("file://a b/", -EINVAL);
+    REFUSED("file:\\\\a b", -EINVAL);
+    REFUSED("file://a:80/", -EINVAL);
+    REFUSED("file://user@a/", -EINVAL);
+    REFUSED("file://[::1/", -EINVAL);
+    REFUSED("file://1.2.3.09/", -EINVAL);
+    REFUSED("file://xn--a/", -EINVAL);
+    expect_n("file://\0a/", 10, -EINVAL, URLHOST_OPAQUE, "", __LINE__);
+
+    HOST("foo://user:pw@[::1]:80/x", URLHOST_OPAQUE, "");
+    HOST("foo:///x", URLHOST_OPAQUE, "");
+    HOST("foo://", URLHOST_OPAQUE, "");
+    HOST("foo://a:/", URLHOST_OPAQUE, "");
+    HOST("foo://a%zz\x01\x7f\xc3\xa9/", URLHOST_OPAQUE, "");
+    HOST("foo:a b", URLHOST_OPAQUE, "");
+    HOST("blob:https://a b/", URLHOST_OPAQUE, "");
+    CHECK(port_of("foo://a:8080/") == -1);
+    REFUSED("foo://a b/", -EINVAL);
+    REFUSED("foo://user@/", -EINVAL);
+    REFUSED("foo://:80/", -EINVAL);
+    REFUSED("foo://[bad/", -EINVAL);
+    REFUSED("foo://[::1]x/", -EINVAL);
+    REFUSED("foo://a[::1]/", -EINVAL);
+    REFUSED("foo://a:99999/", -EINVAL);
+    REFUSED("foo://a:8a/", -EINVAL);
+    REFUSED("foo://a^b/", -EINVAL);
+    REFUSED("foo://a\\b/", -EINVAL);
+    REFUSED("javascript://a b", -EINVAL);
+    REFUSED("about://a b", -EINVAL);
+    expect_n("foo://a\0b/", 10, -EINVAL, URLHOST_OPAQUE, "", __LINE__);
 }
 
 static json_t *patterns(const char *json)
@@ -399,6 +487,8 @@ int main(void)
     test_ipv4();
     test_ipv6();
     test_hosts_and_ports();
+    test_punycode();
+    test_other_authorities();
     test_domain_allowed();
     test_policy();
     CHECK_DONE();
