@@ -63,8 +63,17 @@ static int sample_and_encode(struct rec_recording *rec, int64_t idx, struct ph_e
     if (r == 1)
         return rec_encoder_write(rec->enc, rec->frame.rgba, rec->frame.width, rec->frame.height,
                                  idx, err);
-    if (r == 0 || r == -ENOTCONN)
+    if (r == 0)
         return rec_encoder_repeat(rec->enc, idx, err);
+    if (r == -ENOTCONN) {
+        /* The screen is gone (its VM died, or the server closed): nothing
+         * more can be recorded, and a connection is never replaced under a
+         * running recording. It ends here, failed, and says why. */
+        struct ph_error why = {0};
+        vnc_client_status(rec->vnc, &why);
+        return ph_error_set(err, PH_ERR_UNAVAILABLE, r, "the screen connection was lost (%s)",
+                            why.message[0] ? why.message : "closed");
+    }
     return ph_error_set(err, PH_ERR_INTERNAL, r, "take frame: %s", strerror(-r));
 }
 

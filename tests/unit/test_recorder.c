@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -890,6 +891,106 @@ static void test_session_cycle(int port)
     CHECK(rec_encoder_close(NULL, NULL) == 0);
 }
 
+/* A loopback listener of its own: its fd, and its port in *port. */
+static int listen_local(int *port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 4) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
+        if (lfd >= 0)
+            close(lfd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return lfd;
+}
+
+/* A TCP forwarder in front of the VNC server, for one client, that can be
+ * cut: the recording's screen going away while the server goes on. */
+struct cut_proxy {
+    int lfd, server_port, stop[2];
+    pthread_t thread;
+};
+
+static void *cut_proxy_main(void *data)
+{
+    struct cut_proxy *p = data;
+    int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+    int u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)p->server_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char buf[65536];
+
+    if (c >= 0 && u >= 0 && connect(u, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        for (;;) {
+            struct pollfd fds[3] = {{.fd = c, .events = POLLIN},
+                                    {.fd = u, .events = POLLIN},
+                                    {.fd = p->stop[0], .events = POLLIN}};
+            if (poll(fds, 3, -1) < 0 || fds[2].revents)
+                break;
+            int from = fds[0].revents ? c : u, to = from == c ? u : c;
+            ssize_t n = read(from, buf, sizeof(buf));
+            if (n <= 0 || write(to, buf, (size_t)n) != n)
+                break;
+        }
+    if (c >= 0)
+        close(c);
+    if (u >= 0)
+        close(u);
+    return NULL;
+}
+
+/* The screen connection lost under a running recording: the recording
+ * ends by itself at once, failed, saying so, and its file plays up to the
+ * cut (it used to repeat the last picture until a limit). */
+static void test_connection_lost(int port)
+{
+    struct cut_proxy p = {.server_port = port};
+    struct vnc_client *c = NULL;
+    struct rec_recording *rec = NULL;
+    struct ph_error err = {0};
+    char path[512], why[256] = "";
+    int lport = 0;
+
+    p.lfd = listen_local(&lport);
+    CHECK(p.lfd >= 0 && pipe2(p.stop, O_CLOEXEC) == 0);
+    CHECK(pthread_create(&p.thread, NULL, cut_proxy_main, &p) == 0);
+    CHECK(vnc_client_new("127.0.0.1", lport, 10000, &c, &err) == 0);
+    snprintf(path, sizeof(path), "%s/lost.mp4", workdir);
+    if (c)
+        CHECK(rec_recording_start(c, path, 15, NULL, &rec, &err) == 0);
+    if (rec) {
+        sleep_until(mono_s() + 2.5);
+        CHECK(!rec_recording_ended_itself(rec, NULL, 0));
+        CHECK(write(p.stop[1], "x", 1) == 1);
+        double t0 = mono_s();
+        while (!rec_recording_ended_itself(rec, why, sizeof(why)) && mono_s() < t0 + 20)
+            sleep_until(mono_s() + 0.05);
+        fprintf(stderr, "screen cut: the recording ended itself after %.2f s: %s\n", mono_s() - t0,
+                why);
+        CHECK(strstr(why, "the screen connection was lost") != NULL);
+        CHECK(rec_recording_stop(rec, &err) < 0);
+        CHECK(strstr(err.message, "the screen connection was lost") != NULL);
+        json_t *probe = ffprobe(path, false);
+        double dur = probe ? json_double_str(json_object_get(probe, "format"), "duration") : 0;
+        fprintf(stderr, "recording with its screen cut: %.2f s\n", dur);
+        CHECK(probe && video_stream(probe) != NULL && dur > 1.5);
+        json_decref(probe);
+        rec_recording_free(rec);
+    } else {
+        fprintf(stderr, "recording through the proxy: %s\n", err.message);
+        CHECK(write(p.stop[1], "x", 1) == 1);
+    }
+    vnc_client_free(c);
+    pthread_join(p.thread, NULL);
+    close(p.lfd);
+    close(p.stop[0]);
+    close(p.stop[1]);
+}
+
 static void test_connect_errors(int port)
 {
     struct ph_error err = {0};
@@ -902,13 +1003,10 @@ static void test_connect_errors(int port)
     CHECK(vnc_client_new("127.0.0.1", 0, 2000, &c, &err) == -EINVAL);
 
     /* A server that accepts and never speaks: the timeout bounds the wait. */
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 4) == 0 &&
-          getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+    int silent_port = 0, lfd = listen_local(&silent_port);
+    CHECK(lfd >= 0);
     double t = mono_s();
-    CHECK(vnc_client_new("127.0.0.1", ntohs(sa.sin_port), 1000, &c, &err) < 0 && !c);
+    CHECK(vnc_client_new("127.0.0.1", silent_port, 1000, &c, &err) < 0 && !c);
     double took = mono_s() - t;
     fprintf(stderr, "silent server: failed after %.1f s: %s\n", took, err.message);
     CHECK(took < 4 && err.kind == PH_ERR_TIMEOUT);
@@ -960,6 +1058,7 @@ int main(int argc, char **argv)
     test_recording(c);
     test_recording_limits(c);
     test_killed_recording(port);
+    test_connection_lost(port);
     test_resize(c);
     vnc_client_free(c);
     CHECK_DONE();
