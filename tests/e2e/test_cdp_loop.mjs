@@ -59,6 +59,16 @@ async function pageSocketUrl(cdpUrl) {
 }
 
 /** Opens a page connection and sends the start of a message of `bytes`. */
+/** A process's resident memory in MiB (0 when it is gone). */
+function rssMiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+    return m ? Math.round(Number(m[1]) / 1024) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 async function halfSent(url, bytes) {
   const ws = await openWebSocket(url);
   const closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
@@ -126,6 +136,10 @@ test('cdp: a slow policy hook holds up only its own connection; a session\'s CDP
     nav.close();
 
     // ---- the session's CDP memory budget -------------------------------------
+    // The gateway's resident memory while a client floods it, printed.
+    const rssBefore = rssMiB(own.pid);
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, rssMiB(own.pid)); }, 100);
     const held = [];
     for (let i = 0; i < 5; i++) {
       const h = await halfSent(pageUrl, 20 * MIB);
@@ -134,6 +148,9 @@ test('cdp: a slow policy hook holds up only its own connection; a session\'s CDP
       await sleep(1500); // let the gateway read it all
     }
     const results = await Promise.all(held.map((h) => Promise.race([h.closed, sleep(5000).then(() => null)])));
+    clearInterval(sampler);
+    console.log(`gateway RSS while 5 x 20 MiB were sent (budget 64 MiB): before ${rssBefore} MiB, ` +
+                `peak ${rssPeak} MiB (+${rssPeak - rssBefore}), after ${rssMiB(own.pid)} MiB`);
     const closedOver = results.filter((r) => r && r.code === 1009);
     const open = held.filter((h) => h.state() === 1);
     console.log(`5 connections of 20 MiB each: ${open.length} open, ${closedOver.length} closed with 1009 (${closedOver[0]?.reason})`);
