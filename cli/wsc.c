@@ -43,15 +43,21 @@ int wsc_open_http(const char *base_url, const char *path, const char *token, con
     *out = NULL;
     if (detail_len)
         detail[0] = '\0';
-    if ((r = httpc_url_parse(base_url, &u)) < 0)
+    if ((r = httpc_url_parse(base_url, &u)) < 0) {
+        if (detail_len)
+            snprintf(detail, detail_len, "not an http:// URL: %.200s", base_url);
         return r;
+    }
     struct httpc_request req = HTTPC_REQUEST_INIT("GET", path);
     req.timeout_ms = timeout_ms;
     req.token = token;
     req.actor = actor;
     struct wsc *ws = calloc(1, sizeof(*ws));
-    if (!ws)
+    if (!ws) {
+        if (detail_len)
+            snprintf(detail, detail_len, "out of memory");
         return -ENOMEM;
+    }
     r = httpc_websocket_open(&u, &req, &fd, &ws->buf, &ws->len, &resp);
     if (r < 0) {
         if (detail_len)
@@ -82,8 +88,11 @@ int wsc_open(const char *url, int timeout_ms, struct wsc **out, char *detail, si
     }
     rest = url + 5;
     path = rest + strcspn(rest, "/");
-    if (*path != '/' || (size_t)(path - rest) + 8 > sizeof(base))
+    if (*path != '/' || (size_t)(path - rest) + 8 > sizeof(base)) {
+        if (detail_len)
+            snprintf(detail, detail_len, "not a ws://HOST/PATH URL: %.200s", url);
         return -EINVAL;
+    }
     snprintf(base, sizeof(base), "http://%.*s", (int)(path - rest), rest);
     return wsc_open_http(base, path, NULL, NULL, timeout_ms, out, detail, detail_len);
 }

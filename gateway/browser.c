@@ -141,7 +141,7 @@ static int browser_prepare(struct instance *sb, struct vm *vm, struct ph_error *
          !browser_is_template_default(b, sb->env_vars))) {
         _cleanup_free_ char *cfg = browser_config_text(b, sb->env_vars, profile_dir);
         if (!cfg)
-            return -ENOMEM;
+            return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         r = vm_guest_run(vm, "/sbin/porthole-init browser-configure", cfg, strlen(cfg), 120, &res,
                          err);
         run_result_done(&res);
@@ -634,7 +634,7 @@ static void api_browser_fork(struct http_req *req, void *data)
     struct gateway *gw = data;
     struct ph_error err = {0};
     static const char *const allowed[] = {"count", NULL};
-    json_t *body = req->body_len ? http_json_body(req, &err) : json_object();
+    json_t *body = http_json_body(req, &err);
     struct instance *sb;
     struct fork_req *f;
     int count = 1;
@@ -642,8 +642,6 @@ static void api_browser_fork(struct http_req *req, void *data)
     if (!body || params_only(body, allowed, &err) < 0 ||
         params_int(body, "count", 1, 1, BROWSER_FORK_MAX, &count, &err) < 0) {
         json_decref(body);
-        if (err.kind == PH_ERR_NONE)
-            ph_error_set(&err, PH_ERR_INVALID, -EINVAL, "invalid body");
         http_reply_error(req, &err);
         return;
     }

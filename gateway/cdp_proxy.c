@@ -115,8 +115,10 @@ static int cdp_fetch(const char *socket_path, const char *method, const char *pa
                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
                       "Connection: close\r\nContent-Length: 0\r\n\r\n",
                       method, path);
-    if (rl < 0)
+    if (rl < 0) {
+        snprintf(why, why_len, "out of memory");
         return -ENOMEM;
+    }
     for (size_t off = 0; off < (size_t)rl;) {
         ssize_t n = send(fd, req + off, (size_t)rl - off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -149,8 +151,10 @@ static int cdp_fetch(const char *socket_path, const char *method, const char *pa
                 return -EFBIG;
             }
             char *n = realloc(buf, ncap + 1);
-            if (!n)
+            if (!n) {
+                snprintf(why, why_len, "out of memory");
                 return -ENOMEM;
+            }
             buf = n;
             cap = ncap;
         }
@@ -347,7 +351,8 @@ static void cdp_job_run(void *data)
         int r = cdp_rewrite_json(j->body, j->body_len, j->ws_base, &out);
         if (r < 0) {
             j->status = r;
-            snprintf(j->why, sizeof(j->why), "the browser's answer is not JSON");
+            snprintf(j->why, sizeof(j->why), "%s",
+                     r == -ENOMEM ? "out of memory" : "the browser's answer is not JSON");
             return;
         }
         free(j->body);

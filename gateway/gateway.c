@@ -63,10 +63,10 @@ static int gateway_load_token(struct gateway *gw, struct ph_error *err)
                                 "(e.g. head -c 24 /dev/urandom | base64)",
                                 strlen(env));
         gw->token = strdup(env);
-        return gw->token ? 0 : -ENOMEM;
+        return gw->token ? 0 : ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
     if (asprintf(&path, "%s/token", gw->state_dir) < 0)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if (read_file(path, &data, NULL, 1024) == 0) {
         data[strcspn(data, "\r\n")] = '\0';
         if (strlen(data) >= 32) {
@@ -81,7 +81,7 @@ static int gateway_load_token(struct gateway *gw, struct ph_error *err)
     if (r < 0)
         return ph_error_set(err, PH_ERR_INTERNAL, r, "cannot write %s: %s", path, strerror(-r));
     gw->token = strdup(fresh);
-    return gw->token ? 0 : -ENOMEM;
+    return gw->token ? 0 : ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
 }
 
 /* An integer key of the config in [min, max] into *out, def when absent. */
@@ -138,7 +138,7 @@ static int gateway_load_config(struct gateway *gw, const char *path, json_t **ou
     if (!json_object_get(cfg, "audit_log")) {
         if (asprintf(&audit, "%s/audit.jsonl", gw->state_dir) < 0) {
             json_decref(cfg);
-            return -ENOMEM;
+            return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         }
         json_object_set_new(cfg, "audit_log", json_string(audit));
     }
@@ -382,25 +382,34 @@ int gateway_main(const struct gateway_opts *o)
         fprintf(stderr, "porthole gateway: accelerator %s (%s)\n", accel_name(gw.accel.accel),
                 gw.accel.reason);
 
-    if (asprintf(&db_path, "%s/state.db", gw.state_dir) < 0)
+    if (asprintf(&db_path, "%s/state.db", gw.state_dir) < 0) {
+        fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
+    }
     if (state_open(db_path, &gw.db, &err) < 0) {
         fprintf(stderr, "porthole gateway: %s\n", err.message);
         goto out;
     }
     gw.hooks = run_hooks_new();
     gw.policy = policy_new();
-    if (!gw.hooks || !gw.policy)
+    if (!gw.hooks || !gw.policy) {
+        fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
+    }
     run_hooks_set_logger(gw.hooks, gateway_log_observer_failure, NULL);
-    if (policy_load(gw.policy, cfg, &err) < 0 || policy_register(gw.policy, gw.hooks) < 0) {
+    r = policy_load(gw.policy, cfg, &err);
+    if (r == 0 && policy_register(gw.policy, gw.hooks) < 0)
+        r = ph_error_set(&err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    if (r < 0) {
         fprintf(stderr, "porthole gateway: policy: %s\n", err.message);
         goto out;
     }
 
     gateway_find_web_root(&gw);
-    if (!(gw.ws = ws_hub_new()))
+    if (!(gw.ws = ws_hub_new())) {
+        fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
+    }
     /* Before any thread exists, so that every thread inherits the mask. */
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -460,8 +469,10 @@ int gateway_main(const struct gateway_opts *o)
     }
 
     if (asprintf(&info_path, "%s/gateway.json", gw.state_dir) < 0 ||
-        asprintf(&info, "{\"url\": \"%s\", \"pid\": %d}\n", gw.url, (int)getpid()) < 0)
+        asprintf(&info, "{\"url\": \"%s\", \"pid\": %d}\n", gw.url, (int)getpid()) < 0) {
+        fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
+    }
     write_file_atomic(info_path, info, strlen(info), 0600);
 
     pool_restore(gw.pool);

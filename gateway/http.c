@@ -326,6 +326,9 @@ static void req_set_reply(struct http_req_full *r, int status, const char *conte
 
 char *http_error_body(const char *code, const char *message, size_t *len)
 {
+    /* Every error reply says something, even for an error nobody filled. */
+    if (!message || !message[0])
+        message = "internal error";
     json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -357,11 +360,10 @@ void http_reply_json(struct http_req *req, int status, json_t *body)
 
 void http_reply_error(struct http_req *req, const struct ph_error *err)
 {
-    enum ph_error_kind kind = err && err->kind != PH_ERR_NONE ? err->kind : PH_ERR_INTERNAL;
-    const char *msg = err && err->message[0] ? err->message : "internal error";
+    enum ph_error_kind kind = err ? err->kind : PH_ERR_INTERNAL;
     const char *extra = kind == PH_ERR_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n" : NULL;
-    reply_error_code(http_req_full(req), ph_error_http_status(kind), ph_error_code(kind), msg,
-                     extra);
+    reply_error_code(http_req_full(req), ph_error_http_status(kind), ph_error_code(kind),
+                     err ? err->message : NULL, extra);
 }
 
 void http_reply_errorf(struct http_req *req, enum ph_error_kind kind, const char *fmt, ...)
@@ -477,8 +479,12 @@ json_t *http_json_body(struct http_req *req, struct ph_error *err)
 
     while (i < req->body_len && isspace((unsigned char)req->body[i]))
         i++;
-    if (i == req->body_len)
-        return json_object();
+    if (i == req->body_len) {
+        json_t *empty = json_object();
+        if (!empty)
+            ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+        return empty;
+    }
     json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
         ph_error_set(err, PH_ERR_INVALID, -EINVAL, "invalid JSON: line %d: %s", jerr.line,

@@ -251,11 +251,14 @@ int http_query_string(struct http_req *req, char *out, size_t len);
 bool http_req_disconnected(const struct http_req *req);
 
 /* The body as a JSON object (new reference): empty body → {}. NULL with a
- * 400 in err for invalid JSON ("invalid JSON: line L: ...") or a non-object. */
+ * 400 in err for invalid JSON ("invalid JSON: line L: ...") or a non-object,
+ * a 500 when out of memory. */
 json_t *http_json_body(struct http_req *req, struct ph_error *err);
 
 /* Replies. Exactly one per request, from any thread. */
 void http_reply_json(struct http_req *req, int status, json_t *body /* stolen, may be NULL */);
+/* An error not filled in still makes a reply with a cause: err NULL or of
+ * kind PH_ERR_NONE is a 500, an empty message reads "internal error". */
 void http_reply_error(struct http_req *req, const struct ph_error *err);
 void http_reply_errorf(struct http_req *req, enum ph_error_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -211,7 +211,8 @@ struct http_server {
 };
 
 struct http_req_full *http_req_full(struct http_req *req);
-/* {"error": {"code", "message"}} as compact JSON (malloc'd), or NULL. */
+/* {"error": {"code", "message"}} as compact JSON (malloc'd), or NULL. An
+ * empty or NULL message becomes "internal error". */
 char *http_error_body(const char *code, const char *message, size_t *len);
 /* Digits to a number, no sign or overflow (http_parse.c). */
 bool http_parse_u64(const char **s, uint64_t *out);

@@ -234,7 +234,7 @@ static int media_rec_start(struct gateway *gw, struct instance *sb, struct vm *v
     if (!(vnc = media_vnc(m, vm, err)))
         return -ENOTCONN;
     if (!dir || random_id(id, sizeof(id), "rec-", 6) < 0)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     /* Recordings are never deleted to make room: a full budget refuses
      * new ones until some are deleted (or expire, with a retention). */
     int64_t budget = (int64_t)gw->recording_total_mib << 20;

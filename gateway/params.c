@@ -82,7 +82,7 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
 
     if (!value || json_is_null(value)) {
         *out = json_object();
-        return *out ? 0 : -ENOMEM;
+        return *out ? 0 : ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
     if (!json_is_object(value))
         return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "%s must be an object of NAME: \"value\"",
@@ -113,7 +113,7 @@ int env_vars_parse(json_t *value, const char *field, json_t **out, struct ph_err
                             "%s take %zu bytes in all; the guest takes at most %d", field, total,
                             PARAMS_MAX_ENV_TOTAL);
     *out = json_deep_copy(value);
-    return *out ? 0 : -ENOMEM;
+    return *out ? 0 : ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
 }
 
 void sandbox_params_done(struct sandbox_params *p)
@@ -424,7 +424,8 @@ static int allowed_domains_parse(json_t *ad, json_t **out, struct ph_error *err)
                                 "allowed_domains[%zu] \"%.64s\" is not a host name or "
                                 "\"*.\" and a domain",
                                 i, s);
-        json_array_append_new(*out, json_string(canon));
+        if (json_array_append_new(*out, json_string(canon)) < 0)
+            return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
     return 0;
 }

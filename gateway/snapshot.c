@@ -268,6 +268,9 @@ static void reply_taken(struct instance *in, const char *snap_id, int r, const s
     json_t *rec = r == 0 ? snapshot_record(instances_db(in->reg), snap_id) : NULL;
     if (rec)
         http_reply_json(req, 201, snapshot_json(rec));
+    else if (r == 0)
+        http_reply_errorf(req, PH_ERR_INTERNAL, "snapshot %s was taken but its record is gone",
+                          snap_id);
     else
         http_reply_error(req, err);
     json_decref(rec);

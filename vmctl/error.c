@@ -49,11 +49,14 @@ void ph_error_prefix(struct ph_error *err, const char *fmt, ...)
     err->message[n + 2 + ol] = '\0';
 }
 
+/* Only failures are described: one whose kind was never set (a callee that
+ * returned -errno without filling the error) is an internal error, never
+ * a 200 "ok" error reply. */
 static const struct {
     const char *code;
     int status;
 } kinds[] = {
-    [PH_ERR_NONE] = {"ok", 200},
+    [PH_ERR_NONE] = {"internal", 500},
     [PH_ERR_INVALID] = {"bad_request", 400},
     [PH_ERR_UNAUTHORIZED] = {"unauthorized", 401},
     [PH_ERR_BLOCKED] = {"blocked", 403},

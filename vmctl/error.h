@@ -38,5 +38,7 @@ void ph_error_clear(struct ph_error *err);
 void ph_error_prefix(struct ph_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The API's code and HTTP status of a failure of this kind. PH_ERR_NONE
+ * (an error never filled in) counts as internal: 500. */
 const char *ph_error_code(enum ph_error_kind kind);
 int ph_error_http_status(enum ph_error_kind kind);

@@ -51,7 +51,7 @@ static int qmp_read_message(struct qmp *q, int64_t deadline, json_t **out, struc
             size_t ncap = q->cap ? q->cap * 2 : 16384;
             char *nb = realloc(q->buf, ncap);
             if (!nb)
-                return -ENOMEM;
+                return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
             q->buf = nb;
             q->cap = ncap;
         }
@@ -79,7 +79,7 @@ static int qmp_send(struct qmp *q, json_t *msg, struct ph_error *err)
 {
     _cleanup_free_ char *s = json_dumps(msg, JSON_COMPACT);
     if (!s)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     size_t len = strlen(s), off = 0;
     while (off < len) {
         ssize_t n = send(q->fd, s + off, len - off, MSG_NOSIGNAL);
@@ -100,7 +100,7 @@ int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **ret, 
     int r;
 
     if (!msg)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if (args)
         json_object_set(msg, "arguments", args);
     r = qmp_send(q, msg, err);
@@ -143,7 +143,7 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **out, struct ph_er
     strcpy(sa.sun_path, path);
     q = calloc(1, sizeof(*q));
     if (!q)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         r = ph_error_set(err, PH_ERR_UNAVAILABLE, -errno, "cannot connect to QMP at %s: %s", path,

@@ -194,10 +194,10 @@ static int conn_connect(struct vm_ssh *s, struct ssh_conn *c, int timeout_ms, st
     ssh_key pinned = s->pinned;
     pthread_mutex_unlock(&s->lock);
     if (!keypath)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     sess = ssh_new();
     if (!sess)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     ssh_options_set(sess, SSH_OPTIONS_HOST, s->host);
     ssh_options_set(sess, SSH_OPTIONS_PORT, &s->port);
     ssh_options_set(sess, SSH_OPTIONS_USER, s->user);
@@ -427,7 +427,7 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
 
     buf = malloc(SSH_IO_CHUNK);
     if (!buf) {
-        r = -ENOMEM;
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto out;
     }
     for (;;) {
@@ -444,7 +444,7 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
                 size_t before = b->len;
                 got = true;
                 if (growbuf_append(b, buf, (size_t)n) < 0) {
-                    r = -ENOMEM;
+                    r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
                     goto out;
                 }
                 /* What the result keeps is what is streamed. */
@@ -482,7 +482,7 @@ int vm_ssh_exec(void *data, const char *command, const struct run_request *req,
     res->err_truncated = errb.truncated;
     if (growbuf_finish(&out, &res->out, &res->out_len) < 0 ||
         growbuf_finish(&errb, &res->err, &res->err_len) < 0) {
-        r = -ENOMEM;
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto out;
     }
     out.data = errb.data = NULL;
@@ -609,7 +609,8 @@ int vm_ssh_get_file(struct vm_ssh *s, const char *path, char **data, size_t *len
     f = sftp_open(sftp, path, O_RDONLY, 0);
     buf = malloc(SSH_IO_CHUNK);
     if (!f || !buf) {
-        r = f ? -ENOMEM : sftp_errno_error(sftp, "read", path, err);
+        r = f ? ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory")
+              : sftp_errno_error(sftp, "read", path, err);
         goto out;
     }
     for (;;) {
@@ -621,7 +622,7 @@ int vm_ssh_get_file(struct vm_ssh *s, const char *path, char **data, size_t *len
         if (n == 0)
             break;
         if (growbuf_append(&b, buf, (size_t)n) < 0) {
-            r = -ENOMEM;
+            r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
             goto out;
         }
         if (b.truncated) {
@@ -629,8 +630,9 @@ int vm_ssh_get_file(struct vm_ssh *s, const char *path, char **data, size_t *len
             goto out;
         }
     }
-    r = growbuf_finish(&b, data, len);
-    if (r == 0)
+    if (growbuf_finish(&b, data, len) < 0)
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
+    else
         b.data = NULL;
 out:
     if (f)

@@ -151,7 +151,7 @@ static int gen_keypair(const char *priv_path, const char *pub_path, char **pub_l
     }
     chmod(priv_path, 0600);
     if (asprintf(pub_line, "ssh-ed25519 %s porthole\n", b64) < 0) {
-        r = -ENOMEM;
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto out;
     }
     r = write_file(pub_path, *pub_line, strlen(*pub_line), 0644);
@@ -175,7 +175,7 @@ static int vm_write_config(struct vm *vm, const struct vm_spec *spec, struct ph_
         if (f)
             fclose(f);
         free(buf);
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     }
     /* The id as a host name: '_' (valid in ids) is not in a DNS label. */
     char host[sizeof(vm->id)];
@@ -291,7 +291,7 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
                             spec->image_dir, vm_kind_flavour(spec->kind));
     vm = vm_alloc(state_dir, id, spec->kind);
     if (!vm)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     vm->accel = spec->accel;
     if (spec->reuse_run_dir) {
         _cleanup_free_ char *disk = run_path(vm, "disk.qcow2");
@@ -320,7 +320,7 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
                             *hk = run_path(vm, "host_key"), *hkp = run_path(vm, "host_key.pub"),
                             *ak = run_path(vm, "authorized_keys");
         if (!ck || !ckp || !hk || !hkp || !ak) {
-            r = -ENOMEM;
+            r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
             goto fail;
         }
         r = gen_keypair(ck, ckp, &pub, err);
@@ -355,7 +355,7 @@ int vm_new(const char *state_dir, const char *id, const struct vm_spec *spec, st
         if ((spec->template_dir ? asprintf(&backing, "%s/disk.qcow2", spec->template_dir)
                                 : asprintf(&backing, "%s/rootfs.img", real)) < 0 ||
             (spec->disk_mib > 0 && asprintf(&size, "%dM", spec->disk_mib) < 0)) {
-            r = -ENOMEM;
+            r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
             goto fail;
         }
         char *argv[] = {
@@ -415,10 +415,9 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
     if (!realpath(spec->image_dir, real))
         return ph_error_set(err, PH_ERR_UNAVAILABLE, -ENOENT, "image dir %s is gone",
                             spec->image_dir);
-    if (asprintf(&kernel, "%s/vmlinuz", real) < 0 || asprintf(&initrd, "%s/initrd.img", real) < 0)
-        return -ENOMEM;
-    if (!disk || !qmp || !ser || !serlog || !pidf || !cfg || !hk || !ak || !log)
-        return -ENOMEM;
+    if (asprintf(&kernel, "%s/vmlinuz", real) < 0 || asprintf(&initrd, "%s/initrd.img", real) < 0 ||
+        !disk || !qmp || !ser || !serlog || !pidf || !cfg || !hk || !ak || !log)
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
 
     struct qemu_opts o = {
         .accel = spec->accel,
@@ -448,12 +447,12 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
         /* A snapshot's RAM is in its saved state, a template's in its
          * memory file. */
         if (asprintf(&mem, "%s/" VM_TEMPLATE_MEMORY, spec->template_dir) < 0)
-            return -ENOMEM;
+            return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         if (access(mem, F_OK) == 0)
             o.mem_file = mem;
     }
     if (spec->template_build && !mem)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     if (vm->vnc_socket) {
         o.vnc_socket = vm->vnc_socket;
         o.screen_width = spec->screen_width > 0 ? spec->screen_width : VM_SCREEN_WIDTH;
@@ -466,7 +465,7 @@ static int vm_spawn_qemu(struct vm *vm, const struct vm_spec *spec, struct ph_er
 
     char **argv = qemu_build_argv(&o);
     if (!argv)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     unlink(qmp);
     unlink(ser);
     unlink(pidf);
@@ -492,7 +491,7 @@ int vm_start(struct vm *vm, const struct vm_spec *spec, struct ph_error *err)
     int r = -EIO;
 
     if (!qmp_path)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     /* A forwarded port taken between our probe and QEMU's bind makes QEMU
      * fail; pick fresh ports and try again. */
     for (int attempt = 0; attempt < VM_SPAWN_ATTEMPTS; attempt++) {
@@ -689,7 +688,7 @@ int vm_wait_ready(struct vm *vm, const char *marker, int timeout_ms, struct ph_e
         }
     }
     if (vm_ssh_ensure(vm) < 0)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     int64_t left = deadline - now_ms();
     /* The ports reopened are a stopped VM's, booted again. */
     return vm_connect_guest(vm, left > 5000 ? (int)left : 5000, err);
@@ -1165,7 +1164,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     int r;
 
     if (!vm)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     vm->ssh_port = ssh_port;
     vm->cdp_port = cdp_port;
     r = vm_read_pidfile(vm, &vm->pid);
@@ -1180,7 +1179,7 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     }
     qmp_path = run_path(vm, "qmp.sock");
     if (!qmp_path) {
-        r = -ENOMEM;
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto fail;
     }
     r = qmp_connect(qmp_path, 5000, &q, err);
@@ -1192,8 +1191,10 @@ int vm_attach(const char *state_dir, const char *id, enum vm_kind kind, int ssh_
     qmp_free(q);
     if (r < 0)
         goto fail;
-    if ((r = vm_ssh_ensure(vm)) < 0)
+    if (vm_ssh_ensure(vm) < 0) {
+        r = ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         goto fail;
+    }
     {
         _cleanup_free_ char *ref = run_path(vm, "template");
         if (ref)
@@ -1307,7 +1308,7 @@ int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct
     int r;
 
     if (!f)
-        return -ENOMEM;
+        return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
     fputs("# written by porthole: the sandbox's environment variables\n", f);
     /* The guest init's file also names the egress proxy, the only way
      * out: a guest booted with one keeps it. */
@@ -1329,7 +1330,7 @@ int vm_set_env(struct vm *vm, const struct vm_env_var *env, size_t n_env, struct
         if (!q) {
             fclose(f);
             free(buf);
-            return -ENOMEM;
+            return ph_error_set(err, PH_ERR_INTERNAL, -ENOMEM, "out of memory");
         }
         fprintf(f, "export %s=%s\n", env[i].name, q);
     }

@@ -19,8 +19,10 @@
 #include <libwebsockets.h>
 
 #include "http.h"
+#include "http_private.h"
 #include "work.h"
 
+#include "alloc_fail.h"
 #include "check.h"
 
 /* CHECK with the failing case spelled out, for table-driven checks. */
@@ -208,6 +210,24 @@ static void test_static_paths(void)
     CHECKF(!http_static_path_ok("a b.js"), "space");
 }
 
+/* What an error reply is made of when the error was never filled in. */
+static void test_error_fallback(void)
+{
+    size_t len = 0;
+    char *body;
+
+    CHECK(ph_error_http_status(PH_ERR_NONE) == 500);
+    CHECK_STR(ph_error_code(PH_ERR_NONE), "internal");
+    CHECK(ph_error_http_status(PH_ERR_CONFLICT) == 409);
+    body = http_error_body("conflict", "", &len);
+    CHECK_STR(body, "{\"error\":{\"code\":\"conflict\",\"message\":\"internal error\"}}");
+    CHECK(body && len == strlen(body));
+    free(body);
+    body = http_error_body("internal", NULL, &len);
+    CHECK_STR(body, "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}");
+    free(body);
+}
+
 static void test_json_body(void)
 {
     struct ph_error err;
@@ -243,6 +263,18 @@ static void test_json_body(void)
     BODY("{\"a\":1,\"a\":2}");
     memset(&err, 0, sizeof(err));
     CHECKF(!http_json_body(&req, &err) && err.kind == PH_ERR_INVALID, "duplicate keys refused");
+    /* No memory for the {} of an empty body. */
+    alloc_fail_hook_jansson();
+    for (long n = 1; n <= 2; n++) {
+        BODY("");
+        memset(&err, 0, sizeof(err));
+        alloc_fail_after(n);
+        v = http_json_body(&req, &err);
+        alloc_fail_after(0);
+        CHECKF(!v && err.kind == PH_ERR_INTERNAL && strcmp(err.message, "out of memory") == 0,
+               "empty body, allocation %ld failing: \"%s\"", n, err.message);
+        json_decref(v);
+    }
 #undef BODY
 }
 
@@ -283,6 +315,27 @@ static void done_reply(void *data)
 static void noop(void *data)
 {
     (void)data;
+}
+
+/* Replies with an error nobody filled in, as a handler whose callee forgot
+ * to would: none at all, a kind alone. */
+static void h_unset(struct http_req *req, void *data)
+{
+    struct ph_error err = {0};
+    if (strcmp(req->params[0], "null") == 0) {
+        http_reply_error(req, NULL);
+        return;
+    }
+    if (strcmp(req->params[0], "kind") == 0)
+        err.kind = PH_ERR_CONFLICT;
+    http_reply_error(req, &err);
+}
+
+/* A WebSocket endpoint that refuses with a kind and no message. */
+static int ws_refuse_unset(void *data, struct lws *wsi, const char *path, struct ph_error *err)
+{
+    err->kind = PH_ERR_LIMIT;
+    return -EIO;
 }
 
 static void h_deferred(struct http_req *req, void *data)
@@ -532,8 +585,15 @@ static void test_churn(void)
 
 static void test_server(void)
 {
-    struct http_server_opts o = {
-        .port = 0, .admin_token = TOKEN, .max_body = 64, .n_threads = 2, .max_queued = 8};
+    static const struct lws_protocols ws_protocols[] = {
+        {.name = "test-ws", .callback = lws_callback_http_dummy}, {0}};
+    struct http_server_opts o = {.port = 0,
+                                 .admin_token = TOKEN,
+                                 .max_body = 64,
+                                 .n_threads = 2,
+                                 .max_queued = 8,
+                                 .extra_protocols = ws_protocols,
+                                 .ws_upgrade = ws_refuse_unset};
     struct ph_error err = {0};
     pthread_t t;
     char req[4096], *resp;
@@ -553,6 +613,8 @@ static void test_server(void)
     CHECKF(http_route(srv, HTTP_GET, "/v1/stream/{n}", HTTP_ROUTE_PUBLIC, 0, h_stream, NULL) == 0,
            "route");
     CHECKF(http_route(srv, HTTP_GET, "/v1/flood/{n}", HTTP_ROUTE_PUBLIC, 0, h_flood, NULL) == 0,
+           "route");
+    CHECKF(http_route(srv, HTTP_GET, "/v1/unset/{how}", HTTP_ROUTE_PUBLIC, 0, h_unset, NULL) == 0,
            "route");
     port = http_server_port(srv);
     CHECKF(port > 0, "port %d", port);
@@ -578,6 +640,17 @@ static void test_server(void)
     expect("DELETE /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 405, "method_not_allowed");
     expect("GET /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 200, "cache-control: no-store");
     expect("GET /v1/echo/abc HTTP/1.1\r\nHost: t\r\n\r\n", 200, "content-type: application/json");
+
+    /* An error nobody filled in still says something, and is no 200. */
+    expect("GET /v1/unset/none HTTP/1.1\r\nHost: t\r\n\r\n", 500,
+           "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}");
+    expect("GET /v1/unset/null HTTP/1.1\r\nHost: t\r\n\r\n", 500, "\"message\":\"internal error\"");
+    expect("GET /v1/unset/kind HTTP/1.1\r\nHost: t\r\n\r\n", 409,
+           "{\"error\":{\"code\":\"conflict\",\"message\":\"internal error\"}}");
+    expect("GET /v1/ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Protocol: test-ws\r\n\r\n",
+           429, "{\"error\":{\"code\":\"limit_exceeded\",\"message\":\"internal error\"}}");
 
     /* Auth. */
     expect("POST /v1/echo/abc HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}", 401,
@@ -687,6 +760,7 @@ int main(void)
     test_range();
     test_query();
     test_static_paths();
+    test_error_fallback();
     test_json_body();
     test_server();
     CHECK_DONE();

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_fail.h"
 #include "check.h"
 #include "params.h"
 #include "utf8.h"
@@ -57,6 +58,40 @@ static void bad_path(const char *path, const char *needle)
                 err.message, needle);
         check_failures++;
     }
+}
+
+/* Parses body with allocation n failing, for every n until none fails: a
+ * parse that an allocation failure cut short says so, and none goes on
+ * without what it could not allocate. */
+static void out_of_memory(const char *text, bool browser)
+{
+    json_t *j = J(text);
+    long n;
+
+    for (n = 1; n < 1000; n++) {
+        struct sandbox_params sp;
+        struct browser_params bp;
+        struct ph_error err = {0};
+        alloc_fail_after(n);
+        int r = browser ? browser_params_parse(j, &bp, &err) : sandbox_params_parse(j, &sp, &err);
+        bool fired = alloc_fail_fired();
+        alloc_fail_after(0);
+        if (r == 0 && browser)
+            browser_params_done(&bp);
+        else if (r == 0)
+            sandbox_params_done(&sp);
+        if (!fired) {
+            CHECK(r == 0);
+            break;
+        }
+        if (r == 0 || err.kind != PH_ERR_INTERNAL || strcmp(err.message, "out of memory") != 0) {
+            fprintf(stderr, "%s with allocation %ld failing: r=%d kind %d \"%s\"\n", text, n, r,
+                    err.kind, err.message);
+            check_failures++;
+        }
+    }
+    CHECK(n > 1 && n < 1000);
+    json_decref(j);
 }
 
 int main(void)
@@ -318,5 +353,14 @@ int main(void)
     CHECK(utf8_unfinished("\xf0\x9f\x98\x80", 4) == 0);
     CHECK(utf8_unfinished("ab", 2) == 0 && utf8_unfinished("", 0) == 0);
     CHECK(utf8_unfinished("\xff", 1) == 0); /* starts nothing: replaced, not kept */
+
+    alloc_fail_hook_jansson();
+    out_of_memory("{}", false);
+    out_of_memory("{\"env_vars\": {\"A\": \"1\", \"B\": \"2\"}, "
+                  "\"allowed_domains\": [\"a.test\", \"*.b.test\"]}",
+                  false);
+    out_of_memory("{\"mode\": \"live\", \"env_vars\": {\"A\": \"1\"}, "
+                  "\"allowed_domains\": [\"c.test\"]}",
+                  true);
     CHECK_DONE();
 }
