@@ -655,6 +655,9 @@ def json_routes(t):
         Route("ports", "POST", "/v1/sandboxes/%s/ports" % sb,
               {"guest_port": 8080, "guest_loopback": False}, PORT_FIELDS,
               required=("guest_port",)),
+        # Parsed before the session is looked up, unlike a computer-use
+        # action's body (media.c finds the live session first): that one
+        # would only meet a 404 here, and fuzz_computer covers its parser.
         Route("fork", "POST", "/v1/browser/sessions/%s/fork" % NO_SESSION, {"count": 1},
               FORK_FIELDS),
         # Never "initialize", and no Mcp-Session-Id: no session is made.
