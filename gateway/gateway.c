@@ -340,6 +340,14 @@ int gateway_main(const struct gateway_opts *o)
     enum vm_accel requested;
     _cleanup_free_ char *db_path = NULL, *info_path = NULL, *info = NULL;
 
+    /* Before any thread exists (state_open starts the database's
+     * writer), so that every thread inherits the mask: a thread that
+     * left SIGTERM unblocked would take it and end the process at once. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     lws_set_log_level(LLL_ERR | LLL_WARN | LLL_USER, NULL);
     if (parse_listen(o->listen ? o->listen : GATEWAY_DEFAULT_LISTEN, host, sizeof(host), &port) <
         0) {
@@ -410,12 +418,6 @@ int gateway_main(const struct gateway_opts *o)
         fprintf(stderr, "porthole gateway: out of memory\n");
         goto out;
     }
-    /* Before any thread exists, so that every thread inherits the mask. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     struct http_server_opts hopts = {
         .static_dir = gw.web_root[0] ? gw.web_root : NULL,
         .listen_addr = host,

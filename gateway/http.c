@@ -338,6 +338,25 @@ char *http_error_body(const char *code, const char *message, size_t *len)
     return s;
 }
 
+char *http_error_response(int status, const char *reason, const char *code, const char *message,
+                          const char *extra, size_t *len)
+{
+    size_t body_len = 0;
+    _cleanup_free_ char *body = http_error_body(code, message, &body_len);
+    char *out = NULL;
+
+    if (!body)
+        return NULL;
+    int n = asprintf(&out,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
+                     status, reason, body_len, extra ? extra : "", body);
+    if (n < 0)
+        return NULL;
+    *len = (size_t)n;
+    return out;
+}
+
 static void reply_error_code(struct http_req_full *r, int status, const char *code,
                              const char *message, const char *extra)
 {
@@ -523,14 +542,25 @@ static int req_method(struct lws *wsi, enum http_method *m, int *uri_token_len)
     return -1; /* OPTIONS; CONNECT never gets here, lws makes it raw */
 }
 
+/* Whether the request has header t: lws gives one that is there but
+ * empty the length of an absent one, and only its first fragment tells
+ * them apart. */
+static bool hdr_present(struct lws *wsi, enum lws_token_indexes t)
+{
+    char c;
+    return lws_hdr_total_length(wsi, t) > 0 || lws_hdr_copy_fragment(wsi, &c, 1, t, 0) == 0;
+}
+
 static int req_copy_headers(struct http_req_full *r, struct lws *wsi)
 {
     for (size_t i = 0; i < N_KEPT_HEADERS; i++) {
-        int n = kept_headers[i].token >= 0
-                    ? lws_hdr_total_length(wsi, (enum lws_token_indexes)kept_headers[i].token)
-                    : lws_hdr_custom_length(wsi, kept_headers[i].custom,
-                                            (int)strlen(kept_headers[i].custom));
-        if (n < 0 || (n == 0 && kept_headers[i].token >= 0))
+        bool known = kept_headers[i].token >= 0;
+        enum lws_token_indexes t = (enum lws_token_indexes)kept_headers[i].token;
+        int n = known ? lws_hdr_total_length(wsi, t)
+                      : lws_hdr_custom_length(wsi, kept_headers[i].custom,
+                                              (int)strlen(kept_headers[i].custom));
+        /* "Content-Length:" is no length, rather than no header. */
+        if (n < 0 || (n == 0 && known && !hdr_present(wsi, t)))
             continue;
         if (n > HTTP_MAX_HEADER_VALUE)
             return -E2BIG;
@@ -547,8 +577,46 @@ static int req_copy_headers(struct http_req_full *r, struct lws *wsi)
         }
         v[c] = '\0';
         r->headers[i] = v;
+        /* lws keeps a NUL byte inside a value, where whatever reads it
+         * would stop ("Content-Length: 2\0junk" read as 2). */
+        if (strlen(v) != (size_t)c)
+            return -EINVAL;
     }
     return 0;
+}
+
+/* "Content-Length : 5" (a space before the colon) is an unknown header
+ * to lws, so a body so framed would be read as the next request; RFC 9112
+ * (5.1) asks for a 400 for any field name followed by whitespace. lws
+ * keeps unknown names as sent: the framing headers are looked up with
+ * the usual gaps. */
+static bool framing_header_spaced(struct lws *wsi)
+{
+    static const char *const names[] = {"content-length", "transfer-encoding"};
+    static const char *const gaps[] = {" :", "\t:", "  :", " \t:", "\t\t:"};
+    char name[32];
+
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        for (size_t g = 0; g < ARRAY_SIZE(gaps); g++) {
+            int n = snprintf(name, sizeof(name), "%s%s", names[i], gaps[g]);
+            if (lws_hdr_custom_length(wsi, name, n) >= 0)
+                return true;
+        }
+    return false;
+}
+
+/* Whether the request line ended in a version this server speaks. lws
+ * serves any other line (no version, "HTTP/2.0", "FOO/1.1", one cut at
+ * an encoded CR or LF in its target) as HTTP/1.0. */
+static bool req_version_ok(struct lws *wsi)
+{
+    char version[16];
+
+    /* h2 streams have no request line. */
+    if (lws_get_network_wsi(wsi) != wsi)
+        return true;
+    return lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_HTTP) > 0 &&
+           http_version_ok(version);
 }
 
 /* The query items lws decoded, NUL-separated, into buf (HTTP_MAX_QUERY
@@ -844,6 +912,23 @@ static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *
         return 0;
     }
 
+    /* Each of these leaves the framing of what follows unknown: the
+     * connection closes after the reply. */
+    const char *why = NULL;
+    if (hr == -EINVAL)
+        why = "a request header holds a NUL byte";
+    else if (hr < 0)
+        why = "request header too large";
+    else if (!req_version_ok(wsi))
+        why = "malformed request line: it must end in HTTP/1.1";
+    else if (framing_header_spaced(wsi))
+        why = "whitespace between a header's name and its colon";
+    if (why) {
+        r->resp.close_after = true;
+        req_reject(r, hr < 0 && hr != -EINVAL ? PH_ERR_TOO_LARGE : PH_ERR_INVALID, NULL, "%s", why);
+        return 0;
+    }
+
     /* Whether a body follows decides whether the connection survives an
      * early error reply, so work it out first. */
     const char *cl = http_header(&r->pub, "content-length");
@@ -861,10 +946,13 @@ static int on_request(struct http_server *s, struct lws *wsi, struct http_conn *
                           : "chunked request bodies are not supported; send Content-Length");
         return 0;
     }
-    if (hr < 0) {
-        req_reject(r, PH_ERR_TOO_LARGE, NULL, "request header too large");
-        return 0;
-    }
+    /* RFC 9112 (6.3) gives a request without Content-Length or
+     * Transfer-Encoding no body, but lws 4.1 reads whatever follows a
+     * POST, PUT or PATCH without one as its body: a next request on the
+     * connection would be lost in it. */
+    if (!cl && method_known &&
+        (r->pub.method == HTTP_POST || r->pub.method == HTTP_PUT || r->pub.method == HTTP_PATCH))
+        r->resp.close_after = true;
 
     /* uri is decoded by lws; a shorter string than lws's token means a
      * decoded NUL cut it. */
@@ -1173,7 +1261,7 @@ static void on_closed(struct http_conn *conn)
 /* Writes a complete small response from inside a callback (no WRITEABLE
  * round trip), as lws's own lws_return_http_status does. */
 static int write_now(struct http_server *s, struct lws *wsi, int status, const char *code,
-                     const char *message)
+                     const char *message, const char *extra)
 {
     size_t len = 0;
     char *body = http_error_body(code, message, &len);
@@ -1189,7 +1277,7 @@ static int write_now(struct http_server *s, struct lws *wsi, int status, const c
         lws_add_http_header_content_length(wsi, len, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_http_header(wsi, &p, end))
+        add_extra_headers(wsi, extra, &p, end) < 0 || lws_finalize_http_header(wsi, &p, end))
         goto out;
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
         goto out;
@@ -1202,11 +1290,48 @@ out:
     return r;
 }
 
+/* A header of an upgrade request into buf (len bytes), or NULL when it is
+ * absent or longer. */
+static const char *hdr_or_null(struct lws *wsi, enum lws_token_indexes t, char *buf, size_t len)
+{
+    if (!hdr_present(wsi, t) || lws_hdr_copy(wsi, buf, (int)len, t) < 0)
+        return NULL;
+    return buf;
+}
+
+/* A CONNECT request: lws has made the connection a raw tunnel on this
+ * protocol (the vhost's first); the gateway is no proxy. The refusal goes
+ * out as raw bytes, and the connection closes. */
+static int refuse_connect(struct http_server *s, struct lws *wsi)
+{
+    size_t len = 0;
+    _cleanup_free_ char *resp = http_error_response(
+        405, "Method Not Allowed", "method_not_allowed", "CONNECT is not served: this is no proxy",
+        "Allow: GET, HEAD, POST, PUT, DELETE, PATCH\r\n", &len);
+
+    if (resp && len <= HTTP_CHUNK) {
+        memcpy(s->scratch + LWS_PRE, resp, len);
+        lws_write(wsi, s->scratch + LWS_PRE, len, LWS_WRITE_RAW);
+    }
+    return -1;
+}
+
+/* Answers an upgrade that goes no further; what the CONFIRM_UPGRADE
+ * callback returns then (> 0: the response is written, the transaction
+ * over). */
+static int upgrade_refuse(struct http_server *s, struct lws *wsi, int status, const char *code,
+                          const char *message, const char *extra)
+{
+    http_conn_request_end(s, wsi);
+    return write_now(s, wsi, status, code, message, extra) < 0 ? -1 : 1;
+}
+
 /* lws asks whichever protocol the connection is bound to at the time: ours
  * after an HTTP transaction on it, else the vhost's default protocol, whose
  * callback is wrapped for this. */
 static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char *upgrade)
 {
+    const char *invalid = ph_error_code(PH_ERR_INVALID);
     struct ph_error err = {0};
     char path[HTTP_MAX_PATH];
     int n;
@@ -1214,16 +1339,25 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
     /* h2c: lws's HTTP/2 needs flow-control-aware writes this server does
      * not do (large bodies stall), and no real client needs cleartext h2. */
     if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
-        return write_now(s, wsi, 400, ph_error_code(PH_ERR_INVALID),
-                         "protocol upgrades other than WebSocket are not supported; use HTTP/1.1") <
-                       0
-                   ? -1
-                   : 1;
+        return upgrade_refuse(
+            s, wsi, 400, invalid,
+            "protocol upgrades other than WebSocket are not supported; use HTTP/1.1", NULL);
     n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
     if (n <= 0 || (size_t)n != strlen(path))
-        return write_now(s, wsi, 400, ph_error_code(PH_ERR_INVALID), "invalid request path") < 0
-                   ? -1
-                   : 1;
+        return upgrade_refuse(s, wsi, 400, invalid, "invalid request path", NULL);
+    /* lws itself upgrades any Sec-WebSocket-Version (as 13), and closes
+     * without a word on a missing key: the handshake is checked first. */
+    char hv[16], host[256], conn[256], key[64], wv[16];
+    int hr = http_ws_handshake_check(hdr_or_null(wsi, WSI_TOKEN_HTTP, hv, sizeof(hv)),
+                                     hdr_or_null(wsi, WSI_TOKEN_HOST, host, sizeof(host)),
+                                     hdr_or_null(wsi, WSI_TOKEN_CONNECTION, conn, sizeof(conn)),
+                                     hdr_or_null(wsi, WSI_TOKEN_KEY, key, sizeof(key)),
+                                     hdr_or_null(wsi, WSI_TOKEN_VERSION, wv, sizeof(wv)), &err);
+    if (hr == -EPROTONOSUPPORT)
+        return upgrade_refuse(s, wsi, 426, "upgrade_required", err.message,
+                              "Sec-WebSocket-Version: 13\r\n");
+    if (hr < 0)
+        return upgrade_refuse(s, wsi, 400, invalid, err.message, NULL);
     /* Without a default protocol, lws would bind a subprotocol-less
      * upgrade to the HTTP protocol. */
     if (!s->ws_upgrade ||
@@ -1236,12 +1370,8 @@ static int on_confirm_upgrade(struct http_server *s, struct lws *wsi, const char
     } else if (err.kind == PH_ERR_NONE) {
         ph_error_set(&err, PH_ERR_NOT_FOUND, -ENOENT, "no WebSocket endpoint here");
     }
-    http_conn_request_end(s, wsi);
-    /* > 0 tells lws the response is written and the transaction is over. */
-    return write_now(s, wsi, ph_error_http_status(err.kind), ph_error_code(err.kind), err.message) <
-                   0
-               ? -1
-               : 1;
+    return upgrade_refuse(s, wsi, ph_error_http_status(err.kind), ph_error_code(err.kind),
+                          err.message, NULL);
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -1316,6 +1446,15 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return on_confirm_upgrade(s, wsi, in);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return 1; /* a client naming "http" as its subprotocol */
+
+    /* Only a CONNECT request turns a connection raw on this protocol. */
+    case LWS_CALLBACK_RAW_ADOPT:
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_RAW_RX:
+        return 0; /* what a tunnel would have carried */
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return refuse_connect(s, wsi);
 
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -1455,6 +1594,7 @@ int http_server_new(const struct http_server_opts *o, struct http_server **out,
     info.max_http_header_data = HTTP_LWS_HEADER_DATA;
     info.keepalive_timeout = 60;
     info.timeout_secs = 30;
+    info.timeout_secs_ah_idle = HTTP_HEAD_TIMEOUT_S;
     if (o->ws_default_protocol) {
         if (!(s->ws_default_protocol = strdup(o->ws_default_protocol)))
             goto oom;

@@ -57,11 +57,23 @@
  *  - A refused connection reads "HTTP/1.1 429" (over its client's bound)
  *    or "503" (table full) with a JSON error body and Connection: close
  *    (a plain close over TLS). Refusals are logged once a burst.
+ *  - A request head must arrive whole within HTTP_HEAD_TIMEOUT_S of its
+ *    first byte, or the connection closes. libwebsockets' lenient parser
+ *    reads a few malformed heads as unfinished (a header line without a
+ *    colon, an obs-fold, a control byte in a value): those end that way,
+ *    without an answer.
  *
  * lws decodes the request line itself: "%zz"-style escapes are refused by
  * lws with 403 before any route sees them, "+" in the path becomes a space,
  * "/./" and "/../" are collapsed, and %2F becomes a '/' (so it can never
- * hide inside a capture). */
+ * hide inside a capture). What lws lets through that a strict server
+ * would not is refused here with 400 and a close: a version other than
+ * HTTP/1.x (or none, as when an encoded CR or LF cut the line), a NUL in a
+ * kept header, whitespace before the colon of Content-Length or
+ * Transfer-Encoding, a WebSocket handshake RFC 6455 does not describe (426
+ * for another Sec-WebSocket-Version). CONNECT gets a 405. A POST, PUT or
+ * PATCH without Content-Length has no body, and its connection closes
+ * after the reply (lws would read the next request as that body). */
 #pragma once
 
 #include <jansson.h>
@@ -90,6 +102,7 @@ const char *http_method_name(enum http_method m);
 #define HTTP_DEFAULT_MAX_CONNECTIONS 256
 #define HTTP_DEFAULT_MAX_CONNECTIONS_PER_CLIENT 64
 #define HTTP_DEFAULT_UNAUTHENTICATED_TIMEOUT_S 10
+#define HTTP_HEAD_TIMEOUT_S 10 /* a request head from its first byte to its end */
 
 /* Allocated by the server and handed to the handler; private state follows
  * it in memory. Everything here stays valid until the reply. */
@@ -303,3 +316,14 @@ const char *http_query_find(const char *args, size_t len, const char *name);
 /* True when a /static/ sub-path is safe to open below static_dir: segments
  * of [A-Za-z0-9._-] not starting with '.', no empty segment. */
 bool http_static_path_ok(const char *rel);
+/* The HTTP-version of a request line, as the client wrote it: "HTTP/1."
+ * and one digit (a minor version above 1 is served as HTTP/1.1). */
+bool http_version_ok(const char *version);
+/* The parts of a WebSocket upgrade request RFC 6455 (4.2.1) asks for,
+ * each as received or NULL when absent: HTTP/1.1 or later, a Host, a
+ * Connection naming "upgrade", a Sec-WebSocket-Key of 16 bytes in base64
+ * and Sec-WebSocket-Version 13. Returns 0, -EINVAL (err: a 400) or
+ * -EPROTONOSUPPORT for another version (answered 426 with
+ * "Sec-WebSocket-Version: 13"). */
+int http_ws_handshake_check(const char *http_version, const char *host, const char *connection,
+                            const char *key, const char *ws_version, struct ph_error *err);

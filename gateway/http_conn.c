@@ -359,27 +359,20 @@ static void shed(struct http_server *s, size_t victim, int64_t now)
 static void conn_refuse(struct http_server *s, int fd, int status, const char *reason,
                         const struct ph_error *err)
 {
-    char head[256];
     size_t len = 0;
 
     if (s->tls)
         return; /* the client expects a TLS handshake: only a close is clean */
-    _cleanup_free_ char *body = http_error_body(ph_error_code(err->kind), err->message, &len);
-    if (!body)
+    _cleanup_free_ char *resp = http_error_response(status, reason, ph_error_code(err->kind),
+                                                    err->message, "Retry-After: 1\r\n", &len);
+    if (!resp)
         return;
-    int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nCache-Control: no-store\r\nRetry-After: 1\r\n"
-                      "Connection: close\r\n\r\n",
-                      status, reason, len);
     /* What the client sent already is read first: closing with unread
      * data sends a reset, which might overtake the reply. */
     for (int i = 0; i < 4 && recv(fd, s->scratch, HTTP_CHUNK, MSG_DONTWAIT) > 0; i++)
         ;
     /* A fresh socket's send buffer takes these few hundred bytes whole. */
-    struct iovec iov[2] = {{head, (size_t)hl}, {body, len}};
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
-    (void)sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)send(fd, resp, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 bool http_conn_admit(struct http_server *s, int fd, struct http_listener *via)

@@ -1,6 +1,7 @@
 /* The pure parsers behind the HTTP server: route patterns and matching,
  * Range headers, stored query strings, static file paths, the bearer
- * token of an Authorization header and the actor named beside it. */
+ * token of an Authorization header and the actor named beside it, the
+ * request line's version and a WebSocket upgrade's headers. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,61 @@ bool http_static_path_ok(const char *rel)
             return false;
         seglen++;
     }
+}
+
+bool http_version_ok(const char *v)
+{
+    return v && strncmp(v, "HTTP/1.", 7) == 0 && v[7] >= '0' && v[7] <= '9' && v[8] == '\0';
+}
+
+/* Whether list, a comma-separated header value, holds token (any case). */
+static bool list_has_token(const char *list, const char *token)
+{
+    size_t tl = strlen(token);
+
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = strchrnul(p, ',');
+        size_t n = (size_t)(end - p);
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == tl && strncasecmp(p, token, tl) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* 16 bytes in base64: 22 characters of the alphabet and "==". */
+static bool ws_key_ok(const char *key)
+{
+    if (!key || strlen(key) != 24 || strcmp(key + 22, "==") != 0)
+        return false;
+    for (size_t i = 0; i < 22; i++)
+        if (!((key[i] >= 'A' && key[i] <= 'Z') || (key[i] >= 'a' && key[i] <= 'z') ||
+              (key[i] >= '0' && key[i] <= '9') || key[i] == '+' || key[i] == '/'))
+            return false;
+    return true;
+}
+
+int http_ws_handshake_check(const char *http_version, const char *host, const char *connection,
+                            const char *key, const char *ws_version, struct ph_error *err)
+{
+    if (!http_version_ok(http_version) || strcmp(http_version, "HTTP/1.0") == 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "a WebSocket upgrade needs HTTP/1.1");
+    if (!host || !*host)
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL, "a WebSocket upgrade needs a Host");
+    if (!list_has_token(connection, "upgrade"))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "a WebSocket upgrade needs Connection: Upgrade");
+    if (!ws_key_ok(key))
+        return ph_error_set(err, PH_ERR_INVALID, -EINVAL,
+                            "Sec-WebSocket-Key must be 16 bytes in base64");
+    if (!ws_version || strcmp(ws_version, "13") != 0)
+        return ph_error_set(err, PH_ERR_INVALID, -EPROTONOSUPPORT,
+                            "only WebSocket version 13 is served (Sec-WebSocket-Version: 13)");
+    return 0;
 }
 
 const char *http_bearer_token(const char *authz)

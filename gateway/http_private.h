@@ -214,6 +214,11 @@ struct http_req_full *http_req_full(struct http_req *req);
 /* {"error": {"code", "message"}} as compact JSON (malloc'd), or NULL. An
  * empty or NULL message becomes "internal error". */
 char *http_error_body(const char *code, const char *message, size_t *len);
+/* A whole error response with that body and "Connection: close" (extra:
+ * complete header lines, or NULL), for a connection lws does not speak
+ * HTTP on: malloc'd, *len bytes, or NULL. */
+char *http_error_response(int status, const char *reason, const char *code, const char *message,
+                          const char *extra, size_t *len);
 /* Digits to a number, no sign or overflow (http_parse.c). */
 bool http_parse_u64(const char **s, uint64_t *out);
 /* The token after "Bearer " in an Authorization header, or NULL. */

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { e2eTest } from './lib/e2e.mjs';
 import { CdpClient, connectPlaywright, devtoolsUrl, disconnect, getJson, openWebSocket } from './lib/cdp.mjs';
-import { RfbClient } from './lib/rfb_client.mjs';
+import { RfbClient, vncUrl } from './lib/rfb_client.mjs';
 import { sleep, waitFor } from './lib/util.mjs';
 
 const REFUSED = [401, 403, 404];
@@ -20,14 +20,6 @@ function tokenOf(url) {
 function wrong(token) {
   const last = token[token.length - 1];
   return token.slice(0, -1) + (last === 'a' ? 'b' : 'a');
-}
-
-/** ws(s)://HOST/vnc/ID/TOKEN for a /live/ID/TOKEN page URL. */
-function vncUrl(liveUrl) {
-  const u = new URL(liveUrl);
-  const m = /^\/live\/([^/]+)\/([^/]+)$/.exec(u.pathname);
-  assert.ok(m, `live URL ${liveUrl} is /live/ID/TOKEN`);
-  return `${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}/vnc/${m[1]}/${m[2]}`;
 }
 
 async function refused(promise, what) {

@@ -6,6 +6,9 @@
  *   's' PATH                 a /static/ sub-path
  *   'a' TEXT                 an Authorization header and an actor name
  *   'b' BYTES                what a client sent first, peeked for its token
+ *   'w' FIELDS               a WebSocket upgrade's HTTP version, Host,
+ *                            Connection, key and version, '\n'-separated
+ *                            ("\x01" for an absent one)
  * Whatever the bytes: no crash, no read or write past a buffer, and what a
  * parser accepts is what its contract in http.h says. */
 #include <errno.h>
@@ -236,6 +239,52 @@ static void peek_bearer(char *s)
     }
 }
 
+/* Whether list, a comma-separated header value, names token (any case). */
+static bool lists(const char *list, const char *token)
+{
+    size_t tl = strlen(token);
+    for (const char *p = list; (p = strcasestr(p, token)); p++) {
+        const char *before = p, *after = p + tl;
+        while (before > list && (before[-1] == ' ' || before[-1] == '\t'))
+            before--;
+        while (*after == ' ' || *after == '\t')
+            after++;
+        if ((before == list || before[-1] == ',') && (*after == '\0' || *after == ','))
+            return true;
+    }
+    return false;
+}
+
+static void handshake(char *s)
+{
+    char *f[5] = {NULL};
+    struct ph_error err = {0};
+
+    for (int i = 0; i < 5; i++) {
+        f[i] = s;
+        s = strchrnul(s, '\n');
+        if (*s)
+            *s++ = '\0';
+        if (strcmp(f[i], "\x01") == 0)
+            f[i] = NULL;
+    }
+    int r = http_ws_handshake_check(f[0], f[1], f[2], f[3], f[4], &err);
+    REQUIRE(r == 0 || r == -EINVAL || r == -EPROTONOSUPPORT);
+    if (r < 0) {
+        REQUIRE(err.kind == PH_ERR_INVALID && err.message[0]);
+        return;
+    }
+    /* What it lets through is what RFC 6455 (4.2.1) describes. */
+    REQUIRE(http_version_ok(f[0]) && strcmp(f[0], "HTTP/1.0") != 0);
+    REQUIRE(f[1] && f[1][0]);
+    REQUIRE(f[2] && lists(f[2], "upgrade"));
+    REQUIRE(f[3] && strlen(f[3]) == 24 && strcmp(f[3] + 22, "==") == 0);
+    for (int i = 0; i < 22; i++)
+        REQUIRE(
+            strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", f[3][i]));
+    REQUIRE(f[4] && strcmp(f[4], "13") == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -259,6 +308,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 'b':
         peek_bearer(s);
+        break;
+    case 'w':
+        handshake(s);
         break;
     default:
         break;

@@ -342,6 +342,57 @@ def start_gateway(port):
             sup.wait()
 
 
+def start_private_gateway(scratch, config, token=TOKEN):
+    """A gateway of a test's own on scratch/state, on a free loopback port,
+    with config, logging to scratch/gateway.log; returns (process, port)
+    once it said it is ready on its --ready-fd. For gateways that boot
+    nothing (no pool, no templates) or whose guests the test deletes; stop
+    it with stop_private_gateway."""
+    os.makedirs(scratch, exist_ok=True)
+    cfg_path = os.path.join(scratch, "config.json")
+    log_path = os.path.join(scratch, "gateway.log")
+    write_atomic(cfg_path, json.dumps(config))
+    rfd, wfd = os.pipe()
+    with open(log_path, "ab") as logf:
+        p = subprocess.Popen(
+            [EXE, "gateway", "--state-dir", os.path.join(scratch, "state"),
+             "--listen", "127.0.0.1:0", "--config", cfg_path, "--ready-fd", str(wfd)],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(wfd,),
+            env=dict(os.environ, PORTHOLE_TOKEN=token))
+    os.close(wfd)
+    with os.fdopen(rfd) as ready:
+        line = ready.readline()
+    if not line.startswith("ready "):
+        p.wait(timeout=30)
+        raise TestFailure("gateway did not start (status %s)\n%s" %
+                          (p.returncode, tail(log_path)))
+    return p, int(line.split()[1].rsplit(":", 1)[1])
+
+
+def stop_private_gateway(p, grace_s=30):
+    """SIGTERM, SIGKILL after grace_s; p.returncode says how it ended."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def sanitizer_reports(log_path, offset=0):
+    """ASan, LSan and UBSan report lines in a gateway log from offset on."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [l for l in text.splitlines()
+            if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or
+            "runtime error:" in l]
+
+
 def stop_own_gateway(proc, port, token, dirs):
     """Stops a gateway a test started itself (proc: its Popen): deletes its
     sandboxes, SIGTERM (SIGKILL after 60 s), then kills any QEMU left under
@@ -350,12 +401,7 @@ def stop_own_gateway(proc, port, token, dirs):
         listed = request(port, "GET", "/v1/sandboxes", token=token).json()
         for s in listed.get("sandboxes", []):
             request(port, "DELETE", "/v1/sandboxes/" + s["id"], token=token)
-    proc.send_signal(signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(60)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    stop_private_gateway(proc, grace_s=60)
     for pid in [p for d in dirs for p in qemu_pids(d)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

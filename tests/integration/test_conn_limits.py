@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -33,39 +32,6 @@ SCRATCH = os.path.join(fixture.SCRATCH, "conn-limits")
 LOG = os.path.join(SCRATCH, "gateway.log")
 TOKEN = fixture.TOKEN
 ADMIN = {"Authorization": "Bearer " + TOKEN}
-
-
-def start_gateway(config):
-    """A gateway on a free port with config; returns (process, port) once it
-    said it is ready on its --ready-fd."""
-    os.makedirs(SCRATCH, exist_ok=True)
-    cfg_path = os.path.join(SCRATCH, "config.json")
-    fixture.write_atomic(cfg_path, json.dumps(config))
-    rfd, wfd = os.pipe()
-    with open(LOG, "ab") as logf:
-        p = subprocess.Popen(
-            [fixture.EXE, "gateway", "--state-dir", os.path.join(SCRATCH, "state"),
-             "--listen", "127.0.0.1:0", "--config", cfg_path, "--ready-fd", str(wfd)],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(wfd,),
-            env=dict(os.environ, PORTHOLE_TOKEN=TOKEN))
-    os.close(wfd)
-    with os.fdopen(rfd) as ready:
-        line = ready.readline()
-    if not line.startswith("ready "):
-        p.wait(timeout=30)
-        raise fixture.TestFailure("gateway did not start (status %s)\n%s" %
-                                  (p.returncode, fixture.tail(LOG)))
-    return p, int(line.split()[1].rsplit(":", 1)[1])
-
-
-def stop_gateway(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def connect():
@@ -306,10 +272,10 @@ def test_config_keys_checked():
 
 def test_clean_exit():
     # After all that, SIGTERM ends it cleanly (ASan's leak check included).
-    stop_gateway(gateway)
+    fixture.stop_private_gateway(gateway)
     check_eq(gateway.returncode, 0, "the gateway's exit status")
-    check(not log_lines("ERROR: AddressSanitizer") and not log_lines("runtime error:"),
-          "sanitizer reports in %s", LOG)
+    reports = fixture.sanitizer_reports(LOG)
+    check(not reports, "sanitizer reports in %s: %s", LOG, reports[:5])
 
 
 def write_config(cfg):
@@ -320,7 +286,7 @@ def write_config(cfg):
 
 if os.path.exists(LOG):
     os.unlink(LOG)
-gateway, port = start_gateway({
+gateway, port = fixture.start_private_gateway(SCRATCH, {
     "browser_pool": 0,
     "templates": False,
     "max_connections": MAX_CONNECTIONS,
@@ -332,4 +298,4 @@ try:
                  test_unauthenticated_time_out, test_per_client_bound, test_config_keys_checked,
                  test_clean_exit])
 finally:
-    stop_gateway(gateway)
+    fixture.stop_private_gateway(gateway)

@@ -179,6 +179,61 @@ static void test_range(void)
     }
 }
 
+static void test_versions(void)
+{
+    static const struct {
+        const char *v;
+        bool ok;
+    } cases[] = {
+        {"HTTP/1.1", true}, {"HTTP/1.0", true}, {"HTTP/1.2", true},    {"HTTP/2.0", false},
+        {"HTTP/1", false},  {"HTTP/11", false}, {"http/1.1", false},   {"HTTP/1.1 ", false},
+        {"", false},        {"FOO/1.1", false}, {"HTTP/1.x", false},   {"HTTP/0.9", false},
+        {NULL, false},      {"HTTP/", false},   {"HTTP/1.1.1", false}, {"HTTPS/1.1", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        CHECKF(http_version_ok(cases[i].v) == cases[i].ok, "version \"%s\"",
+               cases[i].v ? cases[i].v : "(null)");
+}
+
+static void test_ws_handshake(void)
+{
+    static const char *const key = "dGhlIHNhbXBsZSBub25jZQ==";
+    static const struct {
+        const char *http, *host, *conn, *key, *version;
+        int r;
+    } cases[] = {
+        {"HTTP/1.1", "h", "Upgrade", key, "13", 0},
+        {"HTTP/1.1", "h", "keep-alive, Upgrade", key, "13", 0},
+        {"HTTP/1.1", "h", "upgrade ,close", key, "13", 0},
+        {"HTTP/1.2", "h", "UPGRADE", key, "13", 0},
+        {"HTTP/1.0", "h", "Upgrade", key, "13", -EINVAL},
+        {NULL, "h", "Upgrade", key, "13", -EINVAL},
+        {"HTTP/1.1", NULL, "Upgrade", key, "13", -EINVAL},
+        {"HTTP/1.1", "", "Upgrade", key, "13", -EINVAL},
+        {"HTTP/1.1", "h", NULL, key, "13", -EINVAL},
+        {"HTTP/1.1", "h", "close", key, "13", -EINVAL},
+        {"HTTP/1.1", "h", "upgraded", key, "13", -EINVAL},
+        {"HTTP/1.1", "h", "no-upgrade", key, "13", -EINVAL},
+        {"HTTP/1.1", "h", "Upgrade", NULL, "13", -EINVAL},
+        {"HTTP/1.1", "h", "Upgrade", "", "13", -EINVAL},
+        {"HTTP/1.1", "h", "Upgrade", "AAAAAAAAAAA=", "13", -EINVAL},
+        {"HTTP/1.1", "h", "Upgrade", "dGhlIHNhbXBsZSBub25jZQ=", "13", -EINVAL},
+        {"HTTP/1.1", "h", "Upgrade", "dGhlIHNhbXBsZSBub25jZQ==x", "13", -EINVAL},
+        {"HTTP/1.1", "h", "Upgrade", "dGhlIHNhbXBsZSBub25j!Q==", "13", -EINVAL},
+        {"HTTP/1.1", "h", "Upgrade", key, NULL, -EPROTONOSUPPORT},
+        {"HTTP/1.1", "h", "Upgrade", key, "8", -EPROTONOSUPPORT},
+        {"HTTP/1.1", "h", "Upgrade", key, "13, 8", -EPROTONOSUPPORT},
+        {"HTTP/1.1", "h", "Upgrade", key, "013", -EPROTONOSUPPORT},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ph_error err = {0};
+        int r = http_ws_handshake_check(cases[i].http, cases[i].host, cases[i].conn, cases[i].key,
+                                        cases[i].version, &err);
+        CHECKF(r == cases[i].r, "handshake %zu gave %d, want %d", i, r, cases[i].r);
+        CHECKF(r == 0 || (err.kind == PH_ERR_INVALID && err.message[0]), "handshake %zu: error", i);
+    }
+}
+
 static void test_query(void)
 {
     static const char args[] = "id=1\0idx=2\0flag\0empty=\0id=3\0eq=a=b\0sp=a b";
@@ -469,6 +524,17 @@ static int connect_server(void)
     return fd;
 }
 
+/* A request that holds NUL bytes: len bytes of data. */
+static char *roundtrip_bytes(const char *data, size_t len)
+{
+    int fd = connect_server();
+    if (fd < 0)
+        return NULL;
+    char *r = write(fd, data, len) == (ssize_t)len ? roundtrip_on(fd, "", 1) : NULL;
+    close(fd);
+    return r;
+}
+
 static char *roundtrip(const char *request)
 {
     int fd = connect_server();
@@ -499,6 +565,54 @@ static void expect(const char *request, int status, const char *needle)
 }
 
 #define AUTH "Authorization: Bearer " TOKEN "\r\n"
+
+#define WS_HEADERS                                                                                 \
+    "Host: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"                                     \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+
+/* What lws lets through that the server refuses itself (http.h). */
+static void test_strict(void)
+{
+    expect("GET /v1/echo/a HTTP/2.0\r\nHost: t\r\n\r\n", 400, "malformed request line");
+    expect("GET /v1/echo/a FOO/1.1\r\nHost: t\r\n\r\n", 400, "connection: close");
+    expect("GET /v1/echo/a\r\nHost: t\r\n\r\n", 400, "malformed request line");
+    expect("GET /v1/echo/a HTTP/1.2\r\nHost: t\r\n\r\n", 200, "\"params\":[\"a\"]");
+    /* lws ends the request line at an encoded CR: no version is left. */
+    expect("GET /v1/echo/a%0d%0aX HTTP/1.1\r\nHost: t\r\n\r\n", 400, "malformed request line");
+    expect("GET /v1/echo/a?q=x%0Ay HTTP/1.1\r\nHost: t\r\n\r\n", 400, "malformed request line");
+    expect("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: t\r\n\r\n", 405, "method_not_allowed");
+    expect("POST /v1/echo/a HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length:\r\n\r\n{}", 400,
+           "invalid Content-Length");
+    expect("POST /v1/echo/a HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length : 2\r\n\r\n{}", 400,
+           "whitespace between");
+    expect("POST /v1/echo/a HTTP/1.1\r\nHost: t\r\n" AUTH "Transfer-Encoding\t: chunked\r\n\r\n"
+           "2\r\n{}\r\n0\r\n\r\n",
+           400, "whitespace between");
+    static const char nul[] = "GET /v1/echo/a HTTP/1.1\r\nHost: t\r\nAccept: a\0b\r\n\r\n";
+    char *resp = roundtrip_bytes(nul, sizeof(nul) - 1);
+    CHECKF(status_of(resp) == 400 && strstr(resp, "NUL byte"), "a NUL in a header: %s",
+           resp ? resp : "(nothing)");
+    free(resp);
+    /* A POST without Content-Length has no body; lws would take the next
+     * request for one, so the reply closes the connection instead of
+     * leaving that request unanswered. */
+    resp = roundtrip("POST /v1/echo/a HTTP/1.1\r\nHost: t\r\n" AUTH "\r\n"
+                     "GET /v1/echo/b HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECKF(status_of(resp) == 200 && strstr(resp, "connection: close"),
+           "a POST without Content-Length: %s", resp ? resp : "(nothing)");
+    free(resp);
+
+    /* Upgrades: the handshake is checked before any endpoint's decision. */
+    expect("GET /v1/echo/a HTTP/1.1\r\n" WS_HEADERS "Sec-WebSocket-Version: 13\r\n\r\n", 404,
+           "no WebSocket endpoint here");
+    expect("GET /v1/echo/a HTTP/1.1\r\n" WS_HEADERS "Sec-WebSocket-Version: 8\r\n\r\n", 426,
+           "sec-websocket-version: 13");
+    expect("GET /v1/echo/a HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n",
+           400, "Sec-WebSocket-Key");
+    expect("GET /v1/echo/a HTTP/1.0\r\n" WS_HEADERS "Sec-WebSocket-Version: 13\r\n\r\n", 400,
+           "needs HTTP/1.1");
+}
 
 /* Waits until at most n streams are running or queued. */
 static void wait_floods(int n)
@@ -733,6 +847,8 @@ static void test_server(void)
 
     test_churn();
     expect("GET /v1/echo/churned HTTP/1.1\r\nHost: t\r\n\r\n", 200, "\"params\":[\"churned\"]");
+    test_strict();
+    expect("GET /v1/echo/strict HTTP/1.1\r\nHost: t\r\n\r\n", 200, "\"params\":[\"strict\"]");
 
     http_server_stop(srv);
     pthread_join(t, NULL);
@@ -759,6 +875,8 @@ int main(void)
     test_match();
     test_range();
     test_query();
+    test_versions();
+    test_ws_handshake();
     test_static_paths();
     test_error_fallback();
     test_json_body();
