@@ -12,16 +12,8 @@ import { e2eTest } from './lib/e2e.mjs';
 import { connectPlaywright, disconnect } from './lib/cdp.mjs';
 import { qemuPids } from './lib/gateway.mjs';
 import { ffprobe, recordings } from './lib/media.mjs';
-import { RfbClient } from './lib/rfb_client.mjs';
+import { RfbClient, vncUrl } from './lib/rfb_client.mjs';
 import { sleep, waitFor } from './lib/util.mjs';
-
-/** ws(s)://HOST/vnc/ID/TOKEN for a /live/ID/TOKEN page URL. */
-function vncUrl(liveUrl) {
-  const u = new URL(liveUrl);
-  const m = u.pathname.match(/^\/live\/([^/]+)\/([^/]+)/);
-  assert.ok(m, `live_url shape: ${liveUrl}`);
-  return `${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}/vnc/${m[1]}/${m[2]}`;
-}
 
 e2eTest('QEMU killed under a live session: error with a reason, clients closed, recording ended',
         async ({ gw, pages, sessions }) => {
