@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,12 +95,39 @@ static json_t *rec_meta_load(const char *path)
     return json_loads(text, 0, NULL);
 }
 
+/* A sidecar takes this much room on disk, spaces after its JSON: when
+ * the disk is full (the recording filled it), its last update still fits
+ * in place, so a failed recording does not go on being listed active. */
+#define REC_META_RESERVE 4096
+
 static int rec_meta_save(const char *path, json_t *meta)
 {
     _cleanup_free_ char *text = json_dumps(meta, JSON_COMPACT);
+    char *padded;
+    size_t len;
+    int r;
+
     if (!text)
         return -ENOMEM;
-    return write_file_atomic(path, text, strlen(text), 0600);
+    len = strlen(text);
+    if (len < REC_META_RESERVE && (padded = realloc(text, REC_META_RESERVE))) {
+        text = padded;
+        memset(text + len, ' ', REC_META_RESERVE - 1 - len);
+        text[REC_META_RESERVE - 1] = '\n';
+        len = REC_META_RESERVE;
+    }
+    r = write_file_atomic(path, text, len, 0600);
+    if (r == 0)
+        return 0;
+    /* No room for a new file: overwrite the old one's reserved bytes. */
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size < len ||
+        pwrite(fd, text, len, 0) != (ssize_t)len) {
+        lwsl_err("recording sidecar %s: cannot save it (%s)\n", path, strerror(-r));
+        return r;
+    }
+    return 0;
 }
 
 /* One recording on disk, as rec_walk finds it. */

@@ -45,11 +45,18 @@ static int av_to_errno(int averr)
     return -EIO;
 }
 
+/* A full disk is the storage's state, not a fault of the recorder: the
+ * caller is told to come back (503), not that something broke. */
+static enum ph_error_kind io_kind(int neg_errno)
+{
+    return neg_errno == -ENOSPC || neg_errno == -EDQUOT ? PH_ERR_UNAVAILABLE : PH_ERR_INTERNAL;
+}
+
 static int av_fail(struct ph_error *err, int averr, const char *what)
 {
     char buf[AV_ERROR_MAX_STRING_SIZE];
     av_strerror(averr, buf, sizeof(buf));
-    return ph_error_set(err, PH_ERR_INTERNAL, av_to_errno(averr), "%s: %s", what, buf);
+    return ph_error_set(err, io_kind(av_to_errno(averr)), av_to_errno(averr), "%s: %s", what, buf);
 }
 
 /* Removes what a failed open left behind, but never a device or a link:
@@ -175,7 +182,8 @@ int rec_encoder_open(const char *path, int width, int height, int fps, struct re
 
     r = avio_open(&e->oc->pb, path, AVIO_FLAG_WRITE);
     if (r < 0) {
-        r = ph_error_set(err, PH_ERR_INTERNAL, av_to_errno(r), "open %s: %s", path, av_err2str(r));
+        r = ph_error_set(err, io_kind(av_to_errno(r)), av_to_errno(r), "open %s: %s", path,
+                         av_err2str(r));
         encoder_free(e);
         return r;
     }
