@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { e2eTest } from './lib/e2e.mjs';
 import { CdpClient, openWebSocket } from './lib/cdp_raw.mjs';
 import { RfbClient, vncUrl } from './lib/rfb_client.mjs';
-import { sleep } from './lib/util.mjs';
+import { prng, sleep } from './lib/util.mjs';
 
 const SEED = Number(process.env.PORTHOLE_MALFORMED_SEED || 20240611);
 const CLOSE_WITHIN_MS = 5000;  // a refusal
@@ -23,18 +23,6 @@ const ANSWER_WITHIN_MS = 10_000; // an update after a filtered message
 const WAIT_MS = 1500;          // a cut message: nothing breaks meanwhile
 // Server-to-client message types (RFC 6143 7.6 and QEMU's extensions).
 const SERVER_TYPES = new Set([0, 1, 2, 3, 150, 248, 250, 255]);
-
-/** mulberry32: a small seeded generator, so that runs compare. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const u8 = (...b) => Buffer.from(b);
 const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16BE(v & 0xffff); return b; };

@@ -11,26 +11,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { OwnGateway } from './lib/gateway.mjs';
-import { CdpClient, connectPlaywright, disconnect } from './lib/cdp.mjs';
-import { ffprobe, recordings, screenshot } from './lib/media.mjs';
+import { CdpClient } from './lib/cdp.mjs';
+import { NOISE, ffprobe, recordings, screenshot, setPage } from './lib/media.mjs';
 import { waitFor } from './lib/util.mjs';
 
 const CONFIG = { browser_pool: 0, max_sandboxes: 2 };
 const TMPFS_SIZE = '4m';
 
-// Every frame different, all over the screen: H.264 cannot make it small.
-const NOISE = `<style>html,body{margin:0;height:100%;overflow:hidden;cursor:none}</style>
-<canvas id="c"></canvas><script>
-const c = document.getElementById('c'), g = c.getContext('2d');
-c.width = innerWidth; c.height = innerHeight;
-const img = g.createImageData(c.width, c.height);
-(function frame() {
-  const d = new Uint32Array(img.data.buffer);
-  for (let i = 0; i < d.length; i++) d[i] = (Math.random() * 0xffffffff) | 0xff000000;
-  g.putImageData(img, 0, 0);
-  requestAnimationFrame(frame);
-})();
-</script>`;
 
 const isRoot = process.getuid?.() === 0;
 
@@ -47,15 +34,7 @@ test('a full disk ends a recording failed, and the gateway goes on', { timeout: 
     const s = await gw.createSession({ mode: 'live' });
     sessionId = s.session_id;
     const base = `/v1/browser/sessions/${sessionId}/recordings`;
-    {
-      const { browser, page } = await connectPlaywright(s.cdp_url);
-      try {
-        await page.bringToFront();
-        await page.setContent(NOISE, { timeout: 120_000 });
-      } finally {
-        await disconnect(browser);
-      }
-    }
+    await setPage(s.cdp_url, NOISE);
 
     const rec = (await gw.api('POST', base, {}, { expect: [201] })).body;
     const ended = await waitFor(async () => {

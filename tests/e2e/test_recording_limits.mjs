@@ -10,36 +10,13 @@ import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { OwnGateway, pidAlive } from './lib/gateway.mjs';
-import { connectPlaywright, disconnect } from './lib/cdp.mjs';
-import { ffprobe, recordings, videoStream } from './lib/media.mjs';
+import { NOISE, ffprobe, recordings, setPage, videoStream } from './lib/media.mjs';
 import { sleep, waitFor } from './lib/util.mjs';
 
 const CONFIG = { browser_pool: 0, max_sandboxes: 2, recording_total_mib: 1 };
 const MIB = 1 << 20;
 
-// Every frame different, all over the screen: H.264 cannot make it small.
-const NOISE = `<style>html,body{margin:0;height:100%;overflow:hidden;cursor:none}</style>
-<canvas id="c"></canvas><script>
-const c = document.getElementById('c'), g = c.getContext('2d');
-c.width = innerWidth; c.height = innerHeight;
-const img = g.createImageData(c.width, c.height);
-(function frame() {
-  const d = new Uint32Array(img.data.buffer);
-  for (let i = 0; i < d.length; i++) d[i] = (Math.random() * 0xffffffff) | 0xff000000;
-  g.putImageData(img, 0, 0);
-  requestAnimationFrame(frame);
-})();
-</script>`;
 
-async function setPage(cdpUrl, html) {
-  const { browser, page } = await connectPlaywright(cdpUrl);
-  try {
-    await page.bringToFront();
-    await page.setContent(html, { timeout: 120_000 });
-  } finally {
-    await disconnect(browser);
-  }
-}
 
 const recPath = (gw, sid, rid) => path.join(gw.stateDir, 'recordings', sid, `${rid}.mp4`);
 

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { OwnGateway, stopPid } from './lib/gateway.mjs';
-import { connectPlaywright, disconnect } from './lib/cdp.mjs';
 import {
-  colourName, ffprobe, png, recordings, runsOf, sampleColours, screenshot, topLevelBoxes, videoStream,
+  colourName, ffprobe, png, recordings, runsOf, sampleColours, screenshot, setPage, topLevelBoxes,
+  videoStream,
 } from './lib/media.mjs';
 import { sleep, waitFor } from './lib/util.mjs';
 
@@ -38,14 +38,7 @@ test('SIGTERM to the gateway finalizes a running recording', { timeout: 1_500_00
 
     // Red on the screen for the last ~5 s before the signal: the end of the
     // recording, the part a careless shutdown loses, must hold it.
-    const { browser, page } = await connectPlaywright(s.cdp_url);
-    try {
-      await page.bringToFront();
-      await page.setContent('<style>html,body{margin:0;height:100%;background:#f00;cursor:none}</style>',
-                            { timeout: 120_000 });
-    } finally {
-      await disconnect(browser);
-    }
+    await setPage(s.cdp_url, '<style>html,body{margin:0;height:100%;background:#f00;cursor:none}</style>');
     await waitFor(async () => {
       const img = png((await screenshot(gw, sessionId)).png);
       return colourName(img.pixel(img.width * 0.3, img.height * 0.7)) === 'red';

@@ -18,22 +18,11 @@
 // pick another corpus and URLHOST_DIFF_SHOW how many disagreements are
 // printed (20). Exits 1 on any disagreement.
 import { spawnSync } from 'node:child_process';
+import { prng } from '../e2e/lib/util.mjs';
 
 const SPECIAL_PORTS = { http: '80', https: '443', ws: '80', wss: '443', ftp: '21' };
 
 // ---- the corpus --------------------------------------------------------
-
-// mulberry32: small, seedable, the same on every node.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Bytes that are not UTF-8 travel as Buffers; everything else as strings.
 const raw = (...bytes) => Buffer.from(bytes);

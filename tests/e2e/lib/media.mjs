@@ -3,6 +3,7 @@
 // walking, and finding colours in desktop screenshots.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { connectPlaywright, disconnect } from './cdp.mjs';
 import { colorNear, decodePng, isPng } from './png.mjs';
 
 const run = promisify(execFile);
@@ -210,4 +211,31 @@ export async function viewportOrigin(page) {
     outerHeight: window.outerHeight,
     dpr: window.devicePixelRatio,
   }));
+}
+
+// ---- pages for recordings ---------------------------------------------------
+
+// Every frame different, all over the screen: H.264 cannot make it small.
+export const NOISE = `<style>html,body{margin:0;height:100%;overflow:hidden;cursor:none}</style>
+<canvas id="c"></canvas><script>
+const c = document.getElementById('c'), g = c.getContext('2d');
+c.width = innerWidth; c.height = innerHeight;
+const img = g.createImageData(c.width, c.height);
+(function frame() {
+  const d = new Uint32Array(img.data.buffer);
+  for (let i = 0; i < d.length; i++) d[i] = (Math.random() * 0xffffffff) | 0xff000000;
+  g.putImageData(img, 0, 0);
+  requestAnimationFrame(frame);
+})();
+</script>`;
+
+/** Puts html on the session's screen (its page brought to the front). */
+export async function setPage(cdpUrl, html) {
+  const { browser, page } = await connectPlaywright(cdpUrl);
+  try {
+    await page.bringToFront();
+    await page.setContent(html, { timeout: 120_000 });
+  } finally {
+    await disconnect(browser);
+  }
 }

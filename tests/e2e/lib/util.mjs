@@ -54,3 +54,15 @@ export async function canvasCentrePixel(page) {
   const scale = shot.width / page.viewportSize().width; // device pixel ratio
   return shot.pixel((box.x + box.width / 2) * scale, (box.y + box.height * 0.7) * scale);
 }
+
+/** mulberry32: a small seeded generator, the same on every node, so that runs compare. */
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
