@@ -22,11 +22,18 @@ const TMPFS_SIZE = '4m';
 const isRoot = process.getuid?.() === 0;
 
 test('a full disk ends a recording failed, and the gateway goes on', { timeout: 1_500_000, skip: !isRoot && 'needs root to mount a tmpfs' },
-     async () => {
+     async (t) => {
   const own = await OwnGateway.fresh('state-diskfull', CONFIG);
   const recDir = path.join(own.stateDir, 'recordings');
   mkdirSync(recDir, { recursive: true });
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE},mode=0700`, 'porthole-test-diskfull', recDir]);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE},mode=0700`, 'porthole-test-diskfull', recDir],
+                 { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    // Root without the right to mount (some containers): nothing to test on.
+    t.skip(`cannot mount a tmpfs here: ${String(e.stderr || e.message).trim()}`);
+    return;
+  }
   let sessionId = null;
   let passed = false;
   try {
